@@ -1,0 +1,1254 @@
+/*
+ * crd.c — the coordinator.
+ *
+ * State machine (the wal_kind_t values, ordered by progress):
+ *
+ *   ACTIVE -> PREPARING -> COMMITTING -> COMMITTED (END, forgotten)
+ *   ACTIVE | PREPARING  -> ABORTING   -> ABORTED   (END, forgotten)
+ *
+ * s_transition() is the one place that changes a state; it checks the
+ * move against s_legal[] and logs it. COMMITTING is forced: no participant
+ * and no client hears COMMIT before the group commit holding that record
+ * returns (see s_after_flush()). Every other record rides the next group
+ * commit and nothing waits for it: with presumed abort, a lost ACTIVE,
+ * PREPARING or ABORTING record means "abort", which is what they say.
+ *
+ * Group commit: records produced while handling one poll round are written
+ * together by wal_flush() at the end of the round, at once if a forced
+ * record is among them, otherwise within lazy_flush_ms.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+#include "crd.h"
+#include "dtx_util.h"
+#include "dtx_wire.h"
+#include "wal.h"
+
+#define TICK_MS 20
+#define RETRY_FIRST_MS 500
+#define RETRY_MAX_MS 10000
+#define PRUNE_EVERY_MS 10000
+#define LOG_RETRY_MS 1000
+
+typedef struct {
+	uint8_t b[256];
+	size_t n;
+} s_rid_t;
+
+typedef struct {
+	const char *name;       /* from the configuration */
+	bool connected;
+	s_rid_t rid;
+	int64_t last_seen_ms;
+} s_part_t;
+
+enum { VOTE_NONE = -1 };
+
+typedef struct {
+	int part;               /* index into crd.parts; -1: no longer configured */
+	char name[64];
+	int vote;               /* VOTE_NONE, DTX_VOTE_NO, DTX_VOTE_YES */
+	bool acked;             /* phase two done for this branch */
+	int64_t next_send_ms;   /* phase two: when to (re)send the decision */
+	int backoff_ms;
+} s_branch_t;
+
+typedef struct s_tx {
+	struct s_tx *hnext;            /* hash chain */
+	struct s_tx *prev, *next;      /* in-flight list */
+	struct s_tx *flush_next;       /* awaiting the group commit of its decision */
+	uint64_t seq;
+	uint32_t epoch;
+	int state;                     /* wal_kind_t */
+	uint8_t nlog;                  /* records logged so far */
+	bool awaiting_flush;
+	bool heuristic;
+	bool recovered;
+	int64_t begun_us;
+	int64_t deadline_ms;
+	/* the client waiting for the outcome, if any */
+	bool client_waiting;
+	s_rid_t client;
+	uint64_t req_id;
+	dtx_msg_t req;                 /* owns the statements of every branch */
+	char culprit[64], sqlstate[8], reason[512];
+	uint32_t nbranches;
+	s_branch_t br[];
+} s_tx_t;
+
+struct crd {
+	crd_config_t cfg;
+	wal_t *wal;
+	void *ctx, *client, *agent, *admin;
+	volatile sig_atomic_t stop;
+	s_part_t parts[CRD_MAX_PARTICIPANTS];
+	unsigned nparts;
+	/* in-flight transactions */
+	s_tx_t **buckets;
+	size_t nbuckets, ntx;
+	s_tx_t *head;
+	s_tx_t *flush_head;            /* decisions waiting for the group commit */
+	int64_t started_us, last_flush_ms, first_lazy_ms, last_tick_ms, last_prune_ms;
+	uint64_t n_committed, n_aborted, n_heuristic, n_flushes, n_flushed;
+	char orphans[16][128];         /* branches from epochs the log never saw */
+	unsigned norphans;
+	int log_failing;               /* last group-commit error, 0 when fine */
+};
+
+/* --- names and the transition table ----------------------------------- */
+
+static bool s_legal(int from, int to)
+{
+	switch (from) {
+	case WAL_ACTIVE: return to == WAL_PREPARING || to == WAL_ABORTING;
+	case WAL_PREPARING: return to == WAL_COMMITTING || to == WAL_ABORTING;
+	case WAL_COMMITTING: return to == WAL_COMMITTED;
+	case WAL_ABORTING: return to == WAL_ABORTED;
+	}
+	return false;
+}
+
+static void s_gtid(const crd_t *self, const s_tx_t *tx, char *buf, size_t len)
+{
+	dtx_gtid_t g = {.epoch = tx->epoch, .seq = tx->seq};
+	snprintf(g.coord, sizeof(g.coord), "%s", self->cfg.id);
+	dtx_gtid_format(&g, buf, len);
+}
+
+static void s_gid(const crd_t *self, const s_tx_t *tx, uint32_t branch, char *buf, size_t len)
+{
+	dtx_gtid_t g = {.epoch = tx->epoch, .seq = tx->seq};
+	snprintf(g.coord, sizeof(g.coord), "%s", self->cfg.id);
+	dtx_gid_format(&g, branch, buf, len);
+}
+
+/* --- the in-flight table ---------------------------------------------- */
+
+static s_tx_t *s_find(crd_t *self, uint64_t seq)
+{
+	for (s_tx_t *t = self->buckets[seq & (self->nbuckets - 1)]; t; t = t->hnext)
+		if (t->seq == seq)
+			return t;
+	return NULL;
+}
+
+static int s_insert(crd_t *self, s_tx_t *tx)
+{
+	if (self->ntx + 1 > self->nbuckets) {
+		size_t nb = self->nbuckets * 2;
+		s_tx_t **b = calloc(nb, sizeof(*b));
+		if (!b)
+			return DTX_ENOMEM;
+		for (size_t i = 0; i < self->nbuckets; i++)
+			for (s_tx_t *t = self->buckets[i], *n; t; t = n) {
+				n = t->hnext;
+				t->hnext = b[t->seq & (nb - 1)];
+				b[t->seq & (nb - 1)] = t;
+			}
+		free(self->buckets);
+		self->buckets = b;
+		self->nbuckets = nb;
+	}
+	s_tx_t **slot = &self->buckets[tx->seq & (self->nbuckets - 1)];
+	tx->hnext = *slot;
+	*slot = tx;
+	tx->prev = NULL;
+	tx->next = self->head;
+	if (self->head)
+		self->head->prev = tx;
+	self->head = tx;
+	self->ntx++;
+	return 0;
+}
+
+static void s_forget(crd_t *self, s_tx_t *tx)
+{
+	s_tx_t **pp = &self->buckets[tx->seq & (self->nbuckets - 1)];
+	while (*pp != tx)
+		pp = &(*pp)->hnext;
+	*pp = tx->hnext;
+	if (tx->prev)
+		tx->prev->next = tx->next;
+	else
+		self->head = tx->next;
+	if (tx->next)
+		tx->next->prev = tx->prev;
+	self->ntx--;
+	dtx_msg_clear(&tx->req);
+	free(tx);
+}
+
+static s_tx_t *s_tx_alloc(uint32_t nbranches)
+{
+	s_tx_t *tx = calloc(1, sizeof(*tx) + nbranches * sizeof(s_branch_t));
+	if (!tx)
+		return NULL;
+	tx->nbranches = nbranches;
+	for (uint32_t i = 0; i < nbranches; i++)
+		tx->br[i].vote = VOTE_NONE;
+	return tx;
+}
+
+static int s_part_index(const crd_t *self, const char *name)
+{
+	for (unsigned i = 0; i < self->nparts; i++)
+		if (strcmp(self->parts[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* --- sending ---------------------------------------------------------- */
+
+static void s_send(void *sock, const s_rid_t *rid, const dtx_msg_t *msg)
+{
+	char *buf;
+	size_t len;
+	int rc = dtx_msg_encode(msg, &buf, &len);
+	if (rc) {
+		dtx_err("cannot encode %s: %s", dtx_msg_type_str(msg->type), dtx_strerror(rc));
+		return;
+	}
+	/* ROUTER_MANDATORY: an unknown peer fails here, and is left alone. */
+	if (zmq_send(sock, rid->b, rid->n, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+		zmq_send(sock, buf, len, ZMQ_DONTWAIT);
+	free(buf);
+}
+
+static void s_send_error(void *sock, const s_rid_t *rid, bool has_id, uint64_t id, int code,
+			 const char *text)
+{
+	dtx_msg_t m = {.type = DTX_T_ERROR, .has = DTX_F_CODE | DTX_F_TEXT, .code = code,
+		       .text = text, .id = id};
+	if (has_id)
+		m.has |= DTX_F_ID;
+	s_send(sock, rid, &m);
+}
+
+static void s_reply_client(crd_t *self, s_tx_t *tx, int status)
+{
+	char gtid[DTX_GTID_MAX];
+	dtx_msg_t m = {.type = DTX_T_OUTCOME, .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID,
+		       .id = tx->req_id, .code = status, .gtid = gtid};
+	if (!tx->client_waiting)
+		return;
+	s_gtid(self, tx, gtid, sizeof(gtid));
+	if (tx->culprit[0]) {
+		m.name = tx->culprit;
+		m.has |= DTX_F_NAME;
+	}
+	if (tx->sqlstate[0]) {
+		m.sqlstate = tx->sqlstate;
+		m.has |= DTX_F_SQLSTATE;
+	}
+	if (tx->reason[0]) {
+		m.text = tx->reason;
+		m.has |= DTX_F_TEXT;
+	}
+	s_send(self->client, &tx->client, &m);
+	tx->client_waiting = false;
+	/* Crash point: the outcome left the process. */
+	dtx_crash_point("crd.client_answered");
+}
+
+/* Send the decision to branch i if its participant is connected. */
+static void s_send_decision(crd_t *self, s_tx_t *tx, uint32_t i, int64_t now)
+{
+	s_branch_t *b = &tx->br[i];
+	char gid[200];
+	dtx_msg_t m = {.type = DTX_T_DECIDE, .has = DTX_F_GTID | DTX_F_CODE, .gtid = gid,
+		       .code = tx->state == WAL_COMMITTING ? 1 : 0};
+
+	b->backoff_ms = b->backoff_ms ? (b->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
+									   : b->backoff_ms * 2)
+				      : RETRY_FIRST_MS;
+	b->next_send_ms = now + b->backoff_ms;
+	if (b->part < 0 || !self->parts[b->part].connected)
+		return;
+	s_gid(self, tx, i, gid, sizeof(gid));
+	s_send(self->agent, &self->parts[b->part].rid, &m);
+}
+
+/* --- logging transitions ---------------------------------------------- */
+
+static int s_log(crd_t *self, s_tx_t *tx, int kind, const char *note, bool forced)
+{
+	wal_rec_t r = {.seq = tx->seq, .idx = tx->nlog, .kind = (uint8_t)kind,
+		       .epoch = tx->epoch, .at_us = dtx_wall_us(), .note = note};
+	int rc;
+
+	if (tx->nlog == 255)
+		return DTX_EFULL;
+	if (kind == WAL_ACTIVE) {
+		r.nparts = (uint8_t)tx->nbranches;
+		for (uint32_t i = 0; i < tx->nbranches; i++)
+			r.parts[i] = tx->br[i].name;
+	}
+	if ((rc = wal_append(self->wal, &r, forced)))
+		return rc;
+	if (wal_pending(self->wal) == 1)
+		self->first_lazy_ms = dtx_now_ms();
+	tx->nlog++;
+	return 0;
+}
+
+static void s_transition(crd_t *self, s_tx_t *tx, int to, const char *note)
+{
+	char gtid[DTX_GTID_MAX];
+	int rc;
+
+	s_gtid(self, tx, gtid, sizeof(gtid));
+	if (!s_legal(tx->state, to)) {
+		dtx_err("%s: refused transition %s -> %s", gtid, wal_kind_str(tx->state),
+			wal_kind_str(to));
+		return;
+	}
+	dtx_debug("%s: %s -> %s", gtid, wal_kind_str(tx->state), wal_kind_str(to));
+	tx->state = to;
+	if ((rc = s_log(self, tx, to, note, to == WAL_COMMITTING)))
+		dtx_err("%s: cannot queue %s record: %s", gtid, wal_kind_str(to), dtx_strerror(rc));
+}
+
+/* --- abort, commit, completion ---------------------------------------- */
+
+static void s_abort(crd_t *self, s_tx_t *tx, const char *culprit, const char *sqlstate,
+		    const char *reason)
+{
+	char gtid[DTX_GTID_MAX];
+	int64_t now = dtx_now_ms();
+
+	s_gtid(self, tx, gtid, sizeof(gtid));
+	snprintf(tx->culprit, sizeof(tx->culprit), "%s", culprit ? culprit : "");
+	snprintf(tx->sqlstate, sizeof(tx->sqlstate), "%s", sqlstate ? sqlstate : "");
+	snprintf(tx->reason, sizeof(tx->reason), "%s", reason);
+	dtx_info("%s: abort%s%s: %s", gtid, culprit ? " by " : "", culprit ? culprit : "", reason);
+	s_transition(self, tx, WAL_ABORTING, reason);
+	/* Presumed abort: the client may hear "aborted" before ABORTING is
+	 * durable; if we crash, recovery aborts the transaction anyway. */
+	s_reply_client(self, tx, DTX_OUTCOME_ABORTED);
+	for (uint32_t i = 0; i < tx->nbranches; i++) {
+		if (tx->br[i].vote == DTX_VOTE_NO)
+			tx->br[i].acked = true; /* rolled back locally, nothing prepared */
+		if (!tx->br[i].acked)
+			s_send_decision(self, tx, i, now);
+	}
+	dtx_crash_point("crd.abort_sent");
+}
+
+static void s_maybe_end(crd_t *self, s_tx_t *tx)
+{
+	char gtid[DTX_GTID_MAX];
+
+	if (tx->state != WAL_COMMITTING && tx->state != WAL_ABORTING)
+		return;
+	if (tx->awaiting_flush)
+		return;
+	for (uint32_t i = 0; i < tx->nbranches; i++)
+		if (!tx->br[i].acked)
+			return;
+	dtx_crash_point("crd.acks_in");
+	s_gtid(self, tx, gtid, sizeof(gtid));
+	if (tx->state == WAL_COMMITTING) {
+		s_transition(self, tx, WAL_COMMITTED, NULL);
+		self->n_committed++;
+	} else {
+		s_transition(self, tx, WAL_ABORTED, NULL);
+		self->n_aborted++;
+	}
+	dtx_info("%s: %s on every participant", gtid, wal_kind_str(tx->state));
+	s_forget(self, tx);
+}
+
+static void s_all_voted(crd_t *self, s_tx_t *tx)
+{
+	for (uint32_t i = 0; i < tx->nbranches; i++)
+		if (tx->br[i].vote != DTX_VOTE_YES)
+			return;
+	dtx_crash_point("crd.votes_in");
+	s_transition(self, tx, WAL_COMMITTING, NULL);
+	/* Nothing about this decision leaves the process until the group
+	 * commit returns: s_after_flush() sends it. */
+	tx->awaiting_flush = true;
+	tx->flush_next = self->flush_head;
+	self->flush_head = tx;
+}
+
+/* The group commit returned 0: the decisions it held are durable. */
+static void s_after_flush(crd_t *self)
+{
+	int64_t now = dtx_now_ms();
+	s_tx_t *tx = self->flush_head;
+	self->flush_head = NULL;
+
+	while (tx) {
+		s_tx_t *next = tx->flush_next;
+		tx->awaiting_flush = false;
+		tx->flush_next = NULL;
+		/* Durability point: COMMIT is on disk. A crash from here on
+		 * re-drives the commit at recovery. */
+		dtx_crash_point("crd.commit_logged");
+		s_reply_client(self, tx, DTX_OUTCOME_COMMITTED);
+		for (uint32_t i = 0; i < tx->nbranches; i++) {
+			s_send_decision(self, tx, i, now);
+			dtx_crash_point("crd.commit_sent");
+		}
+		tx = next;
+	}
+}
+
+/* --- the participant side --------------------------------------------- */
+
+static s_part_t *s_part_by_rid(crd_t *self, const s_rid_t *rid)
+{
+	for (unsigned i = 0; i < self->nparts; i++)
+		if (self->parts[i].connected && self->parts[i].rid.n == rid->n &&
+		    memcmp(self->parts[i].rid.b, rid->b, rid->n) == 0)
+			return &self->parts[i];
+	return NULL;
+}
+
+/* Resolve a branch GID to one of our in-flight transactions. *known: it
+ * is ours and the log has seen its epoch and sequence. */
+static s_tx_t *s_tx_by_gid(crd_t *self, const char *gid, uint32_t *branch, dtx_gtid_t *g,
+			   bool *ours, bool *known)
+{
+	*ours = *known = false;
+	if (dtx_gid_parse(gid, g, branch) || strcmp(g->coord, self->cfg.id) != 0)
+		return NULL;
+	*ours = true;
+	*known = g->epoch <= wal_epoch(self->wal);
+	s_tx_t *tx = s_find(self, g->seq);
+	if (tx && (tx->epoch != g->epoch || *branch >= tx->nbranches))
+		return NULL;
+	return tx;
+}
+
+static void s_on_vote(crd_t *self, s_part_t *p, const dtx_msg_t *m)
+{
+	uint32_t bi;
+	dtx_gtid_t g;
+	bool ours, known;
+	s_tx_t *tx = s_tx_by_gid(self, m->gtid, &bi, &g, &ours, &known);
+
+	if (!tx || tx->br[bi].part < 0 || &self->parts[tx->br[bi].part] != p) {
+		if (!ours)
+			return;
+		/* Presumed abort: a vote for a transaction we do not hold. */
+		if (m->code == DTX_VOTE_YES) {
+			dtx_msg_t d = {.type = DTX_T_DECIDE, .has = DTX_F_GTID | DTX_F_CODE,
+				       .gtid = m->gtid, .code = 0};
+			dtx_info("%s: vote from %s for a transaction not in flight: rollback",
+				 m->gtid, p->name);
+			s_send(self->agent, &p->rid, &d);
+		}
+		return;
+	}
+	if (tx->br[bi].vote != VOTE_NONE)
+		return; /* repeated */
+	tx->br[bi].vote = (int)m->code;
+	if (tx->state != WAL_PREPARING) {
+		if (tx->state == WAL_ABORTING && m->code == DTX_VOTE_NO) {
+			tx->br[bi].acked = true; /* nothing prepared there */
+			s_maybe_end(self, tx);
+		}
+		return; /* decided already; phase two covers this branch */
+	}
+	if (m->code == DTX_VOTE_NO) {
+		char reason[600];
+		snprintf(reason, sizeof(reason), "%s voted no: %s", p->name,
+			 (m->has & DTX_F_TEXT) ? m->text : "no reason given");
+		s_abort(self, tx, p->name, (m->has & DTX_F_SQLSTATE) ? m->sqlstate : NULL, reason);
+		s_maybe_end(self, tx);
+		return;
+	}
+	s_all_voted(self, tx);
+}
+
+static void s_on_ack(crd_t *self, s_part_t *p, const dtx_msg_t *m)
+{
+	uint32_t bi;
+	dtx_gtid_t g;
+	bool ours, known;
+	s_tx_t *tx = s_tx_by_gid(self, m->gtid, &bi, &g, &ours, &known);
+
+	if (!tx || tx->br[bi].part < 0 || &self->parts[tx->br[bi].part] != p)
+		return; /* an answer to an answer from the log: nothing to track */
+	if (tx->state != WAL_COMMITTING && tx->state != WAL_ABORTING)
+		return;
+	if (m->code == DTX_ACK_RETRY) {
+		tx->br[bi].next_send_ms = dtx_now_ms() + tx->br[bi].backoff_ms;
+		return;
+	}
+	if (tx->br[bi].acked)
+		return;
+	if (m->code == DTX_ACK_HEURISTIC) {
+		char note[WAL_NOTE_MAX];
+		snprintf(note, sizeof(note), "%s: %s", p->name,
+			 (m->has & DTX_F_TEXT) ? m->text : "branch went the other way");
+		dtx_err("%s: heuristic outcome on %s", m->gtid, note);
+		tx->heuristic = true;
+		self->n_heuristic++;
+		s_log(self, tx, WAL_HEURISTIC, note, false);
+	}
+	tx->br[bi].acked = true;
+	dtx_crash_point("crd.ack_received");
+	s_maybe_end(self, tx);
+}
+
+/* The outcome the log gives for a transaction not in flight. */
+static int s_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch, char *note, size_t len);
+
+static void s_on_indoubt(crd_t *self, s_part_t *p, const dtx_msg_t *m)
+{
+	for (uint32_t i = 0; i < m->ngids; i++) {
+		uint32_t bi;
+		dtx_gtid_t g;
+		bool ours, known;
+		s_tx_t *tx = s_tx_by_gid(self, m->gids[i], &bi, &g, &ours, &known);
+		dtx_msg_t d = {.type = DTX_T_DECIDE, .has = DTX_F_GTID | DTX_F_CODE,
+			       .gtid = m->gids[i]};
+
+		if (!ours)
+			continue;
+		if (!known) {
+			/* Presumed abort is only safe while the log is intact:
+			 * a branch from an epoch this log never had means the
+			 * log was lost or replaced. Leave it to the operator. */
+			dtx_err("%s on %s: epoch %" PRIu32 " unknown to this log (epoch %" PRIu32
+				"): left in doubt", m->gids[i], p->name, g.epoch,
+				wal_epoch(self->wal));
+			bool seen = false;
+			for (unsigned o = 0; o < self->norphans; o++)
+				seen |= strcmp(self->orphans[o], m->gids[i]) == 0;
+			if (!seen && self->norphans < 16)
+				snprintf(self->orphans[self->norphans++], 128, "%s@%s", m->gids[i],
+					 p->name);
+			continue;
+		}
+		if (tx && tx->br[bi].part >= 0 && &self->parts[tx->br[bi].part] == p) {
+			if (tx->state == WAL_ACTIVE || tx->state == WAL_PREPARING) {
+				/* Prepared is a yes vote, whether or not the VOTE
+				 * frame reached us. */
+				if (tx->br[bi].vote == VOTE_NONE) {
+					tx->br[bi].vote = DTX_VOTE_YES;
+					if (tx->state == WAL_PREPARING)
+						s_all_voted(self, tx);
+				}
+			} else if (!tx->awaiting_flush) {
+				s_send_decision(self, tx, bi, dtx_now_ms());
+			}
+			continue;
+		}
+		d.code = s_logged_outcome(self, g.seq, g.epoch, NULL, 0) == DTX_OUTCOME_COMMITTED;
+		dtx_info("%s on %s: not in flight, log says %s", m->gids[i], p->name,
+			 d.code ? "commit" : "rollback");
+		s_send(self->agent, &p->rid, &d);
+	}
+}
+
+static void s_on_hello(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
+{
+	int idx = s_part_index(self, m->name);
+	int64_t now = dtx_now_ms();
+	char text[128];
+
+	if (idx < 0) {
+		snprintf(text, sizeof(text), "participant '%s' is not in the allow-list", m->name);
+		dtx_warn("refused hello: %s", text);
+		s_send_error(self->agent, rid, false, 0, DTX_EUNKNOWNPART, text);
+		return;
+	}
+	s_part_t *p = &self->parts[idx];
+	dtx_notice("participant %s %s", p->name, p->connected ? "reconnected" : "connected");
+	p->connected = true;
+	p->rid = *rid;
+	p->last_seen_ms = now;
+	dtx_msg_t w = {.type = DTX_T_WELCOME, .has = DTX_F_TEXT, .text = self->cfg.id};
+	s_send(self->agent, rid, &w);
+	/* Phase two owed to this participant goes out now. */
+	for (s_tx_t *tx = self->head; tx; tx = tx->next) {
+		if ((tx->state != WAL_COMMITTING && tx->state != WAL_ABORTING) || tx->awaiting_flush)
+			continue;
+		for (uint32_t i = 0; i < tx->nbranches; i++)
+			if (tx->br[i].part == idx && !tx->br[i].acked) {
+				tx->br[i].backoff_ms = 0;
+				s_send_decision(self, tx, i, now);
+			}
+	}
+}
+
+static void s_on_agent(crd_t *self, const s_rid_t *rid, const void *data, size_t len)
+{
+	dtx_msg_t m;
+	char why[256];
+	int rc = dtx_msg_decode(data, len, &m, why, sizeof(why));
+
+	if (rc) {
+		dtx_warn("agent frame refused: %s", why);
+		s_send_error(self->agent, rid, false, 0, rc, why);
+		return;
+	}
+	if (m.type == DTX_T_HELLO) {
+		s_on_hello(self, rid, &m);
+		goto out;
+	}
+	s_part_t *p = s_part_by_rid(self, rid);
+	if (!p) {
+		s_send_error(self->agent, rid, false, 0, DTX_ENOTREG, "say HELLO first");
+		goto out;
+	}
+	p->last_seen_ms = dtx_now_ms();
+	switch (m.type) {
+	case DTX_T_VOTE: s_on_vote(self, p, &m); break;
+	case DTX_T_ACK: s_on_ack(self, p, &m); break;
+	case DTX_T_INDOUBT: s_on_indoubt(self, p, &m); break;
+	case DTX_T_PING: {
+		dtx_msg_t pong = {.type = DTX_T_PONG};
+		s_send(self->agent, rid, &pong);
+		break;
+	}
+	default:
+		dtx_warn("participant %s sent an unexpected %s", p->name, dtx_msg_type_str(m.type));
+		s_send_error(self->agent, rid, false, 0, DTX_EPROTO, "unexpected message type");
+	}
+out:
+	dtx_msg_clear(&m);
+}
+
+/* --- the client side -------------------------------------------------- */
+
+static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
+{
+	char text[256], gtid[DTX_GTID_MAX];
+	uint64_t seq;
+	int rc;
+	s_tx_t *tx;
+
+	if (m->nbranches > WAL_MAX_PARTS) {
+		snprintf(text, sizeof(text), "at most %d participants per transaction", WAL_MAX_PARTS);
+		s_send_error(self->client, rid, true, m->id, DTX_EINVAL, text);
+		return;
+	}
+	for (uint32_t i = 0; i < m->nbranches; i++) {
+		int idx = s_part_index(self, m->branches[i].participant);
+		if (idx < 0) {
+			snprintf(text, sizeof(text), "unknown participant '%s'",
+				 m->branches[i].participant);
+			s_send_error(self->client, rid, true, m->id, DTX_EUNKNOWNPART, text);
+			return;
+		}
+		if (!self->parts[idx].connected) {
+			snprintf(text, sizeof(text), "participant '%s' is not connected",
+				 m->branches[i].participant);
+			s_send_error(self->client, rid, true, m->id, DTX_EPARTDOWN, text);
+			return;
+		}
+	}
+	if (self->log_failing) {
+		snprintf(text, sizeof(text), "the coordinator log takes no writes: %s",
+			 dtx_strerror(self->log_failing));
+		s_send_error(self->client, rid, true, m->id, self->log_failing, text);
+		return;
+	}
+	if (self->ntx >= self->cfg.max_inflight) {
+		s_send_error(self->client, rid, true, m->id, DTX_EBUSY,
+			     "too many transactions in flight");
+		return;
+	}
+	if ((rc = wal_next_seq(self->wal, &seq))) {
+		snprintf(text, sizeof(text), "cannot allocate a transaction id: %s", dtx_strerror(rc));
+		s_send_error(self->client, rid, true, m->id, rc, text);
+		return;
+	}
+	if (!(tx = s_tx_alloc(m->nbranches))) {
+		s_send_error(self->client, rid, true, m->id, DTX_ENOMEM, "out of memory");
+		return;
+	}
+	tx->seq = seq;
+	tx->epoch = wal_epoch(self->wal);
+	tx->state = WAL_ACTIVE;
+	tx->begun_us = dtx_wall_us();
+	uint32_t timeout = (m->has & DTX_F_TIMEOUT) && m->timeout_ms ? m->timeout_ms
+								      : self->cfg.default_timeout_ms;
+	if (timeout > self->cfg.max_timeout_ms)
+		timeout = self->cfg.max_timeout_ms;
+	tx->deadline_ms = dtx_now_ms() + timeout;
+	tx->client_waiting = true;
+	tx->client = *rid;
+	tx->req_id = m->id;
+	for (uint32_t i = 0; i < m->nbranches; i++) {
+		tx->br[i].part = s_part_index(self, m->branches[i].participant);
+		snprintf(tx->br[i].name, sizeof(tx->br[i].name), "%s", m->branches[i].participant);
+	}
+	tx->req = *m; /* takes the statements */
+	memset(m, 0, sizeof(*m));
+	if ((rc = s_insert(self, tx))) {
+		s_send_error(self->client, rid, true, tx->req_id, rc, "out of memory");
+		dtx_msg_clear(&tx->req);
+		free(tx);
+		return;
+	}
+	s_gtid(self, tx, gtid, sizeof(gtid));
+	dtx_debug("%s: begin, %" PRIu32 " branches", gtid, tx->nbranches);
+	s_log(self, tx, WAL_ACTIVE, NULL, false);
+	dtx_crash_point("crd.begun");
+	s_transition(self, tx, WAL_PREPARING, NULL);
+	for (uint32_t i = 0; i < tx->nbranches; i++) {
+		char gid[200];
+		dtx_msg_t p = {.type = DTX_T_PREPARE, .has = DTX_F_GTID | DTX_F_STMTS, .gtid = gid,
+			       .nstmts = tx->req.branches[i].nstmts,
+			       .stmts = tx->req.branches[i].stmts};
+		s_gid(self, tx, i, gid, sizeof(gid));
+		s_send(self->agent, &self->parts[tx->br[i].part].rid, &p);
+		dtx_crash_point("crd.prepare_sent");
+	}
+}
+
+static int s_logged_fn(const wal_rec_t *recs, unsigned n, void *arg)
+{
+	int *out = arg;
+	out[0] = DTX_OUTCOME_ABORTED; /* presumed, unless a decision says otherwise */
+	for (unsigned i = 0; i < n; i++) {
+		if (recs[i].kind == WAL_COMMITTING || recs[i].kind == WAL_COMMITTED)
+			out[0] = DTX_OUTCOME_COMMITTED;
+		if (recs[i].kind == WAL_IN_DOUBT)
+			out[0] = DTX_OUTCOME_IN_DOUBT;
+	}
+	out[1] = (int)recs[0].epoch;
+	return 0;
+}
+
+static int s_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch, char *note, size_t len)
+{
+	int out[2] = {DTX_OUTCOME_UNKNOWN, 0};
+	(void)note;
+	(void)len;
+	if (wal_history(self->wal, seq, s_logged_fn, out) != 0 || (uint32_t)out[1] != epoch)
+		return DTX_OUTCOME_UNKNOWN;
+	return out[0];
+}
+
+static int s_status_of(crd_t *self, const char *gtid_s, dtx_gtid_t *g, s_tx_t **txp)
+{
+	*txp = NULL;
+	if (dtx_gtid_parse(gtid_s, g) || strcmp(g->coord, self->cfg.id) != 0)
+		return DTX_OUTCOME_UNKNOWN;
+	s_tx_t *tx = s_find(self, g->seq);
+	if (tx && tx->epoch == g->epoch) {
+		*txp = tx;
+		switch (tx->state) {
+		case WAL_COMMITTING: return tx->awaiting_flush ? DTX_OUTCOME_ACTIVE
+							       : DTX_OUTCOME_COMMITTED;
+		case WAL_ABORTING: return DTX_OUTCOME_ABORTED;
+		default: return DTX_OUTCOME_ACTIVE;
+		}
+	}
+	return s_logged_outcome(self, g->seq, g->epoch, NULL, 0);
+}
+
+static void s_on_query(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
+{
+	dtx_gtid_t g;
+	s_tx_t *tx;
+	dtx_msg_t r = {.type = DTX_T_OUTCOME, .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID,
+		       .id = m->id, .gtid = m->gtid};
+	r.code = s_status_of(self, m->gtid, &g, &tx);
+	if (tx && tx->reason[0]) {
+		r.text = tx->reason;
+		r.has |= DTX_F_TEXT;
+	}
+	s_send(self->client, rid, &r);
+}
+
+static void s_on_client(crd_t *self, const s_rid_t *rid, const void *data, size_t len)
+{
+	dtx_msg_t m;
+	char why[256];
+	int rc = dtx_msg_decode(data, len, &m, why, sizeof(why));
+
+	if (rc) {
+		dtx_warn("client frame refused: %s", why);
+		s_send_error(self->client, rid, false, 0, rc, why);
+		return;
+	}
+	if (m.type == DTX_T_TX)
+		s_on_tx(self, rid, &m);
+	else if (m.type == DTX_T_QUERY)
+		s_on_query(self, rid, &m);
+	else
+		s_send_error(self->client, rid, (m.has & DTX_F_ID) != 0, m.id, DTX_EPROTO,
+			     "the client endpoint takes TX and QUERY only");
+	dtx_msg_clear(&m);
+}
+
+/* --- admin ------------------------------------------------------------ */
+
+static const char *s_state_name(const s_tx_t *tx)
+{
+	if (tx->state == WAL_COMMITTING && tx->awaiting_flush)
+		return "deciding";
+	return wal_kind_str(tx->state);
+}
+
+typedef struct {
+	FILE *f;
+	const char *filter;
+	crd_t *self;
+	unsigned shown;
+} s_list_t;
+
+static int s_list_fn(const wal_rec_t *recs, unsigned n, void *arg)
+{
+	s_list_t *l = arg;
+	const wal_rec_t *last = &recs[n - 1];
+	dtx_gtid_t g = {.epoch = recs[0].epoch, .seq = recs[0].seq};
+	char gtid[DTX_GTID_MAX], when[40];
+	s_tx_t *tx = s_find(l->self, recs[0].seq);
+	const char *state = tx ? s_state_name(tx) : wal_kind_str(last->kind);
+
+	for (unsigned i = 0; i < n; i++)
+		if (recs[i].kind == WAL_HEURISTIC && !tx)
+			state = "heuristic";
+	if (l->filter && *l->filter && strcmp(l->filter, state) != 0)
+		return 0;
+	if (l->shown++ >= 1000)
+		return 1;
+	snprintf(g.coord, sizeof(g.coord), "%s", l->self->cfg.id);
+	dtx_gtid_format(&g, gtid, sizeof(gtid));
+	dtx_wall_format(recs[0].at_us, when, sizeof(when));
+	fprintf(l->f, "%-24s %-11s %s", gtid, state, when);
+	for (unsigned i = 0; i < recs[0].nparts; i++)
+		fprintf(l->f, "%s%s", i ? "," : " ", recs[0].parts[i]);
+	fputc('\n', l->f);
+	return 0;
+}
+
+static int s_show_fn(const wal_rec_t *recs, unsigned n, void *arg)
+{
+	FILE *f = arg;
+	for (unsigned i = 0; i < n; i++) {
+		char when[40];
+		dtx_wall_format(recs[i].at_us, when, sizeof(when));
+		fprintf(f, "  %s  %-10s", when, wal_kind_str(recs[i].kind));
+		for (unsigned p = 0; p < recs[i].nparts; p++)
+			fprintf(f, "%s%s", p ? "," : " participants ", recs[i].parts[p]);
+		if (recs[i].note)
+			fprintf(f, " %s", recs[i].note);
+		fputc('\n', f);
+	}
+	return 0;
+}
+
+static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t len)
+{
+	dtx_msg_t m;
+	char why[256], *text = NULL;
+	size_t tlen = 0;
+	int code = 0, rc = dtx_msg_decode(data, len, &m, why, sizeof(why));
+	FILE *f;
+
+	if (rc) {
+		s_send_error(self->admin, rid, false, 0, rc, why);
+		return;
+	}
+	if (m.type != DTX_T_ADMIN || !(f = open_memstream(&text, &tlen))) {
+		s_send_error(self->admin, rid, (m.has & DTX_F_ID) != 0, m.id, DTX_EPROTO,
+			     "the admin endpoint takes ADMIN only");
+		dtx_msg_clear(&m);
+		return;
+	}
+	const char *arg = (m.has & DTX_F_TEXT) ? m.text : "";
+	if (strcmp(m.name, "status") == 0) {
+		unsigned by_state[WAL_IN_DOUBT + 1] = {0};
+		int64_t now = dtx_now_ms();
+		for (s_tx_t *tx = self->head; tx; tx = tx->next)
+			by_state[tx->state]++;
+		fprintf(f, "coordinator %s epoch %" PRIu32 " up %" PRId64 " s\n", self->cfg.id,
+			wal_epoch(self->wal), (dtx_wall_us() - self->started_us) / 1000000);
+		fprintf(f, "in flight %zu:", self->ntx);
+		for (int s = WAL_ACTIVE; s <= WAL_ABORTING; s++)
+			if (s != WAL_COMMITTED)
+				fprintf(f, " %s %u", wal_kind_str(s), by_state[s]);
+		fprintf(f, "\nsince start: committed %" PRIu64 " aborted %" PRIu64
+			" heuristic %" PRIu64 "\n", self->n_committed, self->n_aborted,
+			self->n_heuristic);
+		fprintf(f, "group commits %" PRIu64 " records %" PRIu64 "\n", self->n_flushes,
+			self->n_flushed);
+		for (unsigned i = 0; i < self->nparts; i++) {
+			s_part_t *p = &self->parts[i];
+			if (p->connected)
+				fprintf(f, "participant %s up, last seen %" PRId64 " ms ago\n",
+					p->name, now - p->last_seen_ms);
+			else
+				fprintf(f, "participant %s down\n", p->name);
+		}
+		for (unsigned i = 0; i < self->norphans; i++)
+			fprintf(f, "in doubt (epoch unknown to this log): %s\n", self->orphans[i]);
+	} else if (strcmp(m.name, "list") == 0) {
+		s_list_t l = {.f = f, .filter = arg, .self = self};
+		if ((rc = wal_scan(self->wal, false, s_list_fn, &l)) && rc != 1) {
+			fprintf(f, "log scan failed: %s\n", dtx_strerror(rc));
+			code = rc;
+		}
+		if (l.shown > 1000)
+			fprintf(f, "(first 1000 shown)\n");
+	} else if (strcmp(m.name, "show") == 0) {
+		dtx_gtid_t g;
+		s_tx_t *tx;
+		int st = s_status_of(self, arg, &g, &tx);
+		fprintf(f, "%s %s\n", arg, tx ? s_state_name(tx) : dtx_outcome_str(st));
+		if (st == DTX_OUTCOME_UNKNOWN && !tx) {
+			code = DTX_ENOTFOUND;
+		} else if (wal_history(self->wal, g.seq, s_show_fn, f) != 0) {
+			fprintf(f, "  (no records in the log)\n");
+		}
+		if (tx && tx->reason[0])
+			fprintf(f, "  reason: %s\n", tx->reason);
+		for (uint32_t i = 0; tx && i < tx->nbranches; i++)
+			fprintf(f, "  branch %u %s vote %s%s\n", i, tx->br[i].name,
+				tx->br[i].vote == DTX_VOTE_YES  ? "yes"
+				: tx->br[i].vote == DTX_VOTE_NO ? "no"
+								: "none",
+				tx->br[i].acked ? " acknowledged" : "");
+	} else {
+		fprintf(f, "unknown admin command '%s'\n", m.name);
+		code = DTX_EINVAL;
+	}
+	fclose(f);
+	dtx_msg_t r = {.type = DTX_T_REPLY, .has = DTX_F_ID | DTX_F_CODE | DTX_F_TEXT,
+		       .id = m.id, .code = code, .text = text};
+	if (tlen > DTX_WIRE_MAX_STR)
+		text[DTX_WIRE_MAX_STR] = '\0';
+	s_send(self->admin, rid, &r);
+	free(text);
+	dtx_msg_clear(&m);
+}
+
+/* --- timers ----------------------------------------------------------- */
+
+static void s_tick(crd_t *self, int64_t now)
+{
+	for (unsigned i = 0; i < self->nparts; i++) {
+		s_part_t *p = &self->parts[i];
+		if (p->connected && now - p->last_seen_ms > 3 * (int64_t)self->cfg.heartbeat_ms) {
+			dtx_warn("participant %s silent for %" PRId64 " ms: marked down", p->name,
+				 now - p->last_seen_ms);
+			p->connected = false;
+		}
+	}
+	for (s_tx_t *tx = self->head, *next; tx; tx = next) {
+		next = tx->next;
+		if ((tx->state == WAL_ACTIVE || tx->state == WAL_PREPARING) &&
+		    now >= tx->deadline_ms) {
+			char reason[256], waiting[128] = "";
+			size_t off = 0;
+			for (uint32_t i = 0; i < tx->nbranches && off < sizeof(waiting) - 1; i++)
+				if (tx->br[i].vote == VOTE_NONE)
+					off += (size_t)snprintf(waiting + off, sizeof(waiting) - off,
+								"%s%s", off ? "," : "",
+								tx->br[i].name);
+			snprintf(reason, sizeof(reason), "timed out waiting for the vote of %s",
+				 waiting);
+			s_abort(self, tx, NULL, NULL, reason);
+			s_maybe_end(self, tx);
+			continue;
+		}
+		if ((tx->state == WAL_COMMITTING || tx->state == WAL_ABORTING) &&
+		    !tx->awaiting_flush)
+			for (uint32_t i = 0; i < tx->nbranches; i++)
+				if (!tx->br[i].acked && now >= tx->br[i].next_send_ms)
+					s_send_decision(self, tx, i, now);
+	}
+}
+
+/* --- recovery --------------------------------------------------------- */
+
+static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
+{
+	crd_t *self = arg;
+	char gtid[DTX_GTID_MAX];
+	dtx_gtid_t g = {.epoch = recs[0].epoch, .seq = recs[0].seq};
+	bool commit = false;
+
+	snprintf(g.coord, sizeof(g.coord), "%s", self->cfg.id);
+	dtx_gtid_format(&g, gtid, sizeof(gtid));
+	if (recs[0].kind != WAL_ACTIVE) {
+		dtx_err("%s: log holds no begin record: cannot recover it", gtid);
+		return 0;
+	}
+	for (unsigned i = 0; i < n; i++)
+		commit |= recs[i].kind == WAL_COMMITTING;
+	s_tx_t *tx = s_tx_alloc(recs[0].nparts);
+	if (!tx)
+		return DTX_ENOMEM;
+	tx->seq = recs[0].seq;
+	tx->epoch = recs[0].epoch;
+	tx->nlog = (uint8_t)n;
+	tx->recovered = true;
+	tx->begun_us = recs[0].at_us;
+	for (unsigned i = 0; i < recs[0].nparts; i++) {
+		snprintf(tx->br[i].name, sizeof(tx->br[i].name), "%s", recs[0].parts[i]);
+		tx->br[i].part = s_part_index(self, recs[0].parts[i]);
+		if (tx->br[i].part < 0)
+			dtx_err("%s: participant %s is no longer configured: branch stuck", gtid,
+				recs[0].parts[i]);
+	}
+	if (s_insert(self, tx)) {
+		free(tx);
+		return DTX_ENOMEM;
+	}
+	if (commit) {
+		tx->state = WAL_COMMITTING;
+		dtx_notice("%s: recovered with a commit decision: re-driving commit", gtid);
+	} else {
+		bool aborting = false;
+		for (unsigned i = 0; i < n; i++)
+			aborting |= recs[i].kind == WAL_ABORTING;
+		tx->state = WAL_ABORTING;
+		if (!aborting)
+			s_log(self, tx, WAL_ABORTING, "recovery: no decision logged, presumed abort",
+			      false);
+		snprintf(tx->reason, sizeof(tx->reason), "aborted by recovery");
+		dtx_notice("%s: recovered undecided: aborting", gtid);
+	}
+	dtx_crash_point("crd.recovered_one");
+	return 0;
+}
+
+/* --- the loop --------------------------------------------------------- */
+
+static bool s_recv_routed(void *sock, s_rid_t *rid, zmq_msg_t *body)
+{
+	int more = 0;
+	size_t ml = sizeof(more);
+	int n = zmq_recv(sock, rid->b, sizeof(rid->b), ZMQ_DONTWAIT);
+	if (n < 0)
+		return false;
+	rid->n = (size_t)n > sizeof(rid->b) ? sizeof(rid->b) : (size_t)n;
+	zmq_msg_init(body);
+	zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml);
+	if (!more || zmq_msg_recv(body, sock, 0) < 0)
+		return false;
+	zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml);
+	if (more) { /* one frame per message: drain and refuse the rest */
+		zmq_msg_t extra;
+		zmq_msg_init(&extra);
+		while (more && zmq_msg_recv(&extra, sock, 0) >= 0)
+			zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml);
+		zmq_msg_close(&extra);
+		zmq_msg_close(body);
+		zmq_msg_init(body); /* empty body: refused as an empty frame */
+	}
+	return true;
+}
+
+typedef void (*s_handler_fn)(crd_t *, const s_rid_t *, const void *, size_t);
+
+static void s_drain(crd_t *self, void *sock, s_handler_fn fn, int budget)
+{
+	s_rid_t rid;
+	zmq_msg_t body;
+	while (budget-- > 0 && s_recv_routed(sock, &rid, &body)) {
+		fn(self, &rid, zmq_msg_data(&body), zmq_msg_size(&body));
+		zmq_msg_close(&body);
+	}
+}
+
+static int s_flush(crd_t *self)
+{
+	size_t n;
+	int rc;
+	int64_t now = dtx_now_ms();
+
+	if (!wal_pending(self->wal))
+		return 0;
+	if (self->log_failing && now - self->last_flush_ms < LOG_RETRY_MS)
+		return 0;
+	dtx_crash_point("crd.group_commit");
+	rc = wal_flush(self->wal, &n);
+	self->last_flush_ms = now;
+	if (rc == DTX_EIO) {
+		/* A write or fsync failed: the records may or may not be on
+		 * disk. Like PostgreSQL, stop and let recovery read the log. */
+		dtx_err("log write failed with an i/o error: stopping for recovery");
+		return rc;
+	}
+	if (rc) {
+		/* Nothing was written and the records stay queued: decisions
+		 * wait, new transactions are refused, the flush is retried. */
+		if (!self->log_failing)
+			dtx_err("group commit failed: %s; refusing new transactions until the "
+				"log takes writes again", dtx_strerror(rc));
+		self->log_failing = rc;
+		return 0;
+	}
+	if (self->log_failing)
+		dtx_notice("the log takes writes again");
+	self->log_failing = 0;
+	self->n_flushes++;
+	self->n_flushed += n;
+	s_after_flush(self);
+	return 0;
+}
+
+int crd_run(crd_t *self)
+{
+	while (!self->stop) {
+		zmq_pollitem_t items[3] = {
+			{.socket = self->client, .events = ZMQ_POLLIN},
+			{.socket = self->agent, .events = ZMQ_POLLIN},
+			{.socket = self->admin, .events = ZMQ_POLLIN},
+		};
+		int64_t now = dtx_now_ms();
+		long timeout = TICK_MS;
+		if (wal_pending(self->wal) && !self->log_failing) {
+			long due = (long)(self->first_lazy_ms + self->cfg.lazy_flush_ms - now);
+			timeout = due < 0 ? 0 : (due < timeout ? due : timeout);
+		}
+		if (zmq_poll(items, 3, timeout) < 0 && errno != EINTR) {
+			dtx_err("zmq_poll: %s", zmq_strerror(errno));
+			return DTX_EIO;
+		}
+		if (items[1].revents & ZMQ_POLLIN)
+			s_drain(self, self->agent, s_on_agent, 1000);
+		if (items[0].revents & ZMQ_POLLIN)
+			s_drain(self, self->client, s_on_client, 1000);
+		if (items[2].revents & ZMQ_POLLIN)
+			s_drain(self, self->admin, s_on_admin, 100);
+		now = dtx_now_ms();
+		if (now - self->last_tick_ms >= TICK_MS) {
+			self->last_tick_ms = now;
+			s_tick(self, now);
+		}
+		/* Group commit: at once for a forced record, else when the
+		 * oldest lazy record has waited lazy_flush_ms. */
+		if (wal_forced_pending(self->wal) ||
+		    (wal_pending(self->wal) &&
+		     now - self->first_lazy_ms >= (int64_t)self->cfg.lazy_flush_ms)) {
+			if (s_flush(self))
+				return DTX_EIO;
+		}
+		if (self->cfg.retention_s && now - self->last_prune_ms >= PRUNE_EVERY_MS) {
+			unsigned removed = 0;
+			self->last_prune_ms = now;
+			int64_t before = dtx_wall_us() - (int64_t)self->cfg.retention_s * 1000000;
+			if (wal_prune(self->wal, before, 10000, &removed) == 0 && removed)
+				dtx_info("pruned %u finished transactions from the log", removed);
+		}
+	}
+	return 0;
+}
+
+void crd_stop(crd_t *self)
+{
+	self->stop = 1;
+}
+
+/* --- set-up ----------------------------------------------------------- */
+
+static void *s_bind(crd_t *self, const char *endpoint, char *why, size_t why_len)
+{
+	void *s = zmq_socket(self->ctx, ZMQ_ROUTER);
+	int one = 1, zero = 0, hwm = 100000;
+	int64_t max = (int64_t)self->cfg.max_frame_bytes;
+	mode_t old = 0;
+	bool ipc = strncmp(endpoint, "ipc://", 6) == 0;
+
+	if (!s)
+		return NULL;
+	zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
+	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	if (ipc)
+		old = umask(0077); /* the admin socket: mode 0600 */
+	int rc = zmq_bind(s, endpoint);
+	if (ipc)
+		umask(old);
+	if (rc != 0) {
+		snprintf(why, why_len, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
+		zmq_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len)
+{
+	crd_t *self = calloc(1, sizeof(*self));
+	wal_opts_t wo = {.dir = cfg->log_dir, .coord_id = cfg->id, .map_size = cfg->map_size};
+	int rc;
+
+	*out = NULL;
+	if (!self)
+		return DTX_ENOMEM;
+	self->cfg = *cfg;
+	self->nbuckets = 1024;
+	if (!(self->buckets = calloc(self->nbuckets, sizeof(*self->buckets)))) {
+		free(self);
+		return DTX_ENOMEM;
+	}
+	for (unsigned i = 0; i < cfg->nparticipants; i++)
+		self->parts[i].name = self->cfg.participants[i];
+	self->nparts = cfg->nparticipants;
+	self->started_us = dtx_wall_us();
+
+	if ((rc = wal_open(&wo, &self->wal, why, why_len)))
+		goto fail;
+	/* Recovery before any socket is bound: nothing new arrives while the
+	 * log is read. */
+	if ((rc = wal_scan(self->wal, true, s_recover_fn, self))) {
+		snprintf(why, why_len, "recovery scan failed: %s", dtx_strerror(rc));
+		goto fail;
+	}
+	if (self->ntx)
+		dtx_notice("recovered %zu unfinished transactions", self->ntx);
+	if ((rc = wal_flush(self->wal, NULL))) {
+		snprintf(why, why_len, "cannot log recovery decisions: %s", dtx_strerror(rc));
+		goto fail;
+	}
+	rc = DTX_EIO;
+	if (!(self->ctx = zmq_ctx_new()))
+		goto fail;
+	if (!(self->client = s_bind(self, cfg->client_endpoint, why, why_len)) ||
+	    !(self->agent = s_bind(self, cfg->agent_endpoint, why, why_len)) ||
+	    !(self->admin = s_bind(self, cfg->admin_endpoint, why, why_len)))
+		goto fail;
+	*out = self;
+	return 0;
+fail:
+	crd_destroy(&self);
+	return rc;
+}
+
+void crd_destroy(crd_t **self_p)
+{
+	crd_t *self = self_p ? *self_p : NULL;
+	if (!self)
+		return;
+	if (self->wal && wal_pending(self->wal))
+		s_flush(self);
+	while (self->head)
+		s_forget(self, self->head);
+	free(self->buckets);
+	if (self->client)
+		zmq_close(self->client);
+	if (self->agent)
+		zmq_close(self->agent);
+	if (self->admin)
+		zmq_close(self->admin);
+	if (self->ctx)
+		zmq_ctx_term(self->ctx);
+	wal_close(&self->wal);
+	free(self);
+	*self_p = NULL;
+}

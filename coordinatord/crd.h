@@ -1,0 +1,33 @@
+/*
+ * crd.h — coordinatord's core: one event loop over three ZeroMQ ROUTER
+ * sockets (clients, agents, admin), the transaction state machine, the
+ * participant registry and recovery. Built as a convenience library that
+ * main.c and the tests link.
+ */
+#ifndef CRD_H
+#define CRD_H
+
+#include <stddef.h>
+
+#include "crd_config.h"
+
+typedef struct crd crd_t;
+
+/*
+ * Open the log, recover every unfinished transaction from it, bind the
+ * sockets. Returns 0 and *out (caller owns it), or a DTX_E... code with why
+ * filled: DTX_ELOCKED, DTX_ECRC, DTX_ELOG, DTX_EIO (cannot bind).
+ */
+int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len);
+
+/* Serve until crd_stop(). 0 on a requested stop, DTX_EIO on a fatal log
+ * failure (the process must exit and let recovery decide). */
+int crd_run(crd_t *self);
+
+/* Ask crd_run() to return; async-signal-safe. */
+void crd_stop(crd_t *self);
+
+/* Flush what is queued, close sockets and the log. Clears *self_p. */
+void crd_destroy(crd_t **self_p);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * crd_config.h — coordinatord's configuration file (INI, parsed by inih).
+ * Every key, its default and its bounds are in etc/coordinatord.conf.
+ */
+#ifndef CRD_CONFIG_H
+#define CRD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CRD_MAX_PARTICIPANTS 64
+
+typedef struct {
+	char id[33];                 /* coordinator id, in every GTID */
+	char log_dir[1024];          /* LMDB folder */
+	char client_endpoint[256];
+	char agent_endpoint[256];
+	char admin_endpoint[256];
+	char participants[CRD_MAX_PARTICIPANTS][64]; /* allow-list */
+	unsigned nparticipants;
+	uint32_t default_timeout_ms;
+	uint32_t max_timeout_ms;
+	uint32_t heartbeat_ms;
+	uint32_t lazy_flush_ms;      /* lazy records wait at most this long */
+	size_t max_frame_bytes;
+	size_t map_size;             /* bytes */
+	uint64_t retention_s;        /* finished transactions kept this long */
+	unsigned max_inflight;
+	int log_level;
+} crd_config_t;
+
+/* Defaults for every key. */
+void crd_config_defaults(crd_config_t *cfg);
+
+/*
+ * Read path over the defaults. 0, or DTX_ECONFIG with why holding
+ * "path:line: reason" (line 0 when the file cannot be read or a required
+ * key is missing).
+ */
+int crd_config_load(crd_config_t *cfg, const char *path, char *why, size_t why_len);
+
+#endif

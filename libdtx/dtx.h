@@ -1,0 +1,120 @@
+/*
+ * dtx.h — the client library of dtx, a distributed-transaction coordinator
+ * for PostgreSQL.
+ *
+ * An application builds a global transaction (per participant, the SQL
+ * statements with their parameters and an optional expected row count),
+ * hands it to coordinatord and receives the outcome once the decision is
+ * durable. Every function that can fail returns an int: 0 on success or a
+ * negative DTX_E... code; dtx_strerror() names it.
+ *
+ * Threads: a dtx_client_t is used by one thread at a time. Distinct clients
+ * may be used from distinct threads.
+ */
+#ifndef DTX_H
+#define DTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Error codes. Values travel on the wire (ERROR frames): never renumber. */
+typedef enum {
+	DTX_OK = 0,
+	DTX_EINVAL = -1,      /* invalid argument or request */
+	DTX_ENOMEM = -2,      /* out of memory */
+	DTX_EPROTO = -3,      /* malformed frame or unexpected message */
+	DTX_EVERSION = -4,    /* unsupported protocol version */
+	DTX_ETOOBIG = -5,     /* frame, string or container above its bound */
+	DTX_ETIMEOUT = -6,    /* no answer within the time allowed */
+	DTX_EIO = -7,         /* I/O error (disk, socket) */
+	DTX_ELOG = -8,        /* the coordinator log failed or is damaged */
+	DTX_ELOCKED = -9,     /* the log is held by another coordinator */
+	DTX_ENOTFOUND = -10,  /* no such transaction, key or object */
+	DTX_EUNKNOWNPART = -11, /* participant not in the allow-list */
+	DTX_EPARTDOWN = -12,  /* participant not connected */
+	DTX_ENOTREG = -13,    /* peer must say HELLO first */
+	DTX_EBUSY = -14,      /* limit reached, try later */
+	DTX_ECONFIG = -15,    /* bad configuration */
+	DTX_EDB = -16,        /* database error (see the SQLSTATE) */
+	DTX_ECRC = -17,       /* a log record failed its checksum */
+	DTX_EFULL = -18,      /* log or disk full */
+	DTX_ESTATE = -19,     /* transition not allowed in this state */
+} dtx_err_t;
+
+/* A static, lowercase description of code; never NULL. */
+const char *dtx_strerror(int code);
+
+/* Outcome of a global transaction, as the coordinator reports it. */
+typedef enum {
+	DTX_OUTCOME_UNKNOWN = 0,   /* no such GTID (presumed aborted) */
+	DTX_OUTCOME_ACTIVE = 1,    /* not decided yet */
+	DTX_OUTCOME_COMMITTED = 2, /* decision COMMIT is durable */
+	DTX_OUTCOME_ABORTED = 3,   /* aborted; see reason */
+	DTX_OUTCOME_IN_DOUBT = 4,  /* needs an operator */
+} dtx_outcome_status_t;
+
+const char *dtx_outcome_str(int status);
+
+#define DTX_GTID_MAX 96
+typedef struct {
+	int status;                 /* dtx_outcome_status_t */
+	char gtid[DTX_GTID_MAX];    /* "<coordinator>.<epoch>.<sequence>" */
+	char participant[64];       /* who caused an abort, or "" */
+	char sqlstate[8];           /* its SQLSTATE, or "" */
+	char reason[512];           /* why it aborted, or "" */
+} dtx_outcome_t;
+
+/*
+ * A global transaction under construction. Caller owns the return value of
+ * dtx_tx_new() and frees it with dtx_tx_destroy(), which clears *self_p and
+ * accepts NULL. Strings passed in are copied.
+ */
+typedef struct dtx_tx dtx_tx_t;
+
+dtx_tx_t *dtx_tx_new(void);
+void dtx_tx_destroy(dtx_tx_t **self_p);
+
+/*
+ * Append a statement to participant's branch (the branch is created on
+ * first use, branches keep the order of first use). params may hold NULL
+ * entries (SQL NULL). expect < 0: any row count; expect >= 0: the branch
+ * votes NO unless the statement reports exactly that many rows.
+ * Returns 0, DTX_EINVAL (empty name or sql, too many params) or DTX_ENOMEM.
+ */
+int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql,
+	       int nparams, const char *const *params, int64_t expect);
+
+/* Time the coordinator allows for the decision; 0 = its default. */
+void dtx_tx_set_timeout(dtx_tx_t *self, uint32_t timeout_ms);
+
+/*
+ * A connection to coordinatord's client endpoint (e.g. "tcp://127.0.0.1:7100").
+ * Returns NULL on failure (bad endpoint, out of memory). Caller owns it.
+ */
+typedef struct dtx_client dtx_client_t;
+
+dtx_client_t *dtx_client_new(const char *endpoint);
+void dtx_client_destroy(dtx_client_t **self_p);
+
+/*
+ * Run tx and wait up to wait_ms for its outcome (wait_ms < 0: forever).
+ * On 0, *out holds the outcome (committed or aborted, with the reason).
+ * DTX_ETIMEOUT: no answer in time; the outcome may still be asked for with
+ * dtx_client_query() if out->gtid is not empty. A refused request returns
+ * the coordinator's error code (e.g. DTX_EUNKNOWNPART) with out->reason set.
+ */
+int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out,
+		   int wait_ms);
+
+/* Ask for the outcome of gtid. 0 with out->status set, or an error. */
+int dtx_client_query(dtx_client_t *self, const char *gtid, dtx_outcome_t *out,
+		     int wait_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DTX_H */

@@ -1,0 +1,224 @@
+/*
+ * dtx_client.c — the application side: build a transaction, send it over a
+ * DEALER socket, wait for the coordinator's answer.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "dtx_util.h"
+#include "dtx_wire.h"
+
+struct dtx_tx {
+	uint32_t nbranches;
+	dtx_branch_t *branches; /* strings owned (strdup), arrays owned */
+	uint32_t timeout_ms;
+};
+
+struct dtx_client {
+	void *ctx;
+	void *sock;
+	uint64_t next_id;
+};
+
+dtx_tx_t *dtx_tx_new(void)
+{
+	return calloc(1, sizeof(dtx_tx_t));
+}
+
+static void s_stmt_free(dtx_stmt_t *st)
+{
+	free((char *)st->sql);
+	for (uint32_t p = 0; p < st->nparams; p++)
+		free((char *)st->params[p]);
+	free(st->params);
+}
+
+void dtx_tx_destroy(dtx_tx_t **self_p)
+{
+	dtx_tx_t *self = self_p ? *self_p : NULL;
+	if (!self)
+		return;
+	for (uint32_t b = 0; b < self->nbranches; b++) {
+		for (uint32_t i = 0; i < self->branches[b].nstmts; i++)
+			s_stmt_free(&self->branches[b].stmts[i]);
+		free(self->branches[b].stmts);
+		free((char *)self->branches[b].participant);
+	}
+	free(self->branches);
+	free(self);
+	*self_p = NULL;
+}
+
+void dtx_tx_set_timeout(dtx_tx_t *self, uint32_t timeout_ms)
+{
+	self->timeout_ms = timeout_ms;
+}
+
+int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql, int nparams,
+	       const char *const *params, int64_t expect)
+{
+	dtx_branch_t *br = NULL;
+	dtx_stmt_t st = {.expect = expect < 0 ? -1 : expect};
+
+	if (!self || !dtx_name_valid(participant) || !sql || !*sql || nparams < 0 ||
+	    nparams > DTX_WIRE_MAX_ITEMS || (nparams > 0 && !params) ||
+	    strlen(sql) > DTX_WIRE_MAX_STR)
+		return DTX_EINVAL;
+	for (uint32_t b = 0; b < self->nbranches; b++)
+		if (strcmp(self->branches[b].participant, participant) == 0)
+			br = &self->branches[b];
+	if (!br) {
+		if (self->nbranches >= DTX_WIRE_MAX_ITEMS)
+			return DTX_EINVAL;
+		dtx_branch_t *nb = realloc(self->branches, (self->nbranches + 1) * sizeof(*nb));
+		if (!nb)
+			return DTX_ENOMEM;
+		self->branches = nb;
+		br = &nb[self->nbranches];
+		*br = (dtx_branch_t){.participant = strdup(participant)};
+		if (!br->participant)
+			return DTX_ENOMEM;
+		self->nbranches++;
+	}
+	if (br->nstmts >= DTX_WIRE_MAX_ITEMS)
+		return DTX_EINVAL;
+	st.sql = strdup(sql);
+	st.nparams = (uint32_t)nparams;
+	st.params = calloc((size_t)nparams + 1, sizeof(char *));
+	if (!st.sql || !st.params)
+		goto nomem;
+	for (int p = 0; p < nparams; p++)
+		if (params[p] && !(st.params[p] = strdup(params[p])))
+			goto nomem;
+	dtx_stmt_t *ns = realloc(br->stmts, (br->nstmts + 1) * sizeof(*ns));
+	if (!ns)
+		goto nomem;
+	br->stmts = ns;
+	ns[br->nstmts++] = st;
+	return 0;
+nomem:
+	s_stmt_free(&st);
+	return DTX_ENOMEM;
+}
+
+dtx_client_t *dtx_client_new(const char *endpoint)
+{
+	dtx_client_t *self = calloc(1, sizeof(*self));
+	int linger = 0;
+
+	if (!self)
+		return NULL;
+	self->next_id = 1;
+	if (!(self->ctx = zmq_ctx_new()) || !(self->sock = zmq_socket(self->ctx, ZMQ_DEALER)))
+		goto fail;
+	zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof(linger));
+	if (zmq_connect(self->sock, endpoint) != 0)
+		goto fail;
+	return self;
+fail:
+	dtx_client_destroy(&self);
+	return NULL;
+}
+
+void dtx_client_destroy(dtx_client_t **self_p)
+{
+	dtx_client_t *self = self_p ? *self_p : NULL;
+	if (!self)
+		return;
+	if (self->sock)
+		zmq_close(self->sock);
+	if (self->ctx)
+		zmq_ctx_term(self->ctx);
+	free(self);
+	*self_p = NULL;
+}
+
+/* Send req (its id set here) and wait for the reply with the same id. */
+static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wait_ms)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc;
+	int64_t deadline = wait_ms < 0 ? -1 : dtx_now_ms() + wait_ms;
+
+	memset(out, 0, sizeof(*out));
+	req->id = self->next_id++;
+	req->has |= DTX_F_ID;
+	if ((rc = dtx_msg_encode(req, &buf, &len)))
+		return rc;
+	rc = zmq_send(self->sock, buf, len, 0);
+	free(buf);
+	if (rc < 0)
+		return DTX_EIO;
+
+	for (;;) {
+		zmq_pollitem_t item = {.socket = self->sock, .events = ZMQ_POLLIN};
+		long left = deadline < 0 ? -1 : (long)(deadline - dtx_now_ms());
+		if (deadline >= 0 && left <= 0)
+			return DTX_ETIMEOUT;
+		if (zmq_poll(&item, 1, left) < 0)
+			return DTX_EIO;
+		if (!(item.revents & ZMQ_POLLIN))
+			continue;
+		zmq_msg_t frame;
+		dtx_msg_t rep;
+		zmq_msg_init(&frame);
+		if (zmq_msg_recv(&frame, self->sock, 0) < 0) {
+			zmq_msg_close(&frame);
+			return DTX_EIO;
+		}
+		rc = dtx_msg_decode(zmq_msg_data(&frame), zmq_msg_size(&frame), &rep, out->reason,
+				    sizeof(out->reason));
+		zmq_msg_close(&frame);
+		if (rc)
+			return rc;
+		if (!(rep.has & DTX_F_ID) || rep.id != req->id) {
+			dtx_msg_clear(&rep); /* a late answer to an earlier call */
+			continue;
+		}
+		if (rep.type == DTX_T_ERROR) {
+			snprintf(out->reason, sizeof(out->reason), "%s", rep.text);
+			rc = rep.code < 0 ? (int)rep.code : DTX_EPROTO;
+		} else if (rep.type == DTX_T_OUTCOME) {
+			out->status = (int)rep.code;
+			if (rep.has & DTX_F_GTID)
+				snprintf(out->gtid, sizeof(out->gtid), "%s", rep.gtid);
+			if (rep.has & DTX_F_NAME)
+				snprintf(out->participant, sizeof(out->participant), "%s", rep.name);
+			if (rep.has & DTX_F_SQLSTATE)
+				snprintf(out->sqlstate, sizeof(out->sqlstate), "%s", rep.sqlstate);
+			if (rep.has & DTX_F_TEXT)
+				snprintf(out->reason, sizeof(out->reason), "%s", rep.text);
+			rc = 0;
+		} else {
+			rc = DTX_EPROTO;
+		}
+		dtx_msg_clear(&rep);
+		return rc;
+	}
+}
+
+int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out, int wait_ms)
+{
+	dtx_msg_t req = {.type = DTX_T_TX, .has = DTX_F_BRANCHES,
+			 .nbranches = tx->nbranches, .branches = tx->branches};
+	if (tx->nbranches == 0)
+		return DTX_EINVAL;
+	if (tx->timeout_ms) {
+		req.timeout_ms = tx->timeout_ms;
+		req.has |= DTX_F_TIMEOUT;
+	}
+	return s_call(self, &req, out, wait_ms);
+}
+
+int dtx_client_query(dtx_client_t *self, const char *gtid, dtx_outcome_t *out, int wait_ms)
+{
+	dtx_msg_t req = {.type = DTX_T_QUERY, .has = DTX_F_GTID, .gtid = gtid};
+	if (!gtid || !*gtid)
+		return DTX_EINVAL;
+	return s_call(self, &req, out, wait_ms);
+}

@@ -1,0 +1,270 @@
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dtx_util.h"
+
+/* --- errors ----------------------------------------------------------- */
+
+const char *dtx_strerror(int code)
+{
+	switch (code) {
+	case DTX_OK: return "success";
+	case DTX_EINVAL: return "invalid argument";
+	case DTX_ENOMEM: return "out of memory";
+	case DTX_EPROTO: return "malformed frame";
+	case DTX_EVERSION: return "unsupported protocol version";
+	case DTX_ETOOBIG: return "too big";
+	case DTX_ETIMEOUT: return "timed out";
+	case DTX_EIO: return "i/o error";
+	case DTX_ELOG: return "coordinator log error";
+	case DTX_ELOCKED: return "log held by another coordinator";
+	case DTX_ENOTFOUND: return "not found";
+	case DTX_EUNKNOWNPART: return "unknown participant";
+	case DTX_EPARTDOWN: return "participant not connected";
+	case DTX_ENOTREG: return "peer not registered";
+	case DTX_EBUSY: return "busy";
+	case DTX_ECONFIG: return "bad configuration";
+	case DTX_EDB: return "database error";
+	case DTX_ECRC: return "log record failed its checksum";
+	case DTX_EFULL: return "log full";
+	case DTX_ESTATE: return "not allowed in this state";
+	}
+	return "unknown error";
+}
+
+const char *dtx_outcome_str(int status)
+{
+	switch (status) {
+	case DTX_OUTCOME_UNKNOWN: return "unknown";
+	case DTX_OUTCOME_ACTIVE: return "active";
+	case DTX_OUTCOME_COMMITTED: return "committed";
+	case DTX_OUTCOME_ABORTED: return "aborted";
+	case DTX_OUTCOME_IN_DOUBT: return "in-doubt";
+	}
+	return "invalid";
+}
+
+/* --- logging ---------------------------------------------------------- */
+
+static int s_level = DTX_LOG_INFO;
+static dtx_log_fn s_fn;
+static void *s_fn_arg;
+
+void dtx_log_set(int level, dtx_log_fn fn, void *arg)
+{
+	s_level = level;
+	s_fn = fn;
+	s_fn_arg = arg;
+}
+
+int dtx_log_level(void)
+{
+	return s_level;
+}
+
+int dtx_log_level_parse(const char *name)
+{
+	static const char *const names[] = {"emerg", "alert", "crit", "err", "warning",
+					    "notice", "info", "debug"};
+	for (int i = 0; i < 8; i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+void dtx_log(int level, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+
+	if (level > s_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (s_fn) {
+		s_fn(level, line, s_fn_arg);
+		return;
+	}
+	fprintf(stderr, "<%d>%s\n", level, line);
+}
+
+/* --- clocks ----------------------------------------------------------- */
+
+int64_t dtx_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t dtx_wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void dtx_wall_format(int64_t us, char *buf, size_t len)
+{
+	time_t sec = (time_t)(us / 1000000);
+	struct tm tm;
+	char day[24];
+	gmtime_r(&sec, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%06dZ", day, (int)(us % 1000000));
+}
+
+/* --- transaction ids -------------------------------------------------- */
+
+bool dtx_coord_id_valid(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+	if (n == 0 || n > DTX_COORD_ID_MAX)
+		return false;
+	return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
+}
+
+void dtx_gtid_format(const dtx_gtid_t *g, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.%" PRIu32 ".%" PRIu64, g->coord, g->epoch, g->seq);
+}
+
+void dtx_gid_format(const dtx_gtid_t *g, uint32_t branch, char *buf, size_t len)
+{
+	snprintf(buf, len, "dtx:%s:%" PRIu32 ":%" PRIu64 ":%" PRIu32, g->coord, g->epoch,
+		 g->seq, branch);
+}
+
+/* Parse "<coord><sep><epoch><sep><seq>" followed by end or sep; returns the
+ * position after seq or NULL. */
+static const char *s_parse3(const char *s, char sep, dtx_gtid_t *out)
+{
+	const char *p = strchr(s, sep);
+	char *end;
+	unsigned long long v;
+
+	if (!p || p == s || (size_t)(p - s) > DTX_COORD_ID_MAX)
+		return NULL;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->coord, s, (size_t)(p - s));
+	if (!dtx_coord_id_valid(out->coord))
+		return NULL;
+	p++;
+	if (*p < '0' || *p > '9')
+		return NULL;
+	v = strtoull(p, &end, 10);
+	if (*end != sep || v > UINT32_MAX)
+		return NULL;
+	out->epoch = (uint32_t)v;
+	p = end + 1;
+	if (*p < '0' || *p > '9')
+		return NULL;
+	out->seq = strtoull(p, &end, 10);
+	if (*end != '\0' && *end != sep)
+		return NULL;
+	return end;
+}
+
+int dtx_gtid_parse(const char *s, dtx_gtid_t *out)
+{
+	const char *end = s_parse3(s, '.', out);
+	return end && *end == '\0' ? 0 : DTX_EINVAL;
+}
+
+int dtx_gid_parse(const char *s, dtx_gtid_t *out, uint32_t *branch)
+{
+	const char *end;
+	char *e2;
+	unsigned long long v;
+
+	if (strncmp(s, "dtx:", 4) != 0)
+		return DTX_EINVAL;
+	end = s_parse3(s + 4, ':', out);
+	if (!end || *end != ':' || end[1] < '0' || end[1] > '9')
+		return DTX_EINVAL;
+	v = strtoull(end + 1, &e2, 10);
+	if (*e2 != '\0' || v > UINT32_MAX)
+		return DTX_EINVAL;
+	*branch = (uint32_t)v;
+	return 0;
+}
+
+/* --- crash points ----------------------------------------------------- */
+
+static char s_crash_name[128];
+static long s_crash_left;
+
+void dtx_crash_init(void)
+{
+	const char *spec = getenv("DTX_CRASH");
+	const char *colon;
+
+	s_crash_name[0] = '\0';
+	if (!spec || !*spec)
+		return;
+	colon = strchr(spec, ':');
+	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+	if (n >= sizeof(s_crash_name))
+		n = sizeof(s_crash_name) - 1;
+	memcpy(s_crash_name, spec, n);
+	s_crash_name[n] = '\0';
+	s_crash_left = colon ? strtol(colon + 1, NULL, 10) : 1;
+	if (s_crash_left < 1)
+		s_crash_left = 1;
+}
+
+void dtx_crash_point(const char *name)
+{
+	if (s_crash_name[0] == '\0' || strcmp(name, s_crash_name) != 0)
+		return;
+	if (--s_crash_left > 0)
+		return;
+	fprintf(stderr, "<2>crash point %s reached: exiting\n", name);
+	_exit(99);
+}
+
+/* --- configuration helpers -------------------------------------------- */
+
+bool dtx_parse_int(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+	if (!s || !*s)
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool dtx_conf_str(const char *key, const char *val, char *dst, size_t n, char *why,
+		  size_t why_len)
+{
+	size_t len = strlen(val);
+	if (len == 0 || len >= n) {
+		snprintf(why, why_len, "'%s': %s", key, len ? "too long" : "must not be empty");
+		return false;
+	}
+	memcpy(dst, val, len + 1);
+	return true;
+}
+
+bool dtx_conf_int(const char *key, const char *val, long long min, long long max,
+		  long long *out, char *why, size_t why_len)
+{
+	if (dtx_parse_int(val, min, max, out))
+		return true;
+	snprintf(why, why_len, "'%s': '%s' is not a whole number from %lld to %lld", key, val,
+		 min, max);
+	return false;
+}

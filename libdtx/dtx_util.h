@@ -1,0 +1,88 @@
+/*
+ * dtx_util.h — what every dtx program shares: error names, logging, clocks,
+ * transaction ids and crash points. Internal: not installed.
+ */
+#ifndef DTX_UTIL_H
+#define DTX_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtx.h"
+
+/* --- logging: syslog levels, one line each, to stderr by default ------ */
+
+enum { DTX_LOG_ERR = 3, DTX_LOG_WARNING = 4, DTX_LOG_NOTICE = 5, DTX_LOG_INFO = 6,
+       DTX_LOG_DEBUG = 7 };
+
+typedef void (*dtx_log_fn)(int level, const char *line, void *arg);
+
+/* Lines above level are dropped. fn NULL: stderr with a "<level>" prefix as
+ * journald reads it. */
+void dtx_log_set(int level, dtx_log_fn fn, void *arg);
+int dtx_log_level(void);
+/* "err", "warning", "notice", "info", "debug" -> level; -1 if unknown. */
+int dtx_log_level_parse(const char *name);
+void dtx_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define dtx_err(...) dtx_log(DTX_LOG_ERR, __VA_ARGS__)
+#define dtx_warn(...) dtx_log(DTX_LOG_WARNING, __VA_ARGS__)
+#define dtx_notice(...) dtx_log(DTX_LOG_NOTICE, __VA_ARGS__)
+#define dtx_info(...) dtx_log(DTX_LOG_INFO, __VA_ARGS__)
+#define dtx_debug(...)                                                          \
+	do {                                                                    \
+		if (dtx_log_level() >= DTX_LOG_DEBUG)                           \
+			dtx_log(DTX_LOG_DEBUG, __VA_ARGS__);                    \
+	} while (0)
+
+/* --- clocks ----------------------------------------------------------- */
+
+int64_t dtx_now_ms(void);       /* CLOCK_MONOTONIC, milliseconds */
+int64_t dtx_wall_us(void);      /* CLOCK_REALTIME, microseconds since the epoch */
+/* "2026-11-21 05:06:55.123456Z" into buf (>= 32 bytes). */
+void dtx_wall_format(int64_t us, char *buf, size_t len);
+
+/* --- transaction ids -------------------------------------------------- */
+
+#define DTX_COORD_ID_MAX 32
+
+typedef struct {
+	char coord[DTX_COORD_ID_MAX + 1];
+	uint32_t epoch;
+	uint64_t seq;
+} dtx_gtid_t;
+
+/* Coordinator ids: [A-Za-z0-9_-], 1..32 bytes. */
+bool dtx_coord_id_valid(const char *id);
+/* "<coord>.<epoch>.<seq>" */
+void dtx_gtid_format(const dtx_gtid_t *g, char *buf, size_t len);
+int dtx_gtid_parse(const char *s, dtx_gtid_t *out);
+/* The PostgreSQL GID of one branch: "dtx:<coord>:<epoch>:<seq>:<branch>". */
+void dtx_gid_format(const dtx_gtid_t *g, uint32_t branch, char *buf, size_t len);
+int dtx_gid_parse(const char *s, dtx_gtid_t *out, uint32_t *branch);
+
+/* --- crash points ----------------------------------------------------- */
+
+/*
+ * DTX_CRASH="name:N" (or "name" for N=1) makes the process _exit(99) at the
+ * Nth pass through dtx_crash_point(name). Inert when unset.
+ */
+void dtx_crash_init(void);
+void dtx_crash_point(const char *name);
+
+
+
+/* --- configuration helpers -------------------------------------------- */
+
+/* Parse a whole decimal integer within [min, max]; false otherwise. */
+bool dtx_parse_int(const char *s, long long min, long long max, long long *out);
+
+/* For INI handlers: store val, or write "'key': reason" to why and return
+ * false. dtx_conf_str refuses empty and too-long values. */
+bool dtx_conf_str(const char *key, const char *val, char *dst, size_t n, char *why,
+		  size_t why_len);
+bool dtx_conf_int(const char *key, const char *val, long long min, long long max,
+		  long long *out, char *why, size_t why_len);
+#endif /* DTX_UTIL_H */

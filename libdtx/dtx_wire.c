@@ -1,0 +1,724 @@
+/*
+ * dtx_wire.c — frame codec. The only file of dtx that calls msgpack.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtx_wire.h"
+
+/* --- names ------------------------------------------------------------ */
+
+static const char *const s_type_names[DTX_T__COUNT] = {
+	[DTX_T_NONE] = "NONE",       [DTX_T_TX] = "TX",
+	[DTX_T_QUERY] = "QUERY",     [DTX_T_OUTCOME] = "OUTCOME",
+	[DTX_T_ERROR] = "ERROR",     [DTX_T_HELLO] = "HELLO",
+	[DTX_T_WELCOME] = "WELCOME", [DTX_T_INDOUBT] = "INDOUBT",
+	[DTX_T_PREPARE] = "PREPARE", [DTX_T_VOTE] = "VOTE",
+	[DTX_T_DECIDE] = "DECIDE",   [DTX_T_ACK] = "ACK",
+	[DTX_T_PING] = "PING",       [DTX_T_PONG] = "PONG",
+	[DTX_T_ADMIN] = "ADMIN",     [DTX_T_REPLY] = "REPLY",
+};
+
+/* What each type requires and what it may carry besides. */
+static const struct {
+	uint32_t required, optional;
+} s_fields[DTX_T__COUNT] = {
+	[DTX_T_TX] = {DTX_F_ID | DTX_F_BRANCHES, DTX_F_TIMEOUT},
+	[DTX_T_QUERY] = {DTX_F_ID | DTX_F_GTID, 0},
+	[DTX_T_OUTCOME] = {DTX_F_ID | DTX_F_CODE,
+			   DTX_F_GTID | DTX_F_NAME | DTX_F_SQLSTATE | DTX_F_TEXT},
+	[DTX_T_ERROR] = {DTX_F_CODE | DTX_F_TEXT, DTX_F_ID},
+	[DTX_T_HELLO] = {DTX_F_NAME, 0},
+	[DTX_T_WELCOME] = {DTX_F_TEXT, 0},
+	[DTX_T_INDOUBT] = {DTX_F_GIDS, 0},
+	[DTX_T_PREPARE] = {DTX_F_GTID | DTX_F_STMTS, 0},
+	[DTX_T_VOTE] = {DTX_F_GTID | DTX_F_CODE, DTX_F_SQLSTATE | DTX_F_TEXT},
+	[DTX_T_DECIDE] = {DTX_F_GTID | DTX_F_CODE, 0},
+	[DTX_T_ACK] = {DTX_F_GTID | DTX_F_CODE, DTX_F_TEXT},
+	[DTX_T_PING] = {0, 0},
+	[DTX_T_PONG] = {0, 0},
+	[DTX_T_ADMIN] = {DTX_F_ID | DTX_F_NAME, DTX_F_TEXT},
+	[DTX_T_REPLY] = {DTX_F_ID | DTX_F_CODE | DTX_F_TEXT, 0},
+};
+
+const char *dtx_msg_type_str(dtx_msg_type_t type)
+{
+	if (type <= DTX_T_NONE || type >= DTX_T__COUNT)
+		return "NONE";
+	return s_type_names[type];
+}
+
+static dtx_msg_type_t s_type_lookup(const char *s, size_t n)
+{
+	for (int t = DTX_T_NONE + 1; t < DTX_T__COUNT; t++)
+		if (strlen(s_type_names[t]) == n && memcmp(s_type_names[t], s, n) == 0)
+			return (dtx_msg_type_t)t;
+	return DTX_T_NONE;
+}
+
+bool dtx_name_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > DTX_WIRE_MAX_NAME)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* --- arena: decoded strings and arrays, freed at once ---------------- */
+
+typedef struct s_chunk {
+	struct s_chunk *next;
+	size_t used, size;
+	max_align_t data[];
+} s_chunk_t;
+
+static void *s_alloc(dtx_msg_t *msg, size_t n)
+{
+	s_chunk_t *c = msg->arena_;
+	n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+	if (!c || c->size - c->used < n) {
+		size_t size = n > 4096 ? n : 4096;
+		s_chunk_t *nc = malloc(sizeof(*nc) + size);
+		if (!nc)
+			return NULL;
+		nc->next = c;
+		nc->used = 0;
+		nc->size = size;
+		msg->arena_ = c = nc;
+	}
+	void *p = (char *)c->data + c->used;
+	c->used += n;
+	return p;
+}
+
+void dtx_msg_clear(dtx_msg_t *msg)
+{
+	s_chunk_t *c = msg->arena_;
+	while (c) {
+		s_chunk_t *next = c->next;
+		free(c);
+		c = next;
+	}
+	memset(msg, 0, sizeof(*msg));
+}
+
+/* --- pre-scan: bound everything before msgpack allocates ------------- */
+
+typedef struct {
+	const uint8_t *p, *end;
+	char *why;
+	size_t why_len;
+} s_scan_t;
+
+static int s_fail(char *why, size_t why_len, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int s_fail(char *why, size_t why_len, int code, const char *fmt, ...)
+{
+	if (why && why_len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, why_len, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+static int s_need(s_scan_t *s, size_t n, uint64_t *out)
+{
+	if ((size_t)(s->end - s->p) < n)
+		return s_fail(s->why, s->why_len, DTX_EPROTO, "truncated frame");
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = (v << 8) | s->p[i];
+	s->p += n;
+	if (out)
+		*out = v;
+	return 0;
+}
+
+static int s_skip_bytes(s_scan_t *s, uint64_t n, bool is_str)
+{
+	if (is_str && n > DTX_WIRE_MAX_STR)
+		return s_fail(s->why, s->why_len, DTX_ETOOBIG,
+			      "string of %" PRIu64 " bytes exceeds %d", n, DTX_WIRE_MAX_STR);
+	if ((uint64_t)(s->end - s->p) < n)
+		return s_fail(s->why, s->why_len, DTX_EPROTO, "truncated frame");
+	s->p += n;
+	return 0;
+}
+
+static int s_scan(s_scan_t *s, int depth)
+{
+	uint64_t n = 0, items = 0;
+	uint8_t b;
+	int rc;
+
+	if (depth > DTX_WIRE_MAX_DEPTH)
+		return s_fail(s->why, s->why_len, DTX_ETOOBIG, "nesting deeper than %d",
+			      DTX_WIRE_MAX_DEPTH);
+	if (s->p >= s->end)
+		return s_fail(s->why, s->why_len, DTX_EPROTO, "truncated frame");
+	b = *s->p++;
+	if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+		return 0;
+	if (b >= 0xa0 && b <= 0xbf)
+		return s_skip_bytes(s, b & 0x1f, true);
+	if (b >= 0x80 && b <= 0x8f) {
+		items = 2 * (uint64_t)(b & 0x0f);
+		goto container;
+	}
+	if (b >= 0x90 && b <= 0x9f) {
+		items = b & 0x0f;
+		goto container;
+	}
+	switch (b) {
+	case 0xc4: case 0xc5: case 0xc6:
+		if ((rc = s_need(s, 1u << (b - 0xc4), &n)))
+			return rc;
+		return s_skip_bytes(s, n, true);
+	case 0xc7: case 0xc8: case 0xc9:
+		if ((rc = s_need(s, 1u << (b - 0xc7), &n)))
+			return rc;
+		return s_skip_bytes(s, n + 1, true);
+	case 0xca: return s_skip_bytes(s, 4, false);
+	case 0xcb: return s_skip_bytes(s, 8, false);
+	case 0xcc: case 0xcd: case 0xce: case 0xcf:
+		return s_skip_bytes(s, 1u << (b - 0xcc), false);
+	case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+		return s_skip_bytes(s, 1u << (b - 0xd0), false);
+	case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+		return s_skip_bytes(s, 1 + (1u << (b - 0xd4)), false);
+	case 0xd9: case 0xda: case 0xdb:
+		if ((rc = s_need(s, 1u << (b - 0xd9), &n)))
+			return rc;
+		return s_skip_bytes(s, n, true);
+	case 0xdc: case 0xdd:
+		if ((rc = s_need(s, b == 0xdc ? 2 : 4, &items)))
+			return rc;
+		goto container;
+	case 0xde: case 0xdf:
+		if ((rc = s_need(s, b == 0xde ? 2 : 4, &items)))
+			return rc;
+		items *= 2;
+		goto container;
+	default:
+		return s_fail(s->why, s->why_len, DTX_EPROTO, "invalid msgpack byte 0x%02x", b);
+	}
+container:
+	if (items > 2 * (uint64_t)DTX_WIRE_MAX_ITEMS)
+		return s_fail(s->why, s->why_len, DTX_ETOOBIG,
+			      "container of %" PRIu64 " items exceeds %d", items, DTX_WIRE_MAX_ITEMS);
+	/* Every element takes at least one byte: a count the frame cannot
+	 * hold is refused before anything is allocated from it. */
+	if (items > (uint64_t)(s->end - s->p))
+		return s_fail(s->why, s->why_len, DTX_EPROTO,
+			      "container declares %" PRIu64 " items, frame holds fewer", items);
+	for (uint64_t i = 0; i < items; i++)
+		if ((rc = s_scan(s, depth + 1)))
+			return rc;
+	return 0;
+}
+
+/* --- decode ----------------------------------------------------------- */
+
+typedef struct {
+	dtx_msg_t *msg;
+	char *why;
+	size_t why_len;
+} s_dec_t;
+
+#define FAIL(d, code, ...) s_fail((d)->why, (d)->why_len, (code), __VA_ARGS__)
+
+static bool s_key_is(const msgpack_object *k, const char *name)
+{
+	size_t n = strlen(name);
+	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+	       memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+static char *s_dup(s_dec_t *d, const char *p, size_t n)
+{
+	char *s = s_alloc(d->msg, n + 1);
+	if (!s)
+		return NULL;
+	memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* A string field of at most max bytes with no NUL inside. */
+static int s_str(s_dec_t *d, const msgpack_object *o, const char *field, size_t max,
+		 const char **out)
+{
+	if (o->type != MSGPACK_OBJECT_STR)
+		return FAIL(d, DTX_EPROTO, "field '%s' must be a string", field);
+	if (o->via.str.size > max)
+		return FAIL(d, DTX_ETOOBIG, "field '%s' longer than %zu bytes", field, max);
+	if (memchr(o->via.str.ptr, '\0', o->via.str.size))
+		return FAIL(d, DTX_EPROTO, "field '%s' contains a NUL byte", field);
+	if (!(*out = s_dup(d, o->via.str.ptr, o->via.str.size)))
+		return DTX_ENOMEM;
+	return 0;
+}
+
+static int s_int(s_dec_t *d, const msgpack_object *o, const char *field, int64_t min,
+		 int64_t max, int64_t *out)
+{
+	int64_t v;
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		if (o->via.u64 > (uint64_t)INT64_MAX)
+			return FAIL(d, DTX_EPROTO, "field '%s' out of range", field);
+		v = (int64_t)o->via.u64;
+	} else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+		v = o->via.i64;
+	} else {
+		return FAIL(d, DTX_EPROTO, "field '%s' must be an integer", field);
+	}
+	if (v < min || v > max)
+		return FAIL(d, DTX_EPROTO, "field '%s' out of range", field);
+	*out = v;
+	return 0;
+}
+
+/* A parameter: string or nil; numbers and booleans become their text. */
+static int s_param(s_dec_t *d, const msgpack_object *o, const char **out)
+{
+	char buf[64];
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		*out = NULL;
+		return 0;
+	case MSGPACK_OBJECT_STR:
+		return s_str(d, o, "params", DTX_WIRE_MAX_STR, out);
+	case MSGPACK_OBJECT_BOOLEAN:
+		snprintf(buf, sizeof(buf), "%s", o->via.boolean ? "true" : "false");
+		break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		snprintf(buf, sizeof(buf), "%" PRIu64, o->via.u64);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		snprintf(buf, sizeof(buf), "%" PRId64, o->via.i64);
+		break;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		snprintf(buf, sizeof(buf), "%.17g", o->via.f64);
+		break;
+	default:
+		return FAIL(d, DTX_EPROTO, "a parameter must be a string, number, boolean or nil");
+	}
+	if (!(*out = s_dup(d, buf, strlen(buf))))
+		return DTX_ENOMEM;
+	return 0;
+}
+
+static int s_stmts(s_dec_t *d, const msgpack_object *o, uint32_t *n_out, dtx_stmt_t **out)
+{
+	int rc;
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0)
+		return FAIL(d, DTX_EPROTO, "field 'stmts' must be a non-empty array");
+	uint32_t n = o->via.array.size;
+	dtx_stmt_t *st = s_alloc(d->msg, n * sizeof(*st));
+	if (!st)
+		return DTX_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		const msgpack_object *m = &o->via.array.ptr[i];
+		st[i] = (dtx_stmt_t){.expect = -1};
+		if (m->type != MSGPACK_OBJECT_MAP)
+			return FAIL(d, DTX_EPROTO, "a statement must be a map");
+		for (uint32_t k = 0; k < m->via.map.size; k++) {
+			const msgpack_object *key = &m->via.map.ptr[k].key;
+			const msgpack_object *val = &m->via.map.ptr[k].val;
+			if (s_key_is(key, "sql")) {
+				if ((rc = s_str(d, val, "sql", DTX_WIRE_MAX_STR, &st[i].sql)))
+					return rc;
+			} else if (s_key_is(key, "expect")) {
+				if ((rc = s_int(d, val, "expect", 0, INT64_MAX, &st[i].expect)))
+					return rc;
+			} else if (s_key_is(key, "params")) {
+				if (val->type != MSGPACK_OBJECT_ARRAY)
+					return FAIL(d, DTX_EPROTO, "field 'params' must be an array");
+				st[i].nparams = val->via.array.size;
+				st[i].params = s_alloc(d->msg, (st[i].nparams + 1) * sizeof(char *));
+				if (!st[i].params)
+					return DTX_ENOMEM;
+				for (uint32_t p = 0; p < st[i].nparams; p++)
+					if ((rc = s_param(d, &val->via.array.ptr[p], &st[i].params[p])))
+						return rc;
+			} else {
+				return FAIL(d, DTX_EPROTO, "unknown field in a statement");
+			}
+		}
+		if (!st[i].sql || !st[i].sql[0])
+			return FAIL(d, DTX_EPROTO, "a statement has no 'sql'");
+	}
+	*n_out = n;
+	*out = st;
+	return 0;
+}
+
+static int s_branches(s_dec_t *d, const msgpack_object *o)
+{
+	int rc;
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0)
+		return FAIL(d, DTX_EPROTO, "field 'branches' must be a non-empty array");
+	uint32_t n = o->via.array.size;
+	dtx_branch_t *br = s_alloc(d->msg, n * sizeof(*br));
+	if (!br)
+		return DTX_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		const msgpack_object *m = &o->via.array.ptr[i];
+		br[i] = (dtx_branch_t){0};
+		if (m->type != MSGPACK_OBJECT_MAP)
+			return FAIL(d, DTX_EPROTO, "a branch must be a map");
+		for (uint32_t k = 0; k < m->via.map.size; k++) {
+			const msgpack_object *key = &m->via.map.ptr[k].key;
+			const msgpack_object *val = &m->via.map.ptr[k].val;
+			if (s_key_is(key, "p")) {
+				if ((rc = s_str(d, val, "p", DTX_WIRE_MAX_NAME, &br[i].participant)))
+					return rc;
+			} else if (s_key_is(key, "stmts")) {
+				if ((rc = s_stmts(d, val, &br[i].nstmts, &br[i].stmts)))
+					return rc;
+			} else {
+				return FAIL(d, DTX_EPROTO, "unknown field in a branch");
+			}
+		}
+		if (!br[i].participant || !dtx_name_valid(br[i].participant))
+			return FAIL(d, DTX_EPROTO, "a branch needs a valid participant name 'p'");
+		if (!br[i].stmts)
+			return FAIL(d, DTX_EPROTO, "branch '%s' has no 'stmts'", br[i].participant);
+		for (uint32_t j = 0; j < i; j++)
+			if (strcmp(br[j].participant, br[i].participant) == 0)
+				return FAIL(d, DTX_EPROTO, "participant '%s' appears twice",
+					    br[i].participant);
+	}
+	d->msg->nbranches = n;
+	d->msg->branches = br;
+	return 0;
+}
+
+static int s_gids(s_dec_t *d, const msgpack_object *o)
+{
+	int rc;
+	if (o->type != MSGPACK_OBJECT_ARRAY)
+		return FAIL(d, DTX_EPROTO, "field 'gids' must be an array");
+	uint32_t n = o->via.array.size;
+	const char **g = s_alloc(d->msg, (n + 1) * sizeof(*g));
+	if (!g)
+		return DTX_ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		if ((rc = s_str(d, &o->via.array.ptr[i], "gids", 200, &g[i])))
+			return rc;
+	d->msg->ngids = n;
+	d->msg->gids = g;
+	return 0;
+}
+
+static int s_field(s_dec_t *d, const msgpack_object *key, const msgpack_object *val,
+		   uint32_t *bit)
+{
+	dtx_msg_t *m = d->msg;
+	int64_t v;
+	int rc;
+
+	if (s_key_is(key, "id")) {
+		*bit = DTX_F_ID;
+		if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return FAIL(d, DTX_EPROTO, "field 'id' must be an unsigned integer");
+		m->id = val->via.u64;
+		return 0;
+	}
+	if (s_key_is(key, "gtid")) {
+		*bit = DTX_F_GTID;
+		return s_str(d, val, "gtid", 200, &m->gtid);
+	}
+	if (s_key_is(key, "name")) {
+		*bit = DTX_F_NAME;
+		return s_str(d, val, "name", DTX_WIRE_MAX_NAME, &m->name);
+	}
+	if (s_key_is(key, "text")) {
+		*bit = DTX_F_TEXT;
+		return s_str(d, val, "text", DTX_WIRE_MAX_STR, &m->text);
+	}
+	if (s_key_is(key, "sqlstate")) {
+		*bit = DTX_F_SQLSTATE;
+		return s_str(d, val, "sqlstate", 5, &m->sqlstate);
+	}
+	if (s_key_is(key, "code")) {
+		*bit = DTX_F_CODE;
+		return s_int(d, val, "code", INT32_MIN, INT32_MAX, &m->code);
+	}
+	if (s_key_is(key, "timeout")) {
+		*bit = DTX_F_TIMEOUT;
+		if ((rc = s_int(d, val, "timeout", 0, UINT32_MAX, &v)))
+			return rc;
+		m->timeout_ms = (uint32_t)v;
+		return 0;
+	}
+	if (s_key_is(key, "branches")) {
+		*bit = DTX_F_BRANCHES;
+		return s_branches(d, val);
+	}
+	if (s_key_is(key, "stmts")) {
+		*bit = DTX_F_STMTS;
+		return s_stmts(d, val, &m->nstmts, &m->stmts);
+	}
+	if (s_key_is(key, "gids")) {
+		*bit = DTX_F_GIDS;
+		return s_gids(d, val);
+	}
+	if (key->type == MSGPACK_OBJECT_STR)
+		return FAIL(d, DTX_EPROTO, "unknown field '%.*s'",
+			    (int)(key->via.str.size > 32 ? 32 : key->via.str.size),
+			    key->via.str.ptr);
+	return FAIL(d, DTX_EPROTO, "map keys must be strings");
+}
+
+int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len)
+{
+	s_scan_t scan = {.p = data, .end = (const uint8_t *)data + len, .why = why,
+			 .why_len = why_len};
+	s_dec_t d = {.msg = msg, .why = why, .why_len = why_len};
+	msgpack_unpacked up;
+	bool seen_v = false;
+	int rc;
+
+	memset(msg, 0, sizeof(*msg));
+	if (why && why_len)
+		why[0] = '\0';
+	if (len == 0)
+		return FAIL(&d, DTX_EPROTO, "empty frame");
+	if ((rc = s_scan(&scan, 0)))
+		return rc;
+	if (scan.p != scan.end)
+		return FAIL(&d, DTX_EPROTO, "trailing bytes after the message");
+
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, data, len, NULL) != MSGPACK_UNPACK_SUCCESS) {
+		rc = FAIL(&d, DTX_EPROTO, "msgpack could not unpack the frame");
+		goto out;
+	}
+	const msgpack_object *root = &up.data;
+	if (root->type != MSGPACK_OBJECT_MAP) {
+		rc = FAIL(&d, DTX_EPROTO, "a frame must be a map");
+		goto out;
+	}
+	/* Version and type first, whatever their position in the map. */
+	for (uint32_t i = 0; i < root->via.map.size; i++) {
+		const msgpack_object_kv *kv = &root->via.map.ptr[i];
+		if (s_key_is(&kv->key, "v")) {
+			if (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+				rc = FAIL(&d, DTX_EPROTO, "field 'v' must be an unsigned integer");
+				goto out;
+			}
+			if (kv->val.via.u64 != DTX_WIRE_VERSION) {
+				rc = FAIL(&d, DTX_EVERSION, "protocol version %" PRIu64
+					  " not supported (this is %d)", kv->val.via.u64,
+					  DTX_WIRE_VERSION);
+				goto out;
+			}
+			seen_v = true;
+		} else if (s_key_is(&kv->key, "t")) {
+			if (kv->val.type != MSGPACK_OBJECT_STR ||
+			    !(msg->type = s_type_lookup(kv->val.via.str.ptr, kv->val.via.str.size))) {
+				rc = FAIL(&d, DTX_EPROTO, "field 't' is not a known message type");
+				goto out;
+			}
+		}
+	}
+	if (!seen_v) {
+		rc = FAIL(&d, DTX_EPROTO, "frame has no version 'v'");
+		goto out;
+	}
+	if (msg->type == DTX_T_NONE) {
+		rc = FAIL(&d, DTX_EPROTO, "frame has no type 't'");
+		goto out;
+	}
+	uint32_t allowed = s_fields[msg->type].required | s_fields[msg->type].optional;
+	for (uint32_t i = 0; i < root->via.map.size; i++) {
+		const msgpack_object_kv *kv = &root->via.map.ptr[i];
+		uint32_t bit = 0;
+		if (s_key_is(&kv->key, "v") || s_key_is(&kv->key, "t"))
+			continue;
+		if ((rc = s_field(&d, &kv->key, &kv->val, &bit)))
+			goto out;
+		if (!(bit & allowed)) {
+			rc = FAIL(&d, DTX_EPROTO, "field not allowed in %s",
+				  dtx_msg_type_str(msg->type));
+			goto out;
+		}
+		if (msg->has & bit) {
+			rc = FAIL(&d, DTX_EPROTO, "duplicate field in %s", dtx_msg_type_str(msg->type));
+			goto out;
+		}
+		msg->has |= bit;
+	}
+	if ((msg->has & s_fields[msg->type].required) != s_fields[msg->type].required) {
+		rc = FAIL(&d, DTX_EPROTO, "%s lacks a required field", dtx_msg_type_str(msg->type));
+		goto out;
+	}
+	if ((msg->has & DTX_F_NAME) && !dtx_name_valid(msg->name) && msg->type != DTX_T_ADMIN &&
+	    msg->type != DTX_T_OUTCOME) {
+		rc = FAIL(&d, DTX_EPROTO, "'%s' is not a valid participant name", msg->name);
+		goto out;
+	}
+	rc = 0;
+out:
+	msgpack_unpacked_destroy(&up);
+	if (rc) {
+		if (rc == DTX_ENOMEM)
+			s_fail(why, why_len, rc, "out of memory");
+		dtx_msg_clear(msg);
+	}
+	return rc;
+}
+
+/* --- encode ----------------------------------------------------------- */
+
+static void s_pack_str(msgpack_packer *pk, const char *s)
+{
+	size_t n = strlen(s);
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, s, n);
+}
+
+static void s_pack_stmts(msgpack_packer *pk, uint32_t n, const dtx_stmt_t *st)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		msgpack_pack_map(pk, 2 + (st[i].expect >= 0));
+		s_pack_str(pk, "sql");
+		s_pack_str(pk, st[i].sql);
+		s_pack_str(pk, "params");
+		msgpack_pack_array(pk, st[i].nparams);
+		for (uint32_t p = 0; p < st[i].nparams; p++) {
+			if (st[i].params[p])
+				s_pack_str(pk, st[i].params[p]);
+			else
+				msgpack_pack_nil(pk);
+		}
+		if (st[i].expect >= 0) {
+			s_pack_str(pk, "expect");
+			msgpack_pack_int64(pk, st[i].expect);
+		}
+	}
+}
+
+static int s_check_stmts(uint32_t n, const dtx_stmt_t *st)
+{
+	if (n == 0 || n > DTX_WIRE_MAX_ITEMS)
+		return DTX_EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		if (!st[i].sql || strlen(st[i].sql) > DTX_WIRE_MAX_STR ||
+		    st[i].nparams > DTX_WIRE_MAX_ITEMS)
+			return DTX_EINVAL;
+		for (uint32_t p = 0; p < st[i].nparams; p++)
+			if (st[i].params[p] && strlen(st[i].params[p]) > DTX_WIRE_MAX_STR)
+				return DTX_EINVAL;
+	}
+	return 0;
+}
+
+int dtx_msg_encode(const dtx_msg_t *m, char **buf, size_t *len)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	uint32_t has = m->has;
+
+	if (m->type <= DTX_T_NONE || m->type >= DTX_T__COUNT)
+		return DTX_EINVAL;
+	if ((has & s_fields[m->type].required) != s_fields[m->type].required ||
+	    (has & ~(s_fields[m->type].required | s_fields[m->type].optional)))
+		return DTX_EINVAL;
+	if ((has & DTX_F_STMTS) && s_check_stmts(m->nstmts, m->stmts))
+		return DTX_EINVAL;
+	if (has & DTX_F_BRANCHES) {
+		if (m->nbranches == 0 || m->nbranches > DTX_WIRE_MAX_ITEMS)
+			return DTX_EINVAL;
+		for (uint32_t i = 0; i < m->nbranches; i++)
+			if (!dtx_name_valid(m->branches[i].participant) ||
+			    s_check_stmts(m->branches[i].nstmts, m->branches[i].stmts))
+				return DTX_EINVAL;
+	}
+	if ((has & DTX_F_GIDS) && m->ngids > DTX_WIRE_MAX_ITEMS)
+		return DTX_EINVAL;
+	if ((has & DTX_F_TEXT) && strlen(m->text) > DTX_WIRE_MAX_STR)
+		return DTX_EINVAL;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2 + __builtin_popcount(has));
+	s_pack_str(&pk, "v");
+	msgpack_pack_uint32(&pk, DTX_WIRE_VERSION);
+	s_pack_str(&pk, "t");
+	s_pack_str(&pk, s_type_names[m->type]);
+	if (has & DTX_F_ID) {
+		s_pack_str(&pk, "id");
+		msgpack_pack_uint64(&pk, m->id);
+	}
+	if (has & DTX_F_GTID) {
+		s_pack_str(&pk, "gtid");
+		s_pack_str(&pk, m->gtid);
+	}
+	if (has & DTX_F_NAME) {
+		s_pack_str(&pk, "name");
+		s_pack_str(&pk, m->name);
+	}
+	if (has & DTX_F_TEXT) {
+		s_pack_str(&pk, "text");
+		s_pack_str(&pk, m->text);
+	}
+	if (has & DTX_F_SQLSTATE) {
+		s_pack_str(&pk, "sqlstate");
+		s_pack_str(&pk, m->sqlstate);
+	}
+	if (has & DTX_F_CODE) {
+		s_pack_str(&pk, "code");
+		msgpack_pack_int64(&pk, m->code);
+	}
+	if (has & DTX_F_TIMEOUT) {
+		s_pack_str(&pk, "timeout");
+		msgpack_pack_uint32(&pk, m->timeout_ms);
+	}
+	if (has & DTX_F_BRANCHES) {
+		s_pack_str(&pk, "branches");
+		msgpack_pack_array(&pk, m->nbranches);
+		for (uint32_t i = 0; i < m->nbranches; i++) {
+			msgpack_pack_map(&pk, 2);
+			s_pack_str(&pk, "p");
+			s_pack_str(&pk, m->branches[i].participant);
+			s_pack_str(&pk, "stmts");
+			s_pack_stmts(&pk, m->branches[i].nstmts, m->branches[i].stmts);
+		}
+	}
+	if (has & DTX_F_STMTS) {
+		s_pack_str(&pk, "stmts");
+		s_pack_stmts(&pk, m->nstmts, m->stmts);
+	}
+	if (has & DTX_F_GIDS) {
+		s_pack_str(&pk, "gids");
+		msgpack_pack_array(&pk, m->ngids);
+		for (uint32_t i = 0; i < m->ngids; i++)
+			s_pack_str(&pk, m->gids[i]);
+	}
+	if (!sb.data) {
+		msgpack_sbuffer_destroy(&sb);
+		return DTX_ENOMEM;
+	}
+	*len = sb.size;
+	*buf = msgpack_sbuffer_release(&sb);
+	return 0;
+}

@@ -1,0 +1,133 @@
+/*
+ * dtx_wire.h — the one place that encodes and decodes dtx frames.
+ *
+ * A frame is one msgpack map {"v": 1, "t": "<TYPE>", ...}. dtx_msg_decode()
+ * first walks the raw bytes and bounds nesting depth, string sizes and
+ * container counts (msgpack-c would allocate from a declared count before
+ * reading it), then unpacks and checks every field's type against the
+ * table of what each message type requires and allows. Anything else is
+ * refused with a negative DTX_E... code and a message; nothing is trusted.
+ *
+ * Ownership: a decoded dtx_msg_t owns one arena holding all its strings and
+ * arrays; every pointer in it lives until dtx_msg_clear(). A dtx_msg_t to be
+ * encoded only borrows what it points at.
+ */
+#ifndef DTX_WIRE_H
+#define DTX_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtx.h"
+
+#define DTX_WIRE_VERSION 1
+#define DTX_WIRE_MAX_DEPTH 6
+#define DTX_WIRE_MAX_STR 65536     /* one SQL text or parameter */
+#define DTX_WIRE_MAX_ITEMS 4096    /* elements of one array or map */
+#define DTX_WIRE_MAX_NAME 63       /* participant names */
+
+typedef enum {
+	DTX_T_NONE = 0,
+	/* client -> coordinator */
+	DTX_T_TX,       /* run a global transaction: branches, timeout */
+	DTX_T_QUERY,    /* outcome of gtid */
+	/* coordinator -> client */
+	DTX_T_OUTCOME,  /* id, gtid, code=status, name=participant, sqlstate, text */
+	DTX_T_ERROR,    /* id?, code, text */
+	/* agent <-> coordinator */
+	DTX_T_HELLO,    /* agent: name */
+	DTX_T_WELCOME,  /* coordinator: text=coordinator id */
+	DTX_T_INDOUBT,  /* agent: gids prepared in its database */
+	DTX_T_PREPARE,  /* coordinator: gtid=branch gid, stmts */
+	DTX_T_VOTE,     /* agent: gtid=gid, code=vote, sqlstate, text */
+	DTX_T_DECIDE,   /* coordinator: gtid=gid, code=1 commit / 0 rollback */
+	DTX_T_ACK,      /* agent: gtid=gid, code=ack result, text */
+	DTX_T_PING,
+	DTX_T_PONG,
+	/* dtxctl <-> coordinator (admin endpoint) */
+	DTX_T_ADMIN,    /* id, name=command, text=argument */
+	DTX_T_REPLY,    /* id, code, text */
+	DTX_T__COUNT
+} dtx_msg_type_t;
+
+/* Votes carried by VOTE.code. */
+enum { DTX_VOTE_NO = 0, DTX_VOTE_YES = 1 };
+
+/* Results carried by ACK.code. */
+enum {
+	DTX_ACK_DONE = 0,       /* the decision is applied (now or earlier) */
+	DTX_ACK_HEURISTIC = 1,  /* the branch went the other way: text says how */
+	DTX_ACK_RETRY = 2,      /* could not apply now (database down): resend */
+};
+
+/* Field presence bits of dtx_msg_t.has. */
+enum {
+	DTX_F_ID = 1u << 0,
+	DTX_F_GTID = 1u << 1,
+	DTX_F_NAME = 1u << 2,
+	DTX_F_TEXT = 1u << 3,
+	DTX_F_SQLSTATE = 1u << 4,
+	DTX_F_CODE = 1u << 5,
+	DTX_F_TIMEOUT = 1u << 6,
+	DTX_F_BRANCHES = 1u << 7,
+	DTX_F_STMTS = 1u << 8,
+	DTX_F_GIDS = 1u << 9,
+};
+
+typedef struct {
+	const char *sql;
+	uint32_t nparams;
+	const char **params;   /* entries may be NULL (SQL NULL) */
+	int64_t expect;        /* < 0: no expectation */
+} dtx_stmt_t;
+
+typedef struct {
+	const char *participant;
+	uint32_t nstmts;
+	dtx_stmt_t *stmts;
+} dtx_branch_t;
+
+typedef struct {
+	dtx_msg_type_t type;
+	uint32_t has;          /* DTX_F_* present */
+	uint64_t id;
+	const char *gtid;
+	const char *name;
+	const char *text;
+	const char *sqlstate;
+	int64_t code;
+	uint32_t timeout_ms;
+	uint32_t nbranches;
+	dtx_branch_t *branches;
+	uint32_t nstmts;
+	dtx_stmt_t *stmts;
+	uint32_t ngids;
+	const char **gids;
+	void *arena_;          /* private: decoded storage */
+} dtx_msg_t;
+
+const char *dtx_msg_type_str(dtx_msg_type_t type);
+
+/* Reset *msg to empty, freeing what a decode allocated. Idempotent. */
+void dtx_msg_clear(dtx_msg_t *msg);
+
+/*
+ * Encode msg (only the fields in msg->has) into a new buffer. On 0, *buf is
+ * malloc'ed and owned by the caller (free()), *len its size. DTX_EINVAL if
+ * a field the type requires is missing or a bound is exceeded.
+ */
+int dtx_msg_encode(const dtx_msg_t *msg, char **buf, size_t *len);
+
+/*
+ * Decode one frame. On 0, *msg is filled and owns its arena. On error *msg
+ * is cleared, the return is DTX_EPROTO, DTX_EVERSION or DTX_ETOOBIG and,
+ * if why is not NULL, a description is written there (why_len bytes).
+ */
+int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why,
+		   size_t why_len);
+
+/* Participant names: [A-Za-z0-9_-], 1..63 bytes. */
+bool dtx_name_valid(const char *name);
+
+#endif /* DTX_WIRE_H */

@@ -1,0 +1,97 @@
+/*
+ * dtx-pgagent — the dtx participant agent for one PostgreSQL database.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dtx_util.h"
+#include "pga.h"
+
+static pga_t *s_pga;
+static volatile sig_atomic_t s_stopping;
+
+static void s_on_signal(int sig)
+{
+	(void)sig;
+	s_stopping = 1;
+	if (s_pga)
+		pga_stop(s_pga);
+}
+
+static void s_usage(FILE *f)
+{
+	fprintf(f, "usage: dtx-pgagent -c FILE [--check-config]\n"
+		   "  -c, --config FILE   configuration (see etc/dtx-pgagent.conf)\n"
+		   "      --check-config  read and check the configuration, then exit\n"
+		   "  -h, --help          this text\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *path = NULL;
+	bool check = false;
+	pga_config_t cfg;
+	char why[1024] = "";
+	int c, rc;
+	unsigned delay_ms = 200;
+
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'C': check = true; break;
+		case 'h': s_usage(stdout); return 0;
+		default: s_usage(stderr); return 2;
+		}
+	}
+	if (!path || optind != argc) {
+		s_usage(stderr);
+		return 2;
+	}
+	pga_config_defaults(&cfg);
+	if (pga_config_load(&cfg, path, why, sizeof(why))) {
+		fprintf(stderr, "dtx-pgagent: %s\n", why);
+		return 1;
+	}
+	if (check) {
+		printf("%s: ok\n", path);
+		return 0;
+	}
+	dtx_log_set(cfg.log_level, NULL, NULL);
+	dtx_crash_init();
+
+	struct sigaction sa = {.sa_handler = s_on_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* PostgreSQL may not be up yet: wait for it with back-off. */
+	while ((rc = pga_new(&cfg, &s_pga, why, sizeof(why))) == DTX_EDB && !s_stopping) {
+		dtx_warn("%s: database not ready (%s): retrying in %u ms", cfg.name, why, delay_ms);
+		usleep(delay_ms * 1000);
+		delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
+		why[0] = '\0';
+	}
+	if (rc) {
+		if (!s_stopping)
+			dtx_err("cannot start: %s", why);
+		return s_stopping ? 0 : 1;
+	}
+	dtx_notice("agent %s up, coordinator %s, %u connections", cfg.name, cfg.coordinator,
+		   cfg.pool_size);
+	rc = pga_run(s_pga);
+	pga_destroy(&s_pga);
+	dtx_notice("stopped");
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,560 @@
+/*
+ * pga.c — dtx-pgagent's loop.
+ *
+ * The main thread owns the DEALER to the coordinator and an inproc ROUTER
+ * to pool_size worker threads; each worker owns one PostgreSQL connection
+ * and runs one job at a time (prepare a branch, apply a decision, scan for
+ * prepared branches). Jobs travel to workers and back as pointers.
+ *
+ * Per GID there is at most one job in flight: a decision that arrives while
+ * the branch is still being prepared waits for the prepare (else a rollback
+ * could run first, find nothing, and leave the later PREPARE orphaned); a
+ * repeated decision for a GID being applied is dropped, since the running
+ * job answers it.
+ *
+ * Reconnects: HELLO at start, whenever the coordinator says ENOTREG (it
+ * restarted) and when it has been silent for three heartbeats. After each
+ * WELCOME a scan job lists this database's prepared branches of that
+ * coordinator and sends them as INDOUBT; the coordinator answers each one.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "dtx_util.h"
+#include "dtx_wire.h"
+#include "pga.h"
+#include "pga_db.h"
+
+#define WORKERS_EP "inproc://pga-workers"
+
+typedef enum { JOB_PREPARE, JOB_DECIDE, JOB_SCAN } s_kind_t;
+
+typedef struct s_job {
+	struct s_job *next;
+	s_kind_t kind;
+	char gid[200];
+	bool commit;            /* JOB_DECIDE */
+	int deferred;           /* decision that arrived during the prepare: -1 none, 0, 1 */
+	dtx_msg_t msg;          /* JOB_PREPARE: owns the statements */
+	char coord[DTX_COORD_ID_MAX + 1];
+	/* results */
+	int result;
+	char sqlstate[8];
+	char text[512];
+	char **gids;
+	uint32_t ngids;
+} s_job_t;
+
+typedef struct {
+	uint8_t b[256];
+	size_t n;
+} s_rid_t;
+
+struct pga {
+	pga_config_t cfg;
+	void *ctx, *coord, *workers;
+	pthread_t *threads;
+	unsigned nthreads;
+	volatile sig_atomic_t stop;
+	s_job_t *queue, *queue_tail;   /* not yet dispatched */
+	s_job_t *active;               /* at a worker */
+	s_rid_t *idle;                 /* workers waiting for a job */
+	unsigned nidle;
+	bool welcomed, scan_owed;
+	char coord_id[DTX_COORD_ID_MAX + 1];
+	int64_t last_heard_ms, last_ping_ms, last_hello_ms, scan_retry_ms;
+};
+
+/* --- workers ---------------------------------------------------------- */
+
+typedef struct {
+	pga_t *pga;
+	unsigned index;
+} s_worker_arg_t;
+
+static void s_run_job(pga_t *self, pga_db_t *db, s_job_t *job)
+{
+	switch (job->kind) {
+	case JOB_PREPARE:
+		job->result = pga_db_prepare(db, job->gid, job->msg.nstmts, job->msg.stmts,
+					     job->sqlstate, job->text, sizeof(job->text));
+		break;
+	case JOB_DECIDE:
+		job->result = pga_db_decide(db, job->gid, job->commit, job->text, sizeof(job->text));
+		break;
+	case JOB_SCAN:
+		job->result = pga_db_scan(db, job->coord, self->cfg.marker_retention_s, &job->gids,
+					  &job->ngids, job->text, sizeof(job->text));
+		break;
+	}
+}
+
+static void *s_worker(void *arg)
+{
+	s_worker_arg_t *wa = arg;
+	pga_t *self = wa->pga;
+	pga_db_t *db = pga_db_new(self->cfg.conninfo);
+	void *sock = zmq_socket(self->ctx, ZMQ_DEALER);
+	s_job_t *job = NULL;
+
+	free(wa);
+	if (!db || !sock || zmq_connect(sock, WORKERS_EP) != 0) {
+		dtx_err("worker cannot start");
+		goto out;
+	}
+	/* A NULL job says "ready". */
+	zmq_send(sock, &job, sizeof(job), 0);
+	for (;;) {
+		if (zmq_recv(sock, &job, sizeof(job), 0) != sizeof(job) || !job)
+			break; /* context terminated or told to stop */
+		s_run_job(self, db, job);
+		if (zmq_send(sock, &job, sizeof(job), 0) < 0)
+			break;
+	}
+out:
+	if (sock) {
+		int zero = 0;
+		zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+		zmq_close(sock);
+	}
+	pga_db_destroy(&db);
+	return NULL;
+}
+
+/* --- jobs ------------------------------------------------------------- */
+
+static s_job_t *s_job_new(s_kind_t kind, const char *gid)
+{
+	s_job_t *job = calloc(1, sizeof(*job));
+	if (!job)
+		return NULL;
+	job->kind = kind;
+	job->deferred = -1;
+	if (gid)
+		snprintf(job->gid, sizeof(job->gid), "%s", gid);
+	return job;
+}
+
+static void s_job_free(s_job_t *job)
+{
+	if (!job)
+		return;
+	dtx_msg_clear(&job->msg);
+	for (uint32_t i = 0; i < job->ngids; i++)
+		free(job->gids[i]);
+	free(job->gids);
+	free(job);
+}
+
+static void s_enqueue(pga_t *self, s_job_t *job)
+{
+	job->next = NULL;
+	if (self->queue_tail)
+		self->queue_tail->next = job;
+	else
+		self->queue = job;
+	self->queue_tail = job;
+}
+
+/* The job for gid in list, if any; *prev_p its predecessor. */
+static s_job_t *s_find(s_job_t *list, const char *gid, s_job_t **prev_p)
+{
+	s_job_t *prev = NULL;
+	for (s_job_t *j = list; j; prev = j, j = j->next)
+		if (j->kind != JOB_SCAN && strcmp(j->gid, gid) == 0) {
+			if (prev_p)
+				*prev_p = prev;
+			return j;
+		}
+	return NULL;
+}
+
+static void s_dispatch(pga_t *self)
+{
+	while (self->queue && self->nidle) {
+		s_job_t *job = self->queue;
+		s_rid_t *w = &self->idle[--self->nidle];
+		self->queue = job->next;
+		if (!self->queue)
+			self->queue_tail = NULL;
+		job->next = self->active;
+		self->active = job;
+		zmq_send(self->workers, w->b, w->n, ZMQ_SNDMORE);
+		zmq_send(self->workers, &job, sizeof(job), 0);
+	}
+}
+
+/* --- talking to the coordinator --------------------------------------- */
+
+static void s_send(pga_t *self, const dtx_msg_t *msg)
+{
+	char *buf;
+	size_t len;
+	int rc = dtx_msg_encode(msg, &buf, &len);
+	if (rc) {
+		dtx_err("cannot encode %s: %s", dtx_msg_type_str(msg->type), dtx_strerror(rc));
+		return;
+	}
+	/* Not connected: dropped. The coordinator resends decisions and
+	 * learns of prepared branches from the next INDOUBT. */
+	if (zmq_send(self->coord, buf, len, ZMQ_DONTWAIT) < 0)
+		dtx_debug("%s not sent: %s", dtx_msg_type_str(msg->type), zmq_strerror(errno));
+	free(buf);
+}
+
+static void s_hello(pga_t *self)
+{
+	dtx_msg_t m = {.type = DTX_T_HELLO, .has = DTX_F_NAME, .name = self->cfg.name};
+	self->welcomed = false;
+	self->last_hello_ms = dtx_now_ms();
+	s_send(self, &m);
+}
+
+static void s_on_decide(pga_t *self, const dtx_msg_t *m)
+{
+	s_job_t *prev = NULL, *job;
+	bool commit = m->code != 0;
+
+	if ((job = s_find(self->active, m->gtid, NULL))) {
+		if (job->kind == JOB_PREPARE)
+			job->deferred = commit; /* applied when the prepare returns */
+		return;                         /* else: being applied already */
+	}
+	if ((job = s_find(self->queue, m->gtid, &prev))) {
+		if (job->kind == JOB_DECIDE)
+			return;
+		if (!commit) {
+			/* Rollback before the prepare ran: drop the prepare,
+			 * nothing was done, and say so. */
+			if (prev)
+				prev->next = job->next;
+			else
+				self->queue = job->next;
+			if (self->queue_tail == job)
+				self->queue_tail = prev;
+			s_job_free(job);
+			dtx_msg_t ack = {.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE,
+					 .gtid = m->gtid, .code = DTX_ACK_DONE};
+			s_send(self, &ack);
+			return;
+		}
+		job->deferred = 1;
+		return;
+	}
+	if (!(job = s_job_new(JOB_DECIDE, m->gtid)))
+		return; /* the coordinator will ask again */
+	job->commit = commit;
+	dtx_crash_point("pga.decision_received");
+	s_enqueue(self, job);
+}
+
+static void s_on_coord(pga_t *self, const void *data, size_t len)
+{
+	dtx_msg_t m;
+	char why[256];
+	int rc = dtx_msg_decode(data, len, &m, why, sizeof(why));
+
+	if (rc) {
+		dtx_warn("frame from the coordinator refused: %s", why);
+		return;
+	}
+	self->last_heard_ms = dtx_now_ms();
+	switch (m.type) {
+	case DTX_T_WELCOME:
+		snprintf(self->coord_id, sizeof(self->coord_id), "%s", m.text);
+		if (!dtx_coord_id_valid(self->coord_id)) {
+			dtx_err("coordinator sent an invalid id");
+			break;
+		}
+		dtx_notice("registered as %s with coordinator %s", self->cfg.name, self->coord_id);
+		self->welcomed = true;
+		self->scan_owed = true;
+		break;
+	case DTX_T_PREPARE: {
+		if (s_find(self->active, m.gtid, NULL) || s_find(self->queue, m.gtid, NULL))
+			break; /* repeated */
+		s_job_t *job = s_job_new(JOB_PREPARE, m.gtid);
+		if (!job)
+			break; /* no vote: the coordinator times the branch out */
+		job->msg = m;
+		memset(&m, 0, sizeof(m));
+		s_enqueue(self, job);
+		break;
+	}
+	case DTX_T_DECIDE:
+		s_on_decide(self, &m);
+		break;
+	case DTX_T_PONG:
+		break;
+	case DTX_T_ERROR:
+		if (m.code == DTX_ENOTREG) {
+			dtx_notice("coordinator does not know us (it restarted?): hello again");
+			s_hello(self);
+		} else {
+			dtx_err("coordinator says: %s (%s)", m.text, dtx_strerror((int)m.code));
+		}
+		break;
+	default:
+		dtx_warn("unexpected %s from the coordinator", dtx_msg_type_str(m.type));
+	}
+	dtx_msg_clear(&m);
+}
+
+/* A worker finished job (or said ready, job NULL). */
+static void s_on_worker(pga_t *self, const s_rid_t *w, s_job_t *job)
+{
+	self->idle[self->nidle++] = *w;
+	if (!job)
+		return;
+	for (s_job_t **pp = &self->active; *pp; pp = &(*pp)->next)
+		if (*pp == job) {
+			*pp = job->next;
+			break;
+		}
+	switch (job->kind) {
+	case JOB_PREPARE: {
+		dtx_msg_t v = {.type = DTX_T_VOTE, .has = DTX_F_GTID | DTX_F_CODE, .gtid = job->gid,
+			       .code = job->result};
+		if (job->result == DTX_VOTE_NO) {
+			dtx_info("%s: vote no: %s", job->gid, job->text);
+			v.has |= DTX_F_TEXT;
+			v.text = job->text;
+			if (job->sqlstate[0]) {
+				v.has |= DTX_F_SQLSTATE;
+				v.sqlstate = job->sqlstate;
+			}
+		}
+		s_send(self, &v);
+		if (job->deferred >= 0) {
+			s_job_t *d = s_job_new(JOB_DECIDE, job->gid);
+			if (d) {
+				d->commit = job->deferred;
+				s_enqueue(self, d);
+			}
+		}
+		break;
+	}
+	case JOB_DECIDE: {
+		dtx_msg_t a = {.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE, .gtid = job->gid,
+			       .code = job->result};
+		if (job->result != DTX_ACK_DONE) {
+			dtx_log(job->result == DTX_ACK_HEURISTIC ? DTX_LOG_ERR : DTX_LOG_WARNING,
+				"%s: %s", job->gid, job->text);
+			a.has |= DTX_F_TEXT;
+			a.text = job->text;
+		}
+		if (job->result == DTX_ACK_RETRY)
+			break; /* say nothing: the coordinator resends after its back-off */
+		dtx_crash_point("pga.applied_unacked");
+		s_send(self, &a);
+		break;
+	}
+	case JOB_SCAN:
+		if (job->result) {
+			dtx_warn("cannot list prepared branches: %s", job->text);
+			self->scan_owed = true;
+			self->scan_retry_ms = dtx_now_ms() + 1000;
+			break;
+		}
+		dtx_info("%u prepared branches of coordinator %s found", job->ngids, job->coord);
+		dtx_msg_t d = {.type = DTX_T_INDOUBT, .has = DTX_F_GIDS, .ngids = job->ngids,
+			       .gids = (const char **)job->gids};
+		s_send(self, &d);
+		break;
+	}
+	s_job_free(job);
+}
+
+/* --- the loop --------------------------------------------------------- */
+
+static void s_tick(pga_t *self, int64_t now)
+{
+	int64_t hb = self->cfg.heartbeat_ms;
+	if (!self->welcomed) {
+		if (now - self->last_hello_ms >= hb)
+			s_hello(self);
+		return;
+	}
+	if (now - self->last_heard_ms > 3 * hb) {
+		dtx_warn("coordinator silent for %lld ms: hello again",
+			 (long long)(now - self->last_heard_ms));
+		s_hello(self);
+		return;
+	}
+	if (now - self->last_ping_ms >= hb) {
+		dtx_msg_t p = {.type = DTX_T_PING};
+		self->last_ping_ms = now;
+		s_send(self, &p);
+	}
+	if (self->scan_owed && now >= self->scan_retry_ms) {
+		s_job_t *job = s_job_new(JOB_SCAN, NULL);
+		if (job) {
+			snprintf(job->coord, sizeof(job->coord), "%s", self->coord_id);
+			self->scan_owed = false;
+			/* First in line: the in-doubt list goes before new work. */
+			job->next = self->queue;
+			self->queue = job;
+			if (!self->queue_tail)
+				self->queue_tail = job;
+		}
+	}
+}
+
+int pga_run(pga_t *self)
+{
+	s_hello(self);
+	while (!self->stop) {
+		zmq_pollitem_t items[2] = {
+			{.socket = self->coord, .events = ZMQ_POLLIN},
+			{.socket = self->workers, .events = ZMQ_POLLIN},
+		};
+		if (zmq_poll(items, 2, 50) < 0 && errno != EINTR) {
+			dtx_err("zmq_poll: %s", zmq_strerror(errno));
+			return DTX_EIO;
+		}
+		while (items[0].revents & ZMQ_POLLIN) {
+			zmq_msg_t f;
+			zmq_msg_init(&f);
+			if (zmq_msg_recv(&f, self->coord, ZMQ_DONTWAIT) < 0) {
+				zmq_msg_close(&f);
+				break;
+			}
+			s_on_coord(self, zmq_msg_data(&f), zmq_msg_size(&f));
+			zmq_msg_close(&f);
+		}
+		while (items[1].revents & ZMQ_POLLIN) {
+			s_rid_t w;
+			s_job_t *job = NULL;
+			int n = zmq_recv(self->workers, w.b, sizeof(w.b), ZMQ_DONTWAIT);
+			if (n < 0)
+				break;
+			w.n = (size_t)n;
+			if (zmq_recv(self->workers, &job, sizeof(job), 0) != sizeof(job))
+				continue;
+			s_on_worker(self, &w, job);
+		}
+		s_tick(self, dtx_now_ms());
+		s_dispatch(self);
+	}
+	return 0;
+}
+
+void pga_stop(pga_t *self)
+{
+	self->stop = 1;
+}
+
+int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
+{
+	pga_t *self = calloc(1, sizeof(*self));
+	pga_db_t *db = NULL;
+	int zero = 0, one = 1;
+
+	*out = NULL;
+	if (!self)
+		return DTX_ENOMEM;
+	self->cfg = *cfg;
+	/* The marker table before anything else: a branch cannot be
+	 * prepared without it. */
+	if (!(db = pga_db_new(cfg->conninfo)) || pga_db_ensure_schema(db, why, why_len)) {
+		pga_db_destroy(&db);
+		free(self);
+		return DTX_EDB;
+	}
+	pga_db_destroy(&db);
+	if (!(self->ctx = zmq_ctx_new()) || !(self->coord = zmq_socket(self->ctx, ZMQ_DEALER)) ||
+	    !(self->workers = zmq_socket(self->ctx, ZMQ_ROUTER)) ||
+	    !(self->idle = calloc(cfg->pool_size, sizeof(s_rid_t))) ||
+	    !(self->threads = calloc(cfg->pool_size, sizeof(pthread_t))))
+		goto fail;
+	zmq_setsockopt(self->coord, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(self->coord, ZMQ_IMMEDIATE, &one, sizeof(one));
+	zmq_setsockopt(self->workers, ZMQ_LINGER, &zero, sizeof(zero));
+	if (zmq_bind(self->workers, WORKERS_EP) != 0 || zmq_connect(self->coord, cfg->coordinator)) {
+		snprintf(why, why_len, "cannot connect to %s: %s", cfg->coordinator,
+			 zmq_strerror(errno));
+		goto fail;
+	}
+	for (unsigned i = 0; i < cfg->pool_size; i++) {
+		s_worker_arg_t *wa = malloc(sizeof(*wa));
+		if (!wa)
+			goto fail;
+		*wa = (s_worker_arg_t){self, i};
+		if (pthread_create(&self->threads[i], NULL, s_worker, wa) != 0) {
+			free(wa);
+			goto fail;
+		}
+		self->nthreads++;
+	}
+	*out = self;
+	return 0;
+fail:
+	if (!why[0])
+		snprintf(why, why_len, "cannot set up: %s", zmq_strerror(errno));
+	pga_destroy(&self);
+	return DTX_EIO;
+}
+
+static void s_free_list(s_job_t *j)
+{
+	while (j) {
+		s_job_t *next = j->next;
+		s_job_free(j);
+		j = next;
+	}
+}
+
+void pga_destroy(pga_t **self_p)
+{
+	pga_t *self = self_p ? *self_p : NULL;
+	if (!self)
+		return;
+	/* Stop the workers: each finishes its job, then reads NULL. Busy
+	 * ones are waited for, so no job is freed under a worker. */
+	unsigned stopped = 0;
+	while (stopped < self->nthreads) {
+		while (self->nidle && stopped < self->nthreads) {
+			s_rid_t *w = &self->idle[--self->nidle];
+			s_job_t *none = NULL;
+			zmq_send(self->workers, w->b, w->n, ZMQ_SNDMORE);
+			zmq_send(self->workers, &none, sizeof(none), 0);
+			stopped++;
+		}
+		if (stopped == self->nthreads)
+			break;
+		s_rid_t w;
+		s_job_t *job = NULL;
+		int n = zmq_recv(self->workers, w.b, sizeof(w.b), 0);
+		if (n < 0 || zmq_recv(self->workers, &job, sizeof(job), 0) != sizeof(job))
+			break;
+		w.n = (size_t)n;
+		for (s_job_t **pp = &self->active; *pp; pp = &(*pp)->next)
+			if (*pp == job) {
+				*pp = job->next;
+				break;
+			}
+		s_job_free(job);
+		self->idle[self->nidle++] = w;
+	}
+	for (unsigned i = 0; i < self->nthreads; i++)
+		pthread_join(self->threads[i], NULL);
+	s_free_list(self->queue);
+	s_free_list(self->active);
+	if (self->coord)
+		zmq_close(self->coord);
+	if (self->workers)
+		zmq_close(self->workers);
+	if (self->ctx)
+		zmq_ctx_term(self->ctx);
+	free(self->idle);
+	free(self->threads);
+	free(self);
+	*self_p = NULL;
+}

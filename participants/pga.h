@@ -1,0 +1,30 @@
+/*
+ * pga.h — dtx-pgagent's core: the participant agent beside one PostgreSQL
+ * database. Built as a convenience library that main.c and tests link.
+ */
+#ifndef PGA_H
+#define PGA_H
+
+#include <stddef.h>
+
+#include "pga_config.h"
+
+typedef struct pga pga_t;
+
+/*
+ * Create the marker table if needed (so PostgreSQL must be reachable),
+ * connect to the coordinator, start the worker pool. 0 and *out (caller
+ * owns it), or DTX_EDB / DTX_EIO with why set.
+ */
+int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len);
+
+/* Serve until pga_stop(). 0, or DTX_EIO. */
+int pga_run(pga_t *self);
+
+/* Ask pga_run() to return; async-signal-safe. */
+void pga_stop(pga_t *self);
+
+/* Wait for the workers' current jobs, then free everything. Clears *self_p. */
+void pga_destroy(pga_t **self_p);
+
+#endif

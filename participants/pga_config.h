@@ -1,0 +1,25 @@
+/*
+ * pga_config.h — dtx-pgagent's configuration file (INI, parsed by inih).
+ * Every key, its default and its bounds are in etc/dtx-pgagent.conf.
+ */
+#ifndef PGA_CONFIG_H
+#define PGA_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+	char name[64];              /* participant name, as the coordinator knows it */
+	char coordinator[256];      /* coordinatord's agent endpoint */
+	char conninfo[1024];        /* libpq connection string */
+	unsigned pool_size;         /* connections = branches in flight at once */
+	uint32_t heartbeat_ms;
+	uint64_t marker_retention_s;
+	int log_level;
+} pga_config_t;
+
+void pga_config_defaults(pga_config_t *cfg);
+/* 0, or DTX_ECONFIG with why = "path:line: reason". */
+int pga_config_load(pga_config_t *cfg, const char *path, char *why, size_t why_len);
+
+#endif

@@ -1,0 +1,277 @@
+/*
+ * pga_db.c — dtx-pgagent's SQL, over libpq.
+ */
+#include "config.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtx_util.h"
+#include "pga_db.h"
+
+struct pga_db {
+	char *conninfo;
+	PGconn *conn;
+};
+
+static const char SQL_SCHEMA[] =
+	"CREATE SCHEMA IF NOT EXISTS dtx;"
+	"CREATE TABLE IF NOT EXISTS dtx.branches ("
+	" gid text PRIMARY KEY,"
+	" created timestamptz NOT NULL DEFAULT now())";
+static const char SQL_MARK[] = "INSERT INTO dtx.branches (gid) VALUES ($1)";
+static const char SQL_MARKED[] = "SELECT 1 FROM dtx.branches WHERE gid = $1";
+static const char SQL_SCAN[] =
+	"SELECT gid FROM pg_prepared_xacts"
+	" WHERE database = current_database() AND starts_with(gid, $1) ORDER BY gid";
+static const char SQL_PRUNE[] =
+	"DELETE FROM dtx.branches WHERE created < now() - make_interval(secs => $1::float8)"
+	" AND gid NOT IN (SELECT gid FROM pg_prepared_xacts)";
+
+pga_db_t *pga_db_new(const char *conninfo)
+{
+	pga_db_t *self = calloc(1, sizeof(*self));
+	if (!self)
+		return NULL;
+	if (!(self->conninfo = strdup(conninfo))) {
+		free(self);
+		return NULL;
+	}
+	return self;
+}
+
+void pga_db_destroy(pga_db_t **self_p)
+{
+	pga_db_t *self = self_p ? *self_p : NULL;
+	if (!self)
+		return;
+	if (self->conn)
+		PQfinish(self->conn);
+	free(self->conninfo);
+	free(self);
+	*self_p = NULL;
+}
+
+/* One line, no trailing newline. */
+static void s_msg(char *why, size_t len, const char *prefix, const char *msg)
+{
+	snprintf(why, len, "%s%s", prefix, msg ? msg : "");
+	char *nl = strchr(why, '\n');
+	if (nl)
+		*nl = '\0';
+}
+
+/* A usable connection, or NULL with why set. */
+static PGconn *s_conn(pga_db_t *self, char *why, size_t why_len)
+{
+	if (self->conn && PQstatus(self->conn) == CONNECTION_OK)
+		return self->conn;
+	if (self->conn) {
+		PQfinish(self->conn);
+		self->conn = NULL;
+	}
+	self->conn = PQconnectdb(self->conninfo);
+	if (PQstatus(self->conn) != CONNECTION_OK) {
+		s_msg(why, why_len, "cannot connect: ", PQerrorMessage(self->conn));
+		PQfinish(self->conn);
+		self->conn = NULL;
+		return NULL;
+	}
+	return self->conn;
+}
+
+/* The one translation of a libpq result into our terms. 0 when ok. */
+static int s_check(PGresult *res, PGconn *conn, char *sqlstate, char *why, size_t why_len)
+{
+	ExecStatusType st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return 0;
+	const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	if (sqlstate)
+		snprintf(sqlstate, 6, "%s", code ? code : "08006");
+	s_msg(why, why_len, "", msg ? msg : PQerrorMessage(conn));
+	return DTX_EDB;
+}
+
+static int s_exec(PGconn *conn, const char *sql, char *sqlstate, char *why, size_t why_len)
+{
+	PGresult *res = PQexec(conn, sql);
+	int rc = s_check(res, conn, sqlstate, why, why_len);
+	PQclear(res);
+	return rc;
+}
+
+static void s_rollback(PGconn *conn)
+{
+	PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+int pga_db_ensure_schema(pga_db_t *self, char *why, size_t why_len)
+{
+	PGconn *conn = s_conn(self, why, why_len);
+	if (!conn)
+		return DTX_EDB;
+	return s_exec(conn, SQL_SCHEMA, NULL, why, why_len);
+}
+
+/* "PREPARE TRANSACTION '<gid>'" with the gid quoted by libpq. */
+static int s_gid_cmd(PGconn *conn, const char *verb, const char *gid, char *out, size_t len)
+{
+	char *lit = PQescapeLiteral(conn, gid, strlen(gid));
+	if (!lit)
+		return DTX_ENOMEM;
+	snprintf(out, len, "%s %s", verb, lit);
+	PQfreemem(lit);
+	return 0;
+}
+
+int pga_db_prepare(pga_db_t *self, const char *gid, uint32_t nstmts, const dtx_stmt_t *stmts,
+		   char *sqlstate, char *why, size_t why_len)
+{
+	char cmd[300];
+	char tmp[512];
+	PGconn *conn = s_conn(self, tmp, sizeof(tmp));
+
+	if (!conn) {
+		snprintf(sqlstate, 6, "08006");
+		snprintf(why, why_len, "database unreachable: %s", tmp);
+		return DTX_VOTE_NO;
+	}
+	if (s_exec(conn, "BEGIN", sqlstate, why, why_len))
+		return DTX_VOTE_NO;
+	for (uint32_t i = 0; i < nstmts; i++) {
+		PGresult *res = PQexecParams(conn, stmts[i].sql, (int)stmts[i].nparams, NULL,
+					     stmts[i].params, NULL, NULL, 0);
+		if (s_check(res, conn, sqlstate, tmp, sizeof(tmp))) {
+			snprintf(why, why_len, "statement %u failed: %s", i + 1, tmp);
+			PQclear(res);
+			s_rollback(conn);
+			return DTX_VOTE_NO;
+		}
+		if (stmts[i].expect >= 0) {
+			const char *n = PQcmdTuples(res);
+			long long rows = n && *n ? atoll(n) : (long long)PQntuples(res);
+			if (rows != stmts[i].expect) {
+				snprintf(sqlstate, 6, "%s", "");
+				snprintf(why, why_len, "statement %u touched %lld rows, expected %lld",
+					 i + 1, rows, (long long)stmts[i].expect);
+				PQclear(res);
+				s_rollback(conn);
+				return DTX_VOTE_NO;
+			}
+		}
+		PQclear(res);
+	}
+	const char *mark[1] = {gid};
+	PGresult *res = PQexecParams(conn, SQL_MARK, 1, NULL, mark, NULL, NULL, 0);
+	if (s_check(res, conn, sqlstate, tmp, sizeof(tmp))) {
+		snprintf(why, why_len, "cannot write the marker row: %s", tmp);
+		PQclear(res);
+		s_rollback(conn);
+		return DTX_VOTE_NO;
+	}
+	PQclear(res);
+	/* Crash point: the work is done, nothing is prepared. */
+	dtx_crash_point("pga.work_done");
+	if (s_gid_cmd(conn, "PREPARE TRANSACTION", gid, cmd, sizeof(cmd)) ||
+	    s_exec(conn, cmd, sqlstate, tmp, sizeof(tmp))) {
+		snprintf(why, why_len, "prepare failed: %s", tmp);
+		s_rollback(conn);
+		return DTX_VOTE_NO;
+	}
+	/* Durability point: the branch is prepared in PostgreSQL's WAL; it
+	 * survives our death and PostgreSQL's, and is reported at the next
+	 * HELLO. */
+	dtx_crash_point("pga.prepared");
+	return DTX_VOTE_YES;
+}
+
+int pga_db_decide(pga_db_t *self, const char *gid, bool commit, char *why, size_t why_len)
+{
+	char cmd[300], state[8] = "", tmp[512];
+	PGconn *conn = s_conn(self, tmp, sizeof(tmp));
+
+	if (!conn) {
+		snprintf(why, why_len, "database unreachable: %s", tmp);
+		return DTX_ACK_RETRY;
+	}
+	if (s_gid_cmd(conn, commit ? "COMMIT PREPARED" : "ROLLBACK PREPARED", gid, cmd,
+		      sizeof(cmd)))
+		return DTX_ACK_RETRY;
+	if (s_exec(conn, cmd, state, tmp, sizeof(tmp)) == 0) {
+		dtx_crash_point("pga.applied");
+		return DTX_ACK_DONE;
+	}
+	if (strcmp(state, "42704") != 0) {
+		/* busy, connection lost, ...: try again later */
+		snprintf(why, why_len, "%s failed (%s): %s", commit ? "commit" : "rollback", state,
+			 tmp);
+		return DTX_ACK_RETRY;
+	}
+	/* The branch is gone: its marker row says which way it went. A marker
+	 * is written inside the prepared transaction, so it exists exactly
+	 * when the branch committed. */
+	const char *p[1] = {gid};
+	PGresult *res = PQexecParams(conn, SQL_MARKED, 1, NULL, p, NULL, NULL, 0);
+	if (s_check(res, conn, NULL, tmp, sizeof(tmp))) {
+		PQclear(res);
+		snprintf(why, why_len, "cannot read the marker row: %s", tmp);
+		return DTX_ACK_RETRY;
+	}
+	bool committed = PQntuples(res) > 0;
+	PQclear(res);
+	if (committed == commit)
+		return DTX_ACK_DONE;
+	snprintf(why, why_len, "%s was %s outside dtx", gid, committed ? "committed" : "rolled back");
+	return DTX_ACK_HEURISTIC;
+}
+
+int pga_db_scan(pga_db_t *self, const char *coord_id, uint64_t marker_retention_s, char ***gids,
+		uint32_t *n, char *why, size_t why_len)
+{
+	char prefix[64], secs[32];
+	PGconn *conn = s_conn(self, why, why_len);
+	PGresult *res;
+
+	*gids = NULL;
+	*n = 0;
+	if (!conn)
+		return DTX_EDB;
+	snprintf(prefix, sizeof(prefix), "dtx:%s:", coord_id);
+	const char *p[1] = {prefix};
+	res = PQexecParams(conn, SQL_SCAN, 1, NULL, p, NULL, NULL, 0);
+	if (s_check(res, conn, NULL, why, why_len)) {
+		PQclear(res);
+		return DTX_EDB;
+	}
+	int rows = PQntuples(res);
+	char **out = calloc((size_t)rows + 1, sizeof(char *));
+	if (!out) {
+		PQclear(res);
+		return DTX_ENOMEM;
+	}
+	for (int i = 0; i < rows; i++)
+		if (!(out[i] = strdup(PQgetvalue(res, i, 0)))) {
+			for (int j = 0; j < i; j++)
+				free(out[j]);
+			free(out);
+			PQclear(res);
+			return DTX_ENOMEM;
+		}
+	PQclear(res);
+	dtx_crash_point("pga.scanned");
+	/* Markers of branches long finished: the coordinator has forgotten
+	 * them by now (retention), so nobody will ask again. */
+	snprintf(secs, sizeof(secs), "%llu", (unsigned long long)marker_retention_s);
+	const char *q[1] = {secs};
+	res = PQexecParams(conn, SQL_PRUNE, 1, NULL, q, NULL, NULL, 0);
+	if (s_check(res, conn, NULL, why, why_len))
+		dtx_warn("cannot prune marker rows: %s", why);
+	PQclear(res);
+	*gids = out;
+	*n = (uint32_t)rows;
+	return 0;
+}

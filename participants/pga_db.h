@@ -1,0 +1,49 @@
+/*
+ * pga_db.h — everything dtx-pgagent says to PostgreSQL: the one place with
+ * SQL text. One pga_db_t is one libpq connection, used by one thread.
+ */
+#ifndef PGA_DB_H
+#define PGA_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtx_wire.h"
+
+typedef struct pga_db pga_db_t;
+
+/* Caller owns the return value; the connection opens on first use. */
+pga_db_t *pga_db_new(const char *conninfo);
+void pga_db_destroy(pga_db_t **self_p);
+
+/* Create schema dtx and its marker table dtx.branches if missing.
+ * 0 or DTX_EDB with why set. */
+int pga_db_ensure_schema(pga_db_t *self, char *why, size_t why_len);
+
+/*
+ * Run the statements of branch gid in one local transaction, insert its
+ * marker row and PREPARE TRANSACTION gid. Returns DTX_VOTE_YES, or
+ * DTX_VOTE_NO with sqlstate (6 bytes) and why set: a statement failed, a
+ * row count did not match, the database is unreachable, PREPARE failed.
+ */
+int pga_db_prepare(pga_db_t *self, const char *gid, uint32_t nstmts, const dtx_stmt_t *stmts,
+		   char *sqlstate, char *why, size_t why_len);
+
+/*
+ * COMMIT PREPARED or ROLLBACK PREPARED gid, idempotently: a branch that is
+ * gone is judged by its marker row. Returns DTX_ACK_DONE, DTX_ACK_HEURISTIC
+ * (the branch went the other way; why says how) or DTX_ACK_RETRY (the
+ * database could not be asked; why says why).
+ */
+int pga_db_decide(pga_db_t *self, const char *gid, bool commit, char *why, size_t why_len);
+
+/*
+ * The GIDs prepared in this database for coordinator coord_id, and prune
+ * marker rows older than marker_retention_s. On 0, *gids (malloc'ed array
+ * of malloc'ed strings, caller frees) and *n are set. DTX_EDB otherwise.
+ */
+int pga_db_scan(pga_db_t *self, const char *coord_id, uint64_t marker_retention_s, char ***gids,
+		uint32_t *n, char *why, size_t why_len);
+
+#endif

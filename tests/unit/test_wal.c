@@ -1,0 +1,240 @@
+/*
+ * test_wal.c — the coordinator log: sequences that never repeat, group
+ * commit, scans, the single-instance lock, checksums, retention, and a
+ * full log that refuses writes without losing what it holds.
+ */
+#include "config.h"
+
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../tap.h"
+#include "dtx.h"
+#include "wal.h"
+
+static char base[200], dir[256];
+
+static int open_log(wal_t **w, size_t map)
+{
+	wal_opts_t o = {.dir = dir, .coord_id = "c1", .map_size = map, .seq_block = 10};
+	char why[256];
+	int rc = wal_open(&o, w, why, sizeof(why));
+	if (rc)
+		printf("# wal_open: %s\n", why);
+	return rc;
+}
+
+static int rec(wal_t *w, uint64_t seq, uint8_t idx, int kind, int64_t at, bool forced)
+{
+	wal_rec_t r = {.seq = seq, .idx = idx, .kind = (uint8_t)kind, .epoch = 1, .at_us = at};
+	if (kind == WAL_ACTIVE) {
+		r.nparts = 2;
+		r.parts[0] = "shop";
+		r.parts[1] = "bank";
+	}
+	if (kind == WAL_ABORTING)
+		r.note = "bank voted no";
+	return wal_append(w, &r, forced);
+}
+
+typedef struct {
+	unsigned ntx, nrecs;
+	uint64_t seqs[64];
+	int last_kind[64];
+	char first_part[64][16];
+	char note[128];
+} collect_t;
+
+static int collect(const wal_rec_t *recs, unsigned n, void *arg)
+{
+	collect_t *c = arg;
+	if (c->ntx < 64) {
+		c->seqs[c->ntx] = recs[0].seq;
+		c->last_kind[c->ntx] = recs[n - 1].kind;
+		snprintf(c->first_part[c->ntx], 16, "%s", recs[0].nparts ? recs[0].parts[0] : "");
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (recs[i].note)
+			snprintf(c->note, sizeof(c->note), "%s", recs[i].note);
+	c->ntx++;
+	c->nrecs += n;
+	return 0;
+}
+
+static void test_sequences(void)
+{
+	wal_t *w = NULL, *w2 = NULL;
+	uint64_t a = 0, b = 0, seen_max = 0;
+	bool distinct = true;
+
+	is_int(open_log(&w, 0), 0, "a new log opens");
+	is_int(wal_epoch(w), 1, "its first epoch is 1");
+	for (int i = 0; i < 25; i++) { /* crosses two blocks of 10 */
+		wal_next_seq(w, &b);
+		distinct &= b > a;
+		a = b;
+	}
+	seen_max = b;
+	ok(distinct, "sequence numbers increase across block reservations");
+	ok(open_log(&w2, 0) == DTX_ELOCKED, "a second open of the same log is refused (locked)");
+	wal_close(&w);
+	is_int(open_log(&w, 0), 0, "the log reopens once closed");
+	is_int(wal_epoch(w), 2, "the epoch advances at every open");
+	wal_next_seq(w, &b);
+	ok(b > seen_max, "no sequence number repeats after a restart (%llu > %llu)",
+	   (unsigned long long)b, (unsigned long long)seen_max);
+	wal_close(&w);
+	wal_close(&w);
+	ok(w == NULL, "wal_close is idempotent and clears the pointer");
+}
+
+static void test_records(void)
+{
+	wal_t *w = NULL;
+	collect_t c = {0};
+	size_t n = 0;
+
+	open_log(&w, 0);
+	rec(w, 100, 0, WAL_ACTIVE, 1000, false);
+	rec(w, 100, 1, WAL_PREPARING, 1001, false);
+	rec(w, 101, 0, WAL_ACTIVE, 1002, false);
+	rec(w, 101, 1, WAL_PREPARING, 1003, false);
+	ok(!wal_forced_pending(w), "lazy records do not ask for a flush");
+	rec(w, 101, 2, WAL_COMMITTING, 1004, true);
+	ok(wal_forced_pending(w), "a forced record asks for a flush");
+	is_int(wal_pending(w), 5, "five records queued");
+	rec(w, 102, 0, WAL_ACTIVE, 1005, false);
+	rec(w, 102, 1, WAL_ABORTING, 1006, false);
+	rec(w, 102, 2, WAL_ABORTED, 1007, false);
+	is_int(wal_flush(w, &n), 0, "one group commit writes them all");
+	is_int(n, 8, "... all eight records");
+	ok(!wal_pending(w) && !wal_forced_pending(w), "the queue is empty after the flush");
+
+	wal_scan(w, true, collect, &c);
+	is_int(c.ntx, 2, "the recovery scan sees the two unfinished transactions");
+	ok(c.seqs[0] == 100 && c.last_kind[0] == WAL_PREPARING && c.seqs[1] == 101 &&
+		   c.last_kind[1] == WAL_COMMITTING,
+	   "... in order, with their last state");
+	ok(strcmp(c.first_part[0], "shop") == 0, "participants survive in the begin record");
+	memset(&c, 0, sizeof(c));
+	wal_scan(w, false, collect, &c);
+	is_int(c.ntx, 3, "the full scan sees the finished one too");
+	memset(&c, 0, sizeof(c));
+	is_int(wal_history(w, 102, collect, &c), 0, "history of one transaction");
+	ok(c.nrecs == 3 && strcmp(c.note, "bank voted no") == 0, "... its three records and note");
+	is_int(wal_history(w, 999, collect, &c), DTX_ENOTFOUND, "history of an unknown one: not found");
+	wal_close(&w);
+
+	/* After a close (or a crash) what was flushed is there. */
+	open_log(&w, 0);
+	memset(&c, 0, sizeof(c));
+	wal_scan(w, true, collect, &c);
+	is_int(c.ntx, 2, "flushed records survive a reopen");
+	/* Queued but not flushed: gone, as after a crash before the commit. */
+	rec(w, 103, 0, WAL_ACTIVE, 2000, false);
+	wal_close(&w);
+	open_log(&w, 0);
+	memset(&c, 0, sizeof(c));
+	wal_scan(w, false, collect, &c);
+	is_int(c.ntx, 3, "records never flushed are not in the log");
+
+	/* Retention: 102 ended at 1007 µs; prune what ended before 5000. */
+	unsigned removed = 0;
+	rec(w, 100, 2, WAL_ABORTING, 1008, false);
+	rec(w, 100, 3, WAL_ABORTED, 900000, false);
+	wal_flush(w, NULL);
+	is_int(wal_prune(w, 5000, 100, &removed), 0, "prune runs");
+	is_int(removed, 1, "it removes the one transaction that ended before the cut");
+	memset(&c, 0, sizeof(c));
+	wal_scan(w, false, collect, &c);
+	ok(c.ntx == 2 && c.seqs[0] == 100 && c.seqs[1] == 101,
+	   "unfinished and recently ended transactions stay");
+	wal_close(&w);
+}
+
+static void test_checksum(void)
+{
+	wal_t *w = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	uint8_t key[9] = {0, 0, 0, 0, 0, 0, 0, 101, 1};
+
+	/* Flip one byte of a record behind the log's back. */
+	mdb_env_create(&env);
+	mdb_env_set_maxdbs(env, 4);
+	mdb_env_open(env, dir, 0, 0600);
+	mdb_txn_begin(env, NULL, 0, &txn);
+	mdb_dbi_open(txn, "log", 0, &dbi);
+	k = (MDB_val){9, key};
+	int got = mdb_get(txn, dbi, &k, &v);
+	ok(got == 0, "the record to damage is there");
+	if (got == 0) {
+		uint8_t *copy = malloc(v.mv_size);
+		memcpy(copy, v.mv_data, v.mv_size);
+		copy[10] ^= 0x40; /* inside at_us */
+		v.mv_data = copy;
+		mdb_put(txn, dbi, &k, &v, 0);
+		free(copy);
+	}
+	mdb_txn_commit(txn);
+	mdb_env_close(env);
+
+	is_int(open_log(&w, 0), DTX_ECRC, "a record that fails its checksum stops the open");
+	ok(w == NULL, "... and no log is handed out");
+
+	wal_opts_t o = {.dir = dir, .coord_id = "other"};
+	char why[256];
+	ok(wal_open(&o, &w, why, sizeof(why)) != 0, "a log of another coordinator is refused");
+}
+
+static void test_full(void)
+{
+	wal_t *w = NULL;
+	collect_t c = {0};
+	char note[500];
+	int rc = 0;
+	uint64_t seq = 1;
+
+	snprintf(dir + strlen(dir), 16, "/full");
+	is_int(open_log(&w, 256 * 1024), 0, "a small log opens");
+	memset(note, 'x', sizeof(note) - 1);
+	note[sizeof(note) - 1] = '\0';
+	rec(w, seq++, 0, WAL_ACTIVE, 1, false);
+	is_int(wal_flush(w, NULL), 0, "a first record fits");
+	for (int round = 0; round < 1000 && rc == 0; round++) {
+		for (int i = 0; i < 20; i++) {
+			wal_rec_t r = {.seq = seq++, .kind = WAL_ACTIVE, .epoch = 1, .note = note};
+			wal_append(w, &r, false);
+		}
+		rc = wal_flush(w, NULL);
+	}
+	is_int(rc, DTX_EFULL, "a full log refuses the group commit with DTX_EFULL");
+	ok(wal_pending(w) > 0, "the refused records stay queued for another try");
+	wal_close(&w);
+	is_int(open_log(&w, 256 * 1024), 0, "the full log still opens");
+	wal_scan(w, false, collect, &c);
+	ok(c.ntx > 0 && c.seqs[0] == 1, "what it held before is intact (%u transactions)", c.ntx);
+	wal_close(&w);
+}
+
+int main(void)
+{
+	snprintf(base, sizeof(base), "/tmp/dtx-test-wal-XXXXXX");
+	if (!mkdtemp(base))
+		return 99;
+	snprintf(dir, sizeof(dir), "%s", base);
+	test_sequences();
+	test_records();
+	test_checksum();
+	test_full();
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+	if (system(cmd) != 0)
+		printf("# could not remove the test folder\n");
+	return tap_done();
+}

@@ -1,0 +1,372 @@
+/*
+ * dtxctl — administer coordinatord and run transactions from the shell.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "dtx.h"
+#include "dtx_util.h"
+#include "dtx_wire.h"
+
+/* Exit codes. */
+enum { X_OK = 0, X_ABORTED = 1, X_USAGE = 2, X_ERROR = 3 };
+
+typedef struct {
+	const char *admin;
+	const char *client;
+	int wait_ms;
+} s_opts_t;
+
+static const struct {
+	const char *name, *usage, *help;
+} s_cmds[] = {
+	{"status", "status", "uptime, transactions in flight by state, participants and their liveness"},
+	{"list", "list [--state STATE]",
+	 "transactions in the log (first 1000), optionally only those in STATE:\n"
+	 "  active, preparing, deciding, committing, committed, aborting, aborted, heuristic"},
+	{"show", "show GTID", "every logged transition of GTID with its time, and its branches"},
+	{"query", "query GTID", "the outcome of GTID as a client sees it; exit 0 committed, 1 not"},
+	{"exec", "exec [--timeout MS] (--file TX.json | BRANCH...)",
+	 "run one global transaction; BRANCH is\n"
+	 "  --on PARTICIPANT (--sql SQL [--param VALUE | --null]... [--expect ROWS])...\n"
+	 "TX.json: {\"timeout_ms\": 5000, \"branches\": [{\"participant\": \"shop\",\n"
+	 "  \"stmts\": [{\"sql\": \"...\", \"params\": [\"a\", 1, null], \"expect\": 1}]}]}\n"
+	 "prints the GTID and the outcome; exit 0 committed, 1 aborted, 3 refused or failed"},
+	{"help", "help [COMMAND]", "this text, or one command's"},
+};
+
+static void s_usage(FILE *f)
+{
+	fprintf(f, "usage: dtxctl [--admin ENDPOINT] [--client ENDPOINT] [--wait MS] COMMAND ...\n"
+		   "  --admin   coordinatord's admin endpoint (env DTX_ADMIN, default "
+		   "ipc:///run/dtx/admin.sock)\n"
+		   "  --client  coordinatord's client endpoint (env DTX_CLIENT, default "
+		   "tcp://127.0.0.1:7100)\n"
+		   "  --wait    how long to wait for an answer (default 30000 ms)\n"
+		   "commands:\n");
+	for (size_t i = 0; i < sizeof(s_cmds) / sizeof(s_cmds[0]); i++)
+		fprintf(f, "  %-50s\n", s_cmds[i].usage);
+}
+
+static int s_help(int argc, char **argv)
+{
+	if (argc < 2) {
+		s_usage(stdout);
+		return X_OK;
+	}
+	for (size_t i = 0; i < sizeof(s_cmds) / sizeof(s_cmds[0]); i++)
+		if (strcmp(argv[1], s_cmds[i].name) == 0) {
+			printf("usage: dtxctl %s\n%s\n", s_cmds[i].usage, s_cmds[i].help);
+			return X_OK;
+		}
+	fprintf(stderr, "dtxctl: no command '%s'\n", argv[1]);
+	return X_USAGE;
+}
+
+/* One request on the admin endpoint; prints the reply text. */
+static int s_admin(const s_opts_t *o, const char *cmd, const char *arg)
+{
+	void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
+	int zero = 0, rc = X_ERROR;
+	dtx_msg_t req = {.type = DTX_T_ADMIN, .has = DTX_F_ID | DTX_F_NAME, .id = 1,
+			 .name = cmd}, rep;
+	char *buf = NULL, why[256];
+	size_t len;
+
+	if (arg) {
+		req.text = arg;
+		req.has |= DTX_F_TEXT;
+	}
+	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	if (zmq_connect(sock, o->admin) != 0) {
+		fprintf(stderr, "dtxctl: cannot connect to %s: %s\n", o->admin, zmq_strerror(errno));
+		goto out;
+	}
+	if (dtx_msg_encode(&req, &buf, &len) || zmq_send(sock, buf, len, 0) < 0)
+		goto out;
+	zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+	if (zmq_poll(&item, 1, o->wait_ms) <= 0) {
+		fprintf(stderr, "dtxctl: no answer from %s within %d ms\n", o->admin, o->wait_ms);
+		goto out;
+	}
+	zmq_msg_t f;
+	zmq_msg_init(&f);
+	zmq_msg_recv(&f, sock, 0);
+	int drc = dtx_msg_decode(zmq_msg_data(&f), zmq_msg_size(&f), &rep, why, sizeof(why));
+	zmq_msg_close(&f);
+	if (drc) {
+		fprintf(stderr, "dtxctl: bad answer: %s\n", why);
+		goto out;
+	}
+	if (rep.type == DTX_T_REPLY) {
+		fputs(rep.text, stdout);
+		rc = rep.code ? X_ERROR : X_OK;
+	} else if (rep.type == DTX_T_ERROR) {
+		fprintf(stderr, "dtxctl: %s\n", rep.text);
+	}
+	dtx_msg_clear(&rep);
+out:
+	free(buf);
+	zmq_close(sock);
+	zmq_ctx_term(ctx);
+	return rc;
+}
+
+static void s_print_outcome(const dtx_outcome_t *out)
+{
+	printf("%s %s", out->gtid[0] ? out->gtid : "-", dtx_outcome_str(out->status));
+	if (out->reason[0])
+		printf(": %s", out->reason);
+	if (out->participant[0] || out->sqlstate[0])
+		printf(" (participant %s%s%s)", out->participant[0] ? out->participant : "-",
+		       out->sqlstate[0] ? ", sqlstate " : "", out->sqlstate);
+	putchar('\n');
+}
+
+/* Build tx from a JSON file. 0 or an exit code with a message printed. */
+static int s_tx_from_json(dtx_tx_t *tx, const char *path)
+{
+	json_object *root = json_object_from_file(path), *branches, *v;
+	int rc = X_USAGE;
+
+	if (!root) {
+		fprintf(stderr, "dtxctl: %s: %s\n", path, json_util_get_last_err());
+		return X_USAGE;
+	}
+	if (json_object_object_get_ex(root, "timeout_ms", &v))
+		dtx_tx_set_timeout(tx, (uint32_t)json_object_get_int64(v));
+	if (!json_object_object_get_ex(root, "branches", &branches) ||
+	    !json_object_is_type(branches, json_type_array)) {
+		fprintf(stderr, "dtxctl: %s: 'branches' must be an array\n", path);
+		goto out;
+	}
+	for (size_t b = 0; b < json_object_array_length(branches); b++) {
+		json_object *br = json_object_array_get_idx(branches, b), *p, *stmts;
+		if (!json_object_object_get_ex(br, "participant", &p) ||
+		    !json_object_object_get_ex(br, "stmts", &stmts) ||
+		    !json_object_is_type(stmts, json_type_array)) {
+			fprintf(stderr, "dtxctl: %s: branch %zu needs 'participant' and 'stmts'\n",
+				path, b + 1);
+			goto out;
+		}
+		for (size_t s = 0; s < json_object_array_length(stmts); s++) {
+			json_object *st = json_object_array_get_idx(stmts, s), *sql, *params, *ex;
+			const char *pv[DTX_WIRE_MAX_ITEMS];
+			int np = 0;
+			int64_t expect = -1;
+			if (!json_object_object_get_ex(st, "sql", &sql)) {
+				fprintf(stderr, "dtxctl: %s: a statement has no 'sql'\n", path);
+				goto out;
+			}
+			if (json_object_object_get_ex(st, "params", &params)) {
+				np = (int)json_object_array_length(params);
+				if (np > DTX_WIRE_MAX_ITEMS)
+					np = DTX_WIRE_MAX_ITEMS;
+				for (int i = 0; i < np; i++) {
+					json_object *e = json_object_array_get_idx(params, (size_t)i);
+					pv[i] = e ? json_object_get_string(e) : NULL;
+				}
+			}
+			if (json_object_object_get_ex(st, "expect", &ex))
+				expect = json_object_get_int64(ex);
+			if (dtx_tx_add(tx, json_object_get_string(p), json_object_get_string(sql), np,
+				       pv, expect)) {
+				fprintf(stderr, "dtxctl: %s: invalid statement in branch %zu\n", path,
+					b + 1);
+				goto out;
+			}
+		}
+	}
+	rc = 0;
+out:
+	json_object_put(root);
+	return rc;
+}
+
+/* Statements from --on/--sql/--param/--null/--expect. */
+typedef struct {
+	const char *on, *sql;
+	const char *params[256];
+	int nparams;
+	int64_t expect;
+} s_pending_stmt_t;
+
+static int s_flush_stmt(dtx_tx_t *tx, s_pending_stmt_t *p)
+{
+	int rc;
+	if (!p->sql)
+		return 0;
+	if ((rc = dtx_tx_add(tx, p->on, p->sql, p->nparams, p->params, p->expect))) {
+		fprintf(stderr, "dtxctl: invalid statement for '%s': %s\n", p->on, dtx_strerror(rc));
+		return X_USAGE;
+	}
+	p->sql = NULL;
+	p->nparams = 0;
+	p->expect = -1;
+	return 0;
+}
+
+static int s_exec(const s_opts_t *o, int argc, char **argv)
+{
+	dtx_tx_t *tx = dtx_tx_new();
+	s_pending_stmt_t p = {.expect = -1};
+	dtx_client_t *cl = NULL;
+	dtx_outcome_t out;
+	int rc = X_USAGE;
+	long long v;
+
+	if (!tx)
+		return X_ERROR;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		bool has_val = i + 1 < argc;
+		if (strcmp(a, "--file") == 0 && has_val) {
+			if ((rc = s_tx_from_json(tx, argv[++i])))
+				goto out;
+			rc = X_USAGE;
+		} else if (strcmp(a, "--timeout") == 0 && has_val) {
+			if (!dtx_parse_int(argv[++i], 1, UINT32_MAX, &v)) {
+				fprintf(stderr, "dtxctl: --timeout takes milliseconds\n");
+				goto out;
+			}
+			dtx_tx_set_timeout(tx, (uint32_t)v);
+		} else if (strcmp(a, "--on") == 0 && has_val) {
+			if (s_flush_stmt(tx, &p))
+				goto out;
+			p.on = argv[++i];
+		} else if (strcmp(a, "--sql") == 0 && has_val) {
+			if (!p.on) {
+				fprintf(stderr, "dtxctl: --sql needs a --on PARTICIPANT before it\n");
+				goto out;
+			}
+			if (s_flush_stmt(tx, &p))
+				goto out;
+			p.sql = argv[++i];
+		} else if ((strcmp(a, "--param") == 0 && has_val) || strcmp(a, "--null") == 0) {
+			if (!p.sql || p.nparams == 256) {
+				fprintf(stderr, "dtxctl: %s belongs after a --sql\n", a);
+				goto out;
+			}
+			p.params[p.nparams++] = strcmp(a, "--null") == 0 ? NULL : argv[++i];
+		} else if (strcmp(a, "--expect") == 0 && has_val) {
+			if (!p.sql || !dtx_parse_int(argv[++i], 0, INT64_MAX, &v)) {
+				fprintf(stderr, "dtxctl: --expect ROWS belongs after a --sql\n");
+				goto out;
+			}
+			p.expect = v;
+		} else {
+			fprintf(stderr, "dtxctl: exec: unexpected '%s' (see dtxctl help exec)\n", a);
+			goto out;
+		}
+	}
+	if (s_flush_stmt(tx, &p))
+		goto out;
+	if (!(cl = dtx_client_new(o->client))) {
+		fprintf(stderr, "dtxctl: cannot connect to %s\n", o->client);
+		rc = X_ERROR;
+		goto out;
+	}
+	int r = dtx_client_run(cl, tx, &out, o->wait_ms);
+	if (r == DTX_EINVAL && !out.reason[0]) {
+		fprintf(stderr, "dtxctl: exec needs at least one --on PARTICIPANT --sql SQL\n");
+		goto out;
+	}
+	if (r) {
+		fprintf(stderr, "dtxctl: %s%s%s\n", dtx_strerror(r), out.reason[0] ? ": " : "",
+			out.reason);
+		rc = X_ERROR;
+		goto out;
+	}
+	s_print_outcome(&out);
+	rc = out.status == DTX_OUTCOME_COMMITTED ? X_OK : X_ABORTED;
+out:
+	dtx_client_destroy(&cl);
+	dtx_tx_destroy(&tx);
+	return rc;
+}
+
+static int s_query(const s_opts_t *o, const char *gtid)
+{
+	dtx_client_t *cl = dtx_client_new(o->client);
+	dtx_outcome_t out;
+	int r;
+	if (!cl) {
+		fprintf(stderr, "dtxctl: cannot connect to %s\n", o->client);
+		return X_ERROR;
+	}
+	r = dtx_client_query(cl, gtid, &out, o->wait_ms);
+	dtx_client_destroy(&cl);
+	if (r) {
+		fprintf(stderr, "dtxctl: %s%s%s\n", dtx_strerror(r), out.reason[0] ? ": " : "",
+			out.reason);
+		return X_ERROR;
+	}
+	s_print_outcome(&out);
+	return out.status == DTX_OUTCOME_COMMITTED ? X_OK : X_ABORTED;
+}
+
+int main(int argc, char **argv)
+{
+	s_opts_t o = {.admin = getenv("DTX_ADMIN"), .client = getenv("DTX_CLIENT"),
+		      .wait_ms = 30000};
+	long long v;
+	int i = 1;
+
+	if (!o.admin)
+		o.admin = "ipc:///run/dtx/admin.sock";
+	if (!o.client)
+		o.client = "tcp://127.0.0.1:7100";
+	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+		if (strcmp(argv[i], "--help") == 0) {
+			s_usage(stdout);
+			return X_OK;
+		}
+		if (i + 1 >= argc) {
+			s_usage(stderr);
+			return X_USAGE;
+		}
+		if (strcmp(argv[i], "--admin") == 0)
+			o.admin = argv[++i];
+		else if (strcmp(argv[i], "--client") == 0)
+			o.client = argv[++i];
+		else if (strcmp(argv[i], "--wait") == 0 && dtx_parse_int(argv[i + 1], 1, 86400000, &v))
+			o.wait_ms = (int)v, i++;
+		else {
+			s_usage(stderr);
+			return X_USAGE;
+		}
+	}
+	if (i >= argc) {
+		s_usage(stderr);
+		return X_USAGE;
+	}
+	const char *cmd = argv[i];
+	int n = argc - i;
+	char **args = argv + i;
+	if (strcmp(cmd, "help") == 0)
+		return s_help(n, args);
+	if (n > 1 && (strcmp(args[1], "--help") == 0 || strcmp(args[1], "-h") == 0)) {
+		char *h[] = {"help", (char *)cmd};
+		return s_help(2, h);
+	}
+	if (strcmp(cmd, "status") == 0 && n == 1)
+		return s_admin(&o, "status", NULL);
+	if (strcmp(cmd, "list") == 0 && n == 1)
+		return s_admin(&o, "list", NULL);
+	if (strcmp(cmd, "list") == 0 && n == 3 && strcmp(args[1], "--state") == 0)
+		return s_admin(&o, "list", args[2]);
+	if (strcmp(cmd, "show") == 0 && n == 2)
+		return s_admin(&o, "show", args[1]);
+	if (strcmp(cmd, "query") == 0 && n == 2)
+		return s_query(&o, args[1]);
+	if (strcmp(cmd, "exec") == 0)
+		return s_exec(&o, n, args);
+	fprintf(stderr, "dtxctl: bad command line (see dtxctl help)\n");
+	return X_USAGE;
+}

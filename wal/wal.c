@@ -1,0 +1,654 @@
+/*
+ * wal.c — the coordinator log on LMDB.
+ *
+ * Layout: three named LMDB databases in one environment.
+ *   "log"  key = seq (8 bytes big-endian) . idx (1 byte); value = a record
+ *   "done" key = end time (8 bytes big-endian, µs) . seq; empty value.
+ *          The retention index: which transactions ended when.
+ *   "meta" "coord" = coordinator id, "epoch" = u32, "seq_hi" = u64: the end
+ *          of the reserved sequence block (no GTID at or above it was used).
+ *
+ * Record value (little-endian):
+ *   u8 version | u8 kind | u8 nparts | u8 0 | u32 epoch | i64 at_us |
+ *   u16 note_len | nparts x (u8 len, bytes) | note bytes | u32 crc
+ * where crc = CRC-32 (zlib) over the key and every value byte before it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "dtx.h"
+#include "wal.h"
+
+#define WAL_FORMAT 1
+#define KEY_LEN 9
+#define HDR_LEN 18
+
+typedef struct {
+	uint8_t key[KEY_LEN];
+	uint8_t *val;
+	size_t vlen;
+	bool end;
+	int64_t at_us;
+} s_pending_t;
+
+struct wal {
+	MDB_env *env;
+	MDB_dbi log, done, meta;
+	int lock_fd;
+	uint32_t epoch;
+	uint64_t seq_next, seq_hi, seq_block;
+	s_pending_t *q;
+	size_t nq, capq;
+	bool forced;
+};
+
+const char *wal_kind_str(int kind)
+{
+	switch (kind) {
+	case WAL_ACTIVE: return "active";
+	case WAL_PREPARING: return "preparing";
+	case WAL_COMMITTING: return "committing";
+	case WAL_COMMITTED: return "committed";
+	case WAL_ABORTING: return "aborting";
+	case WAL_ABORTED: return "aborted";
+	case WAL_HEURISTIC: return "heuristic";
+	case WAL_IN_DOUBT: return "in-doubt";
+	}
+	return "invalid";
+}
+
+bool wal_kind_is_end(int kind)
+{
+	return kind == WAL_COMMITTED || kind == WAL_ABORTED;
+}
+
+static int s_why(char *why, size_t len, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int s_why(char *why, size_t len, int code, const char *fmt, ...)
+{
+	if (why && len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, len, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/* The one translation of LMDB's error space. */
+static int s_err(int mdb_rc)
+{
+	switch (mdb_rc) {
+	case 0: return 0;
+	case MDB_NOTFOUND: return DTX_ENOTFOUND;
+	case MDB_MAP_FULL: return DTX_EFULL;
+	case ENOSPC: return DTX_EFULL;
+	case ENOMEM: return DTX_ENOMEM;
+	case EIO: return DTX_EIO;
+	default: return DTX_ELOG;
+	}
+}
+
+static void s_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t s_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void s_le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t s_get_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = n - 1; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint32_t s_crc(const uint8_t *key, const uint8_t *val, size_t vlen)
+{
+	uLong c = crc32(0L, Z_NULL, 0);
+	c = crc32(c, key, KEY_LEN);
+	c = crc32(c, val, (uInt)vlen);
+	return (uint32_t)c;
+}
+
+/*
+ * Decode and verify one record. Strings are copied into *scratch (malloc'ed,
+ * caller frees). DTX_ECRC if the checksum, version or layout is wrong.
+ */
+static int s_decode(const MDB_val *k, const MDB_val *v, wal_rec_t *rec, char **scratch)
+{
+	const uint8_t *p = v->mv_data;
+	size_t n = v->mv_size, off = HDR_LEN;
+	char *s;
+
+	*scratch = NULL;
+	if (k->mv_size != KEY_LEN || n < HDR_LEN + 4)
+		return DTX_ECRC;
+	if ((uint32_t)s_get_le(p + n - 4, 4) != s_crc(k->mv_data, p, n - 4))
+		return DTX_ECRC;
+	if (p[0] != WAL_FORMAT || p[2] > WAL_MAX_PARTS)
+		return DTX_ECRC;
+	memset(rec, 0, sizeof(*rec));
+	rec->seq = s_get_be64(k->mv_data);
+	rec->idx = ((const uint8_t *)k->mv_data)[8];
+	rec->kind = p[1];
+	rec->nparts = p[2];
+	rec->epoch = (uint32_t)s_get_le(p + 4, 4);
+	rec->at_us = (int64_t)s_get_le(p + 8, 8);
+	size_t note_len = s_get_le(p + 16, 2);
+	if (!(s = *scratch = malloc(n + WAL_MAX_PARTS + 1)))
+		return DTX_ENOMEM;
+	for (unsigned i = 0; i < rec->nparts; i++) {
+		if (off + 1 > n - 4 || off + 1 + p[off] > n - 4)
+			return DTX_ECRC;
+		size_t len = p[off++];
+		memcpy(s, p + off, len);
+		s[len] = '\0';
+		rec->parts[i] = s;
+		s += len + 1;
+		off += len;
+	}
+	if (off + note_len != n - 4)
+		return DTX_ECRC;
+	if (note_len) {
+		memcpy(s, p + off, note_len);
+		s[note_len] = '\0';
+		rec->note = s;
+	}
+	return 0;
+}
+
+/* --- meta ------------------------------------------------------------- */
+
+static int s_meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, int bytes, uint64_t *out)
+{
+	MDB_val k = {strlen(name), (void *)name}, v;
+	int rc = mdb_get(txn, dbi, &k, &v);
+	if (rc)
+		return rc;
+	if (v.mv_size != (size_t)bytes)
+		return MDB_CORRUPTED;
+	*out = s_get_le(v.mv_data, bytes);
+	return 0;
+}
+
+static int s_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, int bytes, uint64_t val)
+{
+	uint8_t b[8];
+	MDB_val k = {strlen(name), (void *)name}, v = {(size_t)bytes, b};
+	s_le(b, val, bytes);
+	return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* Reserve the next sequence block: one synced write of seq_hi. */
+static int s_reserve(wal_t *self)
+{
+	MDB_txn *txn;
+	uint64_t hi = self->seq_hi + self->seq_block;
+	int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
+	if (rc)
+		return s_err(rc);
+	if ((rc = s_meta_put_u64(txn, self->meta, "seq_hi", 8, hi))) {
+		mdb_txn_abort(txn);
+		return s_err(rc);
+	}
+	/* Durability point: once this commit returns, no GTID below hi will be
+	 * allocated again, whatever happens to this process. */
+	if ((rc = mdb_txn_commit(txn)))
+		return s_err(rc);
+	self->seq_hi = hi;
+	return 0;
+}
+
+/* --- open / close ----------------------------------------------------- */
+
+static int s_verify_all(wal_t *self, MDB_txn *txn, char *why, size_t why_len)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, self->log, &cur);
+	if (rc)
+		return s_why(why, why_len, s_err(rc), "lmdb: %s", mdb_strerror(rc));
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		wal_rec_t rec;
+		char *scratch;
+		int drc = s_decode(&k, &v, &rec, &scratch);
+		free(scratch);
+		if (drc) {
+			uint64_t seq = k.mv_size >= 8 ? s_get_be64(k.mv_data) : 0;
+			mdb_cursor_close(cur);
+			return s_why(why, why_len, drc == DTX_ECRC ? DTX_ECRC : drc,
+				     "log record of sequence %" PRIu64 " fails its checksum", seq);
+		}
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return s_why(why, why_len, s_err(rc), "lmdb scan: %s", mdb_strerror(rc));
+	return 0;
+}
+
+int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
+{
+	wal_t *self;
+	MDB_txn *txn = NULL;
+	char path[4096];
+	uint64_t epoch = 0, hi = 0;
+	int rc, mrc;
+
+	*out = NULL;
+	if (!opts->dir || !opts->coord_id)
+		return s_why(why, why_len, DTX_EINVAL, "log folder and coordinator id are required");
+	if (!(self = calloc(1, sizeof(*self))))
+		return DTX_ENOMEM;
+	self->lock_fd = -1;
+	self->seq_block = opts->seq_block ? opts->seq_block : 100000;
+
+	if (mkdir(opts->dir, 0700) != 0 && errno != EEXIST) {
+		rc = s_why(why, why_len, DTX_EIO, "cannot create %s: %s", opts->dir, strerror(errno));
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/coordinatord.lock", opts->dir);
+	if ((self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		rc = s_why(why, why_len, DTX_EIO, "cannot open %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	/* LMDB lets many processes share an environment: this lock is what
+	 * keeps a second coordinator off the same log. */
+	if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		rc = s_why(why, why_len, DTX_ELOCKED, "the log in %s is held by another process",
+			   opts->dir);
+		goto fail;
+	}
+	if ((mrc = mdb_env_create(&self->env)) ||
+	    (mrc = mdb_env_set_maxdbs(self->env, 4)) ||
+	    (mrc = mdb_env_set_mapsize(self->env, opts->map_size ? opts->map_size : (1u << 30))) ||
+	    (mrc = mdb_env_open(self->env, opts->dir, MDB_NORDAHEAD, 0600))) {
+		rc = s_why(why, why_len, s_err(mrc), "cannot open the log in %s: %s", opts->dir,
+			   mdb_strerror(mrc));
+		goto fail;
+	}
+	if ((mrc = mdb_txn_begin(self->env, NULL, 0, &txn)) ||
+	    (mrc = mdb_dbi_open(txn, "log", MDB_CREATE, &self->log)) ||
+	    (mrc = mdb_dbi_open(txn, "done", MDB_CREATE, &self->done)) ||
+	    (mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta))) {
+		rc = s_why(why, why_len, s_err(mrc), "cannot open the log databases: %s",
+			   mdb_strerror(mrc));
+		goto fail;
+	}
+	MDB_val ck = {5, "coord"}, cv;
+	mrc = mdb_get(txn, self->meta, &ck, &cv);
+	if (mrc == MDB_NOTFOUND) {
+		cv = (MDB_val){strlen(opts->coord_id), (void *)opts->coord_id};
+		mrc = mdb_put(txn, self->meta, &ck, &cv, 0);
+	} else if (mrc == 0 && (cv.mv_size != strlen(opts->coord_id) ||
+				memcmp(cv.mv_data, opts->coord_id, cv.mv_size) != 0)) {
+		rc = s_why(why, why_len, DTX_ELOG,
+			   "the log in %s belongs to coordinator '%.*s', not '%s'", opts->dir,
+			   (int)(cv.mv_size > 32 ? 32 : cv.mv_size), (const char *)cv.mv_data,
+			   opts->coord_id);
+		goto fail;
+	}
+	if (mrc) {
+		rc = s_why(why, why_len, s_err(mrc), "log meta: %s", mdb_strerror(mrc));
+		goto fail;
+	}
+	if ((rc = s_verify_all(self, txn, why, why_len)))
+		goto fail;
+	mrc = s_meta_get_u64(txn, self->meta, "epoch", 4, &epoch);
+	if (mrc == 0 || mrc == MDB_NOTFOUND)
+		mrc = s_meta_get_u64(txn, self->meta, "seq_hi", 8, &hi);
+	if (mrc && mrc != MDB_NOTFOUND) {
+		rc = s_why(why, why_len, DTX_ECRC, "log meta is damaged: %s", mdb_strerror(mrc));
+		goto fail;
+	}
+	if (epoch >= UINT32_MAX) {
+		rc = s_why(why, why_len, DTX_ELOG, "epoch counter exhausted");
+		goto fail;
+	}
+	self->epoch = (uint32_t)epoch + 1;
+	if ((mrc = s_meta_put_u64(txn, self->meta, "epoch", 4, self->epoch))) {
+		rc = s_why(why, why_len, s_err(mrc), "log meta: %s", mdb_strerror(mrc));
+		goto fail;
+	}
+	/* Durability point: the new epoch is on disk before any GTID of it is
+	 * handed out. */
+	mrc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (mrc) {
+		rc = s_why(why, why_len, s_err(mrc), "log commit: %s", mdb_strerror(mrc));
+		goto fail;
+	}
+	/* Everything below the old block end may have been used: start there. */
+	self->seq_next = self->seq_hi = hi ? hi : 1;
+	if ((rc = s_reserve(self))) {
+		s_why(why, why_len, rc, "cannot reserve a sequence block: %s", dtx_strerror(rc));
+		goto fail;
+	}
+	*out = self;
+	return 0;
+fail:
+	if (txn)
+		mdb_txn_abort(txn);
+	wal_close(&self);
+	return rc;
+}
+
+static void s_drop_queue(wal_t *self)
+{
+	for (size_t i = 0; i < self->nq; i++)
+		free(self->q[i].val);
+	self->nq = 0;
+	self->forced = false;
+}
+
+void wal_close(wal_t **self_p)
+{
+	wal_t *self = self_p ? *self_p : NULL;
+	if (!self)
+		return;
+	s_drop_queue(self);
+	free(self->q);
+	if (self->env)
+		mdb_env_close(self->env);
+	if (self->lock_fd >= 0)
+		close(self->lock_fd); /* releases the flock */
+	free(self);
+	*self_p = NULL;
+}
+
+uint32_t wal_epoch(const wal_t *self)
+{
+	return self->epoch;
+}
+
+int wal_next_seq(wal_t *self, uint64_t *seq)
+{
+	int rc;
+	if (self->seq_next >= self->seq_hi && (rc = s_reserve(self)))
+		return rc;
+	*seq = self->seq_next++;
+	return 0;
+}
+
+/* --- append / flush --------------------------------------------------- */
+
+int wal_append(wal_t *self, const wal_rec_t *rec, bool forced)
+{
+	size_t note_len = rec->note ? strlen(rec->note) : 0;
+	size_t n = HDR_LEN + note_len + 4;
+	uint8_t *v, *p;
+
+	if (rec->kind < WAL_ACTIVE || rec->kind > WAL_IN_DOUBT || rec->nparts > WAL_MAX_PARTS ||
+	    note_len > WAL_NOTE_MAX)
+		return DTX_EINVAL;
+	for (unsigned i = 0; i < rec->nparts; i++) {
+		size_t len = strlen(rec->parts[i]);
+		if (len > 255)
+			return DTX_EINVAL;
+		n += 1 + len;
+	}
+	if (self->nq == self->capq) {
+		size_t cap = self->capq ? self->capq * 2 : 256;
+		s_pending_t *q = realloc(self->q, cap * sizeof(*q));
+		if (!q)
+			return DTX_ENOMEM;
+		self->q = q;
+		self->capq = cap;
+	}
+	if (!(v = malloc(n)))
+		return DTX_ENOMEM;
+	s_pending_t *e = &self->q[self->nq];
+	s_be64(e->key, rec->seq);
+	e->key[8] = rec->idx;
+	v[0] = WAL_FORMAT;
+	v[1] = rec->kind;
+	v[2] = rec->nparts;
+	v[3] = 0;
+	s_le(v + 4, rec->epoch, 4);
+	s_le(v + 8, (uint64_t)rec->at_us, 8);
+	s_le(v + 16, note_len, 2);
+	p = v + HDR_LEN;
+	for (unsigned i = 0; i < rec->nparts; i++) {
+		size_t len = strlen(rec->parts[i]);
+		*p++ = (uint8_t)len;
+		memcpy(p, rec->parts[i], len);
+		p += len;
+	}
+	if (note_len) {
+		memcpy(p, rec->note, note_len);
+		p += note_len;
+	}
+	s_le(p, s_crc(e->key, v, n - 4), 4);
+	e->val = v;
+	e->vlen = n;
+	e->end = wal_kind_is_end(rec->kind);
+	e->at_us = rec->at_us;
+	self->nq++;
+	self->forced |= forced;
+	return 0;
+}
+
+size_t wal_pending(const wal_t *self)
+{
+	return self->nq;
+}
+
+bool wal_forced_pending(const wal_t *self)
+{
+	return self->forced;
+}
+
+int wal_flush(wal_t *self, size_t *nflushed)
+{
+	MDB_txn *txn;
+	int rc = 0;
+	size_t n = self->nq;
+
+	if (nflushed)
+		*nflushed = 0;
+	if (n == 0)
+		return 0;
+	if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn)))
+		return s_err(rc);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		s_pending_t *e = &self->q[i];
+		MDB_val k = {KEY_LEN, e->key}, v = {e->vlen, e->val};
+		rc = mdb_put(txn, self->log, &k, &v, 0);
+		if (rc == 0 && e->end) {
+			uint8_t dk[16];
+			MDB_val dkv = {16, dk}, empty = {0, ""};
+			s_be64(dk, (uint64_t)e->at_us);
+			memcpy(dk + 8, e->key, 8);
+			rc = mdb_put(txn, self->done, &dkv, &empty, 0);
+		}
+	}
+	if (rc) {
+		/* Nothing was written: the queue stays for the next try. */
+		mdb_txn_abort(txn);
+		return s_err(rc);
+	}
+	/* Durability point: when this commit returns 0, every queued record
+	 * is on disk (LMDB fsyncs the data, then the meta page). If the
+	 * process dies before it returns, none of them is, and recovery
+	 * presumes abort for every transaction whose decision was among them. */
+	rc = mdb_txn_commit(txn);
+	if (rc == MDB_MAP_FULL || rc == ENOSPC)
+		return DTX_EFULL; /* refused before the meta page: nothing written */
+	if (rc)
+		return DTX_EIO;   /* a failed write or fsync: on disk or not, unknown */
+	s_drop_queue(self);
+	if (nflushed)
+		*nflushed = n;
+	return 0;
+}
+
+/* --- scans ------------------------------------------------------------ */
+
+typedef struct {
+	wal_rec_t recs[256];
+	char *scratch[256];
+	unsigned n;
+} s_group_t;
+
+static void s_group_reset(s_group_t *g)
+{
+	for (unsigned i = 0; i < g->n; i++)
+		free(g->scratch[i]);
+	g->n = 0;
+}
+
+static int s_emit(s_group_t *g, bool unfinished_only, wal_tx_fn fn, void *arg)
+{
+	int rc = 0;
+	if (g->n && !(unfinished_only && wal_kind_is_end(g->recs[g->n - 1].kind)))
+		rc = fn(g->recs, g->n, arg);
+	s_group_reset(g);
+	return rc;
+}
+
+/* Walk the log from seq_from (all if has_only is false, else only seq_from). */
+static int s_walk(wal_t *self, uint64_t seq_from, bool only, bool unfinished_only, wal_tx_fn fn,
+		  void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t start[KEY_LEN] = {0};
+	s_group_t *g = calloc(1, sizeof(*g));
+	int rc, out = 0;
+	bool any = false;
+
+	if (!g)
+		return DTX_ENOMEM;
+	if ((rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn))) {
+		free(g);
+		return s_err(rc);
+	}
+	if ((rc = mdb_cursor_open(txn, self->log, &cur))) {
+		mdb_txn_abort(txn);
+		free(g);
+		return s_err(rc);
+	}
+	s_be64(start, seq_from);
+	k = (MDB_val){KEY_LEN, start};
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		wal_rec_t rec;
+		char *scratch;
+		int drc = s_decode(&k, &v, &rec, &scratch);
+		if (drc) {
+			free(scratch);
+			out = drc;
+			break;
+		}
+		if (only && rec.seq != seq_from) {
+			free(scratch);
+			break;
+		}
+		if (g->n && (g->recs[0].seq != rec.seq || g->n == 256) &&
+		    (out = s_emit(g, unfinished_only, fn, arg))) {
+			free(scratch);
+			break;
+		}
+		g->recs[g->n] = rec;
+		g->scratch[g->n++] = scratch;
+		any = true;
+	}
+	if (!out && (rc == 0 || rc == MDB_NOTFOUND))
+		out = s_emit(g, unfinished_only, fn, arg);
+	else if (!out)
+		out = s_err(rc);
+	s_group_reset(g);
+	free(g);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (out == 0 && only && !any)
+		return DTX_ENOTFOUND;
+	return out;
+}
+
+int wal_scan(wal_t *self, bool unfinished_only, wal_tx_fn fn, void *arg)
+{
+	return s_walk(self, 0, false, unfinished_only, fn, arg);
+}
+
+int wal_history(wal_t *self, uint64_t seq, wal_tx_fn fn, void *arg)
+{
+	return s_walk(self, seq, true, false, fn, arg);
+}
+
+int wal_prune(wal_t *self, int64_t older_than_us, unsigned max, unsigned *removed)
+{
+	MDB_txn *txn;
+	MDB_cursor *dcur = NULL, *lcur = NULL;
+	MDB_val k, v;
+	unsigned n = 0;
+	int rc;
+
+	*removed = 0;
+	if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn)))
+		return s_err(rc);
+	if ((rc = mdb_cursor_open(txn, self->done, &dcur)) ||
+	    (rc = mdb_cursor_open(txn, self->log, &lcur)))
+		goto fail;
+	while (n < max && (rc = mdb_cursor_get(dcur, &k, &v, MDB_FIRST)) == 0) {
+		if (k.mv_size != 16 || (int64_t)s_get_be64(k.mv_data) >= older_than_us)
+			break;
+		uint8_t lk[KEY_LEN] = {0};
+		memcpy(lk, (uint8_t *)k.mv_data + 8, 8);
+		MDB_val lkv = {KEY_LEN, lk}, lv;
+		for (rc = mdb_cursor_get(lcur, &lkv, &lv, MDB_SET_RANGE);
+		     rc == 0 && memcmp(lkv.mv_data, lk, 8) == 0;
+		     rc = mdb_cursor_get(lcur, &lkv, &lv, MDB_NEXT))
+			if ((rc = mdb_cursor_del(lcur, 0)))
+				goto fail;
+		if (rc && rc != MDB_NOTFOUND)
+			goto fail;
+		if ((rc = mdb_cursor_del(dcur, 0)))
+			goto fail;
+		n++;
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		goto fail;
+	mdb_cursor_close(dcur);
+	mdb_cursor_close(lcur);
+	if ((rc = mdb_txn_commit(txn)))
+		return s_err(rc);
+	*removed = n;
+	return 0;
+fail:
+	if (dcur)
+		mdb_cursor_close(dcur);
+	if (lcur)
+		mdb_cursor_close(lcur);
+	mdb_txn_abort(txn);
+	return s_err(rc);
+}

@@ -1,0 +1,125 @@
+/*
+ * wal.h — the coordinator's write-ahead log, on LMDB. The only module of
+ * dtx that calls LMDB.
+ *
+ * The log holds records, one per state transition of a global transaction,
+ * keyed (sequence, index) so that a transaction's records lie together in
+ * the order they were written. Each record carries a format version and a
+ * CRC-32 of its bytes. Records are queued by wal_append() and written by
+ * wal_flush() in ONE LMDB write transaction, committed with fsync: group
+ * commit. A queued record is not durable until wal_flush() returns 0.
+ *
+ * Also kept: the coordinator id the log belongs to, the epoch (one more at
+ * every open) and the end of the reserved sequence block, so a GTID never
+ * repeats across crashes.
+ *
+ * Threads: one thread owns a wal_t.
+ */
+#ifndef DTX_WAL_H
+#define DTX_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Record kinds. For transitions, the kind is the state entered; the states
+ * are ordered by progress (see coordinatord/README.md for the machine).
+ */
+typedef enum {
+	WAL_ACTIVE = 1,     /* begun; body lists the participants (lazy) */
+	WAL_PREPARING = 2,  /* PREPARE sent to every participant (lazy) */
+	WAL_COMMITTING = 3, /* decision COMMIT (forced: durable before anyone hears it) */
+	WAL_COMMITTED = 4,  /* every participant acknowledged COMMIT: END (lazy) */
+	WAL_ABORTING = 5,   /* decision ABORT; body says why (lazy: presumed abort) */
+	WAL_ABORTED = 6,    /* every participant acknowledged ROLLBACK: END (lazy) */
+	WAL_HEURISTIC = 7,  /* a branch went against the decision, or an operator act */
+	WAL_IN_DOUBT = 8,   /* recovery could not decide: left to the operator */
+} wal_kind_t;
+
+const char *wal_kind_str(int kind);
+/* true for the kinds that end a transaction (COMMITTED, ABORTED). */
+bool wal_kind_is_end(int kind);
+
+#define WAL_MAX_PARTS 32
+#define WAL_NOTE_MAX 512
+
+typedef struct {
+	uint64_t seq;
+	uint8_t idx;          /* 0 for the first record of seq, then 1, 2, ... */
+	uint8_t kind;         /* wal_kind_t */
+	uint32_t epoch;       /* the epoch the GTID was allocated in */
+	int64_t at_us;        /* wall-clock time of the transition */
+	uint8_t nparts;       /* WAL_ACTIVE: participants, in branch order */
+	const char *parts[WAL_MAX_PARTS];
+	const char *note;     /* optional text (reason, operator act), may be NULL */
+} wal_rec_t;
+
+typedef struct {
+	const char *dir;        /* folder of data.mdb; created if missing */
+	const char *coord_id;   /* the coordinator this log belongs to */
+	size_t map_size;        /* LMDB map size: the most the log may hold */
+	uint64_t seq_block;     /* sequence numbers reserved per meta write */
+} wal_opts_t;
+
+typedef struct wal wal_t;
+
+/*
+ * Open (or create) the log: take the single-instance lock, verify every
+ * record's CRC, check the coordinator id, start a new epoch and reserve a
+ * sequence block (durably). Returns 0 and *out (caller owns it), or
+ * DTX_ELOCKED (another process holds the log), DTX_ECRC (a damaged
+ * record), DTX_ELOG (LMDB error, wrong coordinator id), DTX_EIO; why
+ * receives a description.
+ */
+int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len);
+
+/* Close; queued records not flushed are dropped. Idempotent, clears *self_p. */
+void wal_close(wal_t **self_p);
+
+uint32_t wal_epoch(const wal_t *self);
+
+/* The next sequence number; reserves (fsyncs) a new block when needed.
+ * 0 or DTX_ELOG / DTX_EFULL. */
+int wal_next_seq(wal_t *self, uint64_t *seq);
+
+/*
+ * Queue rec (copied). forced: the caller will not act on it before the
+ * next wal_flush() returns; wal_forced_pending() tells the event loop a
+ * flush is owed now. 0, DTX_EINVAL or DTX_ENOMEM.
+ */
+int wal_append(wal_t *self, const wal_rec_t *rec, bool forced);
+
+size_t wal_pending(const wal_t *self);
+bool wal_forced_pending(const wal_t *self);
+
+/*
+ * Write every queued record in one LMDB write transaction and commit it
+ * (fsync). 0: all are durable and the queue is empty. DTX_EFULL (the map
+ * or the disk is full) or DTX_ELOG: nothing was written and the queue is
+ * kept for another try. DTX_EIO: the commit failed while writing or
+ * syncing, so whether it reached the disk is unknown; the caller must not
+ * go on (restart and let recovery read the log). *nflushed, if not NULL,
+ * receives how many records went.
+ */
+int wal_flush(wal_t *self, size_t *nflushed);
+
+/*
+ * Call fn once per transaction in the log, in sequence order, with its
+ * records. Strings in recs live until fn returns. unfinished_only: skip
+ * transactions whose last record ends them. fn returning non-zero stops the
+ * scan with that value.
+ */
+typedef int (*wal_tx_fn)(const wal_rec_t *recs, unsigned nrecs, void *arg);
+int wal_scan(wal_t *self, bool unfinished_only, wal_tx_fn fn, void *arg);
+
+/* fn over the records of seq only; DTX_ENOTFOUND if there are none. */
+int wal_history(wal_t *self, uint64_t seq, wal_tx_fn fn, void *arg);
+
+/*
+ * Remove transactions that ended before older_than_us (wall clock), at most
+ * max of them, in one synced write transaction. *removed gets the count.
+ */
+int wal_prune(wal_t *self, int64_t older_than_us, unsigned max, unsigned *removed);
+
+#endif /* DTX_WAL_H */
