@@ -208,19 +208,36 @@ static int s_part_index(const crd_t *self, const char *name)
 
 /* --- sending ---------------------------------------------------------- */
 
-static void s_send(void *sock, const s_rid_t *rid, const dtx_msg_t *msg)
+/* false if the frame did not leave: the peer is gone (ROUTER_MANDATORY
+ * reports EHOSTUNREACH) or its queue is full. */
+static bool s_send(void *sock, const s_rid_t *rid, const dtx_msg_t *msg)
 {
 	char *buf;
 	size_t len;
+	bool sent = false;
 	int rc = dtx_msg_encode(msg, &buf, &len);
 	if (rc) {
 		dtx_err("cannot encode %s: %s", dtx_msg_type_str(msg->type), dtx_strerror(rc));
-		return;
+		return false;
 	}
-	/* ROUTER_MANDATORY: an unknown peer fails here, and is left alone. */
 	if (zmq_send(sock, rid->b, rid->n, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-		zmq_send(sock, buf, len, ZMQ_DONTWAIT);
+		sent = zmq_send(sock, buf, len, ZMQ_DONTWAIT) >= 0;
 	free(buf);
+	return sent;
+}
+
+/* Send to a participant; one whose connection is gone is marked down. */
+static bool s_send_part(crd_t *self, s_part_t *p, const dtx_msg_t *msg)
+{
+	if (!p->connected)
+		return false;
+	if (s_send(self->agent, &p->rid, msg))
+		return true;
+	if (errno == EHOSTUNREACH) {
+		dtx_warn("participant %s: connection gone: marked down", p->name);
+		p->connected = false;
+	}
+	return false;
 }
 
 static void s_send_error(void *sock, const s_rid_t *rid, bool has_id, uint64_t id, int code,
@@ -274,7 +291,7 @@ static void s_send_decision(crd_t *self, s_tx_t *tx, uint32_t i, int64_t now)
 	if (b->part < 0 || !self->parts[b->part].connected)
 		return;
 	s_gid(self, tx, i, gid, sizeof(gid));
-	s_send(self->agent, &self->parts[b->part].rid, &m);
+	s_send_part(self, &self->parts[b->part], &m);
 }
 
 /* --- logging transitions ---------------------------------------------- */
@@ -447,7 +464,7 @@ static void s_on_vote(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 				       .gtid = m->gtid, .code = 0};
 			dtx_info("%s: vote from %s for a transaction not in flight: rollback",
 				 m->gtid, p->name);
-			s_send(self->agent, &p->rid, &d);
+			s_send_part(self, p, &d);
 		}
 		return;
 	}
@@ -550,7 +567,7 @@ static void s_on_indoubt(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 		d.code = s_logged_outcome(self, g.seq, g.epoch, NULL, 0) == DTX_OUTCOME_COMMITTED;
 		dtx_info("%s on %s: not in flight, log says %s", m->gids[i], p->name,
 			 d.code ? "commit" : "rollback");
-		s_send(self->agent, &p->rid, &d);
+		s_send_part(self, p, &d);
 	}
 }
 
@@ -703,11 +720,17 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 	s_transition(self, tx, WAL_PREPARING, NULL);
 	for (uint32_t i = 0; i < tx->nbranches; i++) {
 		char gid[200];
-		dtx_msg_t p = {.type = DTX_T_PREPARE, .has = DTX_F_GTID | DTX_F_STMTS, .gtid = gid,
-			       .nstmts = tx->req.branches[i].nstmts,
-			       .stmts = tx->req.branches[i].stmts};
+		s_part_t *p = &self->parts[tx->br[i].part];
+		dtx_msg_t prep = {.type = DTX_T_PREPARE, .has = DTX_F_GTID | DTX_F_STMTS,
+				  .gtid = gid, .nstmts = tx->req.branches[i].nstmts,
+				  .stmts = tx->req.branches[i].stmts};
 		s_gid(self, tx, i, gid, sizeof(gid));
-		s_send(self->agent, &self->parts[tx->br[i].part].rid, &p);
+		if (!s_send_part(self, p, &prep)) {
+			snprintf(text, sizeof(text), "participant '%s' is not connected", p->name);
+			s_abort(self, tx, p->name, NULL, text);
+			s_maybe_end(self, tx);
+			return;
+		}
 		dtx_crash_point("crd.prepare_sent");
 	}
 }

@@ -104,6 +104,36 @@ static int s_exec(PGconn *conn, const char *sql, char *sqlstate, char *why, size
 	return rc;
 }
 
+/*
+ * The first statement of a job, on a connection that may have gone stale
+ * (PostgreSQL restarted since its last use): if the connection turns out
+ * broken, open a new one and run it once more. Nothing was done in the
+ * old session, so the retry is safe. *conn_p follows the new connection.
+ */
+static int s_exec_first(pga_db_t *self, PGconn **conn_p, const char *sql, char *sqlstate,
+			char *why, size_t why_len)
+{
+	char tmp[512], state[8] = "";
+	if (s_exec(*conn_p, sql, state, why, why_len) == 0)
+		return 0;
+	if (sqlstate)
+		memcpy(sqlstate, state, 6);
+	/* Broken: libpq says so, or the error is of the connection classes
+	 * (08, 57P admin shutdown), or it came from libpq itself (08006). */
+	if (PQstatus(*conn_p) != CONNECTION_BAD && strncmp(state, "08", 2) != 0 &&
+	    strncmp(state, "57P", 3) != 0)
+		return DTX_EDB;
+	PQfinish(self->conn);
+	self->conn = NULL;
+	if (!(*conn_p = s_conn(self, tmp, sizeof(tmp)))) {
+		if (sqlstate)
+			snprintf(sqlstate, 6, "08006");
+		snprintf(why, why_len, "database unreachable: %s", tmp);
+		return DTX_EDB;
+	}
+	return s_exec(*conn_p, sql, sqlstate, why, why_len);
+}
+
 static void s_rollback(PGconn *conn)
 {
 	PQclear(PQexec(conn, "ROLLBACK"));
@@ -140,7 +170,7 @@ int pga_db_prepare(pga_db_t *self, const char *gid, uint32_t nstmts, const dtx_s
 		snprintf(why, why_len, "database unreachable: %s", tmp);
 		return DTX_VOTE_NO;
 	}
-	if (s_exec(conn, "BEGIN", sqlstate, why, why_len))
+	if (s_exec_first(self, &conn, "BEGIN", sqlstate, why, why_len))
 		return DTX_VOTE_NO;
 	for (uint32_t i = 0; i < nstmts; i++) {
 		PGresult *res = PQexecParams(conn, stmts[i].sql, (int)stmts[i].nparams, NULL,
@@ -201,11 +231,11 @@ int pga_db_decide(pga_db_t *self, const char *gid, bool commit, char *why, size_
 	if (s_gid_cmd(conn, commit ? "COMMIT PREPARED" : "ROLLBACK PREPARED", gid, cmd,
 		      sizeof(cmd)))
 		return DTX_ACK_RETRY;
-	if (s_exec(conn, cmd, state, tmp, sizeof(tmp)) == 0) {
+	if (s_exec_first(self, &conn, cmd, state, tmp, sizeof(tmp)) == 0) {
 		dtx_crash_point("pga.applied");
 		return DTX_ACK_DONE;
 	}
-	if (strcmp(state, "42704") != 0) {
+	if (!conn || strcmp(state, "42704") != 0) {
 		/* busy, connection lost, ...: try again later */
 		snprintf(why, why_len, "%s failed (%s): %s", commit ? "commit" : "rollback", state,
 			 tmp);

@@ -32,12 +32,14 @@ static const struct {
 	 "  active, preparing, deciding, committing, committed, aborting, aborted, heuristic"},
 	{"show", "show GTID", "every logged transition of GTID with its time, and its branches"},
 	{"query", "query GTID", "the outcome of GTID as a client sees it; exit 0 committed, 1 not"},
-	{"exec", "exec [--timeout MS] (--file TX.json | BRANCH...)",
+	{"exec", "exec [--timeout MS] [--wait MS] (--file TX.json | BRANCH...)",
 	 "run one global transaction; BRANCH is\n"
 	 "  --on PARTICIPANT (--sql SQL [--param VALUE | --null]... [--expect ROWS])...\n"
 	 "TX.json: {\"timeout_ms\": 5000, \"branches\": [{\"participant\": \"shop\",\n"
 	 "  \"stmts\": [{\"sql\": \"...\", \"params\": [\"a\", 1, null], \"expect\": 1}]}]}\n"
-	 "prints the GTID and the outcome; exit 0 committed, 1 aborted, 3 refused or failed"},
+	 "--timeout: time the coordinator allows for the decision; --wait: how long to\n"
+	 "wait for the answer. Prints the GTID and the outcome; exit 0 committed,\n"
+	 "1 aborted, 3 refused, failed or no answer"},
 	{"help", "help [COMMAND]", "this text, or one command's"},
 };
 
@@ -212,8 +214,9 @@ static int s_flush_stmt(dtx_tx_t *tx, s_pending_stmt_t *p)
 	return 0;
 }
 
-static int s_exec(const s_opts_t *o, int argc, char **argv)
+static int s_exec(const s_opts_t *opts, int argc, char **argv)
 {
+	s_opts_t own = *opts, *o = &own;
 	dtx_tx_t *tx = dtx_tx_new();
 	s_pending_stmt_t p = {.expect = -1};
 	dtx_client_t *cl = NULL;
@@ -236,6 +239,12 @@ static int s_exec(const s_opts_t *o, int argc, char **argv)
 				goto out;
 			}
 			dtx_tx_set_timeout(tx, (uint32_t)v);
+		} else if (strcmp(a, "--wait") == 0 && has_val) {
+			if (!dtx_parse_int(argv[++i], 1, 86400000, &v)) {
+				fprintf(stderr, "dtxctl: --wait takes milliseconds\n");
+				goto out;
+			}
+			o->wait_ms = (int)v;
 		} else if (strcmp(a, "--on") == 0 && has_val) {
 			if (s_flush_stmt(tx, &p))
 				goto out;

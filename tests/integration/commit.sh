@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Two-phase commit across 2 and 3 databases; aborts on a NO vote and on a
+# statement error; unknown participants and malformed frames refused while
+# the daemon keeps serving; outcomes queried by GTID.
+. "$(dirname "$0")/lib.sh"
+dtx_start_all
+
+# --- commit across three databases -----------------------------------------
+out=$(place_order o1 alice widget 2); rc=$?
+is "$rc" 0 "a good order commits (exit 0)"
+like "$out" '^c1\.[0-9]+\.[0-9]+ committed$' "dtxctl prints the GTID and 'committed'"
+gtid=${out%% *}
+is "$(q shop "SELECT customer || ':' || qty || ':' || total FROM orders WHERE ref = 'o1'")" "alice:2:20" "shop has the order"
+is "$(q bank "SELECT balance FROM wallets WHERE customer = 'alice'")" 80 "bank took the price"
+is "$(q stock "SELECT qty FROM items WHERE item = 'widget'")" 3 "stock took the quantity"
+wait_for 5 no_prepared_left; ok $? "no prepared branch is left after the commit"
+is "$(q bank "SELECT count(*) FROM dtx.branches WHERE gid LIKE 'dtx:c1:%'")" 1 "bank kept a marker row for its branch"
+
+out=$("$DTXCTL" query "$gtid"); rc=$?
+is "$rc" 0 "query of the committed GTID exits 0"
+like "$out" "^$gtid committed" "query says committed"
+
+# --- commit across two databases -------------------------------------------
+out=$("$DTXCTL" exec \
+	--on bank --sql "UPDATE wallets SET balance = balance - 5 WHERE customer = 'alice'" --expect 1 \
+	--on stock --sql "UPDATE items SET qty = qty + 1 WHERE item = 'widget'" --expect 1); rc=$?
+is "$rc" 0 "a two-database transaction commits"
+is "$(q bank "SELECT balance FROM wallets WHERE customer = 'alice'")" 75 "bank applied it"
+is "$(q stock "SELECT qty FROM items WHERE item = 'widget'")" 4 "stock applied it"
+
+# --- abort on a NO vote: insufficient funds -------------------------------
+out=$(place_order o2 bob gadget 1); rc=$?
+is "$rc" 1 "an order bob cannot pay for aborts (exit 1)"
+like "$out" 'aborted: bank voted no: statement 1 touched 0 rows, expected 1 \(participant bank\)' \
+	"the client is told bank voted no, and why"
+is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'o2'")" 0 "shop has no order o2"
+is "$(q bank "SELECT balance FROM wallets WHERE customer = 'bob'")" 20 "bob's wallet is untouched"
+is "$(q stock "SELECT qty FROM items WHERE item = 'gadget'")" 1 "the gadget is still in stock"
+
+# --- abort on a NO vote: insufficient stock --------------------------------
+out=$(place_order o3 alice widget 6); rc=$?  # 60 is affordable, 4 are in stock
+is "$rc" 1 "an order for more widgets than there are aborts"
+like "$out" 'aborted: stock voted no: .*\(participant stock\)' "the client is told stock voted no"
+is "$(q bank "SELECT balance FROM wallets WHERE customer = 'alice'")" 75 "alice's wallet is untouched"
+is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'o3'")" 0 "shop has no order o3"
+
+# --- abort on a statement error --------------------------------------------
+out=$("$DTXCTL" exec \
+	--on shop --sql "INSERT INTO orders VALUES ('o4', 'alice', 'widget', 1, 10)" \
+	--on bank --sql "UPDATE no_such_table SET x = 1"); rc=$?
+is "$rc" 1 "a statement error aborts"
+like "$out" 'bank voted no: statement 1 failed: relation "no_such_table" does not exist \(participant bank, sqlstate 42P01\)' \
+	"the client gets the SQLSTATE and PostgreSQL's message"
+is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'o4'")" 0 "shop's branch was rolled back"
+
+# A constraint violation is a NO vote too (CHECK balance >= 0).
+out=$("$DTXCTL" exec --on bank --sql "UPDATE wallets SET balance = balance - 1000 WHERE customer = 'bob'" \
+	--on shop --sql "INSERT INTO orders VALUES ('o5', 'bob', 'widget', 1, 10)"); rc=$?
+is "$rc" 1 "a CHECK violation aborts"
+like "$out" 'sqlstate 23514' "... with SQLSTATE 23514"
+
+# --- refused requests -------------------------------------------------------
+out=$("$DTXCTL" exec --on warehouse --sql "SELECT 1" 2>&1); rc=$?
+is "$rc" 3 "a transaction naming an unknown participant is refused (exit 3)"
+like "$out" "unknown participant 'warehouse'" "with a clear error naming it"
+
+# Malformed frames: garbage, a lying array header, a wrong version.
+out=$("$RAWFRAME" "$DTX_CLIENT" "c1c1c1")
+like "$out" '^ERROR -3 invalid msgpack byte 0xc1' "garbage gets an ERROR frame"
+out=$("$RAWFRAME" "$DTX_CLIENT" "82a17601a174dd7fffffff")
+like "$out" '^ERROR -5 container of 2147483647 items exceeds' "an array claiming 2^31 items gets an ERROR"
+out=$("$RAWFRAME" "$DTX_CLIENT" "82a17602a174a450494e47")
+like "$out" '^ERROR -4 protocol version 2' "version 2 gets an ERROR naming the version"
+out=$("$RAWFRAME" "$DTX_CLIENT" "82a17601a174a450494e47")
+like "$out" '^ERROR -3 the client endpoint takes TX and QUERY only' "a PING on the client endpoint is refused"
+out=$("$RAWFRAME" "ipc://$T/agent.sock" "82a17601a174a4564f5445")
+like "$out" '^ERROR -3 VOTE lacks a required field' "a VOTE without fields is refused on the agent endpoint"
+kill -0 "$COORD_PID"; ok $? "coordinatord is still running"
+out=$(place_order o6 alice widget 1); rc=$?
+is "$rc" 0 "and still commits transactions after the bad frames"
+
+# --- admin --------------------------------------------------------------------
+out=$("$DTXCTL" status)
+like "$out" 'since start: committed [0-9]+ aborted [0-9]+' "status counts outcomes"
+like "$out" 'participant stock up' "status shows participants' liveness"
+out=$("$DTXCTL" show "$gtid")
+like "$out" "^$gtid committed" "show names the outcome"
+like "$(echo "$out" | awk '{print $3}' | tr '\n' ' ')" 'active preparing committing committed' \
+	"show lists every logged transition in order"
+out=$("$DTXCTL" list --state aborted)
+is "$(echo "$out" | grep -c ' aborted ')" 4 "list --state aborted shows the four aborted ones"
+"$DTXCTL" show c1.999.1 >/dev/null 2>&1; is "$?" 3 "show of an unknown GTID fails"
+
+wait_for 5 no_prepared_left; ok $? "no prepared branch is left at the end"
+done_testing

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# An agent that never answers: the transaction aborts at its timeout and
+# the branches already prepared are rolled back. A participant that is down
+# is refused at once. PostgreSQL down: NO votes, the daemon stays up.
+. "$(dirname "$0")/lib.sh"
+dtx_start_all
+
+stock_pid=${AGENT_PID[stock]}
+kill -STOP "$stock_pid"
+t0=$(date +%s%N)
+out=$(place_order t1 alice widget 1 --timeout 1000); rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+is "$rc" 1 "the order aborts when stock never votes"
+like "$out" 'aborted: timed out waiting for the vote of stock' "the client is told whose vote was missing"
+ok $([ "$ms" -ge 900 ] && [ "$ms" -lt 4000 ] && echo 0 || echo 1) "it aborted at its 1000 ms timeout (after $ms ms)"
+wait_for 5 sh -c "[ \"\$($PGBIN/psql -X -h $PGSOCK -p $PGPORT -U postgres -d postgres -Atq -c \"SELECT count(*) FROM pg_prepared_xacts WHERE database IN ('shop','bank')\")\" = 0 ]"
+ok $? "the prepared branches of shop and bank are rolled back"
+is "$(q shop "SELECT count(*) FROM orders WHERE ref = 't1'")" 0 "shop has no order t1"
+is "$(q bank "SELECT balance FROM wallets WHERE customer = 'alice'")" 100 "alice's wallet is untouched"
+
+wait_for 5 sh -c "! '$DTXCTL' status | grep -q 'participant stock up'"
+ok $? "the silent agent is marked down"
+out=$(place_order t2 alice widget 1 2>&1); rc=$?
+is "$rc" 3 "a transaction on a participant that is down is refused at once"
+like "$out" "participant 'stock' is not connected" "... saying which one"
+
+kill -CONT "$stock_pid"
+wait_for 10 participant_up stock; ok $? "the agent comes back and registers again"
+wait_for 10 no_prepared_left; ok $? "the late prepare on stock is rolled back: nothing left prepared"
+is "$(q stock "SELECT qty FROM items WHERE item = 'widget'")" 5 "stock is untouched"
+out=$(place_order t3 alice widget 1); rc=$?
+is "$rc" 0 "the next order commits"
+
+# --- PostgreSQL down ---------------------------------------------------------
+pg_stop_immediate
+out=$(place_order t4 alice widget 1); rc=$?
+is "$rc" 1 "with PostgreSQL down an order aborts"
+like "$out" 'voted no: database unreachable.*sqlstate 08006' "the reason says the database is unreachable"
+kill -0 "$COORD_PID" && kill -0 "${AGENT_PID[shop]}"; ok $? "daemon and agents stay up"
+pg_start_again
+out=$(place_order t5 alice widget 1); rc=$?
+is "$rc" 0 "once PostgreSQL is back, orders commit again"
+is "$(q shop "SELECT string_agg(ref, ',' ORDER BY ref) FROM orders")" "t3,t5" "exactly the committed orders exist"
+wait_for 5 no_prepared_left; ok $? "no prepared branch is left at the end"
+done_testing
