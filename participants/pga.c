@@ -67,6 +67,7 @@ struct pga {
 	s_job_t *active;               /* at a worker */
 	s_rid_t *idle;                 /* workers waiting for a job */
 	unsigned nidle;
+	unsigned nprepares;            /* prepare jobs at a worker */
 	bool welcomed, scan_owed;
 	char coord_id[DTX_COORD_ID_MAX + 1];
 	int64_t last_heard_ms, last_ping_ms, last_hello_ms, scan_retry_ms;
@@ -100,7 +101,7 @@ static void *s_worker(void *arg)
 {
 	s_worker_arg_t *wa = arg;
 	pga_t *self = wa->pga;
-	pga_db_t *db = pga_db_new(self->cfg.conninfo);
+	pga_db_t *db = pga_db_new(self->cfg.conninfo, self->cfg.lock_timeout_ms);
 	void *sock = zmq_socket(self->ctx, ZMQ_DEALER);
 	s_job_t *job = NULL;
 
@@ -176,14 +177,47 @@ static s_job_t *s_find(s_job_t *list, const char *gid, s_job_t **prev_p)
 	return NULL;
 }
 
+/*
+ * Hand queued jobs to idle workers. Decisions and scans go first, and
+ * prepares may hold at most pool_size - 1 workers: a prepare can block on
+ * row locks that a prepared branch holds until its COMMIT PREPARED, so a
+ * decision must never wait behind prepares, or the pool deadlocks until
+ * the transactions time out.
+ */
+static s_job_t *s_next_job(pga_t *self)
+{
+	s_job_t *prev = NULL, *pick = NULL, *pick_prev = NULL;
+	bool prepare_ok = self->nprepares + 1 < self->cfg.pool_size;
+
+	for (s_job_t *j = self->queue; j; prev = j, j = j->next) {
+		if (j->kind != JOB_PREPARE) {
+			pick = j;
+			pick_prev = prev;
+			break;
+		}
+		if (prepare_ok && !pick) {
+			pick = j;
+			pick_prev = prev;
+		}
+	}
+	if (!pick)
+		return NULL;
+	if (pick_prev)
+		pick_prev->next = pick->next;
+	else
+		self->queue = pick->next;
+	if (self->queue_tail == pick)
+		self->queue_tail = pick_prev;
+	return pick;
+}
+
 static void s_dispatch(pga_t *self)
 {
-	while (self->queue && self->nidle) {
-		s_job_t *job = self->queue;
+	s_job_t *job;
+	while (self->nidle && (job = s_next_job(self))) {
 		s_rid_t *w = &self->idle[--self->nidle];
-		self->queue = job->next;
-		if (!self->queue)
-			self->queue_tail = NULL;
+		if (job->kind == JOB_PREPARE)
+			self->nprepares++;
 		job->next = self->active;
 		self->active = job;
 		zmq_send(self->workers, w->b, w->n, ZMQ_SNDMORE);
@@ -320,6 +354,7 @@ static void s_on_worker(pga_t *self, const s_rid_t *w, s_job_t *job)
 		}
 	switch (job->kind) {
 	case JOB_PREPARE: {
+		self->nprepares--;
 		dtx_msg_t v = {.type = DTX_T_VOTE, .has = DTX_F_GTID | DTX_F_CODE, .gtid = job->gid,
 			       .code = job->result};
 		if (job->result == DTX_VOTE_NO) {
@@ -463,7 +498,7 @@ int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 	self->cfg = *cfg;
 	/* The marker table before anything else: a branch cannot be
 	 * prepared without it. */
-	if (!(db = pga_db_new(cfg->conninfo)) || pga_db_ensure_schema(db, why, why_len)) {
+	if (!(db = pga_db_new(cfg->conninfo, 0)) || pga_db_ensure_schema(db, why, why_len)) {
 		pga_db_destroy(&db);
 		free(self);
 		return DTX_EDB;
@@ -517,8 +552,10 @@ void pga_destroy(pga_t **self_p)
 	if (!self)
 		return;
 	/* Stop the workers: each finishes its job, then reads NULL. Busy
-	 * ones are waited for, so no job is freed under a worker. */
+	 * ones are waited for, a bounded time: a branch may be blocked on a
+	 * lock that only a decision we will not run now would release. */
 	unsigned stopped = 0;
+	int64_t deadline = dtx_now_ms() + 5000;
 	while (stopped < self->nthreads) {
 		while (self->nidle && stopped < self->nthreads) {
 			s_rid_t *w = &self->idle[--self->nidle];
@@ -529,6 +566,16 @@ void pga_destroy(pga_t **self_p)
 		}
 		if (stopped == self->nthreads)
 			break;
+		zmq_pollitem_t item = {.socket = self->workers, .events = ZMQ_POLLIN};
+		long left = (long)(deadline - dtx_now_ms());
+		if (left <= 0 || zmq_poll(&item, 1, left) <= 0) {
+			/* Leave them: the process is ending, PostgreSQL rolls back
+			 * their open transactions, prepared ones stay for recovery. */
+			dtx_warn("%u workers still busy after 5 s: not waiting for them",
+				 self->nthreads - stopped);
+			*self_p = NULL;
+			return;
+		}
 		s_rid_t w;
 		s_job_t *job = NULL;
 		int n = zmq_recv(self->workers, w.b, sizeof(w.b), 0);

@@ -24,7 +24,9 @@ int pga_run(pga_t *self);
 /* Ask pga_run() to return; async-signal-safe. */
 void pga_stop(pga_t *self);
 
-/* Wait for the workers' current jobs, then free everything. Clears *self_p. */
+/* Wait for the workers' current jobs (5 s at most: then they are left to
+ * the process exit, and this frees nothing), then free everything.
+ * Clears *self_p. Call only before the process ends. */
 void pga_destroy(pga_t **self_p);
 
 #endif

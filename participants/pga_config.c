@@ -14,6 +14,7 @@ void pga_config_defaults(pga_config_t *cfg)
 	snprintf(cfg->coordinator, sizeof(cfg->coordinator), "tcp://127.0.0.1:7101");
 	cfg->pool_size = 4;
 	cfg->heartbeat_ms = 1000;
+	cfg->lock_timeout_ms = 2000;
 	cfg->marker_retention_s = 7 * 86400;
 	cfg->log_level = DTX_LOG_INFO;
 }
@@ -57,13 +58,18 @@ static int s_handler(void *arg, const char *section, const char *key, const char
 		return 1;
 	}
 	if (strcmp(key, "pool_size") == 0) {
-		if (!dtx_conf_int(key, val, 1, 256, &v, c->why, sizeof(c->why)))
+		/* at least one worker beyond the prepares, for decisions */
+		if (!dtx_conf_int(key, val, 2, 256, &v, c->why, sizeof(c->why)))
 			return 0;
 		cfg->pool_size = (unsigned)v;
 	} else if (strcmp(key, "heartbeat_ms") == 0) {
 		if (!dtx_conf_int(key, val, 50, 600000, &v, c->why, sizeof(c->why)))
 			return 0;
 		cfg->heartbeat_ms = (uint32_t)v;
+	} else if (strcmp(key, "lock_timeout_ms") == 0) {
+		if (!dtx_conf_int(key, val, 0, 3600000, &v, c->why, sizeof(c->why)))
+			return 0;
+		cfg->lock_timeout_ms = (uint32_t)v;
 	} else if (strcmp(key, "marker_retention_s") == 0) {
 		if (!dtx_conf_int(key, val, 60, 10LL * 365 * 86400, &v, c->why, sizeof(c->why)))
 			return 0;

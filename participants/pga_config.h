@@ -12,8 +12,9 @@ typedef struct {
 	char name[64];              /* participant name, as the coordinator knows it */
 	char coordinator[256];      /* coordinatord's agent endpoint */
 	char conninfo[1024];        /* libpq connection string */
-	unsigned pool_size;         /* connections = branches in flight at once */
+	unsigned pool_size;         /* connections; prepares use all but one */
 	uint32_t heartbeat_ms;
+	uint32_t lock_timeout_ms;   /* a branch waiting longer for a lock votes no; 0: wait */
 	uint64_t marker_retention_s;
 	int log_level;
 } pga_config_t;

@@ -14,6 +14,7 @@
 struct pga_db {
 	char *conninfo;
 	PGconn *conn;
+	char begin[64];         /* BEGIN and the branch's lock timeout */
 };
 
 static const char SQL_SCHEMA[] =
@@ -30,11 +31,16 @@ static const char SQL_PRUNE[] =
 	"DELETE FROM dtx.branches WHERE created < now() - make_interval(secs => $1::float8)"
 	" AND gid NOT IN (SELECT gid FROM pg_prepared_xacts)";
 
-pga_db_t *pga_db_new(const char *conninfo)
+pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms)
 {
 	pga_db_t *self = calloc(1, sizeof(*self));
 	if (!self)
 		return NULL;
+	if (lock_timeout_ms)
+		snprintf(self->begin, sizeof(self->begin), "BEGIN; SET LOCAL lock_timeout = %u",
+			 (unsigned)lock_timeout_ms);
+	else
+		snprintf(self->begin, sizeof(self->begin), "BEGIN");
 	if (!(self->conninfo = strdup(conninfo))) {
 		free(self);
 		return NULL;
@@ -170,7 +176,7 @@ int pga_db_prepare(pga_db_t *self, const char *gid, uint32_t nstmts, const dtx_s
 		snprintf(why, why_len, "database unreachable: %s", tmp);
 		return DTX_VOTE_NO;
 	}
-	if (s_exec_first(self, &conn, "BEGIN", sqlstate, why, why_len))
+	if (s_exec_first(self, &conn, self->begin, sqlstate, why, why_len))
 		return DTX_VOTE_NO;
 	for (uint32_t i = 0; i < nstmts; i++) {
 		PGresult *res = PQexecParams(conn, stmts[i].sql, (int)stmts[i].nparams, NULL,

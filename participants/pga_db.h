@@ -13,8 +13,15 @@
 
 typedef struct pga_db pga_db_t;
 
-/* Caller owns the return value; the connection opens on first use. */
-pga_db_t *pga_db_new(const char *conninfo);
+/*
+ * Caller owns the return value; the connection opens on first use.
+ * lock_timeout_ms > 0: a branch statement waiting longer than that for a
+ * lock fails (SQLSTATE 55P03) and the branch votes no. Waits across
+ * databases and prepared transactions are invisible to PostgreSQL's
+ * deadlock detector, so without it a distributed deadlock lasts until
+ * the global timeout.
+ */
+pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms);
 void pga_db_destroy(pga_db_t **self_p);
 
 /* Create schema dtx and its marker table dtx.branches if missing.

@@ -79,6 +79,24 @@ kill -0 "$COORD_PID"; ok $? "coordinatord is still running"
 out=$(place_order o6 alice widget 1); rc=$?
 is "$rc" 0 "and still commits transactions after the bad frames"
 
+# --- many transactions on one hot row ---------------------------------------
+# More concurrent branches than the agent has connections, all queuing on
+# the row lock that a prepared branch holds until its COMMIT PREPARED: the
+# decisions must not wait behind the blocked prepares.
+before=$(q bank "SELECT balance FROM wallets WHERE customer = 'alice'")
+pids=()
+for i in $(seq 1 12); do
+	"$DTXCTL" exec --timeout 5000 \
+		--on bank --sql "UPDATE wallets SET balance = balance - 1 WHERE customer = 'alice'" --expect 1 \
+		--on shop --sql "INSERT INTO orders VALUES ('hot$i', 'alice', 'widget', 1, 1)" --expect 1 \
+		>/dev/null 2>&1 &
+	pids+=($!)
+done
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+is "$failed" 0 "12 concurrent transactions on one hot row all commit"
+is "$(q bank "SELECT balance FROM wallets WHERE customer = 'alice'")" $((before - 12)) "the hot row took all 12"
+
 # --- admin --------------------------------------------------------------------
 out=$("$DTXCTL" status)
 like "$out" 'since start: committed [0-9]+ aborted [0-9]+' "status counts outcomes"

@@ -31,6 +31,7 @@ PGPORT=$((20000 + RANDOM % 20000))
 PGSOCK=$T/sock
 COORD_PID=
 declare -A AGENT_PID=()
+ALL_PIDS=()
 export DTX_ADMIN=ipc://$T/admin.sock DTX_CLIENT=ipc://$T/client.sock
 
 # --- TAP --------------------------------------------------------------------
@@ -120,6 +121,7 @@ dtx_start_coord() {
 	[ -f "$T/coord.conf" ] || write_coord_conf
 	env "$@" "$COORDINATORD" -c "$T/coord.conf" 2>>"$T/coord.log" &
 	COORD_PID=$!
+	ALL_PIDS+=("$COORD_PID")
 	wait_for 10 "$DTXCTL" --wait 500 status || { echo "# coordinatord did not answer"; tail -5 "$T/coord.log" | sed 's/^/# /'; return 1; }
 }
 
@@ -134,10 +136,12 @@ coordinator = ipc://$T/agent.sock
 conninfo = host=$PGSOCK port=$PGPORT dbname=$name user=postgres
 pool_size = 4
 heartbeat_ms = 200
+lock_timeout_ms = ${DTX_TEST_LOCK_TIMEOUT_MS:-1000}
 log_level = ${DTX_TEST_LOG_LEVEL:-info}
 EOF
 	env "$@" "$PGAGENT" -c "$T/agent-$name.conf" 2>>"$T/agent-$name.log" &
 	AGENT_PID[$name]=$!
+	ALL_PIDS+=("$!")
 }
 
 participant_up() { "$DTXCTL" --wait 1000 status | grep -q "participant $1 up"; }
@@ -177,8 +181,7 @@ kill_wait() { kill "-${2:-TERM}" "$1" 2>/dev/null; wait "$1" 2>/dev/null; true; 
 
 dtx_cleanup() {
 	local rc=$?
-	for p in "${AGENT_PID[@]}"; do kill -CONT "$p" 2>/dev/null; kill_wait "$p"; done
-	[ -n "$COORD_PID" ] && kill_wait "$COORD_PID"
+	for p in "${ALL_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill_wait "$p"; done
 	[ -d "$T/pg" ] && pg_stop_immediate
 	if [ "$rc" -ne 0 ] || [ -n "${DTX_KEEP:-}" ]; then
 		for f in "$T"/*.log; do

@@ -31,6 +31,22 @@ is "$(q stock "SELECT qty FROM items WHERE item = 'widget'")" 5 "stock is untouc
 out=$(place_order t3 alice widget 1); rc=$?
 is "$rc" 0 "the next order commits"
 
+# --- a branch blocked on a lock held outside dtx -------------------------------
+# The agent's lock_timeout (1000 ms here) turns the wait into a NO vote well
+# before the transaction's own timeout (10 s).
+"$PGBIN/psql" -X -h "$PGSOCK" -p "$PGPORT" -U postgres -d bank -q \
+	-c "BEGIN; UPDATE wallets SET balance = balance WHERE customer = 'alice'; SELECT pg_sleep(4); COMMIT" >/dev/null &
+locker=$!
+sleep 0.5
+t0=$(date +%s%N)
+out=$(place_order t6 alice widget 1 --timeout 10000); rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+is "$rc" 1 "an order whose bank branch waits on a lock aborts"
+like "$out" 'bank voted no: .*lock timeout.*sqlstate 55P03' "bank votes no with SQLSTATE 55P03"
+ok $([ "$ms" -lt 3000 ] && echo 0 || echo 1) "at the branch's lock timeout, not the global one ($ms ms)"
+wait "$locker"
+is "$(q shop "SELECT count(*) FROM orders WHERE ref = 't6'")" 0 "shop has no order t6"
+
 # --- PostgreSQL down ---------------------------------------------------------
 pg_stop_immediate
 out=$(place_order t4 alice widget 1); rc=$?

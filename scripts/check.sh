@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# check.sh — set everything up (scripts/setup.sh), then run the whole test
+# suite: unit tests, integration tests against a throwaway PostgreSQL, the
+# crash-recovery tests. Ends with "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh || exit 1
+
+make -j"$(nproc)" check >.check.out 2>&1
+rc=$?
+grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP):' .check.out | grep -v '^PASS:' || true
+sed -n '/^Testsuite summary/,/^=*$/p' .check.out | grep -E '^# ' || true
+if [ $rc -ne 0 ]; then
+	echo "--- failing logs:"
+	for log in $(grep -lE '^(not ok|Bail out)' tests/*/*.log 2>/dev/null); do
+		echo "=== $log"; grep -vE '^ok ' "$log" | head -80
+	done
+	grep -E 'error:' .check.out | head -20
+fi
+passed=$(sed -n 's/^# PASS: *//p' .check.out)
+f=$(sed -n 's/^# FAIL: *//p' .check.out)
+e=$(sed -n 's/^# ERROR: *//p' .check.out)
+failed=$((${f:-0} + ${e:-0}))
+echo "${passed:-0} passed, ${failed:-0} failed"
+[ $rc -eq 0 ] && [ -n "$passed" ] && [ "$passed" -gt 0 ]

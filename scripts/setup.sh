@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# setup.sh — install what dtx needs on Debian 12 (apt, as root or via sudo)
+# and build it. Safe to run again: it installs only what is missing and
+# rebuilds only what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build tools, the libraries configure.ac checks for, and the PostgreSQL
+# server the demo and the tests start.
+PACKAGES="build-essential autoconf automake libtool pkg-config
+	liblmdb-dev libzmq3-dev libmsgpack-dev libpq-dev libinih-dev libjson-c-dev zlib1g-dev
+	postgresql-15 postgresql-client-15"
+
+missing=()
+for p in $PACKAGES; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup: installing ${missing[*]}"
+	sudo=
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ -x configure ] || autoreconf -fi >/dev/null
+[ -f Makefile ] || ./configure -q --enable-werror
+make -s -j"$(nproc)" >/dev/null
+echo "setup: built $(ls coordinatord/coordinatord participants/dtx-pgagent tools/dtxctl tools/dtxbench | tr '\n' ' ')"
