@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Configuration files: the samples pass; bad ones are refused with
+# file:line and the reason, before anything starts.
+set -u
+: "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_srcdir:=$top_builddir}"
+n=0 failed=0
+check() { # check NAME PROGRAM CONF-TEXT EXPECTED-EXIT PATTERN
+	local f out rc
+	f=$(mktemp /tmp/dtx-conf.XXXXXX)
+	printf '%b' "$3" >"$f"
+	out=$("$top_builddir/$2" -c "$f" --check-config 2>&1); rc=$?
+	n=$((n + 1))
+	if [ "$rc" = "$4" ] && printf '%s' "$out" | grep -qE -- "${5//FILE/$f}"; then
+		echo "ok $n - $1"
+	else
+		echo "not ok $n - $1"; echo "#   exit $rc: $out"; failed=$((failed + 1))
+	fi
+	rm -f "$f"
+}
+C=coordinatord/coordinatord
+A=participants/dtx-pgagent
+check "the sample coordinatord.conf passes" $C "$(cat "$top_srcdir/etc/coordinatord.conf")" 0 ': ok$'
+check "the sample dtx-pgagent.conf passes" $A "$(cat "$top_srcdir/etc/dtx-pgagent.conf")" 0 ': ok$'
+check "an unknown key is refused with its line" $C '[coordinator]\nid = c1\nparticipants = a\ncolour = blue\n' 1 "FILE:4: unknown key 'colour'"
+check "a value out of range is refused with its bounds" $C '[coordinator]\nid = c1\nparticipants = a\nheartbeat_ms = 5\n' 1 "FILE:4: 'heartbeat_ms': '5' is not a whole number from 50 to 600000"
+check "a bad coordinator id is refused" $C '[coordinator]\nid = c.1\nparticipants = a\n' 1 "FILE:2: 'id': 1-32 characters"
+check "a bad participant name is refused" $C '[coordinator]\nid = c1\nparticipants = shop, b@nk\n' 1 "FILE:3: 'participants': names are"
+check "an unknown section is refused" $C '[coordinator]\nid = c1\n[extra]\nx = 1\n' 1 "FILE:4: unknown section \\[extra\\]"
+check "a missing id is refused" $C '[coordinator]\nparticipants = a\n' 1 "FILE:0: 'id' is required"
+check "the first of several errors is the one reported" $C '[coordinator]\nid = c1\nfoo = 1\nbar = 2\n' 1 "FILE:3: unknown key 'foo'"
+check "a line that is not key = value is refused" $C '[coordinator]\nid = c1\nthis is not ini\n' 1 "FILE:3: syntax error"
+check "an empty file is refused" $C '' 1 "FILE:0: 'id' is required"
+check "an agent without conninfo is refused" $A '[agent]\nname = shop\n' 1 "FILE:0: 'conninfo' is required"
+check "an agent pool of one is refused" $A '[agent]\nname = shop\nconninfo = dbname=x\npool_size = 1\n' 1 "FILE:4: 'pool_size': '1' is not a whole number from 2 to 256"
+out=$("$top_builddir/$C" -c /nonexistent/dtx.conf 2>&1); rc=$?
+n=$((n + 1))
+if [ $rc = 1 ] && [ "$out" = "coordinatord: /nonexistent/dtx.conf:0: cannot read the file" ]; then
+	echo "ok $n - a missing file is refused"
+else
+	echo "not ok $n - a missing file is refused"; echo "#   exit $rc: $out"; failed=$((failed + 1))
+fi
+echo "1..$n"
+[ "$failed" -eq 0 ]
