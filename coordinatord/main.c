@@ -3,7 +3,6 @@
  */
 #include "config.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,40 +20,16 @@ static void s_on_signal(int sig)
 		crd_stop(s_crd);
 }
 
-static void s_usage(FILE *f)
-{
-	fprintf(f, "usage: coordinatord -c FILE [--check-config]\n"
-		   "  -c, --config FILE   configuration (see coordinatord.conf(5))\n"
-		   "      --check-config  read and check the configuration, then exit\n"
-		   "  -h, --help          this text\n");
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", no_argument, NULL, 'C'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *path = NULL;
 	bool check = false;
 	crd_config_t cfg;
 	char why[1024];
-	int c, rc;
+	int rc;
 
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': path = optarg; break;
-		case 'C': check = true; break;
-		case 'h': s_usage(stdout); return 0;
-		default: s_usage(stderr); return 2;
-		}
-	}
-	if (!path || optind != argc) {
-		s_usage(stderr);
-		return 2;
-	}
+	if ((rc = dtx_daemon_args(argc, argv, "coordinatord", &path, &check)) >= 0)
+		return rc;
 	crd_config_defaults(&cfg);
 	if (crd_config_load(&cfg, path, why, sizeof(why))) {
 		fprintf(stderr, "coordinatord: %s\n", why);
@@ -67,11 +42,7 @@ int main(int argc, char **argv)
 	dtx_log_set(cfg.log_level, NULL, NULL);
 	dtx_crash_init();
 
-	struct sigaction sa = {.sa_handler = s_on_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	dtx_daemon_signals(s_on_signal);
 
 	if ((rc = crd_new(&cfg, &s_crd, why, sizeof(why)))) {
 		dtx_err("cannot start: %s", why);

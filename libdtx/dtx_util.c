@@ -1,6 +1,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,4 +269,50 @@ bool dtx_conf_int(const char *key, const char *val, long long min, long long max
 	snprintf(why, why_len, "'%s': '%s' is not a whole number from %lld to %lld", key, val,
 		 min, max);
 	return false;
+}
+
+/* --- daemon start-up -------------------------------------------------- */
+
+static void s_daemon_usage(FILE *f, const char *prog)
+{
+	fprintf(f, "usage: %s -c FILE [--check-config]\n"
+		   "  -c, --config FILE   configuration (see etc/%s.conf)\n"
+		   "      --check-config  read and check the configuration, then exit\n"
+		   "  -h, --help          this text\n", prog, prog);
+}
+
+int dtx_daemon_args(int argc, char **argv, const char *prog, const char **path, bool *check)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	*path = NULL;
+	*check = false;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': *path = optarg; break;
+		case 'C': *check = true; break;
+		case 'h': s_daemon_usage(stdout, prog); return 0;
+		default: s_daemon_usage(stderr, prog); return 2;
+		}
+	}
+	if (!*path || optind != argc) {
+		s_daemon_usage(stderr, prog);
+		return 2;
+	}
+	return -1;
+}
+
+void dtx_daemon_signals(void (*on_stop)(int))
+{
+	struct sigaction sa = {.sa_handler = on_stop};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 }

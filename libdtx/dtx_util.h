@@ -74,6 +74,18 @@ void dtx_crash_point(const char *name);
 
 
 
+/* --- daemon start-up -------------------------------------------------- */
+
+/*
+ * The command line every dtx daemon takes: -c FILE [--check-config] [-h].
+ * Returns -1 to go on (*path set, *check true for --check-config), else the
+ * exit code (0 after --help, 2 after a usage error, usage printed).
+ */
+int dtx_daemon_args(int argc, char **argv, const char *prog, const char **path, bool *check);
+
+/* on_stop for SIGTERM and SIGINT; SIGPIPE ignored. */
+void dtx_daemon_signals(void (*on_stop)(int));
+
 /* --- configuration helpers -------------------------------------------- */
 
 /* Parse a whole decimal integer within [min, max]; false otherwise. */

@@ -3,7 +3,6 @@
  */
 #include "config.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,41 +22,17 @@ static void s_on_signal(int sig)
 		pga_stop(s_pga);
 }
 
-static void s_usage(FILE *f)
-{
-	fprintf(f, "usage: dtx-pgagent -c FILE [--check-config]\n"
-		   "  -c, --config FILE   configuration (see etc/dtx-pgagent.conf)\n"
-		   "      --check-config  read and check the configuration, then exit\n"
-		   "  -h, --help          this text\n");
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", no_argument, NULL, 'C'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *path = NULL;
 	bool check = false;
 	pga_config_t cfg;
 	char why[1024] = "";
-	int c, rc;
+	int rc;
 	unsigned delay_ms = 200;
 
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': path = optarg; break;
-		case 'C': check = true; break;
-		case 'h': s_usage(stdout); return 0;
-		default: s_usage(stderr); return 2;
-		}
-	}
-	if (!path || optind != argc) {
-		s_usage(stderr);
-		return 2;
-	}
+	if ((rc = dtx_daemon_args(argc, argv, "dtx-pgagent", &path, &check)) >= 0)
+		return rc;
 	pga_config_defaults(&cfg);
 	if (pga_config_load(&cfg, path, why, sizeof(why))) {
 		fprintf(stderr, "dtx-pgagent: %s\n", why);
@@ -70,11 +45,7 @@ int main(int argc, char **argv)
 	dtx_log_set(cfg.log_level, NULL, NULL);
 	dtx_crash_init();
 
-	struct sigaction sa = {.sa_handler = s_on_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	dtx_daemon_signals(s_on_signal);
 
 	/* PostgreSQL may not be up yet: wait for it with back-off. */
 	while ((rc = pga_new(&cfg, &s_pga, why, sizeof(why))) == DTX_EDB && !s_stopping) {

@@ -23,7 +23,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-[ -x configure ] || autoreconf -fi >/dev/null
+mkdir -p m4
+[ -x configure ] || autoreconf -fi >/dev/null 2>&1
 [ -f Makefile ] || ./configure -q --enable-werror
 make -s -j"$(nproc)" >/dev/null
 echo "setup: built $(ls coordinatord/coordinatord participants/dtx-pgagent tools/dtxctl tools/dtxbench | tr '\n' ' ')"
