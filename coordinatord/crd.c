@@ -521,7 +521,7 @@ static void s_on_ack(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 }
 
 /* The outcome the log gives for a transaction not in flight. */
-static int s_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch, char *note, size_t len);
+static int s_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch);
 
 static void s_on_indoubt(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 {
@@ -564,7 +564,7 @@ static void s_on_indoubt(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 			}
 			continue;
 		}
-		d.code = s_logged_outcome(self, g.seq, g.epoch, NULL, 0) == DTX_OUTCOME_COMMITTED;
+		d.code = s_logged_outcome(self, g.seq, g.epoch) == DTX_OUTCOME_COMMITTED;
 		dtx_info("%s on %s: not in flight, log says %s", m->gids[i], p->name,
 			 d.code ? "commit" : "rollback");
 		s_send_part(self, p, &d);
@@ -749,11 +749,9 @@ static int s_logged_fn(const wal_rec_t *recs, unsigned n, void *arg)
 	return 0;
 }
 
-static int s_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch, char *note, size_t len)
+static int s_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch)
 {
 	int out[2] = {DTX_OUTCOME_UNKNOWN, 0};
-	(void)note;
-	(void)len;
 	if (wal_history(self->wal, seq, s_logged_fn, out) != 0 || (uint32_t)out[1] != epoch)
 		return DTX_OUTCOME_UNKNOWN;
 	return out[0];
@@ -774,7 +772,7 @@ static int s_status_of(crd_t *self, const char *gtid_s, dtx_gtid_t *g, s_tx_t **
 		default: return DTX_OUTCOME_ACTIVE;
 		}
 	}
-	return s_logged_outcome(self, g->seq, g->epoch, NULL, 0);
+	return s_logged_outcome(self, g->seq, g->epoch);
 }
 
 static void s_on_query(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
