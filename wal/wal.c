@@ -229,6 +229,31 @@ static int s_reserve(wal_t *self)
 
 /* --- open / close ----------------------------------------------------- */
 
+/*
+ * LMDB maps data.mdb and trusts it to hold every page its meta page
+ * names: a truncated file would fault (SIGBUS) on the first read past
+ * its end. Check the size before any page is touched.
+ */
+static int s_check_size(wal_t *self, const char *dir, char *why, size_t why_len)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	struct stat fst;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (stat(path, &fst) != 0)
+		return s_why(why, why_len, DTX_EIO, "cannot stat %s: %s", path, strerror(errno));
+	if (mdb_env_info(self->env, &info) || mdb_env_stat(self->env, &st))
+		return s_why(why, why_len, DTX_ELOG, "cannot read the log's meta page");
+	uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if ((uint64_t)fst.st_size < need)
+		return s_why(why, why_len, DTX_ECRC,
+			     "%s is truncated: %lld bytes, its meta page needs %llu", path,
+			     (long long)fst.st_size, (unsigned long long)need);
+	return 0;
+}
+
 static int s_verify_all(wal_t *self, MDB_txn *txn, char *why, size_t why_len)
 {
 	MDB_cursor *cur;
@@ -295,6 +320,8 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 			   mdb_strerror(mrc));
 		goto fail;
 	}
+	if ((rc = s_check_size(self, opts->dir, why, why_len)))
+		goto fail;
 	if ((mrc = mdb_txn_begin(self->env, NULL, 0, &txn)) ||
 	    (mrc = mdb_dbi_open(txn, "log", MDB_CREATE, &self->log)) ||
 	    (mrc = mdb_dbi_open(txn, "done", MDB_CREATE, &self->done)) ||

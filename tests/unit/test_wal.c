@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../tap.h"
@@ -192,6 +193,30 @@ static void test_checksum(void)
 	ok(wal_open(&o, &w, why, sizeof(why)) != 0, "a log of another coordinator is refused");
 }
 
+static void test_truncated(void)
+{
+	wal_t *w = NULL;
+	char path[300], note[400];
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s/trunc", base);
+	is_int(open_log(&w, 0), 0, "a log to truncate opens");
+	memset(note, 'n', sizeof(note) - 1);
+	note[sizeof(note) - 1] = '\0';
+	for (uint64_t seq = 1; seq <= 2000; seq++) {
+		wal_rec_t r = {.seq = seq, .kind = WAL_ACTIVE, .epoch = 1, .note = note};
+		wal_append(w, &r, false);
+	}
+	is_int(wal_flush(w, NULL), 0, "2000 records written");
+	wal_close(&w);
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	stat(path, &st);
+	ok(truncate(path, st.st_size / 2) == 0, "data.mdb cut to half its size (%lld bytes)",
+	   (long long)st.st_size / 2);
+	is_int(open_log(&w, 0), DTX_ECRC, "a truncated log stops the open instead of crashing");
+	snprintf(dir, sizeof(dir), "%s", base);
+}
+
 static void test_full(void)
 {
 	wal_t *w = NULL;
@@ -231,6 +256,7 @@ int main(void)
 	test_sequences();
 	test_records();
 	test_checksum();
+	test_truncated();
 	test_full();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
