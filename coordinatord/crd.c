@@ -75,6 +75,7 @@ typedef struct s_tx {
 	bool recovered;
 	int64_t begun_us;
 	int64_t deadline_ms;
+	int64_t decided_ms;            /* when COMMITTING or ABORTING was entered */
 	/* the client waiting for the outcome, if any */
 	bool client_waiting;
 	s_rid_t client;
@@ -317,21 +318,30 @@ static int s_log(crd_t *self, s_tx_t *tx, int kind, const char *note, bool force
 	return 0;
 }
 
-static void s_transition(crd_t *self, s_tx_t *tx, int to, const char *note)
+/* Move tx to state to and log it. force: an operator's act, allowed to
+ * leave the table (to contradict a decision); the caller logs why. */
+static void s_move(crd_t *self, s_tx_t *tx, int to, const char *note, bool force)
 {
 	char gtid[DTX_GTID_MAX];
 	int rc;
 
 	s_gtid(self, tx, gtid, sizeof(gtid));
-	if (!s_legal(tx->state, to)) {
+	if (!force && !s_legal(tx->state, to)) {
 		dtx_err("%s: refused transition %s -> %s", gtid, wal_kind_str(tx->state),
 			wal_kind_str(to));
 		return;
 	}
 	dtx_debug("%s: %s -> %s", gtid, wal_kind_str(tx->state), wal_kind_str(to));
 	tx->state = to;
+	if (to == WAL_COMMITTING || to == WAL_ABORTING)
+		tx->decided_ms = dtx_now_ms();
 	if ((rc = s_log(self, tx, to, note, to == WAL_COMMITTING)))
 		dtx_err("%s: cannot queue %s record: %s", gtid, wal_kind_str(to), dtx_strerror(rc));
+}
+
+static void s_transition(crd_t *self, s_tx_t *tx, int to, const char *note)
+{
+	s_move(self, tx, to, note, false);
 }
 
 /* --- abort, commit, completion ---------------------------------------- */
@@ -384,18 +394,23 @@ static void s_maybe_end(crd_t *self, s_tx_t *tx)
 	s_forget(self, tx);
 }
 
+/* Decide COMMIT: the forced record. Nothing about this decision leaves the
+ * process until the group commit returns: s_after_flush() sends it. */
+static void s_decide_commit(crd_t *self, s_tx_t *tx, bool force, const char *note)
+{
+	s_move(self, tx, WAL_COMMITTING, note, force);
+	tx->awaiting_flush = true;
+	tx->flush_next = self->flush_head;
+	self->flush_head = tx;
+}
+
 static void s_all_voted(crd_t *self, s_tx_t *tx)
 {
 	for (uint32_t i = 0; i < tx->nbranches; i++)
 		if (tx->br[i].vote != DTX_VOTE_YES)
 			return;
 	dtx_crash_point("crd.votes_in");
-	s_transition(self, tx, WAL_COMMITTING, NULL);
-	/* Nothing about this decision leaves the process until the group
-	 * commit returns: s_after_flush() sends it. */
-	tx->awaiting_flush = true;
-	tx->flush_next = self->flush_head;
-	self->flush_head = tx;
+	s_decide_commit(self, tx, false, NULL);
 }
 
 /* The group commit returned 0: the decisions it held are durable. */
@@ -489,6 +504,51 @@ static void s_on_vote(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 	s_all_voted(self, tx);
 }
 
+/* The outcome the log gives for a transaction not in flight. */
+static int s_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch);
+
+static int s_count_fn(const wal_rec_t *recs, unsigned n, void *arg)
+{
+	*(unsigned *)arg = n;
+	return 0;
+}
+
+/*
+ * A branch of a transaction no longer in flight went against what the log
+ * (or presumed abort) told it. Append HEURISTIC and an END of the logged
+ * outcome, so that show, list and query report it and recovery still sees
+ * the transaction finished.
+ */
+static void s_log_late_heuristic(crd_t *self, s_part_t *p, const dtx_gtid_t *g,
+				 const dtx_msg_t *m)
+{
+	char note[WAL_NOTE_MAX], gtid[DTX_GTID_MAX];
+	unsigned n = 0;
+	int rc;
+
+	dtx_gtid_format(g, gtid, sizeof(gtid));
+	/* Records of it may still be queued: write them first so the index
+	 * of the new ones follows theirs. */
+	if ((rc = wal_flush(self->wal, NULL)) == 0)
+		s_after_flush(self);
+	wal_history(self->wal, g->seq, s_count_fn, &n);
+	bool commit = n && s_logged_outcome(self, g->seq, g->epoch) != DTX_OUTCOME_ABORTED;
+	snprintf(note, sizeof(note), "%s: %s", p->name,
+		 (m->has & DTX_F_TEXT) ? m->text : "branch went the other way");
+	dtx_err("%s: heuristic outcome on %s", gtid, note);
+	self->n_heuristic++;
+	if (rc || n + 2 > 255)
+		return; /* the daemon log line above is all that can be kept */
+	wal_rec_t h = {.seq = g->seq, .idx = (uint8_t)n, .kind = WAL_HEURISTIC, .epoch = g->epoch,
+		       .at_us = dtx_wall_us(), .note = note};
+	wal_rec_t e = h;
+	e.idx++;
+	e.kind = commit ? WAL_COMMITTED : WAL_ABORTED;
+	e.note = NULL;
+	if (wal_append(self->wal, &h, false) || wal_append(self->wal, &e, false))
+		dtx_err("%s: cannot queue the heuristic record", gtid);
+}
+
 static void s_on_ack(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 {
 	uint32_t bi;
@@ -496,8 +556,13 @@ static void s_on_ack(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 	bool ours, known;
 	s_tx_t *tx = s_tx_by_gid(self, m->gtid, &bi, &g, &ours, &known);
 
-	if (!tx || tx->br[bi].part < 0 || &self->parts[tx->br[bi].part] != p)
-		return; /* an answer to an answer from the log: nothing to track */
+	if (!tx || tx->br[bi].part < 0 || &self->parts[tx->br[bi].part] != p) {
+		/* An answer to a decision taken from the log or presumed. Only
+		 * a heuristic one needs keeping. */
+		if (ours && known && m->code == DTX_ACK_HEURISTIC)
+			s_log_late_heuristic(self, p, &g, m);
+		return;
+	}
 	if (tx->state != WAL_COMMITTING && tx->state != WAL_ABORTING)
 		return;
 	if (m->code == DTX_ACK_RETRY) {
@@ -519,9 +584,6 @@ static void s_on_ack(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 	dtx_crash_point("crd.ack_received");
 	s_maybe_end(self, tx);
 }
-
-/* The outcome the log gives for a transaction not in flight. */
-static int s_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch);
 
 static void s_on_indoubt(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 {
@@ -735,16 +797,34 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 	}
 }
 
+/* The decision the records hold: the last COMMITTING or ABORTING wins
+ * (an operator may have overruled an earlier one); none: presumed abort. */
+static bool s_recs_commit(const wal_rec_t *recs, unsigned n)
+{
+	bool commit = false;
+	for (unsigned i = 0; i < n; i++) {
+		if (recs[i].kind == WAL_COMMITTING || recs[i].kind == WAL_COMMITTED)
+			commit = true;
+		else if (recs[i].kind == WAL_ABORTING || recs[i].kind == WAL_ABORTED)
+			commit = false;
+	}
+	return commit;
+}
+
+static bool s_recs_heuristic(const wal_rec_t *recs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (recs[i].kind == WAL_HEURISTIC)
+			return true;
+	return false;
+}
+
 static int s_logged_fn(const wal_rec_t *recs, unsigned n, void *arg)
 {
 	int *out = arg;
-	out[0] = DTX_OUTCOME_ABORTED; /* presumed, unless a decision says otherwise */
-	for (unsigned i = 0; i < n; i++) {
-		if (recs[i].kind == WAL_COMMITTING || recs[i].kind == WAL_COMMITTED)
-			out[0] = DTX_OUTCOME_COMMITTED;
-		if (recs[i].kind == WAL_IN_DOUBT)
-			out[0] = DTX_OUTCOME_IN_DOUBT;
-	}
+	out[0] = s_recs_heuristic(recs, n)  ? DTX_OUTCOME_HEURISTIC
+		 : s_recs_commit(recs, n) ? DTX_OUTCOME_COMMITTED
+					  : DTX_OUTCOME_ABORTED;
 	out[1] = (int)recs[0].epoch;
 	return 0;
 }
@@ -760,11 +840,14 @@ static int s_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch)
 static int s_status_of(crd_t *self, const char *gtid_s, dtx_gtid_t *g, s_tx_t **txp)
 {
 	*txp = NULL;
+	memset(g, 0, sizeof(*g));
 	if (dtx_gtid_parse(gtid_s, g) || strcmp(g->coord, self->cfg.id) != 0)
 		return DTX_OUTCOME_UNKNOWN;
 	s_tx_t *tx = s_find(self, g->seq);
 	if (tx && tx->epoch == g->epoch) {
 		*txp = tx;
+		if (tx->heuristic)
+			return DTX_OUTCOME_HEURISTIC;
 		switch (tx->state) {
 		case WAL_COMMITTING: return tx->awaiting_flush ? DTX_OUTCOME_ACTIVE
 							       : DTX_OUTCOME_COMMITTED;
@@ -868,6 +951,218 @@ static int s_show_fn(const wal_rec_t *recs, unsigned n, void *arg)
 	return 0;
 }
 
+/* Orphans (branches from epochs the log never had) of gtid g: index or -1,
+ * from position from on. */
+static int s_orphan_find(crd_t *self, const dtx_gtid_t *g, unsigned from)
+{
+	for (unsigned i = from; i < self->norphans; i++) {
+		char gid[128];
+		dtx_gtid_t og;
+		uint32_t b;
+		snprintf(gid, sizeof(gid), "%s", self->orphans[i]);
+		char *at = strchr(gid, '@');
+		if (at)
+			*at = '\0';
+		if (dtx_gid_parse(gid, &og, &b) == 0 && og.epoch == g->epoch && og.seq == g->seq &&
+		    strcmp(og.coord, g->coord) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static void s_orphan_drop(crd_t *self, unsigned i)
+{
+	memmove(self->orphans[i], self->orphans[i + 1],
+		(self->norphans - i - 1) * sizeof(self->orphans[0]));
+	self->norphans--;
+}
+
+/* Reset phase two so the (new) decision goes to every branch now. */
+static void s_redrive(crd_t *self, s_tx_t *tx)
+{
+	int64_t now = dtx_now_ms();
+	for (uint32_t i = 0; i < tx->nbranches; i++) {
+		tx->br[i].acked = false;
+		tx->br[i].backoff_ms = 0;
+		s_send_decision(self, tx, i, now);
+	}
+}
+
+/* "GTID commit|abort force|- WHO..." */
+static int s_admin_resolve(crd_t *self, FILE *f, const char *arg)
+{
+	char gtid_s[DTX_GTID_MAX], verb[16], force_s[16], note[WAL_NOTE_MAX];
+	int who_at = 0;
+	dtx_gtid_t g;
+	s_tx_t *tx;
+
+	if (sscanf(arg, "%95s %15s %15s %n", gtid_s, verb, force_s, &who_at) != 3 ||
+	    (strcmp(verb, "commit") && strcmp(verb, "abort"))) {
+		fprintf(f, "usage: resolve GTID commit|abort\n");
+		return DTX_EINVAL;
+	}
+	bool commit = strcmp(verb, "commit") == 0, force = strcmp(force_s, "force") == 0;
+	const char *who = arg + who_at;
+	int st = s_status_of(self, gtid_s, &g, &tx);
+	snprintf(note, sizeof(note), "operator %s: resolve %s%s", who, verb, force ? " (forced)" : "");
+
+	if (!tx) {
+		int o = strcmp(g.coord, self->cfg.id) == 0 ? s_orphan_find(self, &g, 0) : -1;
+		if (o >= 0) {
+			/* Not in this log at all: tell each agent holding a branch. */
+			for (; o >= 0; o = s_orphan_find(self, &g, (unsigned)o)) {
+				char gid[128], *at;
+				snprintf(gid, sizeof(gid), "%s", self->orphans[o]);
+				at = strchr(gid, '@');
+				*at = '\0';
+				int idx = s_part_index(self, at + 1);
+				dtx_msg_t d = {.type = DTX_T_DECIDE, .has = DTX_F_GTID | DTX_F_CODE,
+					       .gtid = gid, .code = commit};
+				if (idx >= 0 && s_send_part(self, &self->parts[idx], &d))
+					fprintf(f, "%s: %s sent to %s\n", gid, verb, at + 1);
+				else
+					fprintf(f, "%s: %s is not connected; it will report the branch "
+						   "again\n", gid, at + 1);
+				dtx_notice("%s on %s: %s (heuristic decision, branch from an epoch "
+					   "this log never had)", gid, at + 1, note);
+				s_orphan_drop(self, (unsigned)o);
+			}
+			return 0;
+		}
+		if (st == DTX_OUTCOME_UNKNOWN) {
+			fprintf(f, "%s: no such transaction in flight or in the log\n", gtid_s);
+			return DTX_ENOTFOUND;
+		}
+		fprintf(f, "%s: already finished (%s)\n", gtid_s, dtx_outcome_str(st));
+		return DTX_ESTATE;
+	}
+	if (tx->awaiting_flush) {
+		fprintf(f, "%s: its decision is being written: try again\n", gtid_s);
+		return DTX_EBUSY;
+	}
+	bool decided = tx->state == WAL_COMMITTING || tx->state == WAL_ABORTING;
+	bool same = (tx->state == WAL_COMMITTING) == commit;
+	if (decided && same) {
+		s_redrive(self, tx);
+		fprintf(f, "%s: already %s: decision re-sent to every branch\n", gtid_s,
+			wal_kind_str(tx->state));
+		return 0;
+	}
+	if (decided && !force) {
+		fprintf(f, "%s: the log holds %s for it; --force contradicts it (branches that "
+			   "already applied it become heuristic)\n", gtid_s,
+			tx->state == WAL_COMMITTING ? "COMMIT" : "ABORT");
+		return DTX_ESTATE;
+	}
+	dtx_notice("%s: %s", gtid_s, note);
+	s_log(self, tx, WAL_HEURISTIC, note, false);
+	tx->heuristic = true;
+	self->n_heuristic++;
+	if (commit) {
+		s_decide_commit(self, tx, true, note);
+		if (decided)
+			for (uint32_t i = 0; i < tx->nbranches; i++)
+				tx->br[i].acked = false; /* s_after_flush sends to all */
+	} else if (decided) {
+		s_move(self, tx, WAL_ABORTING, note, true);
+		s_redrive(self, tx);
+	} else {
+		char reason[WAL_NOTE_MAX + 16];
+		snprintf(reason, sizeof(reason), "aborted by %s", note);
+		s_abort(self, tx, NULL, NULL, reason);
+		s_maybe_end(self, tx);
+	}
+	fprintf(f, "%s: %s\n", gtid_s, note);
+	return 0;
+}
+
+/* "GTID WHO..." */
+static int s_admin_forget(crd_t *self, FILE *f, const char *arg)
+{
+	char gtid_s[DTX_GTID_MAX], note[WAL_NOTE_MAX];
+	int who_at = 0;
+	dtx_gtid_t g;
+	s_tx_t *tx;
+
+	if (sscanf(arg, "%95s %n", gtid_s, &who_at) != 1) {
+		fprintf(f, "usage: forget GTID\n");
+		return DTX_EINVAL;
+	}
+	int st = s_status_of(self, gtid_s, &g, &tx);
+	if (!tx) {
+		int o = strcmp(g.coord, self->cfg.id) == 0 ? s_orphan_find(self, &g, 0) : -1;
+		if (o < 0) {
+			fprintf(f, "%s: not in flight (%s)\n", gtid_s, dtx_outcome_str(st));
+			return st == DTX_OUTCOME_UNKNOWN ? DTX_ENOTFOUND : DTX_ESTATE;
+		}
+		for (; o >= 0; o = s_orphan_find(self, &g, (unsigned)o)) {
+			dtx_notice("%s: forgotten by operator %s (left prepared in its database)",
+				   self->orphans[o], arg + who_at);
+			fprintf(f, "%s: forgotten; the branch stays prepared in its database\n",
+				self->orphans[o]);
+			s_orphan_drop(self, (unsigned)o);
+		}
+		return 0;
+	}
+	if (tx->state != WAL_COMMITTING && tx->state != WAL_ABORTING) {
+		fprintf(f, "%s: undecided; resolve it first\n", gtid_s);
+		return DTX_ESTATE;
+	}
+	if (tx->awaiting_flush) {
+		fprintf(f, "%s: its decision is being written: try again\n", gtid_s);
+		return DTX_EBUSY;
+	}
+	size_t off = (size_t)snprintf(note, sizeof(note), "operator %s: forgotten; unacknowledged:",
+				      arg + who_at);
+	for (uint32_t i = 0; i < tx->nbranches && off < sizeof(note); i++)
+		if (!tx->br[i].acked)
+			off += (size_t)snprintf(note + off, sizeof(note) - off, " %s", tx->br[i].name);
+	dtx_notice("%s: %s", gtid_s, note);
+	s_log(self, tx, WAL_HEURISTIC, note, false);
+	self->n_heuristic++;
+	for (uint32_t i = 0; i < tx->nbranches; i++)
+		tx->br[i].acked = true;
+	tx->heuristic = true;
+	fprintf(f, "%s: %s\n", gtid_s, note);
+	s_maybe_end(self, tx);
+	return 0;
+}
+
+/* list --state in-doubt | stuck: what recovery cannot finish alone. */
+static void s_admin_list_attention(crd_t *self, FILE *f, bool in_doubt)
+{
+	int64_t now = dtx_now_ms();
+	if (in_doubt) {
+		for (unsigned i = 0; i < self->norphans; i++)
+			fprintf(f, "%-40s in-doubt    branch from an epoch this log never had\n",
+				self->orphans[i]);
+		return;
+	}
+	for (s_tx_t *tx = self->head; tx; tx = tx->next) {
+		bool unconfigured = false;
+		for (uint32_t i = 0; i < tx->nbranches; i++)
+			unconfigured |= tx->br[i].part < 0 && !tx->br[i].acked;
+		if ((tx->state != WAL_COMMITTING && tx->state != WAL_ABORTING) ||
+		    (now - tx->decided_ms < (int64_t)self->cfg.stuck_after_ms && !unconfigured))
+			continue;
+		char gtid[DTX_GTID_MAX];
+		s_gtid(self, tx, gtid, sizeof(gtid));
+		fprintf(f, "%-24s %-11s decided %" PRId64 " s ago, waiting for", gtid,
+			s_state_name(tx), (now - tx->decided_ms) / 1000);
+		for (uint32_t i = 0; i < tx->nbranches; i++)
+			if (!tx->br[i].acked)
+				fprintf(f, " %s%s", tx->br[i].name,
+					tx->br[i].part < 0 ? " (not configured)" : "");
+		fputc('\n', f);
+	}
+}
+
+static int s_count_heuristic_fn(const wal_rec_t *recs, unsigned n, void *arg)
+{
+	*(unsigned *)arg += s_recs_heuristic(recs, n);
+	return 0;
+}
+
 static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t len)
 {
 	dtx_msg_t m;
@@ -911,8 +1206,19 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 			else
 				fprintf(f, "participant %s down\n", p->name);
 		}
+		unsigned heur = 0;
+		wal_scan(self->wal, false, s_count_heuristic_fn, &heur);
+		fprintf(f, "heuristic outcomes in the log: %u%s\n", heur,
+			heur ? " (dtxctl list --state heuristic)" : "");
 		for (unsigned i = 0; i < self->norphans; i++)
 			fprintf(f, "in doubt (epoch unknown to this log): %s\n", self->orphans[i]);
+	} else if (strcmp(m.name, "resolve") == 0) {
+		code = s_admin_resolve(self, f, arg);
+	} else if (strcmp(m.name, "forget") == 0) {
+		code = s_admin_forget(self, f, arg);
+	} else if (strcmp(m.name, "list") == 0 &&
+		   (strcmp(arg, "in-doubt") == 0 || strcmp(arg, "stuck") == 0)) {
+		s_admin_list_attention(self, f, strcmp(arg, "in-doubt") == 0);
 	} else if (strcmp(m.name, "list") == 0) {
 		s_list_t l = {.f = f, .filter = arg, .self = self};
 		if ((rc = wal_scan(self->wal, false, s_list_fn, &l)) && rc != 1) {
@@ -1005,8 +1311,7 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 		dtx_err("%s: log holds no begin record: cannot recover it", gtid);
 		return 0;
 	}
-	for (unsigned i = 0; i < n; i++)
-		commit |= recs[i].kind == WAL_COMMITTING;
+	commit = s_recs_commit(recs, n);
 	s_tx_t *tx = s_tx_alloc(recs[0].nparts);
 	if (!tx)
 		return DTX_ENOMEM;
@@ -1014,7 +1319,9 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 	tx->epoch = recs[0].epoch;
 	tx->nlog = (uint8_t)n;
 	tx->recovered = true;
+	tx->heuristic = s_recs_heuristic(recs, n);
 	tx->begun_us = recs[0].at_us;
+	tx->decided_ms = dtx_now_ms();
 	for (unsigned i = 0; i < recs[0].nparts; i++) {
 		snprintf(tx->br[i].name, sizeof(tx->br[i].name), "%s", recs[0].parts[i]);
 		tx->br[i].part = s_part_index(self, recs[0].parts[i]);
@@ -1033,7 +1340,7 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 		bool aborting = false;
 		for (unsigned i = 0; i < n; i++)
 			aborting |= recs[i].kind == WAL_ABORTING;
-		tx->state = WAL_ABORTING;
+		tx->state = WAL_ABORTING; /* the last decision, or presumed abort */
 		if (!aborting)
 			s_log(self, tx, WAL_ABORTING, "recovery: no decision logged, presumed abort",
 			      false);

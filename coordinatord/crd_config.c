@@ -19,6 +19,7 @@ void crd_config_defaults(crd_config_t *cfg)
 	cfg->max_timeout_ms = 60000;
 	cfg->heartbeat_ms = 1000;
 	cfg->lazy_flush_ms = 5;
+	cfg->stuck_after_ms = 30000;
 	cfg->max_frame_bytes = 1 << 20;
 	cfg->map_size = (size_t)1 << 30;
 	cfg->retention_s = 86400;
@@ -112,6 +113,10 @@ static int s_handler(void *arg, const char *section, const char *key, const char
 		if (!INT(0, 10000))
 			return 0;
 		cfg->lazy_flush_ms = (uint32_t)v;
+	} else if (strcmp(key, "stuck_after_ms") == 0) {
+		if (!INT(0, 86400000))
+			return 0;
+		cfg->stuck_after_ms = (uint32_t)v;
 	} else if (strcmp(key, "max_frame_bytes") == 0) {
 		if (!INT(1024, 64 << 20))
 			return 0;

@@ -22,6 +22,7 @@ typedef struct {
 	uint32_t max_timeout_ms;
 	uint32_t heartbeat_ms;
 	uint32_t lazy_flush_ms;      /* lazy records wait at most this long */
+	uint32_t stuck_after_ms;     /* decided, unfinished this long: listed as stuck */
 	size_t max_frame_bytes;
 	size_t map_size;             /* bytes */
 	uint64_t retention_s;        /* finished transactions kept this long */

@@ -49,6 +49,7 @@ const char *dtx_outcome_str(int status)
 	case DTX_OUTCOME_COMMITTED: return "committed";
 	case DTX_OUTCOME_ABORTED: return "aborted";
 	case DTX_OUTCOME_IN_DOUBT: return "in-doubt";
+	case DTX_OUTCOME_HEURISTIC: return "heuristic";
 	}
 	return "invalid";
 }

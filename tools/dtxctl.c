@@ -5,9 +5,11 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "dtx.h"
@@ -15,7 +17,7 @@
 #include "dtx_wire.h"
 
 /* Exit codes. */
-enum { X_OK = 0, X_ABORTED = 1, X_USAGE = 2, X_ERROR = 3 };
+enum { XC_OK = 0, XC_ABORTED = 1, XC_USAGE = 2, XC_ERROR = 3, XC_HEURISTIC = 4 };
 
 typedef struct {
 	const char *admin;
@@ -29,9 +31,20 @@ static const struct {
 	{"status", "status", "uptime, transactions in flight by state, participants and their liveness"},
 	{"list", "list [--state STATE]",
 	 "transactions in the log (first 1000), optionally only those in STATE:\n"
-	 "  active, preparing, deciding, committing, committed, aborting, aborted, heuristic"},
+	 "  active, preparing, deciding, committing, committed, aborting, aborted, heuristic;\n"
+	 "or what needs an operator: in-doubt (branches from an epoch the log never had),\n"
+	 "stuck (decided longer than stuck_after_ms ago, not acknowledged by every branch)"},
+	{"resolve", "resolve GTID --commit|--abort [--force]",
+	 "decide GTID by hand: an undecided transaction, or a branch left in doubt;\n"
+	 "logged as a heuristic decision with who and when. Contradicting a logged\n"
+	 "decision needs --force (branches that applied it become heuristic)"},
+	{"forget", "forget GTID",
+	 "stop driving a decided transaction whose branches cannot be reached; logged\n"
+	 "as a heuristic decision naming the branches left unacknowledged"},
 	{"show", "show GTID", "every logged transition of GTID with its time, and its branches"},
-	{"query", "query GTID", "the outcome of GTID as a client sees it; exit 0 committed, 1 not"},
+	{"query", "query GTID",
+	 "the outcome of GTID as a client sees it; exit 0 committed, 1 aborted or unknown,\n"
+	 "4 heuristic (see dtxctl show)"},
 	{"exec", "exec [--timeout MS] [--wait MS] (--file TX.json | BRANCH...)",
 	 "run one global transaction; BRANCH is\n"
 	 "  --on PARTICIPANT (--sql SQL [--param VALUE | --null]... [--expect ROWS])...\n"
@@ -60,22 +73,22 @@ static int s_help(int argc, char **argv)
 {
 	if (argc < 2) {
 		s_usage(stdout);
-		return X_OK;
+		return XC_OK;
 	}
 	for (size_t i = 0; i < sizeof(s_cmds) / sizeof(s_cmds[0]); i++)
 		if (strcmp(argv[1], s_cmds[i].name) == 0) {
 			printf("usage: dtxctl %s\n%s\n", s_cmds[i].usage, s_cmds[i].help);
-			return X_OK;
+			return XC_OK;
 		}
 	fprintf(stderr, "dtxctl: no command '%s'\n", argv[1]);
-	return X_USAGE;
+	return XC_USAGE;
 }
 
 /* One request on the admin endpoint; prints the reply text. */
 static int s_admin(const s_opts_t *o, const char *cmd, const char *arg)
 {
 	void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
-	int zero = 0, rc = X_ERROR;
+	int zero = 0, rc = XC_ERROR;
 	dtx_msg_t req = {.type = DTX_T_ADMIN, .has = DTX_F_ID | DTX_F_NAME, .id = 1,
 			 .name = cmd}, rep;
 	char *buf = NULL, why[256];
@@ -108,7 +121,7 @@ static int s_admin(const s_opts_t *o, const char *cmd, const char *arg)
 	}
 	if (rep.type == DTX_T_REPLY) {
 		fputs(rep.text, stdout);
-		rc = rep.code ? X_ERROR : X_OK;
+		rc = rep.code ? XC_ERROR : XC_OK;
 	} else if (rep.type == DTX_T_ERROR) {
 		fprintf(stderr, "dtxctl: %s\n", rep.text);
 	}
@@ -131,15 +144,24 @@ static void s_print_outcome(const dtx_outcome_t *out)
 	putchar('\n');
 }
 
+static int s_exit_for(const dtx_outcome_t *out)
+{
+	switch (out->status) {
+	case DTX_OUTCOME_COMMITTED: return XC_OK;
+	case DTX_OUTCOME_HEURISTIC: return XC_HEURISTIC;
+	default: return XC_ABORTED;
+	}
+}
+
 /* Build tx from a JSON file. 0 or an exit code with a message printed. */
 static int s_tx_from_json(dtx_tx_t *tx, const char *path)
 {
 	json_object *root = json_object_from_file(path), *branches, *v;
-	int rc = X_USAGE;
+	int rc = XC_USAGE;
 
 	if (!root) {
 		fprintf(stderr, "dtxctl: %s: %s\n", path, json_util_get_last_err());
-		return X_USAGE;
+		return XC_USAGE;
 	}
 	if (json_object_object_get_ex(root, "timeout_ms", &v))
 		dtx_tx_set_timeout(tx, (uint32_t)json_object_get_int64(v));
@@ -206,7 +228,7 @@ static int s_flush_stmt(dtx_tx_t *tx, s_pending_stmt_t *p)
 		return 0;
 	if ((rc = dtx_tx_add(tx, p->on, p->sql, p->nparams, p->params, p->expect))) {
 		fprintf(stderr, "dtxctl: invalid statement for '%s': %s\n", p->on, dtx_strerror(rc));
-		return X_USAGE;
+		return XC_USAGE;
 	}
 	p->sql = NULL;
 	p->nparams = 0;
@@ -221,18 +243,18 @@ static int s_exec(const s_opts_t *opts, int argc, char **argv)
 	s_pending_stmt_t p = {.expect = -1};
 	dtx_client_t *cl = NULL;
 	dtx_outcome_t out;
-	int rc = X_USAGE;
+	int rc = XC_USAGE;
 	long long v;
 
 	if (!tx)
-		return X_ERROR;
+		return XC_ERROR;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		bool has_val = i + 1 < argc;
 		if (strcmp(a, "--file") == 0 && has_val) {
 			if ((rc = s_tx_from_json(tx, argv[++i])))
 				goto out;
-			rc = X_USAGE;
+			rc = XC_USAGE;
 		} else if (strcmp(a, "--timeout") == 0 && has_val) {
 			if (!dtx_parse_int(argv[++i], 1, UINT32_MAX, &v)) {
 				fprintf(stderr, "dtxctl: --timeout takes milliseconds\n");
@@ -278,7 +300,7 @@ static int s_exec(const s_opts_t *opts, int argc, char **argv)
 		goto out;
 	if (!(cl = dtx_client_new(o->client))) {
 		fprintf(stderr, "dtxctl: cannot connect to %s\n", o->client);
-		rc = X_ERROR;
+		rc = XC_ERROR;
 		goto out;
 	}
 	int r = dtx_client_run(cl, tx, &out, o->wait_ms);
@@ -289,11 +311,11 @@ static int s_exec(const s_opts_t *opts, int argc, char **argv)
 	if (r) {
 		fprintf(stderr, "dtxctl: %s%s%s\n", dtx_strerror(r), out.reason[0] ? ": " : "",
 			out.reason);
-		rc = X_ERROR;
+		rc = XC_ERROR;
 		goto out;
 	}
 	s_print_outcome(&out);
-	rc = out.status == DTX_OUTCOME_COMMITTED ? X_OK : X_ABORTED;
+	rc = s_exit_for(&out);
 out:
 	dtx_client_destroy(&cl);
 	dtx_tx_destroy(&tx);
@@ -307,17 +329,49 @@ static int s_query(const s_opts_t *o, const char *gtid)
 	int r;
 	if (!cl) {
 		fprintf(stderr, "dtxctl: cannot connect to %s\n", o->client);
-		return X_ERROR;
+		return XC_ERROR;
 	}
 	r = dtx_client_query(cl, gtid, &out, o->wait_ms);
 	dtx_client_destroy(&cl);
 	if (r) {
 		fprintf(stderr, "dtxctl: %s%s%s\n", dtx_strerror(r), out.reason[0] ? ": " : "",
 			out.reason);
-		return X_ERROR;
+		return XC_ERROR;
 	}
 	s_print_outcome(&out);
-	return out.status == DTX_OUTCOME_COMMITTED ? X_OK : X_ABORTED;
+	return s_exit_for(&out);
+}
+
+/* "uid 0 (root)": who an operator act is logged as. */
+static void s_who(char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(getuid());
+	snprintf(buf, len, "uid %u (%s)", (unsigned)getuid(), pw ? pw->pw_name : "?");
+}
+
+static int s_resolve(const s_opts_t *o, int n, char **args)
+{
+	const char *verb = NULL;
+	bool force = false;
+	char arg[512], who[128];
+
+	for (int i = 2; i < n; i++) {
+		if (strcmp(args[i], "--commit") == 0 && !verb)
+			verb = "commit";
+		else if (strcmp(args[i], "--abort") == 0 && !verb)
+			verb = "abort";
+		else if (strcmp(args[i], "--force") == 0)
+			force = true;
+		else
+			verb = NULL, i = n;
+	}
+	if (n < 3 || !verb) {
+		fprintf(stderr, "usage: dtxctl resolve GTID --commit|--abort [--force]\n");
+		return XC_USAGE;
+	}
+	s_who(who, sizeof(who));
+	snprintf(arg, sizeof(arg), "%s %s %s %s", args[1], verb, force ? "force" : "-", who);
+	return s_admin(o, "resolve", arg);
 }
 
 int main(int argc, char **argv)
@@ -334,11 +388,11 @@ int main(int argc, char **argv)
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--help") == 0) {
 			s_usage(stdout);
-			return X_OK;
+			return XC_OK;
 		}
 		if (i + 1 >= argc) {
 			s_usage(stderr);
-			return X_USAGE;
+			return XC_USAGE;
 		}
 		if (strcmp(argv[i], "--admin") == 0)
 			o.admin = argv[++i];
@@ -348,12 +402,12 @@ int main(int argc, char **argv)
 			o.wait_ms = (int)v, i++;
 		else {
 			s_usage(stderr);
-			return X_USAGE;
+			return XC_USAGE;
 		}
 	}
 	if (i >= argc) {
 		s_usage(stderr);
-		return X_USAGE;
+		return XC_USAGE;
 	}
 	const char *cmd = argv[i];
 	int n = argc - i;
@@ -372,10 +426,18 @@ int main(int argc, char **argv)
 		return s_admin(&o, "list", args[2]);
 	if (strcmp(cmd, "show") == 0 && n == 2)
 		return s_admin(&o, "show", args[1]);
+	if (strcmp(cmd, "resolve") == 0)
+		return s_resolve(&o, n, args);
+	if (strcmp(cmd, "forget") == 0 && n == 2) {
+		char arg[512], who[128];
+		s_who(who, sizeof(who));
+		snprintf(arg, sizeof(arg), "%s %s", args[1], who);
+		return s_admin(&o, "forget", arg);
+	}
 	if (strcmp(cmd, "query") == 0 && n == 2)
 		return s_query(&o, args[1]);
 	if (strcmp(cmd, "exec") == 0)
 		return s_exec(&o, n, args);
 	fprintf(stderr, "dtxctl: bad command line (see dtxctl help)\n");
-	return X_USAGE;
+	return XC_USAGE;
 }

@@ -78,10 +78,11 @@ dtx_start_pg() {
 		INSERT INTO items VALUES ('widget', 10, 5), ('gadget', 50, 1)"
 }
 
+pg_stop_fast() { as_pg "$PGBIN/pg_ctl" -D "$T/pg" -m fast stop >/dev/null 2>&1; }
 pg_stop_immediate() { as_pg "$PGBIN/pg_ctl" -D "$T/pg" -m immediate stop >/dev/null 2>&1; }
-pg_start_again() {
+pg_start_again() { # pg_start_again [MAX_PREPARED_TRANSACTIONS]
 	as_pg "$PGBIN/pg_ctl" -D "$T/pg" -l "$T/pg.log" -w -o \
-		"-p $PGPORT -k $PGSOCK -c listen_addresses='' -c max_prepared_transactions=64" start >/dev/null
+		"-p $PGPORT -k $PGSOCK -c listen_addresses='' -c max_prepared_transactions=${1:-64}" start >/dev/null
 }
 
 # The prepared transactions dtx left in any database of the cluster.
@@ -112,6 +113,8 @@ admin_endpoint = ipc://$T/admin.sock
 participants = shop, bank, stock
 default_timeout_ms = ${DTX_TEST_TIMEOUT_MS:-5000}
 heartbeat_ms = 200
+stuck_after_ms = 1000
+lazy_flush_ms = ${DTX_TEST_LAZY_FLUSH_MS:-5}
 log_level = ${DTX_TEST_LOG_LEVEL:-info}
 EOF
 }

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# What recovery cannot finish alone: branches resolved outside dtx are
+# reported as heuristic outcomes, never as success; branches from an epoch
+# the log never had are left in doubt for the operator; the operator's
+# resolve and forget are logged with who did them and refuse to contradict
+# a logged decision unless forced. Also: a second coordinatord on the same
+# log, and max_prepared_transactions exhausted.
+. "$(dirname "$0")/lib.sh"
+# Begin records on disk before any crash point below: a transaction the log
+# never heard of has no participants to ask, so a branch of it resolved by
+# hand could not be detected (presumed abort answers only who asks).
+DTX_TEST_LAZY_FLUSH_MS=0
+dtx_start_pg
+
+restart_coord() { kill_wait "$COORD_PID" KILL; dtx_start_coord "$@"; for a in shop bank stock; do wait_for 10 participant_up $a; done; }
+bank_gid() { q postgres "SELECT gid FROM pg_prepared_xacts WHERE database = 'bank'"; }
+
+dtx_start_coord DTX_CRASH=crd.commit_logged || exit 1
+for a in shop bank stock; do dtx_start_agent $a; done
+for a in shop bank stock; do wait_for 10 participant_up $a; done
+
+# --- COMMIT logged, one branch rolled back behind dtx's back ---------------
+place_order h1 alice widget 1 --wait 2000 >/dev/null 2>&1
+wait "$COORD_PID"; COORD_PID=
+gid=$(bank_gid)
+q bank "ROLLBACK PREPARED '$gid'"
+dtx_start_coord || exit 1
+wait_for 10 no_prepared_left; ok $? "the re-driven commit ends every branch"
+gtid=$("$DTXCTL" list | awk 'NR==1 {print $1}')
+out=$("$DTXCTL" query "$gtid"); rc=$?
+is "$rc" 4 "a client asking is told heuristic (exit 4), not committed"
+like "$out" "^$gtid heuristic" "query says heuristic"
+out=$("$DTXCTL" show "$gtid")
+like "$out" "heuristic +bank: $gid was rolled back outside dtx" "show names the branch and what happened to it"
+like "$("$DTXCTL" status)" 'heuristic outcomes in the log: 1' "status counts the heuristic outcome"
+like "$("$DTXCTL" list --state heuristic)" "^$gtid +heuristic" "list --state heuristic shows it"
+is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'h1'")" 1 "shop committed as decided"
+
+# --- no decision logged, one branch committed behind dtx's back -------------
+restart_coord DTX_CRASH=crd.votes_in
+place_order h2 alice widget 1 --wait 2000 >/dev/null 2>&1
+wait "$COORD_PID"; COORD_PID=
+gid=$(bank_gid)
+q bank "COMMIT PREPARED '$gid'"
+dtx_start_coord || exit 1
+wait_for 10 no_prepared_left; ok $? "presumed abort ends every branch"
+# bank's branch is gone already: its heuristic answer comes with its ACK
+wait_for 10 sh -c "[ \$('$DTXCTL' list --state heuristic | wc -l) = 2 ]"
+gtid=$("$DTXCTL" list --state heuristic | awk 'NR==2 {print $1}')
+like "$("$DTXCTL" show "$gtid")" "heuristic +bank: $gid was committed outside dtx" \
+	"a branch committed outside dtx against an abort is reported as heuristic"
+"$DTXCTL" query "$gtid" >/dev/null; is "$?" 4 "and queried as heuristic"
+
+# --- a branch from an epoch this log never had ------------------------------
+q shop "BEGIN; INSERT INTO orders VALUES ('ghost', 'mallory', 'widget', 1, 1);
+	INSERT INTO dtx.branches (gid) VALUES ('dtx:c1:99:5:0'); PREPARE TRANSACTION 'dtx:c1:99:5:0'"
+seen=$(registrations shop)
+kill_wait "${AGENT_PID[shop]}" KILL
+dtx_start_agent shop
+wait_registered shop "$seen"
+wait_for 5 sh -c "'$DTXCTL' status | grep -q 'in doubt'"
+like "$("$DTXCTL" status)" 'in doubt \(epoch unknown to this log\): dtx:c1:99:5:0@shop' \
+	"status shows the branch from an unknown epoch as in doubt"
+like "$("$DTXCTL" list --state in-doubt)" '^dtx:c1:99:5:0@shop +in-doubt' "list --state in-doubt shows it"
+sleep 1
+is "$(prepared_count)" 1 "nothing was presumed: the branch is still prepared"
+out=$("$DTXCTL" resolve c1.99.5 --abort); rc=$?
+is "$rc" 0 "the operator resolves it"
+like "$out" 'dtx:c1:99:5:0: abort sent to shop' "resolve says where the decision went"
+wait_for 5 no_prepared_left; ok $? "the branch is rolled back"
+is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'ghost'")" 0 "its row never became visible"
+like "$(grep 'dtx:c1:99:5:0' "$T/coord.log" | tail -1)" 'operator uid [0-9]+ \(.*\): resolve abort' "the act is logged with who did it"
+
+# --- resolve an undecided transaction ---------------------------------------
+kill -STOP "${AGENT_PID[stock]}"
+out=$(place_order h3 alice widget 1 --timeout 30000 2>&1) &
+client=$!
+wait_for 5 sh -c "'$DTXCTL' list --state preparing | grep -q preparing"
+gtid=$("$DTXCTL" list --state preparing | awk 'NR==1 {print $1}')
+out=$("$DTXCTL" resolve "$gtid" --abort); rc=$?
+is "$rc" 0 "the operator aborts a transaction waiting for a frozen participant"
+wait "$client"; is "$?" 1 "the waiting client is told aborted"
+kill -CONT "${AGENT_PID[stock]}"
+wait_for 10 no_prepared_left; ok $? "every branch is rolled back"
+like "$("$DTXCTL" show "$gtid")" "heuristic +operator uid [0-9]+ \(.*\): resolve abort" "show lists the operator's act"
+
+# --- a decided transaction that cannot finish: refuse to contradict, forget --
+wait_for 10 participant_up stock
+seen=$(registrations stock)
+kill_wait "${AGENT_PID[stock]}" KILL
+dtx_start_agent stock DTX_CRASH=pga.decision_received
+wait_registered stock "$seen"
+out=$(place_order h4 alice widget 1); rc=$?
+is "$rc" 0 "an order commits; stock's agent dies before applying it"
+gtid=${out%% *}
+wait_for 5 sh -c "'$DTXCTL' list --state stuck | grep -q '$gtid'"; ok $? "after stuck_after_ms it is listed as stuck"
+like "$("$DTXCTL" list --state stuck)" "^$gtid +committing .* waiting for stock" "... waiting for stock"
+out=$("$DTXCTL" resolve "$gtid" --abort 2>&1); rc=$?
+is "$rc" 3 "aborting it against the logged COMMIT is refused"
+like "$out" 'the log holds COMMIT for it; --force contradicts it' "with the reason"
+out=$("$DTXCTL" forget "$gtid"); rc=$?
+is "$rc" 0 "the operator forgets it"
+like "$("$DTXCTL" status)" 'in flight 0' "nothing is in flight any more"
+like "$("$DTXCTL" show "$gtid")" 'forgotten; unacknowledged: stock' "show says what was left unacknowledged"
+dtx_start_agent stock
+wait_for 10 no_prepared_left; ok $? "when stock comes back, the log's COMMIT still reaches its branch"
+is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'h4'")" 1 "h4 is committed"
+
+# --- a second coordinator on the same log -------------------------------------
+out=$("$COORDINATORD" -c "$T/coord.conf" 2>&1); rc=$?
+is "$rc" 1 "a second coordinatord on the same log refuses to start"
+like "$out" 'held by another process' "saying the log is held"
+kill -0 "$COORD_PID"; ok $? "the first one keeps running"
+
+# --- max_prepared_transactions exhausted ----------------------------------------
+pg_stop_fast # after an immediate stop, WAL replay would re-prepare more than 2
+pg_start_again 2
+out=$(place_order h5 alice widget 1 --timeout 10000); rc=$?
+is "$rc" 1 "with room for 2 prepared transactions a 3-branch order aborts"
+like "$out" 'voted no: prepare failed: maximum number of prepared transactions reached.*sqlstate 53200' \
+	"a NO vote with PostgreSQL's SQLSTATE 53200, not a hang"
+wait_for 10 no_prepared_left; ok $? "the two prepared branches are rolled back"
+done_testing
