@@ -29,6 +29,7 @@
 #include <zlib.h>
 
 #include "dtx.h"
+#include "dtx_util.h"
 #include "wal.h"
 
 #define WAL_FORMAT 1
@@ -522,6 +523,8 @@ int wal_flush(wal_t *self, size_t *nflushed)
 		mdb_txn_abort(txn);
 		return s_err(rc);
 	}
+	/* Crash point: every record is in the write transaction, none on disk. */
+	dtx_crash_point("wal.before_commit");
 	/* Durability point: when this commit returns 0, every queued record
 	 * is on disk (LMDB fsyncs the data, then the meta page). If the
 	 * process dies before it returns, none of them is, and recovery

@@ -58,7 +58,7 @@ as_pg() {
 }
 
 q() { # q DB SQL: one value per line, no headers
-	"$PGBIN/psql" -X -h "$PGSOCK" -p "$PGPORT" -U postgres -d "$1" -Atq -v ON_ERROR_STOP=1 -c "$2"
+	PGOPTIONS='-c client_min_messages=warning' "$PGBIN/psql" -X -h "$PGSOCK" -p "$PGPORT" -U postgres -d "$1" -Atq -v ON_ERROR_STOP=1 -c "$2"
 }
 
 dtx_start_pg() {

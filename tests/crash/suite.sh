@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# The crash-point suite. For every named crash point (and a plain kill -9
+# of the coordinator), runs the bank workload with concurrent clients,
+# lets the process die at that point, restarts it, waits for quiescence
+# and checks the invariants:
+#   I1 every transfer's rows are in all of its databases or in none
+#   I2 every outcome a client was told is what happened, and the
+#      coordinator reports no heuristic outcome (nobody meddles here)
+#   I3 no prepared branch with dtx's prefix is left in PostgreSQL
+#   I4 the total balance is unchanged and no balance is negative
+#   I5 nothing was applied twice (each balance = initial + its ledger)
+# ITER=N repeats each point N times with a random pass count; POINTS="a b"
+# runs only those. Speaks TAP (one test per point) and prints the table of
+# point, runs, crashes, violations and workload as comments.
+. "$(dirname "$0")/../integration/lib.sh"
+BANKTEST=$top_builddir/tests/tools/dtx-banktest
+ITER=${ITER:-1}
+ACCOUNTS=20
+BALANCE=100
+CLIENTS=${CLIENTS:-4}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-6}
+
+# point  process  (process: coord, or the agent's name)
+ALL_POINTS="
+crd.begun coord
+crd.prepare_sent coord
+crd.votes_in coord
+crd.group_commit coord
+wal.before_commit coord
+crd.commit_logged coord
+crd.commit_sent coord
+crd.ack_received coord
+crd.acks_in coord
+crd.client_answered coord
+crd.abort_sent coord
+crd.recovered_one coord
+kill-9 coord
+pga.work_done bank
+pga.prepared bank
+pga.decision_received shop
+pga.applied stock
+pga.applied_unacked bank
+pga.scanned shop
+"
+
+bank_setup() {
+	for db in shop bank stock; do
+		q $db "DROP TABLE IF EXISTS accounts, ledger;
+			CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0));
+			CREATE TABLE ledger (ref text PRIMARY KEY, account int NOT NULL, delta bigint NOT NULL);
+			INSERT INTO accounts SELECT i, $BALANCE FROM generate_series(1, $ACCOUNTS) i"
+	done
+}
+
+# check OUTFILE: prints one line per violation, then "violations N".
+check() {
+	local out=$1 v=0 db total neg
+	for db in shop bank stock; do q $db "SELECT ref FROM ledger" | sort >"$T/refs.$db"; done
+	# I1, I2: from what each client was told and which databases hold the ref
+	v=$(awk -v T="$T" '
+		BEGIN { split("shop bank stock", dbs, " ")
+			for (i = 1; i <= 3; i++) while ((getline r < (T "/refs." dbs[i])) > 0) has[dbs[i], r] = 1 }
+		{ ref = $1; what = $2; n = split($3, in_, ","); seen[ref] = 1; c = 0
+		  for (i = 1; i <= n; i++) c += ((in_[i], ref) in has)
+		  if (c != 0 && c != n) { print "I1 " ref " in " c " of " n " databases"; bad++ }
+		  else if (what == "committed" && c != n) { print "I2 " ref " committed but absent"; bad++ }
+		  else if ((what == "aborted" || what == "refused") && c != 0) { print "I2 " ref " " what " but present"; bad++ } }
+		END { for (i = 1; i <= 3; i++) while ((getline r < (T "/refs." dbs[i])) > 0) ;
+		      print bad + 0 }' "$out" | tee "$T/violations" | tail -1)
+	head -n -1 "$T/violations"
+	# every ref in a database was asked for by a client
+	local orphans
+	orphans=$(cat "$T"/refs.* | sort -u | comm -23 - <(cut -d' ' -f1 "$out" | sort -u) | wc -l)
+	[ "$orphans" -eq 0 ] || { echo "I2 $orphans refs in the databases that no client asked for"; v=$((v + 1)); }
+	# I2, the coordinator's side: nobody resolves branches by hand here, so
+	# a heuristic outcome means the coordinator contradicted itself.
+	local heur
+	heur=$("$DTXCTL" list --state heuristic | wc -l)
+	[ "$heur" -eq 0 ] || { echo "I2 the coordinator reports $heur heuristic outcomes"; v=$((v + 1)); }
+	# I3
+	[ "$(prepared_count)" = 0 ] || { echo "I3 $(prepared_count) prepared branches left"; v=$((v + 1)); }
+	# I4
+	total=0 neg=0
+	for db in shop bank stock; do
+		total=$((total + $(q $db "SELECT sum(balance) FROM accounts")))
+		neg=$((neg + $(q $db "SELECT count(*) FROM accounts WHERE balance < 0")))
+	done
+	[ "$total" -eq $((3 * ACCOUNTS * BALANCE)) ] || { echo "I4 total balance $total, want $((3 * ACCOUNTS * BALANCE))"; v=$((v + 1)); }
+	[ "$neg" -eq 0 ] || { echo "I4 $neg negative balances"; v=$((v + 1)); }
+	# I5
+	for db in shop bank stock; do
+		local off
+		off=$(q $db "SELECT count(*) FROM accounts a WHERE a.balance <> $BALANCE +
+			coalesce((SELECT sum(delta) FROM ledger l WHERE l.account = a.id), 0)")
+		[ "$off" = 0 ] || { echo "I5 $db: $off balances differ from their ledger"; v=$((v + 1)); }
+	done
+	echo "violations $((v + $(tail -1 "$T/violations")))"
+}
+
+quiescent() { no_prepared_left && "$DTXCTL" --wait 1000 status | grep -q 'in flight 0:'; }
+
+all_up() { for a in shop bank stock; do participant_up $a || return 1; done; }
+
+# run_point POINT PROCESS PASS: one iteration; prints its violations count.
+run_point() {
+	local point=$1 proc=$2 pass=$3 out=$T/outcomes bank pid
+	bank_setup
+	dtx_start_coord || return 1
+	for a in shop bank stock; do dtx_start_agent $a; done
+	wait_for 10 all_up || { echo "agents did not register"; return 1; }
+	# Arm the crash point: restart the chosen process with DTX_CRASH.
+	case $point in
+	kill-9) ;;
+	crd.recovered_one) ;;
+	pga.scanned) ;;
+	*)
+		if [ "$proc" = coord ]; then
+			kill_wait "$COORD_PID" KILL; dtx_start_coord DTX_CRASH=$point:$pass
+		else
+			kill_wait "${AGENT_PID[$proc]}" KILL; dtx_start_agent "$proc" DTX_CRASH=$point:$pass
+		fi
+		wait_for 10 all_up ;;
+	esac
+	"$BANKTEST" "$DTX_CLIENT" "$CLIENTS" "$SECONDS_PER_RUN" "$ACCOUNTS" "$out" >"$T/bank.out" 2>&1 &
+	bank=$!
+	case $point in
+	kill-9)
+		sleep "0.$((RANDOM % 9 + 1))"; kill_wait "$COORD_PID" KILL ;;
+	crd.recovered_one)
+		# Die during recovery: first leave work in flight (kill -9),
+		# then restart into the crash point.
+		sleep 1; kill_wait "$COORD_PID" KILL
+		dtx_start_coord DTX_CRASH=$point:$pass 2>/dev/null ;;
+	pga.scanned)
+		sleep 1; kill_wait "${AGENT_PID[$proc]}" KILL
+		dtx_start_agent "$proc" DTX_CRASH=$point:1 ;;
+	esac
+	# Wait for the crash (or the end of the run), then restart clean.
+	if [ "$proc" = coord ]; then pid=$COORD_PID; else pid=${AGENT_PID[$proc]}; fi
+	local t=0
+	while kill -0 "$pid" 2>/dev/null && kill -0 "$bank" 2>/dev/null; do sleep 0.1; done
+	local crashed=no
+	if ! kill -0 "$pid" 2>/dev/null; then
+		wait "$pid" 2>/dev/null; crashed=yes
+		if [ "$proc" = coord ]; then dtx_start_coord || return 1; else dtx_start_agent "$proc"; fi
+	fi
+	wait "$bank"
+	wait_for 30 all_up
+	wait_for 30 quiescent || echo "not quiescent after 30 s: $("$DTXCTL" status | tr '\n' ' ')"
+	echo "crashed=$crashed $(cat "$T/bank.out" | tail -1)" >"$T/run.info"
+	check "$out"
+	# Stop everything for the next iteration. The log stays, as in
+	# production: each restart is a new epoch, so no GID repeats (a fresh
+	# log would reuse them, and every reused branch would vote no on its
+	# marker row).
+	for p in "${ALL_PIDS[@]}"; do kill_wait "$p"; done
+	ALL_PIDS=()
+}
+
+dtx_start_pg
+printf '# %-24s %-6s %-8s %-10s %s\n' point runs crashed violations workload
+n=0
+while read -r point proc; do
+	[ -n "$point" ] || continue
+	if [ -n "${POINTS:-}" ] && ! [[ " $POINTS " == *" $point "* ]]; then continue; fi
+	v=0 crashes=0 info=
+	for i in $(seq 1 "$ITER"); do
+		if [ "$ITER" -gt 1 ]; then pass=$((RANDOM % 40 + 1)); else pass=5; fi
+		res=$(run_point "$point" "$proc" "$pass" </dev/null)
+		n=$(echo "$res" | sed -n 's/^violations //p')
+		[ -n "$n" ] || n=1
+		[ "$n" -eq 0 ] || echo "$res" | sed "s/^/# $point: /" >&2
+		v=$((v + n))
+		grep -q crashed=yes "$T/run.info" && crashes=$((crashes + 1))
+		info=$(sed 's/crashed=[a-z]* //' "$T/run.info")
+	done
+	printf '# %-24s %-6s %-8s %-10s %s\n' "$point" "$ITER" "$crashes" "$v" "$info"
+	# A point that never fired proved nothing: that fails too.
+	ok $([ "$v" -eq 0 ] && [ "$crashes" -eq "$ITER" ] && echo 0 || echo 1) \
+		"$point: $ITER runs, $crashes crashed there, $v violations"
+done <<<"$ALL_POINTS"
+done_testing

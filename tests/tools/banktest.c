@@ -1,0 +1,139 @@
+/*
+ * dtx-banktest — the crash suite's workload: concurrent clients make
+ * random transfers between accounts in the databases shop, bank and stock
+ * (tables accounts(id, balance >= 0) and ledger(ref, account, delta) in
+ * each), through coordinatord, and record what each client was told.
+ *
+ * A transfer debits account a in database A (only if the balance covers
+ * it), credits account b in database B, and inserts a ledger row keyed by
+ * the transfer's ref in each database it touches; half of them also touch
+ * the third database with a zero-delta ledger row (three branches).
+ *
+ * Output, one line per transfer: "REF OUTCOME DB,DB[,DB]" where OUTCOME is
+ * committed, aborted, refused (the coordinator refused it: nothing ran) or
+ * unknown (no answer: the coordinator died or timed out).
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dtx.h"
+#include "dtx_util.h"
+
+static const char *const s_dbs[3] = {"shop", "bank", "stock"};
+
+typedef struct {
+	const char *endpoint;
+	unsigned id, accounts;
+	int64_t stop_ms;
+	FILE *out;
+	pthread_mutex_t *lock;
+	unsigned seed;
+	unsigned long n[4];
+} s_client_t;
+
+static void *s_run(void *arg)
+{
+	s_client_t *c = arg;
+	dtx_client_t *cl = NULL;
+	unsigned long seq = 0;
+
+	while (dtx_now_ms() < c->stop_ms) {
+		if (!cl && !(cl = dtx_client_new(c->endpoint))) {
+			usleep(100000);
+			continue;
+		}
+		int a = (int)(rand_r(&c->seed) % 3), b = (a + 1 + (int)(rand_r(&c->seed) % 2)) % 3;
+		int third = 3 - a - b;
+		bool three = rand_r(&c->seed) % 2;
+		char ref[64], acc_a[16], acc_b[16], amount[16], minus[24];
+		snprintf(ref, sizeof(ref), "t%d-%u-%lu", (int)getpid(), c->id, seq++);
+		snprintf(acc_a, sizeof(acc_a), "%u", 1 + rand_r(&c->seed) % c->accounts);
+		snprintf(acc_b, sizeof(acc_b), "%u", 1 + rand_r(&c->seed) % c->accounts);
+		snprintf(amount, sizeof(amount), "%u", 1 + rand_r(&c->seed) % 20);
+		snprintf(minus, sizeof(minus), "-%s", amount);
+
+		dtx_tx_t *tx = dtx_tx_new();
+		const char *debit[] = {acc_a, amount}, *credit[] = {acc_b, amount};
+		const char *la[] = {ref, acc_a, minus}, *lb[] = {ref, acc_b, amount};
+		const char *lz[] = {ref};
+		dtx_tx_add(tx, s_dbs[a],
+			   "UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance >= $2",
+			   2, debit, 1);
+		dtx_tx_add(tx, s_dbs[a], "INSERT INTO ledger VALUES ($1, $2, $3)", 3, la, 1);
+		dtx_tx_add(tx, s_dbs[b], "UPDATE accounts SET balance = balance + $2 WHERE id = $1",
+			   2, credit, 1);
+		dtx_tx_add(tx, s_dbs[b], "INSERT INTO ledger VALUES ($1, $2, $3)", 3, lb, 1);
+		if (three)
+			dtx_tx_add(tx, s_dbs[third], "INSERT INTO ledger VALUES ($1, 0, 0)", 1, lz, 1);
+		dtx_tx_set_timeout(tx, 2000);
+
+		dtx_outcome_t out;
+		int rc = dtx_client_run(cl, tx, &out, 2500);
+		dtx_tx_destroy(&tx);
+		const char *what;
+		if (rc == 0 && out.status == DTX_OUTCOME_COMMITTED)
+			what = "committed", c->n[0]++;
+		else if (rc == 0 && out.status == DTX_OUTCOME_ABORTED)
+			what = "aborted", c->n[1]++;
+		else if (rc < 0 && rc != DTX_ETIMEOUT && rc != DTX_EIO && rc != DTX_EPROTO)
+			what = "refused", c->n[2]++;
+		else
+			what = "unknown", c->n[3]++;
+		pthread_mutex_lock(c->lock);
+		if (three)
+			fprintf(c->out, "%s %s %s,%s,%s\n", ref, what, s_dbs[a], s_dbs[b], s_dbs[third]);
+		else
+			fprintf(c->out, "%s %s %s,%s\n", ref, what, s_dbs[a], s_dbs[b]);
+		pthread_mutex_unlock(c->lock);
+		if (rc == 0 && out.status != DTX_OUTCOME_COMMITTED && out.status != DTX_OUTCOME_ABORTED)
+			fprintf(stderr, "banktest: %s answered %s\n", ref, dtx_outcome_str(out.status));
+		if (strcmp(what, "unknown") == 0 || strcmp(what, "refused") == 0) {
+			/* A late answer may still come on this connection: start a
+			 * new one, and give a restarting peer a moment. */
+			dtx_client_destroy(&cl);
+			usleep(100000);
+		}
+	}
+	dtx_client_destroy(&cl);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 6) {
+		fprintf(stderr, "usage: dtx-banktest ENDPOINT CLIENTS SECONDS ACCOUNTS OUTFILE\n");
+		return 2;
+	}
+	unsigned n = (unsigned)atoi(argv[2]);
+	FILE *out = fopen(argv[5], "w");
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	s_client_t *cs = calloc(n, sizeof(*cs));
+	pthread_t *th = calloc(n, sizeof(*th));
+	int64_t stop = dtx_now_ms() + (int64_t)(atof(argv[3]) * 1000);
+
+	if (!out || !cs || !th || n == 0)
+		return 2;
+	setvbuf(out, NULL, _IOLBF, 0);
+	for (unsigned i = 0; i < n; i++) {
+		cs[i] = (s_client_t){.endpoint = argv[1], .id = i, .accounts = (unsigned)atoi(argv[4]),
+				     .stop_ms = stop, .out = out, .lock = &lock,
+				     .seed = (unsigned)getpid() * 7919u + i};
+		pthread_create(&th[i], NULL, s_run, &cs[i]);
+	}
+	unsigned long tot[4] = {0};
+	for (unsigned i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		for (int k = 0; k < 4; k++)
+			tot[k] += cs[i].n[k];
+	}
+	fclose(out);
+	printf("committed %lu aborted %lu refused %lu unknown %lu\n", tot[0], tot[1], tot[2], tot[3]);
+	free(cs);
+	free(th);
+	return 0;
+}
