@@ -361,12 +361,12 @@ static void s_abort(crd_t *self, s_tx_t *tx, const char *culprit, const char *sq
 	/* Presumed abort: the client may hear "aborted" before ABORTING is
 	 * durable; if we crash, recovery aborts the transaction anyway. */
 	s_reply_client(self, tx, DTX_OUTCOME_ABORTED);
-	for (uint32_t i = 0; i < tx->nbranches; i++) {
-		if (tx->br[i].vote == DTX_VOTE_NO)
-			tx->br[i].acked = true; /* rolled back locally, nothing prepared */
+	/* Every branch gets the ROLLBACK, a NO voter too: a NO that came from
+	 * a connection lost during PREPARE TRANSACTION cannot tell whether the
+	 * branch was prepared. The agent's rollback is idempotent. */
+	for (uint32_t i = 0; i < tx->nbranches; i++)
 		if (!tx->br[i].acked)
 			s_send_decision(self, tx, i, now);
-	}
 	dtx_crash_point("crd.abort_sent");
 }
 
@@ -486,19 +486,13 @@ static void s_on_vote(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 	if (tx->br[bi].vote != VOTE_NONE)
 		return; /* repeated */
 	tx->br[bi].vote = (int)m->code;
-	if (tx->state != WAL_PREPARING) {
-		if (tx->state == WAL_ABORTING && m->code == DTX_VOTE_NO) {
-			tx->br[bi].acked = true; /* nothing prepared there */
-			s_maybe_end(self, tx);
-		}
+	if (tx->state != WAL_PREPARING)
 		return; /* decided already; phase two covers this branch */
-	}
 	if (m->code == DTX_VOTE_NO) {
 		char reason[600];
 		snprintf(reason, sizeof(reason), "%s voted no: %s", p->name,
 			 (m->has & DTX_F_TEXT) ? m->text : "no reason given");
 		s_abort(self, tx, p->name, (m->has & DTX_F_SQLSTATE) ? m->sqlstate : NULL, reason);
-		s_maybe_end(self, tx);
 		return;
 	}
 	s_all_voted(self, tx);
@@ -664,6 +658,33 @@ static void s_on_hello(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
 	}
 }
 
+static void s_on_agent_msg(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
+{
+	if (m->type == DTX_T_HELLO) {
+		s_on_hello(self, rid, m);
+		return;
+	}
+	s_part_t *p = s_part_by_rid(self, rid);
+	if (!p) {
+		s_send_error(self->agent, rid, false, 0, DTX_ENOTREG, "say HELLO first");
+		return;
+	}
+	p->last_seen_ms = dtx_now_ms();
+	switch (m->type) {
+	case DTX_T_VOTE: s_on_vote(self, p, m); break;
+	case DTX_T_ACK: s_on_ack(self, p, m); break;
+	case DTX_T_INDOUBT: s_on_indoubt(self, p, m); break;
+	case DTX_T_PING: {
+		dtx_msg_t pong = {.type = DTX_T_PONG};
+		s_send(self->agent, rid, &pong);
+		break;
+	}
+	default:
+		dtx_warn("participant %s sent an unexpected %s", p->name, dtx_msg_type_str(m->type));
+		s_send_error(self->agent, rid, false, 0, DTX_EPROTO, "unexpected message type");
+	}
+}
+
 static void s_on_agent(crd_t *self, const s_rid_t *rid, const void *data, size_t len)
 {
 	dtx_msg_t m;
@@ -675,30 +696,14 @@ static void s_on_agent(crd_t *self, const s_rid_t *rid, const void *data, size_t
 		s_send_error(self->agent, rid, false, 0, rc, why);
 		return;
 	}
-	if (m.type == DTX_T_HELLO) {
-		s_on_hello(self, rid, &m);
-		goto out;
+	int delay_ms, times = 1;
+	switch (dtx_fault_on_recv(dtx_msg_type_str(m.type), &delay_ms)) {
+	case DTX_FAULT_DROP: times = 0; break;
+	case DTX_FAULT_DUP: times = 2; break;
+	default: break; /* delay: injected on the agent's side only */
 	}
-	s_part_t *p = s_part_by_rid(self, rid);
-	if (!p) {
-		s_send_error(self->agent, rid, false, 0, DTX_ENOTREG, "say HELLO first");
-		goto out;
-	}
-	p->last_seen_ms = dtx_now_ms();
-	switch (m.type) {
-	case DTX_T_VOTE: s_on_vote(self, p, &m); break;
-	case DTX_T_ACK: s_on_ack(self, p, &m); break;
-	case DTX_T_INDOUBT: s_on_indoubt(self, p, &m); break;
-	case DTX_T_PING: {
-		dtx_msg_t pong = {.type = DTX_T_PONG};
-		s_send(self->agent, rid, &pong);
-		break;
-	}
-	default:
-		dtx_warn("participant %s sent an unexpected %s", p->name, dtx_msg_type_str(m.type));
-		s_send_error(self->agent, rid, false, 0, DTX_EPROTO, "unexpected message type");
-	}
-out:
+	for (int i = 0; i < times; i++)
+		s_on_agent_msg(self, rid, &m);
 	dtx_msg_clear(&m);
 }
 

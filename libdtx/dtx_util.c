@@ -272,6 +272,64 @@ bool dtx_conf_int(const char *key, const char *val, long long min, long long max
 	return false;
 }
 
+/* --- message faults (tests) ------------------------------------------ */
+
+#define FAULTS_MAX 8
+
+static struct {
+	dtx_fault_t action;
+	char type[16];
+	long every, seen;
+	int delay_ms;
+} s_faults[FAULTS_MAX];
+static int s_nfaults;
+
+void dtx_fault_init(void)
+{
+	const char *spec = getenv("DTX_FAULT");
+	char buf[512], *save = NULL;
+
+	s_nfaults = 0;
+	if (!spec || !*spec)
+		return;
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *t = strtok_r(buf, ",", &save); t && s_nfaults < FAULTS_MAX;
+	     t = strtok_r(NULL, ",", &save)) {
+		char action[16] = "", type[16] = "";
+		long every = 0;
+		int ms = 0;
+		if (sscanf(t, "%15[a-z]:%15[A-Z]:%ld:%d", action, type, &every, &ms) < 3 ||
+		    every < 1)
+			continue;
+		dtx_fault_t a = strcmp(action, "drop") == 0   ? DTX_FAULT_DROP
+				: strcmp(action, "dup") == 0   ? DTX_FAULT_DUP
+				: strcmp(action, "delay") == 0 ? DTX_FAULT_DELAY
+							       : DTX_FAULT_NONE;
+		if (a == DTX_FAULT_NONE)
+			continue;
+		s_faults[s_nfaults].action = a;
+		snprintf(s_faults[s_nfaults].type, sizeof(s_faults[0].type), "%s", type);
+		s_faults[s_nfaults].every = every;
+		s_faults[s_nfaults].seen = 0;
+		s_faults[s_nfaults].delay_ms = ms > 0 ? ms : 1000;
+		s_nfaults++;
+	}
+}
+
+dtx_fault_t dtx_fault_on_recv(const char *type, int *delay_ms)
+{
+	static const char *const names[] = {"", "drop", "dup", "delay"};
+	for (int i = 0; i < s_nfaults; i++) {
+		if (strcmp(s_faults[i].type, type) != 0 || ++s_faults[i].seen % s_faults[i].every)
+			continue;
+		*delay_ms = s_faults[i].delay_ms;
+		dtx_warn("fault injected: %s %s #%ld", names[s_faults[i].action], type,
+			 s_faults[i].seen);
+		return s_faults[i].action;
+	}
+	return DTX_FAULT_NONE;
+}
+
 /* --- daemon start-up -------------------------------------------------- */
 
 static void s_daemon_usage(FILE *f, const char *prog)

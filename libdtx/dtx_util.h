@@ -74,6 +74,20 @@ void dtx_crash_point(const char *name);
 
 
 
+/* --- message faults (tests) ------------------------------------------ */
+
+/*
+ * DTX_FAULT="ACTION:TYPE:N[:MS],..." makes a daemon mistreat every Nth
+ * frame of TYPE (VOTE, DECIDE, ...) it receives: drop (lost on the wire),
+ * dup (delivered twice), delay (held MS ms while later frames go first).
+ * Inert when unset.
+ */
+typedef enum { DTX_FAULT_NONE, DTX_FAULT_DROP, DTX_FAULT_DUP, DTX_FAULT_DELAY } dtx_fault_t;
+
+void dtx_fault_init(void);
+/* What to do with this frame of type; *delay_ms set for DTX_FAULT_DELAY. */
+dtx_fault_t dtx_fault_on_recv(const char *type, int *delay_ms);
+
 /* --- daemon start-up -------------------------------------------------- */
 
 /*

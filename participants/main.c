@@ -44,6 +44,7 @@ int main(int argc, char **argv)
 	}
 	dtx_log_set(cfg.log_level, NULL, NULL);
 	dtx_crash_init();
+	dtx_fault_init();
 
 	dtx_daemon_signals(s_on_signal);
 

@@ -57,6 +57,15 @@ typedef struct {
 	size_t n;
 } s_rid_t;
 
+#define TOMBS 1024
+
+typedef struct s_delayed {
+	struct s_delayed *next;
+	int64_t due_ms;
+	size_t len;
+	uint8_t data[];
+} s_delayed_t;
+
 struct pga {
 	pga_config_t cfg;
 	void *ctx, *coord, *workers;
@@ -69,6 +78,9 @@ struct pga {
 	unsigned nidle;
 	unsigned nprepares;            /* prepare jobs at a worker */
 	bool welcomed, scan_owed;
+	struct s_delayed *delayed;     /* frames held by an injected delay fault */
+	char (*tombs)[200];            /* GIDs rolled back here: ring of TOMBS */
+	unsigned ntombs, tomb_next;
 	char coord_id[DTX_COORD_ID_MAX + 1];
 	int64_t last_heard_ms, last_ping_ms, last_hello_ms, scan_retry_ms;
 };
@@ -251,11 +263,31 @@ static void s_hello(pga_t *self)
 	s_send(self, &m);
 }
 
+/* A rollback of gid was received: a PREPARE of it arriving later (lost in
+ * the network for a while, reordered) must be refused, not prepared. */
+static void s_tomb_add(pga_t *self, const char *gid)
+{
+	snprintf(self->tombs[self->tomb_next], sizeof(self->tombs[0]), "%s", gid);
+	self->tomb_next = (self->tomb_next + 1) % TOMBS;
+	if (self->ntombs < TOMBS)
+		self->ntombs++;
+}
+
+static bool s_tomb_has(const pga_t *self, const char *gid)
+{
+	for (unsigned i = 0; i < self->ntombs; i++)
+		if (strcmp(self->tombs[i], gid) == 0)
+			return true;
+	return false;
+}
+
 static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 {
 	s_job_t *prev = NULL, *job;
 	bool commit = m->code != 0;
 
+	if (!commit)
+		s_tomb_add(self, m->gtid);
 	if ((job = s_find(self->active, m->gtid, NULL))) {
 		if (job->kind == JOB_PREPARE)
 			job->deferred = commit; /* applied when the prepare returns */
@@ -289,15 +321,38 @@ static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 	s_enqueue(self, job);
 }
 
-static void s_on_coord(pga_t *self, const void *data, size_t len)
+static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 {
 	dtx_msg_t m;
 	char why[256];
 	int rc = dtx_msg_decode(data, len, &m, why, sizeof(why));
+	int delay_ms;
 
 	if (rc) {
 		dtx_warn("frame from the coordinator refused: %s", why);
 		return;
+	}
+	switch (faults ? dtx_fault_on_recv(dtx_msg_type_str(m.type), &delay_ms) : DTX_FAULT_NONE) {
+	case DTX_FAULT_DROP:
+		dtx_msg_clear(&m);
+		return;
+	case DTX_FAULT_DUP:
+		s_on_coord(self, data, len, false); /* then this one below */
+		break;
+	case DTX_FAULT_DELAY: {
+		s_delayed_t *d = malloc(sizeof(*d) + len);
+		if (d) {
+			d->due_ms = dtx_now_ms() + delay_ms;
+			d->len = len;
+			memcpy(d->data, data, len);
+			d->next = self->delayed;
+			self->delayed = d;
+		}
+		dtx_msg_clear(&m);
+		return;
+	}
+	default:
+		break;
 	}
 	self->last_heard_ms = dtx_now_ms();
 	switch (m.type) {
@@ -314,6 +369,15 @@ static void s_on_coord(pga_t *self, const void *data, size_t len)
 	case DTX_T_PREPARE: {
 		if (s_find(self->active, m.gtid, NULL) || s_find(self->queue, m.gtid, NULL))
 			break; /* repeated */
+		if (s_tomb_has(self, m.gtid)) {
+			dtx_msg_t v = {.type = DTX_T_VOTE,
+				       .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT,
+				       .gtid = m.gtid, .code = DTX_VOTE_NO,
+				       .text = "rolled back before its PREPARE arrived"};
+			dtx_info("%s: prepare refused: rolled back already", m.gtid);
+			s_send(self, &v);
+			break;
+		}
 		s_job_t *job = s_job_new(JOB_PREPARE, m.gtid);
 		if (!job)
 			break; /* no vote: the coordinator times the branch out */
@@ -442,6 +506,21 @@ static void s_tick(pga_t *self, int64_t now)
 	}
 }
 
+/* Frames held by a delay fault whose time has come. */
+static void s_release_delayed(pga_t *self, int64_t now)
+{
+	for (s_delayed_t **pp = &self->delayed; *pp;) {
+		s_delayed_t *d = *pp;
+		if (d->due_ms > now) {
+			pp = &d->next;
+			continue;
+		}
+		*pp = d->next;
+		s_on_coord(self, d->data, d->len, false);
+		free(d);
+	}
+}
+
 int pga_run(pga_t *self)
 {
 	s_hello(self);
@@ -461,7 +540,7 @@ int pga_run(pga_t *self)
 				zmq_msg_close(&f);
 				break;
 			}
-			s_on_coord(self, zmq_msg_data(&f), zmq_msg_size(&f));
+			s_on_coord(self, zmq_msg_data(&f), zmq_msg_size(&f), true);
 			zmq_msg_close(&f);
 		}
 		while (items[1].revents & ZMQ_POLLIN) {
@@ -476,6 +555,7 @@ int pga_run(pga_t *self)
 			s_on_worker(self, &w, job);
 		}
 		s_tick(self, dtx_now_ms());
+		s_release_delayed(self, dtx_now_ms());
 		s_dispatch(self);
 	}
 	return 0;
@@ -507,6 +587,7 @@ int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 	if (!(self->ctx = zmq_ctx_new()) || !(self->coord = zmq_socket(self->ctx, ZMQ_DEALER)) ||
 	    !(self->workers = zmq_socket(self->ctx, ZMQ_ROUTER)) ||
 	    !(self->idle = calloc(cfg->pool_size, sizeof(s_rid_t))) ||
+	    !(self->tombs = calloc(TOMBS, sizeof(*self->tombs))) ||
 	    !(self->threads = calloc(cfg->pool_size, sizeof(pthread_t))))
 		goto fail;
 	zmq_setsockopt(self->coord, ZMQ_LINGER, &zero, sizeof(zero));
@@ -600,6 +681,12 @@ void pga_destroy(pga_t **self_p)
 		zmq_close(self->workers);
 	if (self->ctx)
 		zmq_ctx_term(self->ctx);
+	while (self->delayed) {
+		s_delayed_t *d = self->delayed;
+		self->delayed = d->next;
+		free(d);
+	}
+	free(self->tombs);
 	free(self->idle);
 	free(self->threads);
 	free(self);

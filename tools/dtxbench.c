@@ -3,6 +3,10 @@
  * its own connection, run global transactions back to back for a while;
  * prints throughput and latency percentiles.
  *
+ * --fire N instead sends N transactions at once on one connection without
+ * waiting for their outcomes (keeping the connection for --seconds): a way
+ * to put many transactions in flight, e.g. to measure recovery.
+ *
  * Workloads (tables as the shop demo sets them up); client i uses the
  * wallet "<customer>-<i>" and the item "<item>-<i>", which must exist, so
  * that clients do not queue on one hot row:
@@ -30,6 +34,7 @@ typedef struct {
 	const char *customer;
 	const char *item;
 	unsigned clients;
+	unsigned fire;
 	double seconds;
 	uint32_t timeout_ms;
 } s_opts_t;
@@ -52,7 +57,10 @@ static dtx_tx_t *s_build(const s_opts_t *o, unsigned client, uint64_t n)
 		return NULL;
 	snprintf(customer, sizeof(customer), "%s-%u", o->customer, client);
 	snprintf(item, sizeof(item), "%s-%u", o->item, client);
-	if (strcmp(o->workload, "shop") == 0) {
+	if (strcmp(o->workload, "select") == 0) {
+		dtx_tx_add(tx, "shop", "SELECT 1", 0, NULL, -1);
+		dtx_tx_add(tx, "stock", "SELECT 1", 0, NULL, -1);
+	} else if (strcmp(o->workload, "shop") == 0) {
 		snprintf(ref, sizeof(ref), "bench-%d-%u-%" PRIu64, (int)getpid(), client, n);
 		const char *order[] = {ref, customer, item, "1", "1"};
 		const char *pay[] = {customer, "1"};
@@ -126,6 +134,28 @@ static void *s_client(void *arg)
 	return NULL;
 }
 
+static int s_fire(const s_opts_t *o)
+{
+	dtx_client_t *cl = dtx_client_new(o->endpoint);
+	dtx_outcome_t out;
+	unsigned sent = 0;
+
+	if (!cl)
+		return 1;
+	for (unsigned i = 0; i < o->fire; i++) {
+		dtx_tx_t *tx = s_build(o, 0, i);
+		/* wait 0: send, do not wait; the answer is left unread */
+		if (dtx_client_run(cl, tx, &out, 0) == DTX_ETIMEOUT)
+			sent++;
+		dtx_tx_destroy(&tx);
+	}
+	printf("fired %u transactions\n", sent);
+	fflush(stdout);
+	usleep((useconds_t)(o->seconds * 1e6));
+	dtx_client_destroy(&cl);
+	return sent == o->fire ? 0 : 1;
+}
+
 static int s_cmp(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -146,7 +176,8 @@ int main(int argc, char **argv)
 		{"endpoint", required_argument, NULL, 'e'}, {"clients", required_argument, NULL, 'c'},
 		{"seconds", required_argument, NULL, 's'},  {"workload", required_argument, NULL, 'w'},
 		{"customer", required_argument, NULL, 'u'}, {"item", required_argument, NULL, 'i'},
-		{"timeout", required_argument, NULL, 't'},  {"help", no_argument, NULL, 'h'},
+		{"timeout", required_argument, NULL, 't'},  {"fire", required_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	s_opts_t o = {.endpoint = getenv("DTX_CLIENT"), .workload = "shop", .customer = "bench",
@@ -171,7 +202,8 @@ int main(int argc, char **argv)
 			break;
 		case 'w':
 			o.workload = optarg;
-			if (strcmp(o.workload, "shop") && strcmp(o.workload, "transfer"))
+			if (strcmp(o.workload, "shop") && strcmp(o.workload, "transfer") &&
+			    strcmp(o.workload, "select"))
 				goto usage;
 			break;
 		case 'u': o.customer = optarg; break;
@@ -181,12 +213,20 @@ int main(int argc, char **argv)
 				goto usage;
 			o.timeout_ms = (uint32_t)v;
 			break;
+		case 'f':
+			if (!dtx_parse_int(optarg, 1, 10000000, &v))
+				goto usage;
+			o.fire = (unsigned)v;
+			break;
 		case 'h':
 		default: goto usage;
 		}
 	}
 	if (optind != argc)
 		goto usage;
+
+	if (o.fire)
+		return s_fire(&o);
 
 	s_client_t *cs = calloc(o.clients, sizeof(*cs));
 	pthread_t *th = calloc(o.clients, sizeof(*th));
@@ -231,7 +271,7 @@ int main(int argc, char **argv)
 	free(th);
 	return err ? 1 : 0;
 usage:
-	fprintf(stderr, "usage: dtxbench [-e ENDPOINT] [-c CLIENTS] [-s SECONDS] [-w shop|transfer]\n"
-			"                [--customer NAME] [--item NAME] [--timeout MS]\n");
+	fprintf(stderr, "usage: dtxbench [-e ENDPOINT] [-c CLIENTS] [-s SECONDS] [-w shop|transfer|select]\n"
+			"                [--customer NAME] [--item NAME] [--timeout MS] [--fire N]\n");
 	return 2;
 }

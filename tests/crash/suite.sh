@@ -20,7 +20,12 @@ BALANCE=100
 CLIENTS=${CLIENTS:-4}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-6}
 
-# point  process  (process: coord, or the agent's name)
+# point  process  (process: coord, or the agent's name). Besides crash
+# points: ACTION:TYPE:N[:MS] injects a message fault in that process's
+# receiving side (drop: lost, dup: repeated, delay: reordered; see
+# dtx_fault_on_recv), pg-immediate stops PostgreSQL with -m immediate and
+# starts it again, agent-away freezes an agent for longer than every
+# timeout.
 ALL_POINTS="
 crd.begun coord
 crd.prepare_sent coord
@@ -41,6 +46,18 @@ pga.decision_received shop
 pga.applied stock
 pga.applied_unacked bank
 pga.scanned shop
+drop:VOTE:7 coord
+drop:ACK:5 coord
+dup:VOTE:3 coord
+dup:ACK:3 coord
+drop:PREPARE:9 stock
+drop:DECIDE:5 shop
+dup:PREPARE:3 bank
+dup:DECIDE:3 stock
+delay:DECIDE:4:700 bank
+delay:PREPARE:6:2500 shop
+pg-immediate -
+agent-away stock
 "
 
 bank_setup() {
@@ -109,15 +126,17 @@ run_point() {
 	for a in shop bank stock; do dtx_start_agent $a; done
 	wait_for 10 all_up || { echo "agents did not register"; return 1; }
 	# Arm the crash point: restart the chosen process with DTX_CRASH.
+	local arm=DTX_CRASH=$point:$pass
 	case $point in
-	kill-9) ;;
-	crd.recovered_one) ;;
-	pga.scanned) ;;
+	*:*) arm=DTX_FAULT=$point ;;
+	esac
+	case $point in
+	kill-9 | crd.recovered_one | pga.scanned | pg-immediate | agent-away) ;;
 	*)
 		if [ "$proc" = coord ]; then
-			kill_wait "$COORD_PID" KILL; dtx_start_coord DTX_CRASH=$point:$pass
+			kill_wait "$COORD_PID" KILL; dtx_start_coord "$arm"
 		else
-			kill_wait "${AGENT_PID[$proc]}" KILL; dtx_start_agent "$proc" DTX_CRASH=$point:$pass
+			kill_wait "${AGENT_PID[$proc]}" KILL; dtx_start_agent "$proc" "$arm"
 		fi
 		wait_for 10 all_up ;;
 	esac
@@ -127,20 +146,35 @@ run_point() {
 	kill-9)
 		sleep "0.$((RANDOM % 9 + 1))"; kill_wait "$COORD_PID" KILL ;;
 	crd.recovered_one)
-		# Die during recovery: first leave work in flight (kill -9),
-		# then restart into the crash point.
-		sleep 1; kill_wait "$COORD_PID" KILL
-		dtx_start_coord DTX_CRASH=$point:$pass 2>/dev/null ;;
+		# Die during recovery: first leave work in flight (bank frozen,
+		# so its transactions cannot finish; then kill -9), then restart
+		# into the crash point at a pass that surely comes.
+		sleep 1; kill -STOP "${AGENT_PID[bank]}"; sleep 0.3
+		kill_wait "$COORD_PID" KILL
+		kill -CONT "${AGENT_PID[bank]}"
+		dtx_start_coord DTX_CRASH=$point:$((pass % CLIENTS + 1)) 2>/dev/null ;;
 	pga.scanned)
 		sleep 1; kill_wait "${AGENT_PID[$proc]}" KILL
 		dtx_start_agent "$proc" DTX_CRASH=$point:1 ;;
+	pg-immediate)
+		sleep 1.5; pg_stop_immediate; sleep 1; pg_start_again
+		echo "crashed=yes" >"$T/fired" ;;
+	agent-away)
+		sleep 1; kill -STOP "${AGENT_PID[$proc]}"; sleep 4; kill -CONT "${AGENT_PID[$proc]}"
+		echo "crashed=yes" >"$T/fired" ;;
 	esac
 	# Wait for the crash (or the end of the run), then restart clean.
-	if [ "$proc" = coord ]; then pid=$COORD_PID; else pid=${AGENT_PID[$proc]}; fi
-	local t=0
+	local crashed=no log
+	if [ "$proc" = coord ]; then pid=$COORD_PID log=$T/coord.log; else pid=${AGENT_PID[$proc]:-} log=$T/agent-$proc.log; fi
+	[ -n "$pid" ] || pid=$bank
 	while kill -0 "$pid" 2>/dev/null && kill -0 "$bank" 2>/dev/null; do sleep 0.1; done
-	local crashed=no
-	if ! kill -0 "$pid" 2>/dev/null; then
+	if [ -f "$T/fired" ]; then
+		crashed=yes; rm -f "$T/fired"
+	elif [[ $point == *:* ]]; then
+		# a fault point fired if the process says so in this run's log
+		[ "$(grep -c 'fault injected' "$log")" -gt "$(cat "$T/faults.$proc" 2>/dev/null || echo 0)" ] && crashed=yes
+		grep -c 'fault injected' "$log" >"$T/faults.$proc"
+	elif ! kill -0 "$pid" 2>/dev/null; then
 		wait "$pid" 2>/dev/null; crashed=yes
 		if [ "$proc" = coord ]; then dtx_start_coord || return 1; else dtx_start_agent "$proc"; fi
 	fi

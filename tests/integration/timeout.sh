@@ -47,6 +47,25 @@ ok $([ "$ms" -lt 3000 ] && echo 0 || echo 1) "at the branch's lock timeout, not 
 wait "$locker"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 't6'")" 0 "shop has no order t6"
 
+# --- a PREPARE that arrives after its transaction was aborted ---------------
+# The stock agent holds its next PREPARE for 2.5 s (as a slow network would);
+# the transaction times out at 1 s and is rolled back; the late PREPARE is
+# then refused, not prepared.
+seen=$(registrations stock)
+kill_wait "${AGENT_PID[stock]}"
+dtx_start_agent stock DTX_FAULT=delay:PREPARE:1:2500
+wait_registered stock "$seen"
+widgets=$(q stock "SELECT qty FROM items WHERE item = 'widget'")
+out=$(place_order t7 alice widget 1 --timeout 1000); rc=$?
+is "$rc" 1 "the order times out while stock's PREPARE is held"
+wait_for 5 grep -q 'prepare refused: rolled back already' "$T/agent-stock.log"
+ok $? "the late PREPARE is refused by the agent"
+g=${out%% *}
+is "$(q stock "SELECT count(*) FROM dtx.branches WHERE gid = 'dtx:${g//./:}:2'")" 0 \
+	"stock never ran the branch of $g (no marker row)"
+wait_for 5 no_prepared_left; ok $? "nothing is left prepared"
+is "$(q stock "SELECT qty FROM items WHERE item = 'widget'")" "$widgets" "stock is unchanged"
+
 # --- PostgreSQL down ---------------------------------------------------------
 pg_stop_immediate
 out=$(place_order t4 alice widget 1); rc=$?
