@@ -37,7 +37,9 @@
 typedef enum { JOB_PREPARE, JOB_DECIDE, JOB_SCAN } s_kind_t;
 
 typedef struct s_job {
-	struct s_job *next;
+	struct s_job *next, *prev;     /* its queue (prev unused at a worker) */
+	struct s_job *hnext;           /* GID hash chain */
+	bool at_worker;
 	s_kind_t kind;
 	char gid[200];
 	bool commit;            /* JOB_DECIDE */
@@ -58,6 +60,14 @@ typedef struct {
 } s_rid_t;
 
 #define TOMBS 1024
+#define BUCKETS 4096
+
+/* Decisions and scans are dispatched before prepares (see s_next_job). */
+enum { Q_FIRST, Q_PREPARE, NQ };
+
+typedef struct {
+	struct s_job *head, *tail;
+} s_queue_t;
 
 typedef struct s_delayed {
 	struct s_delayed *next;
@@ -72,7 +82,8 @@ struct pga {
 	pthread_t *threads;
 	unsigned nthreads;
 	volatile sig_atomic_t stop;
-	s_job_t *queue, *queue_tail;   /* not yet dispatched */
+	s_queue_t q[NQ];               /* not yet dispatched */
+	s_job_t **buckets;             /* GID -> its job, queued or at a worker */
 	s_job_t *active;               /* at a worker */
 	s_rid_t *idle;                 /* workers waiting for a job */
 	unsigned nidle;
@@ -166,27 +177,76 @@ static void s_job_free(s_job_t *job)
 	free(job);
 }
 
-static void s_enqueue(pga_t *self, s_job_t *job)
+/* At most one job per GID (a PREPARE and then its DECIDE): this hash
+ * finds it in O(1), however long the backlog. */
+static unsigned s_hash(const char *gid)
 {
-	job->next = NULL;
-	if (self->queue_tail)
-		self->queue_tail->next = job;
-	else
-		self->queue = job;
-	self->queue_tail = job;
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (; *gid; gid++)
+		h = (h ^ (uint8_t)*gid) * 16777619u;
+	return h & (BUCKETS - 1);
 }
 
-/* The job for gid in list, if any; *prev_p its predecessor. */
-static s_job_t *s_find(s_job_t *list, const char *gid, s_job_t **prev_p)
+static s_job_t *s_find(pga_t *self, const char *gid)
 {
-	s_job_t *prev = NULL;
-	for (s_job_t *j = list; j; prev = j, j = j->next)
-		if (j->kind != JOB_SCAN && strcmp(j->gid, gid) == 0) {
-			if (prev_p)
-				*prev_p = prev;
+	for (s_job_t *j = self->buckets[s_hash(gid)]; j; j = j->hnext)
+		if (strcmp(j->gid, gid) == 0)
 			return j;
-		}
 	return NULL;
+}
+
+static void s_enqueue(pga_t *self, s_job_t *job, bool front)
+{
+	s_queue_t *q = &self->q[job->kind == JOB_PREPARE ? Q_PREPARE : Q_FIRST];
+	if (front) {
+		job->prev = NULL;
+		job->next = q->head;
+		if (q->head)
+			q->head->prev = job;
+		else
+			q->tail = job;
+		q->head = job;
+	} else {
+		job->next = NULL;
+		job->prev = q->tail;
+		if (q->tail)
+			q->tail->next = job;
+		else
+			q->head = job;
+		q->tail = job;
+	}
+	if (job->kind != JOB_SCAN) {
+		unsigned h = s_hash(job->gid);
+		job->hnext = self->buckets[h];
+		self->buckets[h] = job;
+	}
+}
+
+static void s_unqueue(pga_t *self, s_job_t *job)
+{
+	s_queue_t *q = &self->q[job->kind == JOB_PREPARE ? Q_PREPARE : Q_FIRST];
+	if (job->prev)
+		job->prev->next = job->next;
+	else
+		q->head = job->next;
+	if (job->next)
+		job->next->prev = job->prev;
+	else
+		q->tail = job->prev;
+	job->next = job->prev = NULL;
+}
+
+/* Forget a job that is in no queue and at no worker, and free it. */
+static void s_drop_job(pga_t *self, s_job_t *job)
+{
+	if (job->kind != JOB_SCAN) {
+		s_job_t **pp = &self->buckets[s_hash(job->gid)];
+		while (*pp && *pp != job)
+			pp = &(*pp)->hnext;
+		if (*pp)
+			*pp = job->hnext;
+	}
+	s_job_free(job);
 }
 
 /*
@@ -198,29 +258,12 @@ static s_job_t *s_find(s_job_t *list, const char *gid, s_job_t **prev_p)
  */
 static s_job_t *s_next_job(pga_t *self)
 {
-	s_job_t *prev = NULL, *pick = NULL, *pick_prev = NULL;
-	bool prepare_ok = self->nprepares + 1 < self->cfg.pool_size;
-
-	for (s_job_t *j = self->queue; j; prev = j, j = j->next) {
-		if (j->kind != JOB_PREPARE) {
-			pick = j;
-			pick_prev = prev;
-			break;
-		}
-		if (prepare_ok && !pick) {
-			pick = j;
-			pick_prev = prev;
-		}
-	}
-	if (!pick)
-		return NULL;
-	if (pick_prev)
-		pick_prev->next = pick->next;
-	else
-		self->queue = pick->next;
-	if (self->queue_tail == pick)
-		self->queue_tail = pick_prev;
-	return pick;
+	s_job_t *job = self->q[Q_FIRST].head;
+	if (!job && self->nprepares + 1 < self->cfg.pool_size)
+		job = self->q[Q_PREPARE].head;
+	if (job)
+		s_unqueue(self, job);
+	return job;
 }
 
 static void s_dispatch(pga_t *self)
@@ -230,6 +273,7 @@ static void s_dispatch(pga_t *self)
 		s_rid_t *w = &self->idle[--self->nidle];
 		if (job->kind == JOB_PREPARE)
 			self->nprepares++;
+		job->at_worker = true;
 		job->next = self->active;
 		self->active = job;
 		zmq_send(self->workers, w->b, w->n, ZMQ_SNDMORE);
@@ -283,29 +327,23 @@ static bool s_tomb_has(const pga_t *self, const char *gid)
 
 static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 {
-	s_job_t *prev = NULL, *job;
+	s_job_t *job;
 	bool commit = m->code != 0;
 
 	if (!commit)
 		s_tomb_add(self, m->gtid);
-	if ((job = s_find(self->active, m->gtid, NULL))) {
-		if (job->kind == JOB_PREPARE)
-			job->deferred = commit; /* applied when the prepare returns */
-		return;                         /* else: being applied already */
-	}
-	if ((job = s_find(self->queue, m->gtid, &prev))) {
+	if ((job = s_find(self, m->gtid))) {
 		if (job->kind == JOB_DECIDE)
+			return; /* queued or being applied: that one answers */
+		if (job->at_worker) {
+			job->deferred = commit; /* applied when the prepare returns */
 			return;
+		}
 		if (!commit) {
 			/* Rollback before the prepare ran: drop the prepare,
 			 * nothing was done, and say so. */
-			if (prev)
-				prev->next = job->next;
-			else
-				self->queue = job->next;
-			if (self->queue_tail == job)
-				self->queue_tail = prev;
-			s_job_free(job);
+			s_unqueue(self, job);
+			s_drop_job(self, job);
 			dtx_msg_t ack = {.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE,
 					 .gtid = m->gtid, .code = DTX_ACK_DONE};
 			s_send(self, &ack);
@@ -318,7 +356,7 @@ static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 		return; /* the coordinator will ask again */
 	job->commit = commit;
 	dtx_crash_point("pga.decision_received");
-	s_enqueue(self, job);
+	s_enqueue(self, job, false);
 }
 
 static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
@@ -367,7 +405,7 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		self->scan_owed = true;
 		break;
 	case DTX_T_PREPARE: {
-		if (s_find(self->active, m.gtid, NULL) || s_find(self->queue, m.gtid, NULL))
+		if (s_find(self, m.gtid))
 			break; /* repeated */
 		if (s_tomb_has(self, m.gtid)) {
 			dtx_msg_t v = {.type = DTX_T_VOTE,
@@ -383,7 +421,7 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 			break; /* no vote: the coordinator times the branch out */
 		job->msg = m;
 		memset(&m, 0, sizeof(m));
-		s_enqueue(self, job);
+		s_enqueue(self, job, false);
 		break;
 	}
 	case DTX_T_DECIDE:
@@ -435,7 +473,7 @@ static void s_on_worker(pga_t *self, const s_rid_t *w, s_job_t *job)
 			s_job_t *d = s_job_new(JOB_DECIDE, job->gid);
 			if (d) {
 				d->commit = job->deferred;
-				s_enqueue(self, d);
+				s_enqueue(self, d, false);
 			}
 		}
 		break;
@@ -468,7 +506,7 @@ static void s_on_worker(pga_t *self, const s_rid_t *w, s_job_t *job)
 		s_send(self, &d);
 		break;
 	}
-	s_job_free(job);
+	s_drop_job(self, job);
 }
 
 /* --- the loop --------------------------------------------------------- */
@@ -477,7 +515,9 @@ static void s_tick(pga_t *self, int64_t now)
 {
 	int64_t hb = self->cfg.heartbeat_ms;
 	if (!self->welcomed) {
-		if (now - self->last_hello_ms >= hb)
+		/* Until WELCOME, HELLO again soon: the first one is dropped
+		 * when the connection is not up yet (ZMQ_IMMEDIATE). */
+		if (now - self->last_hello_ms >= (hb < 250 ? hb : 250))
 			s_hello(self);
 		return;
 	}
@@ -498,10 +538,7 @@ static void s_tick(pga_t *self, int64_t now)
 			snprintf(job->coord, sizeof(job->coord), "%s", self->coord_id);
 			self->scan_owed = false;
 			/* First in line: the in-doubt list goes before new work. */
-			job->next = self->queue;
-			self->queue = job;
-			if (!self->queue_tail)
-				self->queue_tail = job;
+			s_enqueue(self, job, true);
 		}
 	}
 }
@@ -588,6 +625,7 @@ int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 	    !(self->workers = zmq_socket(self->ctx, ZMQ_ROUTER)) ||
 	    !(self->idle = calloc(cfg->pool_size, sizeof(s_rid_t))) ||
 	    !(self->tombs = calloc(TOMBS, sizeof(*self->tombs))) ||
+	    !(self->buckets = calloc(BUCKETS, sizeof(*self->buckets))) ||
 	    !(self->threads = calloc(cfg->pool_size, sizeof(pthread_t))))
 		goto fail;
 	zmq_setsockopt(self->coord, ZMQ_LINGER, &zero, sizeof(zero));
@@ -673,8 +711,10 @@ void pga_destroy(pga_t **self_p)
 	}
 	for (unsigned i = 0; i < self->nthreads; i++)
 		pthread_join(self->threads[i], NULL);
-	s_free_list(self->queue);
+	s_free_list(self->q[Q_FIRST].head);
+	s_free_list(self->q[Q_PREPARE].head);
 	s_free_list(self->active);
+	free(self->buckets);
 	if (self->coord)
 		zmq_close(self->coord);
 	if (self->workers)

@@ -7,7 +7,7 @@
 N=${1:-10000}
 PG_MAX_PREPARED=$((N + 100))
 DTX_TEST_TIMEOUT_MS=60000
-DTX_TEST_HEARTBEAT_MS=60000 # the frozen agent must not be marked down
+DTX_TEST_COORD_HEARTBEAT_MS=60000 # the frozen agent must not be marked down
 dtx_start_pg
 dtx_start_coord || exit 1
 for a in shop bank stock; do dtx_start_agent $a; done

@@ -112,7 +112,7 @@ agent_endpoint = ipc://$T/agent.sock
 admin_endpoint = ipc://$T/admin.sock
 participants = shop, bank, stock
 default_timeout_ms = ${DTX_TEST_TIMEOUT_MS:-5000}
-heartbeat_ms = ${DTX_TEST_HEARTBEAT_MS:-200}
+heartbeat_ms = ${DTX_TEST_COORD_HEARTBEAT_MS:-200}
 stuck_after_ms = 1000
 lazy_flush_ms = ${DTX_TEST_LAZY_FLUSH_MS:-5}
 log_level = ${DTX_TEST_LOG_LEVEL:-info}
@@ -138,7 +138,7 @@ name = $name
 coordinator = ipc://$T/agent.sock
 conninfo = host=$PGSOCK port=$PGPORT dbname=$name user=postgres
 pool_size = 4
-heartbeat_ms = ${DTX_TEST_HEARTBEAT_MS:-200}
+heartbeat_ms = 200
 lock_timeout_ms = ${DTX_TEST_LOCK_TIMEOUT_MS:-1000}
 log_level = ${DTX_TEST_LOG_LEVEL:-info}
 EOF
