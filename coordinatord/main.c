@@ -39,11 +39,7 @@ int main(int argc, char **argv)
 		printf("%s: ok\n", path);
 		return 0;
 	}
-	dtx_log_set(cfg.log_level, NULL, NULL);
-	dtx_crash_init();
-	dtx_fault_init();
-
-	dtx_daemon_signals(s_on_signal);
+	dtx_daemon_start(cfg.log_level, s_on_signal);
 
 	if ((rc = crd_new(&cfg, &s_crd, why, sizeof(why)))) {
 		dtx_err("cannot start: %s", why);

@@ -367,9 +367,13 @@ int dtx_daemon_args(int argc, char **argv, const char *prog, const char **path, 
 	return -1;
 }
 
-void dtx_daemon_signals(void (*on_stop)(int))
+void dtx_daemon_start(int log_level, void (*on_stop)(int))
 {
 	struct sigaction sa = {.sa_handler = on_stop};
+
+	dtx_log_set(log_level, NULL, NULL);
+	dtx_crash_init();
+	dtx_fault_init();
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);

@@ -97,8 +97,9 @@ dtx_fault_t dtx_fault_on_recv(const char *type, int *delay_ms);
  */
 int dtx_daemon_args(int argc, char **argv, const char *prog, const char **path, bool *check);
 
-/* on_stop for SIGTERM and SIGINT; SIGPIPE ignored. */
-void dtx_daemon_signals(void (*on_stop)(int));
+/* Once the configuration is read: log level, crash points and faults from
+ * the environment, on_stop for SIGTERM and SIGINT, SIGPIPE ignored. */
+void dtx_daemon_start(int log_level, void (*on_stop)(int));
 
 /* --- configuration helpers -------------------------------------------- */
 

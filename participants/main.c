@@ -42,11 +42,7 @@ int main(int argc, char **argv)
 		printf("%s: ok\n", path);
 		return 0;
 	}
-	dtx_log_set(cfg.log_level, NULL, NULL);
-	dtx_crash_init();
-	dtx_fault_init();
-
-	dtx_daemon_signals(s_on_signal);
+	dtx_daemon_start(cfg.log_level, s_on_signal);
 
 	/* PostgreSQL may not be up yet: wait for it with back-off. */
 	while ((rc = pga_new(&cfg, &s_pga, why, sizeof(why))) == DTX_EDB && !s_stopping) {
