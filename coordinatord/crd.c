@@ -72,8 +72,6 @@ typedef struct s_tx {
 	uint8_t nlog;                  /* records logged so far */
 	bool awaiting_flush;
 	bool heuristic;
-	bool recovered;
-	int64_t begun_us;
 	int64_t deadline_ms;
 	int64_t decided_ms;            /* when COMMITTING or ABORTING was entered */
 	/* the client waiting for the outcome, if any */
@@ -759,7 +757,6 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 	tx->seq = seq;
 	tx->epoch = wal_epoch(self->wal);
 	tx->state = WAL_ACTIVE;
-	tx->begun_us = dtx_wall_us();
 	uint32_t timeout = (m->has & DTX_F_TIMEOUT) && m->timeout_ms ? m->timeout_ms
 								      : self->cfg.default_timeout_ms;
 	if (timeout > self->cfg.max_timeout_ms)
@@ -1323,9 +1320,7 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 	tx->seq = recs[0].seq;
 	tx->epoch = recs[0].epoch;
 	tx->nlog = (uint8_t)n;
-	tx->recovered = true;
 	tx->heuristic = s_recs_heuristic(recs, n);
-	tx->begun_us = recs[0].at_us;
 	tx->decided_ms = dtx_now_ms();
 	for (unsigned i = 0; i < recs[0].nparts; i++) {
 		snprintf(tx->br[i].name, sizeof(tx->br[i].name), "%s", recs[0].parts[i]);
