@@ -62,6 +62,15 @@ typedef struct {
 	int backoff_ms;
 } s_branch_t;
 
+/* A participant frame held back by an injected delay fault (tests only). */
+typedef struct s_delayed {
+	struct s_delayed *next;
+	int64_t due_ms;
+	s_rid_t rid;
+	size_t len;
+	uint8_t data[];
+} s_delayed_t;
+
 typedef struct s_tx {
 	struct s_tx *hnext;            /* hash chain */
 	struct s_tx *prev, *next;      /* in-flight list */
@@ -101,6 +110,7 @@ struct crd {
 	char orphans[16][128];         /* branches from epochs the log never saw */
 	unsigned norphans;
 	int log_failing;               /* last group-commit error, 0 when fine */
+	s_delayed_t *delayed;          /* frames held by a delay fault */
 };
 
 /* --- names and the transition table ----------------------------------- */
@@ -363,9 +373,10 @@ static void s_abort(crd_t *self, s_tx_t *tx, const char *culprit, const char *sq
 	 * a connection lost during PREPARE TRANSACTION cannot tell whether the
 	 * branch was prepared. The agent's rollback is idempotent. */
 	for (uint32_t i = 0; i < tx->nbranches; i++)
-		if (!tx->br[i].acked)
+		if (!tx->br[i].acked) {
 			s_send_decision(self, tx, i, now);
-	dtx_crash_point("crd.abort_sent");
+			dtx_crash_point("crd.abort_sent");
+		}
 }
 
 static void s_maybe_end(crd_t *self, s_tx_t *tx)
@@ -683,7 +694,10 @@ static void s_on_agent_msg(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
 	}
 }
 
-static void s_on_agent(crd_t *self, const s_rid_t *rid, const void *data, size_t len)
+/* One frame from an agent; faults: apply injected message faults (off
+ * for a frame a delay fault already held back). */
+static void s_on_agent_frame(crd_t *self, const s_rid_t *rid, const void *data, size_t len,
+			     bool faults)
 {
 	dtx_msg_t m;
 	char why[256];
@@ -695,14 +709,48 @@ static void s_on_agent(crd_t *self, const s_rid_t *rid, const void *data, size_t
 		return;
 	}
 	int delay_ms, times = 1;
-	switch (dtx_fault_on_recv(dtx_msg_type_str(m.type), &delay_ms)) {
+	switch (faults ? dtx_fault_on_recv(dtx_msg_type_str(m.type), &delay_ms) : DTX_FAULT_NONE) {
 	case DTX_FAULT_DROP: times = 0; break;
 	case DTX_FAULT_DUP: times = 2; break;
-	default: break; /* delay: injected on the agent's side only */
+	case DTX_FAULT_DELAY: {
+		/* Held back and handled later: frames sent after it overtake it. */
+		s_delayed_t *d = malloc(sizeof(*d) + len);
+		if (d) {
+			d->due_ms = dtx_now_ms() + delay_ms;
+			d->rid = *rid;
+			d->len = len;
+			memcpy(d->data, data, len);
+			d->next = self->delayed;
+			self->delayed = d;
+		}
+		times = 0;
+		break;
+	}
+	default: break;
 	}
 	for (int i = 0; i < times; i++)
 		s_on_agent_msg(self, rid, &m);
 	dtx_msg_clear(&m);
+}
+
+static void s_on_agent(crd_t *self, const s_rid_t *rid, const void *data, size_t len)
+{
+	s_on_agent_frame(self, rid, data, len, true);
+}
+
+/* Frames held by a delay fault whose time has come. */
+static void s_release_delayed(crd_t *self, int64_t now)
+{
+	for (s_delayed_t **pp = &self->delayed; *pp;) {
+		s_delayed_t *d = *pp;
+		if (d->due_ms > now) {
+			pp = &d->next;
+			continue;
+		}
+		*pp = d->next;
+		s_on_agent_frame(self, &d->rid, d->data, d->len, false);
+		free(d);
+	}
 }
 
 /* --- the client side -------------------------------------------------- */
@@ -1265,6 +1313,8 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 
 static void s_tick(crd_t *self, int64_t now)
 {
+	if (self->delayed)
+		s_release_delayed(self, now);
 	for (unsigned i = 0; i < self->nparts; i++) {
 		s_part_t *p = &self->parts[i];
 		if (p->connected && now - p->last_seen_ms > 3 * (int64_t)self->cfg.heartbeat_ms) {
@@ -1567,6 +1617,11 @@ void crd_destroy(crd_t **self_p)
 		s_flush(self);
 	while (self->head)
 		s_forget(self, self->head);
+	while (self->delayed) {
+		s_delayed_t *d = self->delayed;
+		self->delayed = d->next;
+		free(d);
+	}
 	free(self->buckets);
 	if (self->client)
 		zmq_close(self->client);

@@ -24,7 +24,9 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-6}
 # points: ACTION:TYPE:N[:MS] injects a message fault in that process's
 # receiving side (drop: lost, dup: repeated, delay: reordered; see
 # dtx_fault_on_recv), pg-immediate stops PostgreSQL with -m immediate and
-# starts it again, agent-away freezes an agent for longer than every
+# starts it again, max-prepared fills all but two of PostgreSQL's
+# prepared-transaction slots from outside for a while (branches must vote
+# NO, not hang), agent-away freezes an agent for longer than every
 # timeout.
 ALL_POINTS="
 crd.begun coord
@@ -56,7 +58,10 @@ dup:PREPARE:3 bank
 dup:DECIDE:3 stock
 delay:DECIDE:4:700 bank
 delay:PREPARE:6:2500 shop
+delay:VOTE:5:600 coord
+delay:ACK:4:800 coord
 pg-immediate -
+max-prepared -
 agent-away stock
 "
 
@@ -114,6 +119,19 @@ check() {
 	echo "violations $((v + $(tail -1 "$T/violations")))"
 }
 
+# Prepared transactions that are not dtx's, holding PostgreSQL's slots.
+hold_prepared_slots() {
+	for i in $(seq 1 "$1"); do echo "BEGIN; PREPARE TRANSACTION 'hold:$i';"; done |
+		PGOPTIONS='-c client_min_messages=error' "$PGBIN/psql" -X -h "$PGSOCK" -p "$PGPORT" \
+			-U postgres -d postgres -q >/dev/null 2>&1
+}
+release_prepared_slots() {
+	local gid
+	for gid in $(q postgres "SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'hold:%'"); do
+		q postgres "ROLLBACK PREPARED '$gid'"
+	done
+}
+
 quiescent() { no_prepared_left && "$DTXCTL" --wait 1000 status | grep -q 'in flight 0:'; }
 
 all_up() { for a in shop bank stock; do participant_up $a || return 1; done; }
@@ -131,7 +149,7 @@ run_point() {
 	*:*) arm=DTX_FAULT=$point ;;
 	esac
 	case $point in
-	kill-9 | crd.recovered_one | pga.scanned | pg-immediate | agent-away) ;;
+	kill-9 | crd.recovered_one | pga.scanned | pg-immediate | max-prepared | agent-away) ;;
 	*)
 		if [ "$proc" = coord ]; then
 			kill_wait "$COORD_PID" KILL; dtx_start_coord "$arm"
@@ -159,6 +177,13 @@ run_point() {
 	pg-immediate)
 		sleep 1.5; pg_stop_immediate; sleep 1; pg_start_again
 		echo "crashed=yes" >"$T/fired" ;;
+	max-prepared)
+		local before
+		before=$(cat "$T"/agent-*.log | grep -c 'maximum number of prepared transactions')
+		sleep 1; hold_prepared_slots $((${PG_MAX_PREPARED:-64} - 2)); sleep 2
+		release_prepared_slots
+		[ "$(cat "$T"/agent-*.log | grep -c 'maximum number of prepared transactions')" -gt "$before" ] &&
+			echo "crashed=yes" >"$T/fired" ;;
 	agent-away)
 		sleep 1; kill -STOP "${AGENT_PID[$proc]}"; sleep 4; kill -CONT "${AGENT_PID[$proc]}"
 		echo "crashed=yes" >"$T/fired" ;;
