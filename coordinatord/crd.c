@@ -106,7 +106,7 @@ struct crd {
 	s_tx_t *head;
 	s_tx_t *flush_head;            /* decisions waiting for the group commit */
 	int64_t started_us, last_flush_ms, first_lazy_ms, last_tick_ms, last_prune_ms;
-	uint64_t n_committed, n_aborted, n_heuristic, n_flushes, n_flushed;
+	uint64_t n_committed, n_aborted, n_heuristic, n_flushes, n_flushed, n_decisions;
 	char orphans[16][128];         /* branches from epochs the log never saw */
 	unsigned norphans;
 	int log_failing;               /* last group-commit error, 0 when fine */
@@ -119,7 +119,8 @@ static bool s_legal(int from, int to)
 {
 	switch (from) {
 	case WAL_ACTIVE: return to == WAL_PREPARING || to == WAL_ABORTING;
-	case WAL_PREPARING: return to == WAL_COMMITTING || to == WAL_ABORTING;
+	/* PREPARING -> COMMITTED: every branch voted READ-ONLY */
+	case WAL_PREPARING: return to == WAL_COMMITTING || to == WAL_ABORTING || to == WAL_COMMITTED;
 	case WAL_COMMITTING: return to == WAL_COMMITTED;
 	case WAL_ABORTING: return to == WAL_ABORTED;
 	}
@@ -415,11 +416,24 @@ static void s_decide_commit(crd_t *self, s_tx_t *tx, bool force, const char *not
 
 static void s_all_voted(crd_t *self, s_tx_t *tx)
 {
-	for (uint32_t i = 0; i < tx->nbranches; i++)
-		if (tx->br[i].vote != DTX_VOTE_YES)
+	bool wrote = false;
+	for (uint32_t i = 0; i < tx->nbranches; i++) {
+		if (tx->br[i].vote != DTX_VOTE_YES && tx->br[i].vote != DTX_VOTE_READONLY)
 			return;
+		wrote |= tx->br[i].vote == DTX_VOTE_YES;
+	}
 	dtx_crash_point("crd.votes_in");
-	s_decide_commit(self, tx, false, NULL);
+	if (wrote) {
+		s_decide_commit(self, tx, false, NULL);
+		return;
+	}
+	/* Every branch read-only and committed already: nothing to decide
+	 * durably (a lost record makes it "aborted", which wrote nothing as
+	 * well), nothing to send. */
+	s_transition(self, tx, WAL_COMMITTED, "read-only");
+	self->n_committed++;
+	s_reply_client(self, tx, DTX_OUTCOME_COMMITTED);
+	s_forget(self, tx);
 }
 
 /* The group commit returned 0: the decisions it held are durable. */
@@ -433,11 +447,14 @@ static void s_after_flush(crd_t *self)
 		s_tx_t *next = tx->flush_next;
 		tx->awaiting_flush = false;
 		tx->flush_next = NULL;
+		self->n_decisions++;
 		/* Durability point: COMMIT is on disk. A crash from here on
 		 * re-drives the commit at recovery. */
 		dtx_crash_point("crd.commit_logged");
 		s_reply_client(self, tx, DTX_OUTCOME_COMMITTED);
 		for (uint32_t i = 0; i < tx->nbranches; i++) {
+			if (tx->br[i].acked)
+				continue; /* read-only */
 			s_send_decision(self, tx, i, now);
 			dtx_crash_point("crd.commit_sent");
 		}
@@ -495,9 +512,11 @@ static void s_on_vote(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 	if (tx->br[bi].vote != VOTE_NONE)
 		return; /* repeated */
 	tx->br[bi].vote = (int)m->code;
+	if (m->code == DTX_VOTE_READONLY)
+		tx->br[bi].acked = true; /* committed by the agent; no phase two */
 	if (tx->state != WAL_PREPARING)
 		return; /* decided already; phase two covers this branch */
-	if (m->code == DTX_VOTE_NO) {
+	if (m->code != DTX_VOTE_YES && m->code != DTX_VOTE_READONLY) {
 		char reason[600];
 		snprintf(reason, sizeof(reason), "%s voted no: %s", p->name,
 			 (m->has & DTX_F_TEXT) ? m->text : "no reason given");
@@ -1246,8 +1265,8 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 		fprintf(f, "\nsince start: committed %" PRIu64 " aborted %" PRIu64
 			" heuristic %" PRIu64 "\n", self->n_committed, self->n_aborted,
 			self->n_heuristic);
-		fprintf(f, "group commits %" PRIu64 " records %" PRIu64 "\n", self->n_flushes,
-			self->n_flushed);
+		fprintf(f, "group commits %" PRIu64 " records %" PRIu64 " decisions %" PRIu64 "\n",
+			self->n_flushes, self->n_flushed, self->n_decisions);
 		for (unsigned i = 0; i < self->nparts; i++) {
 			s_part_t *p = &self->parts[i];
 			if (p->connected)
@@ -1291,9 +1310,10 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 			fprintf(f, "  reason: %s\n", tx->reason);
 		for (uint32_t i = 0; tx && i < tx->nbranches; i++)
 			fprintf(f, "  branch %u %s vote %s%s\n", i, tx->br[i].name,
-				tx->br[i].vote == DTX_VOTE_YES  ? "yes"
-				: tx->br[i].vote == DTX_VOTE_NO ? "no"
-								: "none",
+				tx->br[i].vote == DTX_VOTE_YES        ? "yes"
+				: tx->br[i].vote == DTX_VOTE_NO       ? "no"
+				: tx->br[i].vote == DTX_VOTE_READONLY ? "read-only"
+								      : "none",
 				tx->br[i].acked ? " acknowledged" : "");
 	} else {
 		fprintf(f, "unknown admin command '%s'\n", m.name);

@@ -51,8 +51,9 @@ typedef enum {
 	DTX_T__COUNT
 } dtx_msg_type_t;
 
-/* Votes carried by VOTE.code. */
-enum { DTX_VOTE_NO = 0, DTX_VOTE_YES = 1 };
+/* Votes carried by VOTE.code. READONLY: the branch wrote nothing; the
+ * agent committed it at once and wants no phase two. */
+enum { DTX_VOTE_NO = 0, DTX_VOTE_YES = 1, DTX_VOTE_READONLY = 2 };
 
 /* Results carried by ACK.code. */
 enum {

@@ -22,7 +22,12 @@ static const char SQL_SCHEMA[] =
 	"CREATE TABLE IF NOT EXISTS dtx.branches ("
 	" gid text PRIMARY KEY,"
 	" created timestamptz NOT NULL DEFAULT now())";
-static const char SQL_MARK[] = "INSERT INTO dtx.branches (gid) VALUES ($1)";
+/* The marker row, written only if the branch has written something: a
+ * branch without a transaction id wrote nothing (and locked no row), so
+ * "INSERT 0 0" means read-only. The condition is evaluated before the
+ * insert assigns an id. */
+static const char SQL_MARK[] = "INSERT INTO dtx.branches (gid) SELECT $1::text "
+			       "WHERE pg_current_xact_id_if_assigned() IS NOT NULL";
 static const char SQL_MARKED[] = "SELECT 1 FROM dtx.branches WHERE gid = $1";
 static const char SQL_SCAN[] =
 	"SELECT gid FROM pg_prepared_xacts"
@@ -209,7 +214,18 @@ int pga_db_prepare(pga_db_t *self, const char *gid, uint32_t nstmts, const dtx_s
 		s_rollback(conn);
 		return DTX_VOTE_NO;
 	}
+	bool read_only = strcmp(PQcmdTuples(res), "0") == 0;
 	PQclear(res);
+	if (read_only) {
+		/* Nothing to prepare: commit now (it releases only a snapshot)
+		 * and vote READ-ONLY; the coordinator sends no phase two. */
+		if (s_exec(conn, "COMMIT", sqlstate, tmp, sizeof(tmp))) {
+			snprintf(why, why_len, "commit of a read-only branch failed: %s", tmp);
+			s_rollback(conn);
+			return DTX_VOTE_NO;
+		}
+		return DTX_VOTE_READONLY;
+	}
 	/* Crash point: the work is done, nothing is prepared. */
 	dtx_crash_point("pga.work_done");
 	if (s_gid_cmd(conn, "PREPARE TRANSACTION", gid, cmd, sizeof(cmd)) ||

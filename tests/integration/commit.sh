@@ -97,6 +97,23 @@ for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
 is "$failed" 0 "12 concurrent transactions on one hot row all commit"
 is "$(q bank "SELECT balance FROM wallets WHERE customer = 'alice'")" $((before - 12)) "the hot row took all 12"
 
+# --- read-only branches -----------------------------------------------------------
+decisions() { "$DTXCTL" status | sed -n 's/^group commits .* decisions \([0-9]*\)$/\1/p'; }
+d0=$(decisions)
+out=$("$DTXCTL" exec --on shop --sql "SELECT count(*) FROM orders" --on bank --sql "SELECT 1"); rc=$?
+is "$rc" 0 "a transaction whose branches only read commits"
+ro=${out%% *}
+is "$("$DTXCTL" show "$ro" | awk 'NR > 1 {print $3}' | tr '\n' ' ')" "active preparing committed " \
+	"every branch voted read-only: committed without a forced decision"
+is "$(decisions)" "$d0" "the group commit carried no decision for it"
+out=$("$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('ro1', 'bob', 'widget', 1, 1)" --expect 1 \
+	--on bank --sql "SELECT balance FROM wallets WHERE customer = 'bob'"); rc=$?
+is "$rc" 0 "a writing branch and a reading one commit"
+mixed=${out%% *}
+is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'ro1'")" 1 "the writing branch's row is there"
+is "$("$DTXCTL" show "$mixed" | awk 'NR > 1 {print $3}' | tr '\n' ' ')" "active preparing committing committed " \
+	"with one writing branch the decision is forced as usual"
+
 # --- admin --------------------------------------------------------------------
 out=$("$DTXCTL" status)
 like "$out" 'since start: committed [0-9]+ aborted [0-9]+' "status counts outcomes"
