@@ -1,24 +1,38 @@
 /*
- * dtxbench — closed-loop load through coordinatord: N clients, each with
- * its own connection, run global transactions back to back for a while;
- * prints throughput and latency percentiles.
+ * dtxbench — closed-loop load: N clients, each with its own connection,
+ * run global transactions back to back for a while (or a count); prints
+ * throughput, latency percentiles and outcome counts, also as JSON.
+ *
+ * Modes (several in one invocation, so that ratios come from one run):
+ *   dtx     through coordinatord, its agents and PostgreSQL;
+ *   direct  the same SQL with two-phase commit driven by the bench itself
+ *           over libpq: every branch prepared (in parallel across the
+ *           databases), then COMMIT PREPARED on each; no coordinator, no
+ *           durable decision. The ceiling dtx is measured against;
+ *   null    through coordinatord to participants without a database
+ *           (dtx-nullagent, named by --null): the coordinator alone.
+ *
+ * Workloads over the databases named by --dbs (participant names; in
+ * direct mode also database names, appended to --conninfo as dbname=):
+ *   transfer  move 1 unit from account c+1 of the first database to
+ *             account c+1 of each other one (c: the client's number), in
+ *             bench_accounts (id int PRIMARY KEY, balance bigint);
+ *   shop      the shop demo's order over shop, bank and stock: client c
+ *             buys from wallet "<customer>-c" the item "<item>-c";
+ *   select    SELECT 1 in each database (branches that write nothing).
  *
  * --fire N instead sends N transactions at once on one connection without
  * waiting for their outcomes (keeping the connection for --seconds): a way
  * to put many transactions in flight, e.g. to measure recovery.
- *
- * Workloads (tables as the shop demo sets them up); client i uses the
- * wallet "<customer>-<i>" and the item "<item>-<i>", which must exist, so
- * that clients do not queue on one hot row:
- *   shop      one order: insert into shop.orders, charge bank.wallets,
- *             take from stock.items (3 participants)
- *   transfer  charge bank.wallets, take from stock.items (2 participants)
  */
 #include "config.h"
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <json-c/json.h>
+#include <libpq-fe.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,132 +42,306 @@
 #include "dtx.h"
 #include "dtx_util.h"
 
+#define MAX_DBS 16
+#define MAX_RUNS 64
+
+enum { MODE_DTX, MODE_DIRECT, MODE_NULL, MODE__COUNT };
+static const char *const s_mode_names[] = {"dtx", "direct", "null"};
+
 typedef struct {
-	const char *endpoint;
-	const char *workload;
-	const char *customer;
-	const char *item;
-	unsigned clients;
+	const char *endpoint, *workload, *customer, *item, *conninfo;
+	const char *dbs[MAX_DBS], *nulls[MAX_DBS];
+	unsigned ndbs, nnulls;
+	unsigned modes[MODE__COUNT], nmodes;
+	unsigned clients[16], nclients;
 	unsigned fire;
-	double seconds;
+	uint64_t count;          /* transactions per run, 0: by time */
+	double seconds, warmup;
 	uint32_t timeout_ms;
+	const char *json_path;
+	bool progress;
 } s_opts_t;
+
+/* One statement of one branch, as every mode runs it. */
+typedef struct {
+	const char *db;
+	const char *sql;
+	int nparams;
+	char params[5][96];
+	const char *pv[5];
+	int64_t expect;
+} s_stmt_t;
+
+typedef struct {
+	s_stmt_t st[MAX_DBS];
+	unsigned n;
+} s_work_t;
 
 typedef struct {
 	const s_opts_t *o;
-	unsigned id;
-	int64_t stop_ms;
+	unsigned mode, id;
+	int64_t start_ms, record_ms, stop_ms;
+	uint64_t quota;          /* count mode: transactions this client runs */
 	uint64_t committed, aborted, errors;
-	uint32_t *lat_us;        /* one entry per finished transaction */
+	uint64_t done;           /* read by the progress line */
+	bool finished;           /* read by the progress line */
+	uint32_t *lat_us;        /* one entry per recorded transaction */
 	size_t nlat, caplat;
 	char last_error[600];
 } s_client_t;
 
-static dtx_tx_t *s_build(const s_opts_t *o, unsigned client, uint64_t n)
+typedef struct {
+	unsigned mode, clients;
+	double secs, tps, p50, p90, p99, p999, max;
+	uint64_t committed, aborted, errors;
+	char last_error[600];
+} s_result_t;
+
+static int64_t s_now_us(void)
 {
-	dtx_tx_t *tx = dtx_tx_new();
-	char ref[64], customer[96], item[96];
-	if (!tx)
-		return NULL;
-	snprintf(customer, sizeof(customer), "%s-%u", o->customer, client);
-	snprintf(item, sizeof(item), "%s-%u", o->item, client);
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* --- workloads --------------------------------------------------------- */
+
+static void s_stmt(s_work_t *w, const char *db, const char *sql, int64_t expect, int n, ...)
+{
+	s_stmt_t *s = &w->st[w->n++];
+	va_list ap;
+	s->db = db;
+	s->sql = sql;
+	s->expect = expect;
+	s->nparams = n;
+	va_start(ap, n);
+	for (int i = 0; i < n; i++) {
+		snprintf(s->params[i], sizeof(s->params[i]), "%s", va_arg(ap, const char *));
+		s->pv[i] = s->params[i];
+	}
+	va_end(ap);
+}
+
+static void s_build(const s_opts_t *o, unsigned client, uint64_t n, s_work_t *w)
+{
+	char a[32], b[96], c[96], ref[96];
+	w->n = 0;
 	if (strcmp(o->workload, "select") == 0) {
-		dtx_tx_add(tx, "shop", "SELECT 1", 0, NULL, -1);
-		dtx_tx_add(tx, "stock", "SELECT 1", 0, NULL, -1);
+		for (unsigned i = 0; i < o->ndbs; i++)
+			s_stmt(w, o->dbs[i], "SELECT 1", -1, 0);
 	} else if (strcmp(o->workload, "shop") == 0) {
 		snprintf(ref, sizeof(ref), "bench-%d-%u-%" PRIu64, (int)getpid(), client, n);
-		const char *order[] = {ref, customer, item, "1", "1"};
-		const char *pay[] = {customer, "1"};
-		const char *take[] = {item, "1"};
-		dtx_tx_add(tx, "shop",
-			   "INSERT INTO orders (ref, customer, item, qty, total) "
-			   "VALUES ($1, $2, $3, $4, $5)", 5, order, 1);
-		dtx_tx_add(tx, "bank",
-			   "UPDATE wallets SET balance = balance - $2 "
-			   "WHERE customer = $1 AND balance >= $2", 2, pay, 1);
-		dtx_tx_add(tx, "stock",
-			   "UPDATE items SET qty = qty - $2 WHERE item = $1 AND qty >= $2", 2, take,
-			   1);
+		snprintf(b, sizeof(b), "%s-%u", o->customer, client);
+		snprintf(c, sizeof(c), "%s-%u", o->item, client);
+		s_stmt(w, "shop",
+		       "INSERT INTO orders (ref, customer, item, qty, total) "
+		       "VALUES ($1, $2, $3, $4, $5)", 1, 5, ref, b, c, "1", "1");
+		s_stmt(w, "bank",
+		       "UPDATE wallets SET balance = balance - $2 WHERE customer = $1 AND balance >= $2",
+		       1, 2, b, "1");
+		s_stmt(w, "stock", "UPDATE items SET qty = qty - $2 WHERE item = $1 AND qty >= $2", 1,
+		       2, c, "1");
 	} else {
-		const char *pay[] = {customer, "1"};
-		const char *take[] = {item, "1"};
-		dtx_tx_add(tx, "bank", "UPDATE wallets SET balance = balance - $2 WHERE customer = $1",
-			   2, pay, 1);
-		dtx_tx_add(tx, "stock", "UPDATE items SET qty = qty - $2 WHERE item = $1", 2, take, 1);
+		snprintf(a, sizeof(a), "%u", client + 1);
+		snprintf(b, sizeof(b), "%d", -(int)(o->ndbs - 1));
+		for (unsigned i = 0; i < o->ndbs; i++)
+			s_stmt(w, o->dbs[i], "UPDATE bench_accounts SET balance = balance + $2 WHERE id = $1",
+			       1, 2, a, i ? "1" : b);
 	}
-	if (o->timeout_ms)
-		dtx_tx_set_timeout(tx, o->timeout_ms);
-	return tx;
+}
+
+/* --- dtx and null modes ------------------------------------------------ */
+
+static int s_run_dtx(s_client_t *c, dtx_client_t *cl, const s_work_t *w, bool *committed)
+{
+	dtx_tx_t *tx = dtx_tx_new();
+	dtx_outcome_t out;
+	int rc = DTX_ENOMEM;
+	if (!tx)
+		goto done;
+	for (unsigned i = 0; i < w->n; i++) {
+		const s_stmt_t *s = &w->st[i];
+		/* null mode: the i-th database's branch goes to the i-th null participant */
+		const char *part = c->mode == MODE_NULL ? c->o->nulls[i % c->o->nnulls] : s->db;
+		if ((rc = dtx_tx_add(tx, part, s->sql, s->nparams, s->pv, s->expect)))
+			goto done;
+	}
+	if (c->o->timeout_ms)
+		dtx_tx_set_timeout(tx, c->o->timeout_ms);
+	rc = dtx_client_run(cl, tx, &out, 30000);
+	if (rc)
+		snprintf(c->last_error, sizeof(c->last_error), "%s: %s", dtx_strerror(rc), out.reason);
+	else if (!(*committed = out.status == DTX_OUTCOME_COMMITTED))
+		snprintf(c->last_error, sizeof(c->last_error), "aborted: %s", out.reason);
+done:
+	dtx_tx_destroy(&tx);
+	return rc;
+}
+
+/* --- direct mode: two-phase commit by hand ----------------------------- */
+
+typedef struct {
+	PGconn *conn[MAX_DBS];
+	unsigned n;
+} s_direct_t;
+
+static int s_direct_open(s_client_t *c, s_direct_t *d)
+{
+	char ci[1024];
+	d->n = c->o->ndbs;
+	for (unsigned i = 0; i < d->n; i++) {
+		snprintf(ci, sizeof(ci), "%s dbname=%s", c->o->conninfo, c->o->dbs[i]);
+		d->conn[i] = PQconnectdb(ci);
+		if (PQstatus(d->conn[i]) != CONNECTION_OK) {
+			snprintf(c->last_error, sizeof(c->last_error), "cannot connect to %s: %s", c->o->dbs[i],
+				 PQerrorMessage(d->conn[i]));
+			return DTX_EDB;
+		}
+	}
+	return 0;
+}
+
+static void s_direct_close(s_direct_t *d)
+{
+	for (unsigned i = 0; i < d->n; i++)
+		PQfinish(d->conn[i]);
+}
+
+/* Collect the result of what was sent on conn; false (with the message in
+ * c->last_error) if it failed or touched another row count than expected. */
+static bool s_direct_result(s_client_t *c, PGconn *conn, int64_t expect)
+{
+	PGresult *r;
+	bool ok = true;
+	while ((r = PQgetResult(conn))) {
+		ExecStatusType st = PQresultStatus(r);
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			if (ok)
+				snprintf(c->last_error, sizeof(c->last_error), "%s",
+					 PQresultErrorMessage(r));
+			ok = false;
+		} else if (ok && expect >= 0 && atoll(PQcmdTuples(r)) != expect) {
+			snprintf(c->last_error, sizeof(c->last_error), "%s touched %s rows, not %" PRId64,
+				 PQcmdStatus(r), PQcmdTuples(r), expect);
+			ok = false;
+		}
+		PQclear(r);
+	}
+	return ok;
+}
+
+/* One step on every branch at once: send sql (or the branch's statement
+ * when sql is NULL) to every database, then collect every result. */
+static bool s_direct_step(s_client_t *c, s_direct_t *d, const s_work_t *w, const char *fmt,
+			  const char *gid)
+{
+	char sql[256];
+	bool ok = true, sent[MAX_DBS] = {0};
+	for (unsigned i = 0; i < w->n; i++) {
+		const s_stmt_t *s = &w->st[i];
+		int r;
+		if (fmt) {
+			snprintf(sql, sizeof(sql), fmt, gid, i);
+			r = PQsendQuery(d->conn[i], sql);
+		} else {
+			r = PQsendQueryParams(d->conn[i], s->sql, s->nparams, NULL, s->pv, NULL, NULL, 0);
+		}
+		if (!(sent[i] = r == 1)) {
+			snprintf(c->last_error, sizeof(c->last_error), "%s", PQerrorMessage(d->conn[i]));
+			ok = false;
+		}
+	}
+	for (unsigned i = 0; i < w->n; i++)
+		if (sent[i] && !s_direct_result(c, d->conn[i], fmt ? -1 : w->st[i].expect))
+			ok = false;
+	return ok;
+}
+
+static int s_run_direct(s_client_t *c, s_direct_t *d, const s_work_t *w, uint64_t n,
+			bool *committed)
+{
+	char gid[96];
+	snprintf(gid, sizeof(gid), "bench:%d:%u:%" PRIu64, (int)getpid(), c->id, n);
+	/* every workload statement runs in the database of its position */
+	if (!s_direct_step(c, d, w, "BEGIN /* %s %u */", gid))
+		return DTX_EDB;
+	if (s_direct_step(c, d, w, NULL, NULL) &&
+	    s_direct_step(c, d, w, "PREPARE TRANSACTION '%s:%u'", gid)) {
+		if (!s_direct_step(c, d, w, "COMMIT PREPARED '%s:%u'", gid))
+			return DTX_EDB;
+		*committed = true;
+		return 0;
+	}
+	/* a NO: roll back whatever is open or prepared */
+	for (unsigned i = 0; i < w->n; i++) {
+		char sql[160];
+		PGresult *r = PQexec(d->conn[i], "ROLLBACK");
+		PQclear(r);
+		snprintf(sql, sizeof(sql), "ROLLBACK PREPARED '%s:%u'", gid, i);
+		PQclear(PQexec(d->conn[i], sql)); /* fails harmlessly if it was not prepared */
+	}
+	*committed = false;
+	return 0;
+}
+
+/* --- the client loop ------------------------------------------------------ */
+
+static void s_record(s_client_t *c, int64_t us)
+{
+	if (c->nlat == c->caplat) {
+		size_t cap = c->caplat ? c->caplat * 2 : 4096;
+		uint32_t *l = realloc(c->lat_us, cap * sizeof(*l));
+		if (!l)
+			return;
+		c->lat_us = l;
+		c->caplat = cap;
+	}
+	c->lat_us[c->nlat++] = (uint32_t)us;
 }
 
 static void *s_client(void *arg)
 {
 	s_client_t *c = arg;
-	dtx_client_t *cl = dtx_client_new(c->o->endpoint);
-	dtx_outcome_t out;
+	dtx_client_t *cl = NULL;
+	s_direct_t d = {0};
+	s_work_t w;
 	uint64_t n = 0;
 
-	if (!cl) {
+	if (c->mode == MODE_DIRECT) {
+		if (s_direct_open(c, &d)) {
+			c->errors++;
+			goto out;
+		}
+	} else if (!(cl = dtx_client_new(c->o->endpoint))) {
 		snprintf(c->last_error, sizeof(c->last_error), "cannot connect to %s", c->o->endpoint);
 		c->errors++;
-		return NULL;
+		goto out;
 	}
-	while (dtx_now_ms() < c->stop_ms) {
-		dtx_tx_t *tx = s_build(c->o, c->id, n++);
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		int rc = dtx_client_run(cl, tx, &out, 30000);
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		dtx_tx_destroy(&tx);
+	for (;;) {
+		int64_t now = dtx_now_ms();
+		if (c->quota ? n >= c->quota : now >= c->stop_ms)
+			break;
+		bool committed = false;
+		s_build(c->o, c->id, n++, &w);
+		int64_t t0 = s_now_us();
+		int rc = c->mode == MODE_DIRECT ? s_run_direct(c, &d, &w, n, &committed)
+						: s_run_dtx(c, cl, &w, &committed);
+		int64_t t1 = s_now_us();
 		if (rc) {
 			c->errors++;
-			snprintf(c->last_error, sizeof(c->last_error), "%s: %s", dtx_strerror(rc),
-				 out.reason);
-			if (rc == DTX_ETIMEOUT)
-				break; /* this connection may hold a late answer */
-			continue;
+			if (rc == DTX_ETIMEOUT || rc == DTX_EDB)
+				break; /* this connection may be unusable now */
+		} else if (t1 / 1000 >= c->record_ms) {
+			committed ? c->committed++ : c->aborted++;
+			s_record(c, t1 - t0);
 		}
-		if (out.status == DTX_OUTCOME_COMMITTED)
-			c->committed++;
-		else {
-			c->aborted++;
-			snprintf(c->last_error, sizeof(c->last_error), "aborted: %s", out.reason);
-		}
-		if (c->nlat == c->caplat) {
-			size_t cap = c->caplat ? c->caplat * 2 : 4096;
-			uint32_t *l = realloc(c->lat_us, cap * sizeof(*l));
-			if (!l)
-				break;
-			c->lat_us = l;
-			c->caplat = cap;
-		}
-		int64_t us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
-		c->lat_us[c->nlat++] = (uint32_t)us;
+		__atomic_store_n(&c->done, n, __ATOMIC_RELAXED);
 	}
+out:
 	dtx_client_destroy(&cl);
+	s_direct_close(&d);
+	__atomic_store_n(&c->finished, true, __ATOMIC_RELEASE);
 	return NULL;
-}
-
-static int s_fire(const s_opts_t *o)
-{
-	dtx_client_t *cl = dtx_client_new(o->endpoint);
-	dtx_outcome_t out;
-	unsigned sent = 0;
-
-	if (!cl)
-		return 1;
-	for (unsigned i = 0; i < o->fire; i++) {
-		dtx_tx_t *tx = s_build(o, 0, i);
-		/* wait 0: send, do not wait; the answer is left unread */
-		if (dtx_client_run(cl, tx, &out, 0) == DTX_ETIMEOUT)
-			sent++;
-		dtx_tx_destroy(&tx);
-	}
-	printf("fired %u transactions\n", sent);
-	fflush(stdout);
-	usleep((useconds_t)(o->seconds * 1e6));
-	dtx_client_destroy(&cl);
-	return sent == o->fire ? 0 : 1;
 }
 
 static int s_cmp(const void *a, const void *b)
@@ -170,108 +358,346 @@ static double s_pct(const uint32_t *v, size_t n, double p)
 	return v[i] / 1000.0;
 }
 
+static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t *res)
+{
+	s_client_t *cs = calloc(clients, sizeof(*cs));
+	pthread_t *th = calloc(clients, sizeof(*th));
+	if (!cs || !th) {
+		free(cs);
+		free(th);
+		return DTX_ENOMEM;
+	}
+	int64_t t0 = dtx_now_ms(), rec = t0 + (int64_t)(o->warmup * 1000);
+	int64_t stop = rec + (int64_t)(o->seconds * 1000);
+	for (unsigned i = 0; i < clients; i++) {
+		cs[i] = (s_client_t){.o = o, .mode = mode, .id = i, .start_ms = t0, .record_ms = rec,
+				     .stop_ms = stop};
+		if (o->count)
+			cs[i].quota = o->count / clients + (i < o->count % clients);
+		if (pthread_create(&th[i], NULL, s_client, &cs[i])) {
+			fprintf(stderr, "dtxbench: cannot start client %u\n", i);
+			exit(1);
+		}
+	}
+	if (o->progress) {
+		uint64_t last = 0;
+		int64_t lt = t0;
+		for (;;) {
+			usleep(250000);
+			bool alive = false;
+			uint64_t done = 0;
+			for (unsigned i = 0; i < clients; i++) {
+				done += __atomic_load_n(&cs[i].done, __ATOMIC_RELAXED);
+				alive |= !__atomic_load_n(&cs[i].finished, __ATOMIC_ACQUIRE);
+			}
+			int64_t now = dtx_now_ms();
+			if (now - lt >= 1000 || !alive) {
+				fprintf(stderr, "\r%-6s %3u clients %5.1f s %9" PRIu64 " tx %8.0f tx/s ",
+					s_mode_names[mode], clients, (now - t0) / 1000.0, done,
+					(double)(done - last) * 1000.0 / (double)(now - lt));
+				last = done;
+				lt = now;
+			}
+			if (!alive || (o->count ? done >= o->count : now >= stop))
+				break;
+		}
+		fprintf(stderr, "\n");
+	}
+	size_t n = 0;
+	*res = (s_result_t){.mode = mode, .clients = clients};
+	for (unsigned i = 0; i < clients; i++) {
+		pthread_join(th[i], NULL);
+		n += cs[i].nlat;
+		res->committed += cs[i].committed;
+		res->aborted += cs[i].aborted;
+		res->errors += cs[i].errors;
+		if (!res->last_error[0] && cs[i].last_error[0])
+			snprintf(res->last_error, sizeof(res->last_error), "%s", cs[i].last_error);
+	}
+	int64_t end = dtx_now_ms();
+	res->secs = (double)(end - (rec < end ? rec : t0)) / 1000.0;
+	uint32_t *all = malloc((n ? n : 1) * sizeof(*all));
+	size_t k = 0;
+	for (unsigned i = 0; i < clients; i++) {
+		if (all)
+			memcpy(all + k, cs[i].lat_us, cs[i].nlat * sizeof(*all));
+		k += cs[i].nlat;
+		free(cs[i].lat_us);
+	}
+	if (all) {
+		qsort(all, n, sizeof(*all), s_cmp);
+		res->tps = res->secs > 0 ? (double)(res->committed + res->aborted) / res->secs : 0;
+		res->p50 = s_pct(all, n, 0.5);
+		res->p90 = s_pct(all, n, 0.9);
+		res->p99 = s_pct(all, n, 0.99);
+		res->p999 = s_pct(all, n, 0.999);
+		res->max = n ? all[n - 1] / 1000.0 : 0;
+	}
+	free(all);
+	free(cs);
+	free(th);
+	return 0;
+}
+
+/* --- fire: many in flight at once ---------------------------------------- */
+
+static int s_fire(const s_opts_t *o)
+{
+	dtx_client_t *cl = dtx_client_new(o->endpoint);
+	dtx_outcome_t out;
+	unsigned sent = 0;
+	s_work_t w;
+
+	if (!cl)
+		return 1;
+	for (unsigned i = 0; i < o->fire; i++) {
+		dtx_tx_t *tx = dtx_tx_new();
+		s_build(o, 0, i, &w);
+		for (unsigned k = 0; tx && k < w.n; k++)
+			dtx_tx_add(tx, w.st[k].db, w.st[k].sql, w.st[k].nparams, w.st[k].pv,
+				   w.st[k].expect);
+		if (o->timeout_ms)
+			dtx_tx_set_timeout(tx, o->timeout_ms);
+		/* wait 0: send, do not wait; the answer is left unread */
+		if (tx && dtx_client_run(cl, tx, &out, 0) == DTX_ETIMEOUT)
+			sent++;
+		dtx_tx_destroy(&tx);
+	}
+	printf("fired %u transactions\n", sent);
+	fflush(stdout);
+	usleep((useconds_t)(o->seconds * 1e6));
+	dtx_client_destroy(&cl);
+	return sent == o->fire ? 0 : 1;
+}
+
+/* --- output ---------------------------------------------------------------- */
+
+static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
+{
+	printf("%-6s %-8s %7s %9s %7s %7s %7s %7s %8s %9s %7s %6s\n", "mode", "workload", "clients",
+	       "tx/s", "p50", "p90", "p99", "p99.9", "max", "committed", "aborted", "errors");
+	for (unsigned i = 0; i < n; i++)
+		printf("%-6s %-8s %7u %9.0f %7.2f %7.2f %7.2f %7.2f %8.2f %9" PRIu64 " %7" PRIu64
+		       " %6" PRIu64 "\n", s_mode_names[r[i].mode], o->workload, r[i].clients, r[i].tps,
+		       r[i].p50, r[i].p90, r[i].p99, r[i].p999, r[i].max, r[i].committed, r[i].aborted,
+		       r[i].errors);
+	printf("(latencies in ms)\n");
+	/* dtx against direct at the same number of clients */
+	bool head = false;
+	for (unsigned i = 0; i < n; i++) {
+		if (r[i].mode != MODE_DTX)
+			continue;
+		for (unsigned j = 0; j < n; j++)
+			if (r[j].mode == MODE_DIRECT && r[j].clients == r[i].clients && r[j].tps > 0) {
+				if (!head)
+					printf("dtx/direct: clients  throughput  p50 overhead (ms)\n");
+				head = true;
+				printf("            %7u  %9.2fx  %+8.2f\n", r[i].clients,
+				       r[i].tps / r[j].tps, r[i].p50 - r[j].p50);
+			}
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (r[i].last_error[0])
+			printf("last problem (%s, %u clients): %s\n", s_mode_names[r[i].mode],
+			       r[i].clients, r[i].last_error);
+}
+
+static int s_json(const s_opts_t *o, const s_result_t *r, unsigned n)
+{
+	json_object *root = json_object_new_object(), *runs = json_object_new_array();
+	json_object_object_add(root, "workload", json_object_new_string(o->workload));
+	json_object_object_add(root, "seconds", json_object_new_double(o->seconds));
+	json_object_object_add(root, "runs", runs);
+	for (unsigned i = 0; i < n; i++) {
+		json_object *x = json_object_new_object(), *l = json_object_new_object();
+		json_object_object_add(x, "mode", json_object_new_string(s_mode_names[r[i].mode]));
+		json_object_object_add(x, "clients", json_object_new_int((int)r[i].clients));
+		json_object_object_add(x, "seconds", json_object_new_double(r[i].secs));
+		json_object_object_add(x, "tps", json_object_new_double(r[i].tps));
+		json_object_object_add(x, "committed", json_object_new_int64((int64_t)r[i].committed));
+		json_object_object_add(x, "aborted", json_object_new_int64((int64_t)r[i].aborted));
+		json_object_object_add(x, "errors", json_object_new_int64((int64_t)r[i].errors));
+		json_object_object_add(l, "p50", json_object_new_double(r[i].p50));
+		json_object_object_add(l, "p90", json_object_new_double(r[i].p90));
+		json_object_object_add(l, "p99", json_object_new_double(r[i].p99));
+		json_object_object_add(l, "p99.9", json_object_new_double(r[i].p999));
+		json_object_object_add(l, "max", json_object_new_double(r[i].max));
+		json_object_object_add(x, "latency_ms", l);
+		if (r[i].last_error[0])
+			json_object_object_add(x, "last_error", json_object_new_string(r[i].last_error));
+		json_object_array_add(runs, x);
+	}
+	int rc = strcmp(o->json_path, "-") == 0
+			 ? (puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY)) < 0)
+			 : json_object_to_file_ext(o->json_path, root, JSON_C_TO_STRING_PRETTY);
+	json_object_put(root);
+	if (rc)
+		fprintf(stderr, "dtxbench: cannot write %s\n", o->json_path);
+	return rc ? 1 : 0;
+}
+
+/* --- options ---------------------------------------------------------------- */
+
+/* Split a comma list in place into out[], at most max entries. */
+static unsigned s_split(char *s, const char **out, unsigned max)
+{
+	unsigned n = 0;
+	for (char *save = NULL, *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (n == max)
+			return max + 1;
+		out[n++] = t;
+	}
+	return n;
+}
+
+static void s_usage(void)
+{
+	fprintf(stderr,
+		"usage: dtxbench [-m dtx,direct,null] [-c CLIENTS[,CLIENTS...]] [-s SECONDS | -n COUNT]\n"
+		"                [-w transfer|shop|select] [--dbs DB,DB...] [--null NAME,NAME...]\n"
+		"                [-e ENDPOINT] [--conninfo CONNINFO] [--warmup SECONDS]\n"
+		"                [--json FILE|-] [--progress] [--timeout MS]\n"
+		"                [--customer NAME] [--item NAME] [--fire N]\n"
+		"Runs every mode at every client count in turn and prints one table;\n"
+		"with dtx and direct both, also their ratios. See the head of dtxbench.c.\n");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"endpoint", required_argument, NULL, 'e'}, {"clients", required_argument, NULL, 'c'},
 		{"seconds", required_argument, NULL, 's'},  {"workload", required_argument, NULL, 'w'},
+		{"mode", required_argument, NULL, 'm'},     {"count", required_argument, NULL, 'n'},
+		{"dbs", required_argument, NULL, 'd'},      {"null", required_argument, NULL, 'N'},
+		{"conninfo", required_argument, NULL, 'C'}, {"warmup", required_argument, NULL, 'W'},
+		{"json", required_argument, NULL, 'j'},     {"progress", no_argument, NULL, 'p'},
 		{"customer", required_argument, NULL, 'u'}, {"item", required_argument, NULL, 'i'},
 		{"timeout", required_argument, NULL, 't'},  {"fire", required_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
 	};
+	static char dbs_default[] = "bank,stock", nulls_default[] = "null1,null2",
+		    shop_dbs[] = "shop,bank,stock", modes_default[] = "dtx", clients_default[] = "1";
 	s_opts_t o = {.endpoint = getenv("DTX_CLIENT"), .workload = "shop", .customer = "bench",
-		      .item = "bolt", .clients = 1, .seconds = 5};
+		      .item = "bolt", .seconds = 5, .conninfo = ""};
+	char *dbs = NULL, *nulls = nulls_default, *modes = modes_default, *clients = clients_default;
+	const char *list[MAX_DBS + 1];
 	int c;
 	long long v;
 
 	if (!o.endpoint)
 		o.endpoint = "tcp://127.0.0.1:7100";
-	while ((c = getopt_long(argc, argv, "e:c:s:w:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "e:c:s:w:m:n:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'e': o.endpoint = optarg; break;
-		case 'c':
-			if (!dtx_parse_int(optarg, 1, 4096, &v))
-				goto usage;
-			o.clients = (unsigned)v;
-			break;
+		case 'c': clients = optarg; break;
 		case 's':
-			o.seconds = atof(optarg);
-			if (o.seconds <= 0)
-				goto usage;
+		case 'W': {
+			char *end;
+			double d = strtod(optarg, &end);
+			if (*end || d < 0 || (c == 's' && d == 0)) {
+				fprintf(stderr, "dtxbench: bad number of seconds '%s'\n", optarg);
+				return 2;
+			}
+			*(c == 's' ? &o.seconds : &o.warmup) = d;
 			break;
+		}
 		case 'w':
 			o.workload = optarg;
 			if (strcmp(o.workload, "shop") && strcmp(o.workload, "transfer") &&
-			    strcmp(o.workload, "select"))
-				goto usage;
+			    strcmp(o.workload, "select")) {
+				fprintf(stderr, "dtxbench: unknown workload '%s'\n", optarg);
+				return 2;
+			}
 			break;
+		case 'm': modes = optarg; break;
+		case 'n':
+			if (!dtx_parse_int(optarg, 1, 1000000000, &v)) {
+				fprintf(stderr, "dtxbench: bad count '%s'\n", optarg);
+				return 2;
+			}
+			o.count = (uint64_t)v;
+			break;
+		case 'd': dbs = optarg; break;
+		case 'N': nulls = optarg; break;
+		case 'C': o.conninfo = optarg; break;
+		case 'j': o.json_path = optarg; break;
+		case 'p': o.progress = true; break;
 		case 'u': o.customer = optarg; break;
 		case 'i': o.item = optarg; break;
 		case 't':
-			if (!dtx_parse_int(optarg, 1, 3600000, &v))
-				goto usage;
+			if (!dtx_parse_int(optarg, 1, 3600000, &v)) {
+				fprintf(stderr, "dtxbench: bad timeout '%s'\n", optarg);
+				return 2;
+			}
 			o.timeout_ms = (uint32_t)v;
 			break;
 		case 'f':
-			if (!dtx_parse_int(optarg, 1, 10000000, &v))
-				goto usage;
+			if (!dtx_parse_int(optarg, 1, 10000000, &v)) {
+				fprintf(stderr, "dtxbench: bad --fire '%s'\n", optarg);
+				return 2;
+			}
 			o.fire = (unsigned)v;
 			break;
-		case 'h':
-		default: goto usage;
+		case 'h': s_usage(); return 0;
+		default: s_usage(); return 2;
 		}
 	}
-	if (optind != argc)
-		goto usage;
-
+	if (optind != argc) {
+		s_usage();
+		return 2;
+	}
+	if (strcmp(o.workload, "shop") == 0) {
+		if (dbs) {
+			fprintf(stderr, "dtxbench: the shop workload always uses shop, bank and stock\n");
+			return 2;
+		}
+		dbs = shop_dbs;
+	}
+	o.ndbs = s_split(dbs ? dbs : dbs_default, o.dbs, MAX_DBS);
+	o.nnulls = s_split(nulls, o.nulls, MAX_DBS);
+	if (o.ndbs < 1 || o.ndbs > MAX_DBS || o.nnulls < 1 || o.nnulls > MAX_DBS) {
+		fprintf(stderr, "dtxbench: between 1 and %d databases and null participants\n", MAX_DBS);
+		return 2;
+	}
+	unsigned nm = s_split(modes, list, MAX_DBS);
+	for (unsigned i = 0; i < nm && i < MAX_DBS; i++) {
+		unsigned m = 0;
+		while (m < MODE__COUNT && strcmp(list[i], s_mode_names[m]))
+			m++;
+		if (m == MODE__COUNT || o.nmodes == MODE__COUNT) {
+			fprintf(stderr, "dtxbench: unknown mode '%s' (dtx, direct, null)\n", list[i]);
+			return 2;
+		}
+		o.modes[o.nmodes++] = m;
+	}
+	o.nclients = s_split(clients, list, 16);
+	if (!o.nclients || o.nclients > 16) {
+		fprintf(stderr, "dtxbench: 1 to 16 client counts\n");
+		return 2;
+	}
+	for (unsigned i = 0; i < o.nclients; i++) {
+		if (!dtx_parse_int(list[i], 1, 4096, &v)) {
+			fprintf(stderr, "dtxbench: bad number of clients '%s'\n", list[i]);
+			return 2;
+		}
+		o.clients[i] = (unsigned)v;
+	}
 	if (o.fire)
 		return s_fire(&o);
 
-	s_client_t *cs = calloc(o.clients, sizeof(*cs));
-	pthread_t *th = calloc(o.clients, sizeof(*th));
-	if (!cs || !th)
-		return 1;
-	int64_t t0 = dtx_now_ms();
-	for (unsigned i = 0; i < o.clients; i++) {
-		cs[i] = (s_client_t){.o = &o, .id = i, .stop_ms = t0 + (int64_t)(o.seconds * 1000)};
-		pthread_create(&th[i], NULL, s_client, &cs[i]);
-	}
-	size_t n = 0;
-	uint64_t com = 0, ab = 0, err = 0;
-	for (unsigned i = 0; i < o.clients; i++) {
-		pthread_join(th[i], NULL);
-		n += cs[i].nlat;
-		com += cs[i].committed;
-		ab += cs[i].aborted;
-		err += cs[i].errors;
-	}
-	double secs = (double)(dtx_now_ms() - t0) / 1000.0;
-	uint32_t *all = malloc((n ? n : 1) * sizeof(*all));
-	size_t k = 0;
-	for (unsigned i = 0; i < o.clients; i++) {
-		memcpy(all + k, cs[i].lat_us, cs[i].nlat * sizeof(*all));
-		k += cs[i].nlat;
-	}
-	qsort(all, n, sizeof(*all), s_cmp);
-	printf("workload %s, %u clients, %.1f s: %" PRIu64 " committed, %" PRIu64 " aborted, %" PRIu64
-	       " errors\n", o.workload, o.clients, secs, com, ab, err);
-	printf("throughput %.0f tx/s; latency ms p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f\n",
-	       (double)(com + ab) / secs, s_pct(all, n, 0.5), s_pct(all, n, 0.9), s_pct(all, n, 0.99),
-	       s_pct(all, n, 0.999), n ? all[n - 1] / 1000.0 : 0.0);
-	for (unsigned i = 0; i < o.clients; i++)
-		if (cs[i].last_error[0]) {
-			printf("last problem (client %u): %s\n", i, cs[i].last_error);
-			break;
+	s_result_t res[MAX_RUNS];
+	unsigned nres = 0, errors = 0;
+	/* client counts outside, modes inside: the modes of one client count
+	 * run back to back, under the same conditions as far as can be */
+	for (unsigned i = 0; i < o.nclients; i++)
+		for (unsigned m = 0; m < o.nmodes && nres < MAX_RUNS; m++) {
+			if (s_run(&o, o.modes[m], o.clients[i], &res[nres]))
+				return 1;
+			errors += res[nres].errors > 0;
+			nres++;
 		}
-	for (unsigned i = 0; i < o.clients; i++)
-		free(cs[i].lat_us);
-	free(all);
-	free(cs);
-	free(th);
-	return err ? 1 : 0;
-usage:
-	fprintf(stderr, "usage: dtxbench [-e ENDPOINT] [-c CLIENTS] [-s SECONDS] [-w shop|transfer|select]\n"
-			"                [--customer NAME] [--item NAME] [--timeout MS] [--fire N]\n");
-	return 2;
+	s_print(&o, res, nres);
+	if (o.json_path && s_json(&o, res, nres))
+		return 1;
+	return errors ? 1 : 0;
 }

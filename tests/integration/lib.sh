@@ -67,7 +67,7 @@ dtx_start_pg() {
 	as_pg "$PGBIN/initdb" -D "$T/pg" -A trust -U postgres --no-sync >"$T/initdb.log" 2>&1 ||
 		{ echo "Bail out! initdb failed: $(tail -3 "$T/initdb.log")"; exit 1; }
 	as_pg "$PGBIN/pg_ctl" -D "$T/pg" -l "$T/pg.log" -w -o \
-		"-p $PGPORT -k $PGSOCK -c listen_addresses='' -c max_prepared_transactions=${PG_MAX_PREPARED:-64} -c max_connections=100" \
+		"-p $PGPORT -k $PGSOCK -c listen_addresses='' -c max_prepared_transactions=${PG_MAX_PREPARED:-64} -c max_connections=${PG_MAX_CONNECTIONS:-100}" \
 		start >/dev/null || { echo "Bail out! PostgreSQL did not start: $(tail -5 "$T/pg.log")"; exit 1; }
 	for db in shop bank stock; do q postgres "CREATE DATABASE $db" >/dev/null; done
 	q shop "CREATE TABLE orders (ref text PRIMARY KEY, customer text NOT NULL, item text NOT NULL,
@@ -110,7 +110,7 @@ log_dir = $T/log
 client_endpoint = ipc://$T/client.sock
 agent_endpoint = ipc://$T/agent.sock
 admin_endpoint = ipc://$T/admin.sock
-participants = shop, bank, stock
+participants = ${DTX_TEST_PARTICIPANTS:-shop, bank, stock}
 default_timeout_ms = ${DTX_TEST_TIMEOUT_MS:-5000}
 heartbeat_ms = ${DTX_TEST_COORD_HEARTBEAT_MS:-200}
 stuck_after_ms = 1000
@@ -137,7 +137,7 @@ dtx_start_agent() {
 name = $name
 coordinator = ipc://$T/agent.sock
 conninfo = host=$PGSOCK port=$PGPORT dbname=$name user=postgres
-pool_size = 4
+pool_size = ${DTX_TEST_POOL_SIZE:-4}
 heartbeat_ms = 200
 lock_timeout_ms = ${DTX_TEST_LOCK_TIMEOUT_MS:-1000}
 log_level = ${DTX_TEST_LOG_LEVEL:-info}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# bench/run.sh — the benchmark: a throwaway PostgreSQL (databases bank and
+# stock), coordinatord, two real agents and two null agents; then dtxbench
+# runs the transfer workload over 2 databases in its three modes (direct:
+# two-phase commit by hand, the ceiling; dtx: through the coordinator;
+# null: the coordinator alone) at 1, 8 and 64 clients, in one invocation,
+# and prints the table with the ratios dtx/direct. Then the coordinator's
+# group-commit figures and its memory.
+#
+#   bench/run.sh                      # the table (about 2 minutes)
+#   SECONDS_PER_RUN=20 CLIENTS=8,64 bench/run.sh
+#   BENCH_OUT=DIR bench/run.sh        # keep bench.json and the logs there
+#
+# Build first (scripts/setup.sh). The figures are this machine's; compare
+# ratios from one run rather than absolute numbers from different runs.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+top_builddir=${top_builddir:-$(cd "$here/.." && pwd)}
+CLIENTS=${CLIENTS:-1,8,64}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+ACCOUNTS=1000
+
+# Room for 64 direct clients on two databases, plus the agents' pools.
+export PG_MAX_CONNECTIONS=400 PG_MAX_PREPARED=300
+export DTX_TEST_PARTICIPANTS="bank, stock, null1, null2" DTX_TEST_POOL_SIZE=66
+export DTX_TEST_LOG_LEVEL=${DTX_TEST_LOG_LEVEL:-notice} DTX_TEST_TIMEOUT_MS=30000
+. "$top_builddir/tests/integration/lib.sh"
+DTXBENCH=$top_builddir/tools/dtxbench
+NULLAGENT=$top_builddir/tools/dtx-nullagent
+
+echo "bench: PostgreSQL, coordinatord, agents bank and stock, null agents null1 and null2"
+dtx_start_pg
+for db in bank stock; do
+	q $db "CREATE TABLE bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL);
+		INSERT INTO bench_accounts SELECT i, 1000000 FROM generate_series(1, $ACCOUNTS) i"
+done
+dtx_start_coord || exit 1
+for a in bank stock; do dtx_start_agent $a; done
+for a in null1 null2; do
+	"$NULLAGENT" $a "ipc://$T/agent.sock" 200 2>>"$T/agent-$a.log" &
+	ALL_PIDS+=("$!")
+done
+for a in bank stock null1 null2; do
+	wait_for 10 participant_up $a || { echo "bench: participant $a did not register"; exit 1; }
+done
+
+status_field() { "$DTXCTL" status | sed -n "s/^group commits \([0-9]*\) records \([0-9]*\) decisions \([0-9]*\).*/\\$1/p"; }
+g0=$(status_field 1) d0=$(status_field 3)
+
+echo "bench: transfer over 2 databases, clients $CLIENTS, $SECONDS_PER_RUN s per run after 1 s warm-up"
+"$DTXBENCH" -m direct,dtx,null -w transfer --dbs bank,stock --null null1,null2 \
+	-c "$CLIENTS" -s "$SECONDS_PER_RUN" --warmup 1 --timeout 30000 \
+	--conninfo "host=$PGSOCK port=$PGPORT user=postgres" --json "$T/bench.json"
+rc=$?
+
+g1=$(status_field 1) d1=$(status_field 3)
+echo
+echo "coordinator: $((g1 - g0)) group commits carried $((d1 - d0)) commit decisions" \
+	"($(awk -v d=$((d1 - d0)) -v g=$((g1 - g0)) 'BEGIN { printf "%.1f", g ? d / g : 0 }') per fsync)"
+echo "coordinator: $(grep -E '^(VmRSS|VmHWM)' /proc/"$COORD_PID"/status | tr -s ' \t' ' ' | tr '\n' ' ')"
+echo "coordinator: log file $(du -k "$T/log/data.mdb" | cut -f1) KiB"
+if [ -n "${BENCH_OUT:-}" ]; then
+	mkdir -p "$BENCH_OUT" && cp "$T"/bench.json "$T"/*.log "$BENCH_OUT"/ && echo "bench: results in $BENCH_OUT"
+fi
+exit $rc

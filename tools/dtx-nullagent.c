@@ -1,0 +1,141 @@
+/*
+ * dtx-nullagent — a participant without a database, for measuring the
+ * coordinator alone (dtxbench's null mode). It registers under a name,
+ * votes YES to every PREPARE at once, acknowledges every decision at once
+ * and pings like a real agent. It keeps no state: it is not a participant
+ * for anything but a benchmark.
+ *
+ *   dtx-nullagent NAME ENDPOINT [HEARTBEAT_MS]
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "dtx.h"
+#include "dtx_util.h"
+#include "dtx_wire.h"
+
+static volatile sig_atomic_t s_stop;
+
+static void s_on_signal(int sig)
+{
+	(void)sig;
+	s_stop = 1;
+}
+
+static void s_send(void *sock, const dtx_msg_t *m)
+{
+	char *buf;
+	size_t len;
+	if (dtx_msg_encode(m, &buf, &len))
+		return;
+	if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) < 0 && errno != EAGAIN)
+		dtx_warn("send: %s", zmq_strerror(errno));
+	free(buf);
+}
+
+static void s_hello(void *sock, const char *name)
+{
+	dtx_msg_t m = {.type = DTX_T_HELLO, .has = DTX_F_NAME, .name = name};
+	s_send(sock, &m);
+}
+
+/* One frame from the coordinator. */
+static void s_on_frame(void *sock, const char *name, const void *data, size_t len,
+		       bool *welcomed)
+{
+	dtx_msg_t m, r = {0};
+	char why[256];
+	if (dtx_msg_decode(data, len, &m, why, sizeof(why))) {
+		dtx_warn("frame refused: %s", why);
+		return;
+	}
+	switch (m.type) {
+	case DTX_T_WELCOME:
+		if (!*welcomed)
+			dtx_notice("registered as %s", name);
+		*welcomed = true;
+		break;
+	case DTX_T_PREPARE:
+		r = (dtx_msg_t){.type = DTX_T_VOTE, .has = DTX_F_GTID | DTX_F_CODE,
+				.gtid = m.gtid, .code = DTX_VOTE_YES};
+		s_send(sock, &r);
+		break;
+	case DTX_T_DECIDE:
+		r = (dtx_msg_t){.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE,
+				.gtid = m.gtid, .code = DTX_ACK_DONE};
+		s_send(sock, &r);
+		break;
+	case DTX_T_ERROR:
+		if (m.code == DTX_ENOTREG) {
+			*welcomed = false;
+			s_hello(sock, name);
+		} else {
+			dtx_err("coordinator says: %s", m.text ? m.text : "?");
+		}
+		break;
+	default:
+		break;
+	}
+	dtx_msg_clear(&m);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3 || argc > 4 || !dtx_name_valid(argv[1])) {
+		fprintf(stderr, "usage: dtx-nullagent NAME ENDPOINT [HEARTBEAT_MS]\n");
+		return 2;
+	}
+	const char *name = argv[1], *endpoint = argv[2];
+	long long hb = 1000;
+	if (argc == 4 && !dtx_parse_int(argv[3], 10, 600000, &hb)) {
+		fprintf(stderr, "dtx-nullagent: bad heartbeat '%s'\n", argv[3]);
+		return 2;
+	}
+	dtx_daemon_start(DTX_LOG_NOTICE, s_on_signal);
+
+	void *ctx = zmq_ctx_new();
+	void *sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
+	int zero = 0;
+	if (!sock || zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero)) ||
+	    zmq_connect(sock, endpoint)) {
+		dtx_err("cannot connect to %s: %s", endpoint, zmq_strerror(errno));
+		return 1;
+	}
+	bool welcomed = false;
+	int64_t last_hello = dtx_now_ms(), last_ping = last_hello;
+	s_hello(sock, name);
+	while (!s_stop) {
+		zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
+		if (zmq_poll(&it, 1, 50) < 0 && errno != EINTR)
+			break;
+		for (int n = 0; n < 1000; n++) {
+			zmq_msg_t f;
+			zmq_msg_init(&f);
+			if (zmq_msg_recv(&f, sock, ZMQ_DONTWAIT) < 0) {
+				zmq_msg_close(&f);
+				break;
+			}
+			s_on_frame(sock, name, zmq_msg_data(&f), zmq_msg_size(&f), &welcomed);
+			zmq_msg_close(&f);
+		}
+		int64_t now = dtx_now_ms();
+		if (!welcomed && now - last_hello >= 250) {
+			last_hello = now;
+			s_hello(sock, name);
+		}
+		if (now - last_ping >= hb) {
+			dtx_msg_t p = {.type = DTX_T_PING};
+			last_ping = now;
+			s_send(sock, &p);
+		}
+	}
+	zmq_close(sock);
+	zmq_ctx_term(ctx);
+	return 0;
+}
