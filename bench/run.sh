@@ -10,6 +10,7 @@
 #   bench/run.sh                      # the table (about 2 minutes)
 #   SECONDS_PER_RUN=20 CLIENTS=8,64 bench/run.sh
 #   BENCH_OUT=DIR bench/run.sh        # keep bench.json and the logs there
+#   MODES=null PERF=1 bench/run.sh    # profile the coordinator with perf
 #
 # Build first (scripts/setup.sh). The figures are this machine's; compare
 # ratios from one run rather than absolute numbers from different runs.
@@ -17,6 +18,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top_builddir=${top_builddir:-$(cd "$here/.." && pwd)}
 CLIENTS=${CLIENTS:-1,8,64}
+MODES=${MODES:-direct,dtx,null}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 ACCOUNTS=1000
 
@@ -48,10 +50,20 @@ status_field() { "$DTXCTL" status | sed -n "s/^group commits \([0-9]*\) records 
 g0=$(status_field 1) d0=$(status_field 3)
 
 echo "bench: transfer over 2 databases, clients $CLIENTS, $SECONDS_PER_RUN s per run after 1 s warm-up"
-"$DTXBENCH" -m direct,dtx,null -w transfer --dbs bank,stock --null null1,null2 \
+if [ -n "${PERF:-}" ]; then
+	perf record -g -F 999 -p "$COORD_PID" -o "$T/perf.data" >/dev/null 2>&1 &
+	perf_pid=$!
+fi
+"$DTXBENCH" -m "$MODES" -w transfer --dbs bank,stock --null null1,null2 \
 	-c "$CLIENTS" -s "$SECONDS_PER_RUN" --warmup 1 --timeout 30000 \
 	--conninfo "host=$PGSOCK port=$PGPORT user=postgres" --json "$T/bench.json"
 rc=$?
+if [ -n "${PERF:-}" ]; then
+	kill -INT "$perf_pid"; wait "$perf_pid"
+	echo; echo "coordinatord profile (self time, top 25):"
+	perf report -i "$T/perf.data" --stdio --no-children --sort symbol 2>/dev/null |
+		grep -E '^ +[0-9.]+%' | head -25
+fi
 
 g1=$(status_field 1) d1=$(status_field 3)
 echo

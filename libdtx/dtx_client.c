@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,35 @@ nomem:
 	return DTX_ENOMEM;
 }
 
+/* One ZeroMQ context (one I/O thread) for every client of the process,
+ * created with the first client and ended with the last: an application
+ * with a client per thread does not pay a thread per client. */
+static pthread_mutex_t s_ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *s_ctx;
+static unsigned s_ctx_users;
+
+static void *s_ctx_get(void)
+{
+	pthread_mutex_lock(&s_ctx_lock);
+	if (!s_ctx)
+		s_ctx = zmq_ctx_new();
+	void *ctx = s_ctx;
+	if (ctx)
+		s_ctx_users++;
+	pthread_mutex_unlock(&s_ctx_lock);
+	return ctx;
+}
+
+static void s_ctx_put(void)
+{
+	pthread_mutex_lock(&s_ctx_lock);
+	if (--s_ctx_users == 0) {
+		zmq_ctx_term(s_ctx);
+		s_ctx = NULL;
+	}
+	pthread_mutex_unlock(&s_ctx_lock);
+}
+
 dtx_client_t *dtx_client_new(const char *endpoint)
 {
 	dtx_client_t *self = calloc(1, sizeof(*self));
@@ -113,7 +143,7 @@ dtx_client_t *dtx_client_new(const char *endpoint)
 	if (!self)
 		return NULL;
 	self->next_id = 1;
-	if (!(self->ctx = zmq_ctx_new()) || !(self->sock = zmq_socket(self->ctx, ZMQ_DEALER)))
+	if (!(self->ctx = s_ctx_get()) || !(self->sock = zmq_socket(self->ctx, ZMQ_DEALER)))
 		goto fail;
 	zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof(linger));
 	if (zmq_connect(self->sock, endpoint) != 0)
@@ -132,7 +162,7 @@ void dtx_client_destroy(dtx_client_t **self_p)
 	if (self->sock)
 		zmq_close(self->sock);
 	if (self->ctx)
-		zmq_ctx_term(self->ctx);
+		s_ctx_put();
 	free(self);
 	*self_p = NULL;
 }
