@@ -60,8 +60,9 @@ fi
 rc=$?
 if [ -n "${PERF:-}" ]; then
 	kill -INT "$perf_pid"; wait "$perf_pid"
+	[ -n "${BENCH_OUT:-}" ] && mkdir -p "$BENCH_OUT" && cp "$T/perf.data" "$BENCH_OUT"/
 	echo; echo "coordinatord profile (self time, top 25):"
-	perf report -i "$T/perf.data" --stdio --no-children --sort symbol 2>/dev/null |
+	perf report -i "$T/perf.data" --stdio --no-children --sort ${PERF_SORT:-symbol} 2>/dev/null |
 		grep -E '^ +[0-9.]+%' | head -25
 fi
 

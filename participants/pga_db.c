@@ -14,7 +14,7 @@
 struct pga_db {
 	char *conninfo;
 	PGconn *conn;
-	char begin[64];         /* BEGIN and the branch's lock timeout */
+	char lock_timeout[64];  /* SET LOCAL lock_timeout, or "" */
 };
 
 static const char SQL_SCHEMA[] =
@@ -22,12 +22,7 @@ static const char SQL_SCHEMA[] =
 	"CREATE TABLE IF NOT EXISTS dtx.branches ("
 	" gid text PRIMARY KEY,"
 	" created timestamptz NOT NULL DEFAULT now())";
-/* The marker row, written only if the branch has written something: a
- * branch without a transaction id wrote nothing (and locked no row), so
- * "INSERT 0 0" means read-only. The condition is evaluated before the
- * insert assigns an id. */
-static const char SQL_MARK[] = "INSERT INTO dtx.branches (gid) SELECT $1::text "
-			       "WHERE pg_current_xact_id_if_assigned() IS NOT NULL";
+static const char SQL_MARK[] = "INSERT INTO dtx.branches (gid) VALUES ($1)";
 static const char SQL_MARKED[] = "SELECT 1 FROM dtx.branches WHERE gid = $1";
 static const char SQL_SCAN[] =
 	"SELECT gid FROM pg_prepared_xacts"
@@ -42,10 +37,8 @@ pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms)
 	if (!self)
 		return NULL;
 	if (lock_timeout_ms)
-		snprintf(self->begin, sizeof(self->begin), "BEGIN; SET LOCAL lock_timeout = %u",
-			 (unsigned)lock_timeout_ms);
-	else
-		snprintf(self->begin, sizeof(self->begin), "BEGIN");
+		snprintf(self->lock_timeout, sizeof(self->lock_timeout),
+			 "SET LOCAL lock_timeout = %u", (unsigned)lock_timeout_ms);
 	if (!(self->conninfo = strdup(conninfo))) {
 		free(self);
 		return NULL;
@@ -139,7 +132,7 @@ static int s_exec_first(pga_db_t *self, PGconn **conn_p, const char *sql, char *
 	if (!(*conn_p = s_conn(self, tmp, sizeof(tmp)))) {
 		if (sqlstate)
 			snprintf(sqlstate, 6, "08006");
-		snprintf(why, why_len, "database unreachable: %s", tmp);
+		snprintf(why, why_len, "database unreachable: %.400s", tmp);
 		return DTX_EDB;
 	}
 	return s_exec(*conn_p, sql, sqlstate, why, why_len);
@@ -169,76 +162,187 @@ static int s_gid_cmd(PGconn *conn, const char *verb, const char *gid, char *out,
 	return 0;
 }
 
+/* One query of a pipeline, and its result once run. */
+typedef struct {
+	const char *sql;
+	int nparams;
+	const char *const *params;
+	PGresult *res;
+} s_query_t;
+
+static void s_queries_clear(s_query_t *q, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		PQclear(q[i].res);
+		q[i].res = NULL;
+	}
+}
+
+/*
+ * Send n queries in one pipeline (one round trip) and collect their
+ * results into q[i].res (NULL for a query that got none: the connection
+ * broke). Returns 0, or DTX_EDB when the pipeline could not be sent or
+ * read (the connection is then closed: its transaction is lost with it).
+ * A query that failed is the caller's to see in its result; the queries
+ * after it come back PGRES_PIPELINE_ABORTED.
+ */
+static int s_pipeline(pga_db_t *self, PGconn *conn, s_query_t *q, unsigned n, char *why,
+		      size_t why_len)
+{
+	unsigned got = 0, nulls = 0;
+	if (PQenterPipelineMode(conn) != 1)
+		goto broken;
+	for (unsigned i = 0; i < n; i++)
+		if (PQsendQueryParams(conn, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL,
+				      0) != 1)
+			goto broken;
+	if (PQpipelineSync(conn) != 1)
+		goto broken;
+	for (;;) {
+		PGresult *r = PQgetResult(conn);
+		if (!r) {
+			/* the end of one query's results; many in a row: broken */
+			if (PQstatus(conn) != CONNECTION_OK || ++nulls > 2 * n + 2)
+				goto broken;
+			continue;
+		}
+		nulls = 0;
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			break;
+		}
+		if (got < n)
+			q[got++].res = r;
+		else
+			PQclear(r);
+	}
+	if (PQexitPipelineMode(conn) != 1)
+		goto broken;
+	return 0;
+broken:
+	s_msg(why, why_len, "connection lost: ", PQerrorMessage(conn));
+	s_queries_clear(q, n);
+	PQfinish(conn);
+	self->conn = NULL;
+	return DTX_EDB;
+}
+
+/*
+ * Two round trips: the transaction's start, its statements and a probe
+ * for whether it wrote anything go in one pipeline; then either COMMIT
+ * (nothing written: read-only) or the marker row and PREPARE TRANSACTION
+ * in a second one. Row-count expectations are checked between the two,
+ * so nothing is prepared that should have voted NO.
+ */
 int pga_db_prepare(pga_db_t *self, const char *gid, uint32_t nstmts, const dtx_stmt_t *stmts,
 		   char *sqlstate, char *why, size_t why_len)
 {
-	char cmd[300];
-	char tmp[512];
-	PGconn *conn = s_conn(self, tmp, sizeof(tmp));
+	char cmd[300], tmp[512];
+	unsigned n = 0;
+	int rc = DTX_VOTE_NO;
+	s_query_t *q = calloc(nstmts + 3, sizeof(*q));
 
+	snprintf(sqlstate, 6, "%s", "");
+	if (!q) {
+		snprintf(why, why_len, "out of memory");
+		return DTX_VOTE_NO;
+	}
+	q[n++] = (s_query_t){.sql = "BEGIN"};
+	if (self->lock_timeout[0])
+		q[n++] = (s_query_t){.sql = self->lock_timeout};
+	unsigned first = n;
+	for (uint32_t i = 0; i < nstmts; i++)
+		q[n++] = (s_query_t){.sql = stmts[i].sql, .nparams = (int)stmts[i].nparams,
+				     .params = stmts[i].params};
+	q[n++] = (s_query_t){.sql = "SELECT pg_current_xact_id_if_assigned() IS NULL"};
+
+	/* A connection gone stale (PostgreSQL restarted since its last use)
+	 * is found out here: open a new one and send once more. Nothing was
+	 * done in the old session, so the retry is safe. */
+	PGconn *conn = NULL;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!(conn = s_conn(self, tmp, sizeof(tmp)))) {
+			snprintf(sqlstate, 6, "08006");
+			snprintf(why, why_len, "database unreachable: %s", tmp);
+			goto out;
+		}
+		if (s_pipeline(self, conn, q, n, tmp, sizeof(tmp)) == 0)
+			break;
+		conn = NULL;
+	}
 	if (!conn) {
 		snprintf(sqlstate, 6, "08006");
 		snprintf(why, why_len, "database unreachable: %s", tmp);
-		return DTX_VOTE_NO;
+		goto out;
 	}
-	if (s_exec_first(self, &conn, self->begin, sqlstate, why, why_len))
-		return DTX_VOTE_NO;
-	for (uint32_t i = 0; i < nstmts; i++) {
-		PGresult *res = PQexecParams(conn, stmts[i].sql, (int)stmts[i].nparams, NULL,
-					     stmts[i].params, NULL, NULL, 0);
-		if (s_check(res, conn, sqlstate, tmp, sizeof(tmp))) {
-			snprintf(why, why_len, "statement %u failed: %s", i + 1, tmp);
-			PQclear(res);
-			s_rollback(conn);
-			return DTX_VOTE_NO;
+	for (unsigned i = 0; i < n; i++) {
+		if (s_check(q[i].res, conn, sqlstate, tmp, sizeof(tmp))) {
+			if (i >= first && i < first + nstmts)
+				snprintf(why, why_len, "statement %u failed: %s", i - first + 1, tmp);
+			else
+				snprintf(why, why_len, "%s failed: %s", q[i].sql, tmp);
+			goto rollback;
 		}
-		if (stmts[i].expect >= 0) {
-			const char *n = PQcmdTuples(res);
-			long long rows = n && *n ? atoll(n) : (long long)PQntuples(res);
-			if (rows != stmts[i].expect) {
-				snprintf(sqlstate, 6, "%s", "");
+		if (i >= first && i < first + nstmts && stmts[i - first].expect >= 0) {
+			const char *t = PQcmdTuples(q[i].res);
+			long long rows = t && *t ? atoll(t) : (long long)PQntuples(q[i].res);
+			if (rows != stmts[i - first].expect) {
 				snprintf(why, why_len, "statement %u touched %lld rows, expected %lld",
-					 i + 1, rows, (long long)stmts[i].expect);
-				PQclear(res);
-				s_rollback(conn);
-				return DTX_VOTE_NO;
+					 i - first + 1, rows, (long long)stmts[i - first].expect);
+				goto rollback;
 			}
 		}
-		PQclear(res);
 	}
-	const char *mark[1] = {gid};
-	PGresult *res = PQexecParams(conn, SQL_MARK, 1, NULL, mark, NULL, NULL, 0);
-	if (s_check(res, conn, sqlstate, tmp, sizeof(tmp))) {
-		snprintf(why, why_len, "cannot write the marker row: %s", tmp);
-		PQclear(res);
-		s_rollback(conn);
-		return DTX_VOTE_NO;
-	}
-	bool read_only = strcmp(PQcmdTuples(res), "0") == 0;
-	PQclear(res);
+	bool read_only = strcmp(PQgetvalue(q[n - 1].res, 0, 0), "t") == 0;
+	s_queries_clear(q, n);
 	if (read_only) {
-		/* Nothing to prepare: commit now (it releases only a snapshot)
-		 * and vote READ-ONLY; the coordinator sends no phase two. */
+		/* Nothing written, no row locked: commit now (it releases only a
+		 * snapshot) and vote READ-ONLY; the coordinator sends no phase
+		 * two. */
 		if (s_exec(conn, "COMMIT", sqlstate, tmp, sizeof(tmp))) {
 			snprintf(why, why_len, "commit of a read-only branch failed: %s", tmp);
-			s_rollback(conn);
-			return DTX_VOTE_NO;
+			goto rollback;
 		}
-		return DTX_VOTE_READONLY;
+		rc = DTX_VOTE_READONLY;
+		goto out;
 	}
 	/* Crash point: the work is done, nothing is prepared. */
 	dtx_crash_point("pga.work_done");
-	if (s_gid_cmd(conn, "PREPARE TRANSACTION", gid, cmd, sizeof(cmd)) ||
-	    s_exec(conn, cmd, sqlstate, tmp, sizeof(tmp))) {
+	if (s_gid_cmd(conn, "PREPARE TRANSACTION", gid, cmd, sizeof(cmd))) {
+		snprintf(why, why_len, "out of memory");
+		goto rollback;
+	}
+	const char *mark[1] = {gid};
+	q[0] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .params = mark};
+	q[1] = (s_query_t){.sql = cmd};
+	if (s_pipeline(self, conn, q, 2, tmp, sizeof(tmp))) {
+		/* Lost while preparing: the branch may be prepared or not. The
+		 * NO vote makes the coordinator roll it back, which is
+		 * idempotent either way. */
+		snprintf(sqlstate, 6, "08006");
 		snprintf(why, why_len, "prepare failed: %s", tmp);
-		s_rollback(conn);
-		return DTX_VOTE_NO;
+		goto out;
+	}
+	if (s_check(q[0].res, conn, sqlstate, tmp, sizeof(tmp))) {
+		snprintf(why, why_len, "cannot write the marker row: %s", tmp);
+		goto rollback;
+	}
+	if (s_check(q[1].res, conn, sqlstate, tmp, sizeof(tmp))) {
+		snprintf(why, why_len, "prepare failed: %s", tmp);
+		goto rollback;
 	}
 	/* Durability point: the branch is prepared in PostgreSQL's WAL; it
 	 * survives our death and PostgreSQL's, and is reported at the next
 	 * HELLO. */
 	dtx_crash_point("pga.prepared");
-	return DTX_VOTE_YES;
+	rc = DTX_VOTE_YES;
+	goto out;
+rollback:
+	s_rollback(conn);
+out:
+	s_queries_clear(q, n > 2 ? n : 2);
+	free(q);
+	return rc;
 }
 
 int pga_db_decide(pga_db_t *self, const char *gid, bool commit, char *why, size_t why_len)
