@@ -11,6 +11,8 @@
 #   SECONDS_PER_RUN=20 CLIENTS=8,64 bench/run.sh
 #   BENCH_OUT=DIR bench/run.sh        # keep bench.json and the logs there
 #   MODES=null PERF=1 bench/run.sh    # profile the coordinator with perf
+#   SOAK=600 bench/run.sh             # then 10 minutes of null load at 64
+#                                     # clients, the log file's size each minute
 #
 # Build first (scripts/setup.sh). The figures are this machine's; compare
 # ratios from one run rather than absolute numbers from different runs.
@@ -26,6 +28,7 @@ ACCOUNTS=1000
 export PG_MAX_CONNECTIONS=400 PG_MAX_PREPARED=300
 export DTX_TEST_PARTICIPANTS="bank, stock, null1, null2" DTX_TEST_POOL_SIZE=66
 export DTX_TEST_LOG_LEVEL=${DTX_TEST_LOG_LEVEL:-notice} DTX_TEST_TIMEOUT_MS=30000
+export DTX_TEST_RETENTION_S=${DTX_TEST_RETENTION_S:-60}
 . "$top_builddir/tests/integration/lib.sh"
 DTXBENCH=$top_builddir/tools/dtxbench
 NULLAGENT=$top_builddir/tools/dtx-nullagent
@@ -72,6 +75,36 @@ echo "coordinator: $((g1 - g0)) group commits carried $((d1 - d0)) commit decisi
 	"($(awk -v d=$((d1 - d0)) -v g=$((g1 - g0)) 'BEGIN { printf "%.1f", g ? d / g : 0 }') per fsync)"
 echo "coordinator: $(grep -E '^(VmRSS|VmHWM)' /proc/"$COORD_PID"/status | tr -s ' \t' ' ' | tr '\n' ' ')"
 echo "coordinator: log file $(du -k "$T/log/data.mdb" | cut -f1) KiB"
+
+# Memory: 10,000 transactions held in flight (bank frozen, so that its
+# branches cannot vote; stock's are read-only and vote at once).
+kill -STOP "${AGENT_PID[bank]}"
+"$DTXBENCH" -w select --dbs bank,stock --timeout 120000 --fire 10000 -s 600 >/dev/null &
+fire=$!
+inflight() { "$DTXCTL" status | sed -n 's/^in flight \([0-9]*\):.*/\1/p'; }
+inflight_at_least() { [ "$(inflight)" -ge "$1" ]; }
+inflight_none() { [ "$(inflight)" -eq 0 ]; }
+wait_for 60 inflight_at_least 10000
+echo "coordinator with $(inflight) transactions in flight:" \
+	"$(grep -E '^VmRSS' /proc/"$COORD_PID"/status | tr -s ' \t' ' ')"
+kill -CONT "${AGENT_PID[bank]}"
+wait_for 120 inflight_none
+kill "$fire" 2>/dev/null; wait "$fire" 2>/dev/null
+echo "coordinator after they finished: $(grep -E '^VmRSS' /proc/"$COORD_PID"/status | tr -s ' \t' ' ')"
+
+if [ -n "${SOAK:-}" ]; then
+	echo "bench: soak, null mode, 64 clients, $SOAK s, retention $DTX_TEST_RETENTION_S s"
+	"$DTXBENCH" -m null -w transfer --null null1,null2 -c 64 -s "$SOAK" >"$T/soak.out" 2>&1 &
+	soak=$!
+	start=$(date +%s)
+	while kill -0 "$soak" 2>/dev/null; do
+		sleep 60
+		echo "  $(($(date +%s) - start)) s: log file $(du -k "$T/log/data.mdb" | cut -f1) KiB," \
+			"$(grep -E '^VmRSS' /proc/"$COORD_PID"/status | tr -s ' \t' ' ')"
+	done
+	wait "$soak"; sed -n '2p' "$T/soak.out" | sed 's/^/  /'
+fi
+
 if [ -n "${BENCH_OUT:-}" ]; then
 	mkdir -p "$BENCH_OUT" && cp "$T"/bench.json "$T"/*.log "$BENCH_OUT"/ && echo "bench: results in $BENCH_OUT"
 fi

@@ -36,7 +36,8 @@
 #define TICK_MS 20
 #define RETRY_FIRST_MS 500
 #define RETRY_MAX_MS 10000
-#define PRUNE_EVERY_MS 10000
+#define PRUNE_EVERY_MS 1000
+#define PRUNE_BATCH 2000
 #define LOG_RETRY_MS 1000
 
 typedef struct {
@@ -1534,12 +1535,18 @@ int crd_run(crd_t *self)
 			if (s_flush(self))
 				return DTX_EIO;
 		}
+		/* Retention: a bounded batch at a time, so that the loop is
+		 * never held long; a full batch means more are due, and the
+		 * next round prunes again: the log keeps pace with any load. */
 		if (self->cfg.retention_s && now - self->last_prune_ms >= PRUNE_EVERY_MS) {
 			unsigned removed = 0;
 			self->last_prune_ms = now;
 			int64_t before = dtx_wall_us() - (int64_t)self->cfg.retention_s * 1000000;
-			if (wal_prune(self->wal, before, 10000, &removed) == 0 && removed)
-				dtx_info("pruned %u finished transactions from the log", removed);
+			if (wal_prune(self->wal, before, PRUNE_BATCH, &removed) == 0 && removed) {
+				dtx_debug("pruned %u finished transactions from the log", removed);
+				if (removed == PRUNE_BATCH)
+					self->last_prune_ms = now - PRUNE_EVERY_MS;
+			}
 		}
 	}
 	return 0;

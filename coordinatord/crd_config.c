@@ -22,7 +22,7 @@ void crd_config_defaults(crd_config_t *cfg)
 	cfg->stuck_after_ms = 30000;
 	cfg->max_frame_bytes = 1 << 20;
 	cfg->map_size = (size_t)1 << 30;
-	cfg->retention_s = 86400;
+	cfg->retention_s = 3600;
 	cfg->max_inflight = 100000;
 	cfg->log_level = DTX_LOG_INFO;
 }

@@ -452,7 +452,9 @@ static int s_fire(const s_opts_t *o)
 		return 1;
 	for (unsigned i = 0; i < o->fire; i++) {
 		dtx_tx_t *tx = dtx_tx_new();
-		s_build(o, 0, i, &w);
+		/* transfer: each its own account (1..N must exist), so that none
+		 * waits for another's row lock */
+		s_build(o, strcmp(o->workload, "transfer") == 0 ? i : 0, i, &w);
 		for (unsigned k = 0; tx && k < w.n; k++)
 			dtx_tx_add(tx, w.st[k].db, w.st[k].sql, w.st[k].nparams, w.st[k].pv,
 				   w.st[k].expect);

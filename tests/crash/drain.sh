@@ -13,10 +13,15 @@ dtx_start_coord || exit 1
 for a in shop bank stock; do dtx_start_agent $a; done
 for a in shop bank stock; do wait_for 10 participant_up $a; done
 
-# Each transaction: a branch on shop, and one on stock, which is frozen:
-# shop prepares, stock never votes, nothing is decided.
+# Each transaction: a transfer between account i of shop and of stock,
+# which is frozen: shop prepares, stock never votes, nothing is decided.
+for db in shop stock; do
+	q $db "CREATE TABLE bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL);
+		INSERT INTO bench_accounts SELECT i, 0 FROM generate_series(1, $N) i"
+done
 kill -STOP "${AGENT_PID[stock]}"
-"$top_builddir/tools/dtxbench" -e "$DTX_CLIENT" -w select --timeout 60000 --fire "$N" -s 600 &
+"$top_builddir/tools/dtxbench" -e "$DTX_CLIENT" -w transfer --dbs shop,stock --timeout 60000 \
+	--fire "$N" -s 600 &
 bench=$!
 ALL_PIDS+=("$bench")
 prepared_shop() { [ "$(q postgres "SELECT count(*) FROM pg_prepared_xacts WHERE database = 'shop'")" -ge "$N" ]; }
