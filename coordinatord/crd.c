@@ -37,6 +37,7 @@
 #define RETRY_FIRST_MS 500
 #define RETRY_MAX_MS 10000
 #define PRUNE_EVERY_MS 1000
+#define ONE_PHASE_NOTE "one-phase"
 #define PRUNE_BATCH 2000
 #define LOG_RETRY_MS 1000
 
@@ -82,6 +83,8 @@ typedef struct s_tx {
 	uint8_t nlog;                  /* records logged so far */
 	bool awaiting_flush;
 	bool heuristic;
+	bool one_phase;                /* one branch: committed without PREPARE */
+	bool resolving;                /* one-phase, vote lost: asking which way it went */
 	int64_t deadline_ms;
 	int64_t decided_ms;            /* when COMMITTING or ABORTING was entered */
 	/* the client waiting for the outcome, if any */
@@ -112,6 +115,7 @@ struct crd {
 	unsigned norphans;
 	int log_failing;               /* last group-commit error, 0 when fine */
 	s_delayed_t *delayed;          /* frames held by a delay fault */
+	bool io_failed;                /* a flush outside the loop failed: stop */
 };
 
 /* --- names and the transition table ----------------------------------- */
@@ -293,7 +297,9 @@ static void s_send_decision(crd_t *self, s_tx_t *tx, uint32_t i, int64_t now)
 	s_branch_t *b = &tx->br[i];
 	char gid[200];
 	dtx_msg_t m = {.type = DTX_T_DECIDE, .has = DTX_F_GTID | DTX_F_CODE, .gtid = gid,
-		       .code = tx->state == WAL_COMMITTING ? 1 : 0};
+		       .code = tx->resolving                 ? DTX_DECIDE_RESOLVE
+			       : tx->state == WAL_COMMITTING ? DTX_DECIDE_COMMIT
+							     : DTX_DECIDE_ROLLBACK};
 
 	b->backoff_ms = b->backoff_ms ? (b->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
 									   : b->backoff_ms * 2)
@@ -415,6 +421,48 @@ static void s_decide_commit(crd_t *self, s_tx_t *tx, bool force, const char *not
 	self->flush_head = tx;
 }
 
+/* A one-phase transaction's outcome is its branch's: committed (its vote
+ * said so, or its RESOLVE found it committed) or rolled back. Nothing
+ * forced: a crash before these lazy records land leaves the begin record,
+ * and recovery asks again. */
+static void s_one_phase_done(crd_t *self, s_tx_t *tx, bool committed)
+{
+	char gtid[DTX_GTID_MAX];
+	s_gtid(self, tx, gtid, sizeof(gtid));
+	tx->br[0].acked = true;
+	if (committed) {
+		s_transition(self, tx, WAL_COMMITTED, "one phase");
+		self->n_committed++;
+		s_reply_client(self, tx, DTX_OUTCOME_COMMITTED);
+	} else {
+		if (!tx->reason[0])
+			snprintf(tx->reason, sizeof(tx->reason), "%s",
+				 "timed out; the only participant rolled its branch back");
+		s_transition(self, tx, WAL_ABORTING, tx->reason);
+		s_transition(self, tx, WAL_ABORTED, NULL);
+		self->n_aborted++;
+		s_reply_client(self, tx, DTX_OUTCOME_ABORTED);
+	}
+	dtx_info("%s: one phase, %s", gtid, committed ? "committed" : "rolled back");
+	s_forget(self, tx);
+}
+
+/* A one-phase transaction whose vote did not come (timed out, or found
+ * undecided by recovery) may have committed: it is not presumed aborted
+ * but its participant is asked to roll it back if it can and say which
+ * way it went; the client hears that. */
+static void s_resolve(crd_t *self, s_tx_t *tx, const char *why)
+{
+	char gtid[DTX_GTID_MAX];
+	s_gtid(self, tx, gtid, sizeof(gtid));
+	dtx_info("%s: one phase, %s: asking %s which way it went", gtid, why, tx->br[0].name);
+	snprintf(tx->reason, sizeof(tx->reason), "%s; the only participant rolled its branch back",
+		 why);
+	tx->resolving = true;
+	tx->br[0].backoff_ms = 0;
+	s_send_decision(self, tx, 0, dtx_now_ms());
+}
+
 static void s_all_voted(crd_t *self, s_tx_t *tx)
 {
 	bool wrote = false;
@@ -517,7 +565,14 @@ static void s_on_vote(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 		tx->br[bi].acked = true; /* committed by the agent; no phase two */
 	if (tx->state != WAL_PREPARING)
 		return; /* decided already; phase two covers this branch */
+	if (tx->one_phase && m->code == DTX_VOTE_COMMITTED) {
+		s_one_phase_done(self, tx, true);
+		return;
+	}
+	if (tx->resolving)
+		return; /* the RESOLVE's answer tells */
 	if (m->code != DTX_VOTE_YES && m->code != DTX_VOTE_READONLY) {
+		/* NO, or COMMITTED from a branch that was not one-phase */
 		char reason[600];
 		snprintf(reason, sizeof(reason), "%s voted no: %s", p->name,
 			 (m->has & DTX_F_TEXT) ? m->text : "no reason given");
@@ -584,6 +639,11 @@ static void s_on_ack(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 		 * a heuristic one needs keeping. */
 		if (ours && known && m->code == DTX_ACK_HEURISTIC)
 			s_log_late_heuristic(self, p, &g, m);
+		return;
+	}
+	if (tx->resolving && m->code != DTX_ACK_RETRY) {
+		tx->br[bi].acked = true;
+		s_one_phase_done(self, tx, m->code == DTX_ACK_COMMITTED);
 		return;
 	}
 	if (tx->state != WAL_COMMITTING && tx->state != WAL_ABORTING)
@@ -839,6 +899,10 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 	}
 	tx->req = *m; /* takes the statements */
 	memset(m, 0, sizeof(*m));
+	/* One branch: the participant decides, in one phase. The begin
+	 * record says so, for recovery: such a transaction is not presumed
+	 * aborted but asked about (see s_resolve). */
+	tx->one_phase = tx->nbranches == 1 && self->cfg.one_phase;
 	if ((rc = s_insert(self, tx))) {
 		s_send_error(self->client, rid, true, tx->req_id, rc, "out of memory");
 		dtx_msg_clear(&tx->req);
@@ -847,7 +911,7 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 	}
 	s_gtid(self, tx, gtid, sizeof(gtid));
 	dtx_debug("%s: begin, %" PRIu32 " branches", gtid, tx->nbranches);
-	s_log(self, tx, WAL_ACTIVE, NULL, false);
+	s_log(self, tx, WAL_ACTIVE, tx->one_phase ? ONE_PHASE_NOTE : NULL, false);
 	dtx_crash_point("crd.begun");
 	s_transition(self, tx, WAL_PREPARING, NULL);
 	for (uint32_t i = 0; i < tx->nbranches; i++) {
@@ -856,6 +920,10 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 		dtx_msg_t prep = {.type = DTX_T_PREPARE, .has = DTX_F_GTID | DTX_F_STMTS,
 				  .gtid = gid, .nstmts = tx->req.branches[i].nstmts,
 				  .stmts = tx->req.branches[i].stmts};
+		if (tx->one_phase) {
+			prep.has |= DTX_F_CODE;
+			prep.code = DTX_PREPARE_ONE_PHASE;
+		}
 		s_gid(self, tx, i, gid, sizeof(gid));
 		if (!s_send_part(self, p, &prep)) {
 			snprintf(text, sizeof(text), "participant '%s' is not connected", p->name);
@@ -907,8 +975,16 @@ static int s_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch)
 	return out[0];
 }
 
+static int s_flush(crd_t *self);
+
 static int s_status_of(crd_t *self, const char *gtid_s, dtx_gtid_t *g, s_tx_t **txp)
 {
+	/* An outcome recorded lazily (one phase, read-only) is in memory no
+	 * more: put it on disk first, or the log would presume abort. */
+	if (wal_pending(self->wal) && !self->log_failing && s_flush(self)) {
+		self->io_failed = true;
+		self->stop = 1;
+	}
 	*txp = NULL;
 	memset(g, 0, sizeof(*g));
 	if (dtx_gtid_parse(gtid_s, g) || strcmp(g->coord, self->cfg.id) != 0)
@@ -1252,6 +1328,11 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 		return;
 	}
 	const char *arg = (m.has & DTX_F_TEXT) ? m.text : "";
+	/* What the operator reads from the log includes every record so far. */
+	if (wal_pending(self->wal) && !self->log_failing && s_flush(self)) {
+		self->io_failed = true;
+		self->stop = 1;
+	}
 	if (strcmp(m.name, "status") == 0) {
 		unsigned by_state[WAL_IN_DOUBT + 1] = {0};
 		int64_t now = dtx_now_ms();
@@ -1346,6 +1427,15 @@ static void s_tick(crd_t *self, int64_t now)
 	}
 	for (s_tx_t *tx = self->head, *next; tx; tx = next) {
 		next = tx->next;
+		if (tx->resolving) {
+			if (now >= tx->br[0].next_send_ms)
+				s_send_decision(self, tx, 0, now);
+			continue;
+		}
+		if (tx->one_phase && tx->state == WAL_PREPARING && now >= tx->deadline_ms) {
+			s_resolve(self, tx, "timed out waiting for the vote");
+			continue;
+		}
 		if ((tx->state == WAL_ACTIVE || tx->state == WAL_PREPARING) &&
 		    now >= tx->deadline_ms) {
 			char reason[256], waiting[128] = "";
@@ -1404,9 +1494,21 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 		free(tx);
 		return DTX_ENOMEM;
 	}
+	bool decided = false;
+	for (unsigned i = 0; i < n; i++)
+		decided |= recs[i].kind == WAL_COMMITTING || recs[i].kind == WAL_ABORTING;
 	if (commit) {
 		tx->state = WAL_COMMITTING;
 		dtx_notice("%s: recovered with a commit decision: re-driving commit", gtid);
+	} else if (!decided && recs[0].note && strcmp(recs[0].note, ONE_PHASE_NOTE) == 0 &&
+		   recs[0].nparts == 1) {
+		/* One phase: the participant may have committed. Ask. */
+		tx->state = WAL_PREPARING;
+		tx->one_phase = tx->resolving = true;
+		snprintf(tx->reason, sizeof(tx->reason),
+			 "found undecided by recovery; the only participant rolled its branch back");
+		dtx_notice("%s: recovered one-phase and undecided: asking %s", gtid,
+			   tx->br[0].name);
 	} else {
 		bool aborting = false;
 		for (unsigned i = 0; i < n; i++)
@@ -1549,7 +1651,7 @@ int crd_run(crd_t *self)
 			}
 		}
 	}
-	return 0;
+	return self->io_failed ? DTX_EIO : 0;
 }
 
 void crd_stop(crd_t *self)

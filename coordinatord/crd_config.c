@@ -19,6 +19,7 @@ void crd_config_defaults(crd_config_t *cfg)
 	cfg->max_timeout_ms = 60000;
 	cfg->heartbeat_ms = 1000;
 	cfg->lazy_flush_ms = 5;
+	cfg->one_phase = true;
 	cfg->stuck_after_ms = 30000;
 	cfg->max_frame_bytes = 1 << 20;
 	cfg->map_size = (size_t)1 << 30;
@@ -95,6 +96,12 @@ static int s_handler(void *arg, const char *section, const char *key, const char
 	if (strcmp(key, "log_level") == 0) {
 		if ((cfg->log_level = dtx_log_level_parse(val)) < 0)
 			return s_bad(c, key, "one of err, warning, notice, info, debug");
+		return 1;
+	}
+	if (strcmp(key, "one_phase") == 0) {
+		if (strcmp(val, "true") && strcmp(val, "false"))
+			return s_bad(c, key, "true or false");
+		cfg->one_phase = strcmp(val, "true") == 0;
 		return 1;
 	}
 	if (strcmp(key, "default_timeout_ms") == 0) {

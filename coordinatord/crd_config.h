@@ -5,6 +5,7 @@
 #ifndef CRD_CONFIG_H
 #define CRD_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@ typedef struct {
 	uint32_t max_timeout_ms;
 	uint32_t heartbeat_ms;
 	uint32_t lazy_flush_ms;      /* lazy records wait at most this long */
+	bool one_phase;              /* one branch: commit it in one phase */
 	uint32_t stuck_after_ms;     /* decided, unfinished this long: listed as stuck */
 	size_t max_frame_bytes;
 	size_t map_size;             /* bytes */

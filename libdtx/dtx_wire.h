@@ -39,9 +39,9 @@ typedef enum {
 	DTX_T_HELLO,    /* agent: name */
 	DTX_T_WELCOME,  /* coordinator: text=coordinator id */
 	DTX_T_INDOUBT,  /* agent: gids prepared in its database */
-	DTX_T_PREPARE,  /* coordinator: gtid=branch gid, stmts */
+	DTX_T_PREPARE,  /* coordinator: gtid=branch gid, stmts, code=DTX_PREPARE_* */
 	DTX_T_VOTE,     /* agent: gtid=gid, code=vote, sqlstate, text */
-	DTX_T_DECIDE,   /* coordinator: gtid=gid, code=1 commit / 0 rollback */
+	DTX_T_DECIDE,   /* coordinator: gtid=gid, code=DTX_DECIDE_* */
 	DTX_T_ACK,      /* agent: gtid=gid, code=ack result, text */
 	DTX_T_PING,
 	DTX_T_PONG,
@@ -51,15 +51,26 @@ typedef enum {
 	DTX_T__COUNT
 } dtx_msg_type_t;
 
+/* PREPARE.code (absent: two-phase). ONE_PHASE: the transaction's only
+ * branch: commit it rather than prepare it, and vote COMMITTED. */
+enum { DTX_PREPARE_TWO_PHASE = 0, DTX_PREPARE_ONE_PHASE = 1 };
+
 /* Votes carried by VOTE.code. READONLY: the branch wrote nothing; the
- * agent committed it at once and wants no phase two. */
-enum { DTX_VOTE_NO = 0, DTX_VOTE_YES = 1, DTX_VOTE_READONLY = 2 };
+ * agent committed it at once and wants no phase two. COMMITTED: a
+ * one-phase branch committed. */
+enum { DTX_VOTE_NO = 0, DTX_VOTE_YES = 1, DTX_VOTE_READONLY = 2, DTX_VOTE_COMMITTED = 3 };
+
+/* DECIDE.code. RESOLVE: for a one-phase branch whose vote was never
+ * heard: roll it back if it has not committed, and say which way it went
+ * (ACK DONE: rolled back, ACK COMMITTED: it had committed). */
+enum { DTX_DECIDE_ROLLBACK = 0, DTX_DECIDE_COMMIT = 1, DTX_DECIDE_RESOLVE = 2 };
 
 /* Results carried by ACK.code. */
 enum {
 	DTX_ACK_DONE = 0,       /* the decision is applied (now or earlier) */
 	DTX_ACK_HEURISTIC = 1,  /* the branch went the other way: text says how */
 	DTX_ACK_RETRY = 2,      /* could not apply now (database down): resend */
+	DTX_ACK_COMMITTED = 3,  /* RESOLVE: the one-phase branch had committed */
 };
 
 /* Field presence bits of dtx_msg_t.has. */

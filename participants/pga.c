@@ -42,8 +42,8 @@ typedef struct s_job {
 	bool at_worker;
 	s_kind_t kind;
 	char gid[200];
-	bool commit;            /* JOB_DECIDE */
-	int deferred;           /* decision that arrived during the prepare: -1 none, 0, 1 */
+	int decision;           /* JOB_DECIDE: DTX_DECIDE_* */
+	int deferred;           /* decision that arrived during the prepare: -1 none */
 	dtx_msg_t msg;          /* JOB_PREPARE: owns the statements */
 	char coord[DTX_COORD_ID_MAX + 1];
 	/* results */
@@ -107,11 +107,15 @@ static void s_run_job(pga_t *self, pga_db_t *db, s_job_t *job)
 {
 	switch (job->kind) {
 	case JOB_PREPARE:
-		job->result = pga_db_prepare(db, job->gid, job->msg.nstmts, job->msg.stmts,
-					     job->sqlstate, job->text, sizeof(job->text));
+		job->result = pga_db_prepare(db, job->gid,
+					     (job->msg.has & DTX_F_CODE) &&
+						     job->msg.code == DTX_PREPARE_ONE_PHASE,
+					     job->msg.nstmts, job->msg.stmts, job->sqlstate,
+					     job->text, sizeof(job->text));
 		break;
 	case JOB_DECIDE:
-		job->result = pga_db_decide(db, job->gid, job->commit, job->text, sizeof(job->text));
+		job->result = pga_db_decide(db, job->gid, job->decision, job->text,
+					    sizeof(job->text));
 		break;
 	case JOB_SCAN:
 		job->result = pga_db_scan(db, job->coord, self->cfg.marker_retention_s, &job->gids,
@@ -328,7 +332,10 @@ static bool s_tomb_has(const pga_t *self, const char *gid)
 static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 {
 	s_job_t *job;
-	bool commit = m->code != 0;
+	int decision = m->code == DTX_DECIDE_COMMIT    ? DTX_DECIDE_COMMIT
+		       : m->code == DTX_DECIDE_RESOLVE ? DTX_DECIDE_RESOLVE
+						       : DTX_DECIDE_ROLLBACK;
+	bool commit = decision == DTX_DECIDE_COMMIT;
 
 	if (!commit)
 		s_tomb_add(self, m->gtid);
@@ -336,7 +343,7 @@ static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 		if (job->kind == JOB_DECIDE)
 			return; /* queued or being applied: that one answers */
 		if (job->at_worker) {
-			job->deferred = commit; /* applied when the prepare returns */
+			job->deferred = decision; /* applied when the prepare returns */
 			return;
 		}
 		if (!commit) {
@@ -349,12 +356,12 @@ static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 			s_send(self, &ack);
 			return;
 		}
-		job->deferred = 1;
+		job->deferred = DTX_DECIDE_COMMIT;
 		return;
 	}
 	if (!(job = s_job_new(JOB_DECIDE, m->gtid)))
 		return; /* the coordinator will ask again */
-	job->commit = commit;
+	job->decision = decision;
 	dtx_crash_point("pga.decision_received");
 	s_enqueue(self, job, false);
 }
@@ -459,7 +466,10 @@ static void s_on_worker(pga_t *self, const s_rid_t *w, s_job_t *job)
 		self->nprepares--;
 		dtx_msg_t v = {.type = DTX_T_VOTE, .has = DTX_F_GTID | DTX_F_CODE, .gtid = job->gid,
 			       .code = job->result};
-		if (job->result == DTX_VOTE_NO) {
+		if (job->result == PGA_VOTE_UNKNOWN) {
+			/* no vote: the coordinator times out and RESOLVEs */
+			dtx_warn("%s: %s; outcome unknown until asked", job->gid, job->text);
+		} else if (job->result == DTX_VOTE_NO) {
 			dtx_info("%s: vote no: %s", job->gid, job->text);
 			v.has |= DTX_F_TEXT;
 			v.text = job->text;
@@ -468,11 +478,12 @@ static void s_on_worker(pga_t *self, const s_rid_t *w, s_job_t *job)
 				v.sqlstate = job->sqlstate;
 			}
 		}
-		s_send(self, &v);
+		if (job->result != PGA_VOTE_UNKNOWN)
+			s_send(self, &v);
 		if (job->deferred >= 0) {
 			s_job_t *d = s_job_new(JOB_DECIDE, job->gid);
 			if (d) {
-				d->commit = job->deferred;
+				d->decision = job->deferred;
 				s_enqueue(self, d, false);
 			}
 		}
@@ -481,7 +492,7 @@ static void s_on_worker(pga_t *self, const s_rid_t *w, s_job_t *job)
 	case JOB_DECIDE: {
 		dtx_msg_t a = {.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE, .gtid = job->gid,
 			       .code = job->result};
-		if (job->result != DTX_ACK_DONE) {
+		if (job->result != DTX_ACK_DONE && job->result != DTX_ACK_COMMITTED) {
 			dtx_log(job->result == DTX_ACK_HEURISTIC ? DTX_LOG_ERR : DTX_LOG_WARNING,
 				"%s: %s", job->gid, job->text);
 			a.has |= DTX_F_TEXT;

@@ -234,8 +234,8 @@ broken:
  * in a second one. Row-count expectations are checked between the two,
  * so nothing is prepared that should have voted NO.
  */
-int pga_db_prepare(pga_db_t *self, const char *gid, uint32_t nstmts, const dtx_stmt_t *stmts,
-		   char *sqlstate, char *why, size_t why_len)
+int pga_db_prepare(pga_db_t *self, const char *gid, bool one_phase, uint32_t nstmts,
+		   const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len)
 {
 	char cmd[300], tmp[512];
 	unsigned n = 0;
@@ -308,7 +308,9 @@ int pga_db_prepare(pga_db_t *self, const char *gid, uint32_t nstmts, const dtx_s
 	}
 	/* Crash point: the work is done, nothing is prepared. */
 	dtx_crash_point("pga.work_done");
-	if (s_gid_cmd(conn, "PREPARE TRANSACTION", gid, cmd, sizeof(cmd))) {
+	if (one_phase)
+		snprintf(cmd, sizeof(cmd), "COMMIT");
+	else if (s_gid_cmd(conn, "PREPARE TRANSACTION", gid, cmd, sizeof(cmd))) {
 		snprintf(why, why_len, "out of memory");
 		goto rollback;
 	}
@@ -316,11 +318,13 @@ int pga_db_prepare(pga_db_t *self, const char *gid, uint32_t nstmts, const dtx_s
 	q[0] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .params = mark};
 	q[1] = (s_query_t){.sql = cmd};
 	if (s_pipeline(self, conn, q, 2, tmp, sizeof(tmp))) {
+		snprintf(sqlstate, 6, "08006");
+		snprintf(why, why_len, "%s failed: %s", one_phase ? "commit" : "prepare", tmp);
 		/* Lost while preparing: the branch may be prepared or not. The
 		 * NO vote makes the coordinator roll it back, which is
-		 * idempotent either way. */
-		snprintf(sqlstate, 6, "08006");
-		snprintf(why, why_len, "prepare failed: %s", tmp);
+		 * idempotent either way. Lost while committing one phase: it
+		 * may have committed; only the marker row can tell, later. */
+		rc = one_phase ? PGA_VOTE_UNKNOWN : DTX_VOTE_NO;
 		goto out;
 	}
 	if (s_check(q[0].res, conn, sqlstate, tmp, sizeof(tmp))) {
@@ -328,14 +332,14 @@ int pga_db_prepare(pga_db_t *self, const char *gid, uint32_t nstmts, const dtx_s
 		goto rollback;
 	}
 	if (s_check(q[1].res, conn, sqlstate, tmp, sizeof(tmp))) {
-		snprintf(why, why_len, "prepare failed: %s", tmp);
+		snprintf(why, why_len, "%s failed: %s", one_phase ? "commit" : "prepare", tmp);
 		goto rollback;
 	}
-	/* Durability point: the branch is prepared in PostgreSQL's WAL; it
-	 * survives our death and PostgreSQL's, and is reported at the next
-	 * HELLO. */
+	/* Durability point: the branch is prepared (committed, one phase) in
+	 * PostgreSQL's WAL; it survives our death and PostgreSQL's; a
+	 * prepared one is reported at the next HELLO. */
 	dtx_crash_point("pga.prepared");
-	rc = DTX_VOTE_YES;
+	rc = one_phase ? DTX_VOTE_COMMITTED : DTX_VOTE_YES;
 	goto out;
 rollback:
 	s_rollback(conn);
@@ -345,8 +349,9 @@ out:
 	return rc;
 }
 
-int pga_db_decide(pga_db_t *self, const char *gid, bool commit, char *why, size_t why_len)
+int pga_db_decide(pga_db_t *self, const char *gid, int decision, char *why, size_t why_len)
 {
+	bool commit = decision == DTX_DECIDE_COMMIT;
 	char cmd[300], state[8] = "", tmp[512];
 	PGconn *conn = s_conn(self, tmp, sizeof(tmp));
 
@@ -379,6 +384,8 @@ int pga_db_decide(pga_db_t *self, const char *gid, bool commit, char *why, size_
 	}
 	bool committed = PQntuples(res) > 0;
 	PQclear(res);
+	if (decision == DTX_DECIDE_RESOLVE)
+		return committed ? DTX_ACK_COMMITTED : DTX_ACK_DONE;
 	if (committed == commit)
 		return DTX_ACK_DONE;
 	snprintf(why, why_len, "%s was %s outside dtx", gid, committed ? "committed" : "rolled back");

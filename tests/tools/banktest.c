@@ -6,8 +6,10 @@
  *
  * A transfer debits account a in database A (only if the balance covers
  * it), credits account b in database B, and inserts a ledger row keyed by
- * the transfer's ref in each database it touches; half of them also touch
- * the third database with a zero-delta ledger row (three branches).
+ * the transfer's ref in each database it touches; of the others, half
+ * also touch the third database with a zero-delta ledger row (three
+ * branches). One in four stays in one database (one branch: committed in
+ * one phase); its credit's ledger row is keyed "REF/2".
  *
  * Output, one line per transfer: "REF OUTCOME DB,DB[,DB]" where OUTCOME is
  * committed, aborted, refused (the coordinator refused it: nothing ran) or
@@ -49,7 +51,7 @@ static void *s_run(void *arg)
 		}
 		int a = (int)(rand_r(&c->seed) % 3), b = (a + 1 + (int)(rand_r(&c->seed) % 2)) % 3;
 		int third = 3 - a - b;
-		bool three = rand_r(&c->seed) % 2;
+		bool three = rand_r(&c->seed) % 2, one = rand_r(&c->seed) % 4 == 0;
 		char ref[64], acc_a[16], acc_b[16], amount[16], minus[24];
 		snprintf(ref, sizeof(ref), "t%d-%u-%lu", (int)getpid(), c->id, seq++);
 		snprintf(acc_a, sizeof(acc_a), "%u", 1 + rand_r(&c->seed) % c->accounts);
@@ -61,13 +63,20 @@ static void *s_run(void *arg)
 		const char *debit[] = {acc_a, amount}, *credit[] = {acc_b, amount};
 		const char *la[] = {ref, acc_a, minus}, *lb[] = {ref, acc_b, amount};
 		const char *lz[] = {ref};
+		char ref2[72];
+		snprintf(ref2, sizeof(ref2), "%s/2", ref);
+		const char *lb2[] = {ref2, acc_b, amount};
+		if (one) {
+			b = a;
+			three = false;
+		}
 		dtx_tx_add(tx, s_dbs[a],
 			   "UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance >= $2",
 			   2, debit, 1);
 		dtx_tx_add(tx, s_dbs[a], "INSERT INTO ledger VALUES ($1, $2, $3)", 3, la, 1);
 		dtx_tx_add(tx, s_dbs[b], "UPDATE accounts SET balance = balance + $2 WHERE id = $1",
 			   2, credit, 1);
-		dtx_tx_add(tx, s_dbs[b], "INSERT INTO ledger VALUES ($1, $2, $3)", 3, lb, 1);
+		dtx_tx_add(tx, s_dbs[b], "INSERT INTO ledger VALUES ($1, $2, $3)", 3, one ? lb2 : lb, 1);
 		if (three)
 			dtx_tx_add(tx, s_dbs[third], "INSERT INTO ledger VALUES ($1, 0, 0)", 1, lz, 1);
 		dtx_tx_set_timeout(tx, 2000);
@@ -85,7 +94,9 @@ static void *s_run(void *arg)
 		else
 			what = "unknown", c->n[3]++;
 		pthread_mutex_lock(c->lock);
-		if (three)
+		if (one)
+			fprintf(c->out, "%s %s %s\n", ref, what, s_dbs[a]);
+		else if (three)
 			fprintf(c->out, "%s %s %s,%s,%s\n", ref, what, s_dbs[a], s_dbs[b], s_dbs[third]);
 		else
 			fprintf(c->out, "%s %s %s,%s\n", ref, what, s_dbs[a], s_dbs[b]);
