@@ -14,7 +14,7 @@
 struct pga_db {
 	char *conninfo;
 	PGconn *conn;
-	char lock_timeout[64];  /* SET LOCAL lock_timeout, or "" */
+	char lock_timeout[64];  /* SET lock_timeout, or "" */
 };
 
 static const char SQL_SCHEMA[] =
@@ -38,7 +38,7 @@ pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms)
 		return NULL;
 	if (lock_timeout_ms)
 		snprintf(self->lock_timeout, sizeof(self->lock_timeout),
-			 "SET LOCAL lock_timeout = %u", (unsigned)lock_timeout_ms);
+			 "SET lock_timeout = %u", (unsigned)lock_timeout_ms);
 	if (!(self->conninfo = strdup(conninfo))) {
 		free(self);
 		return NULL;
@@ -83,6 +83,17 @@ static PGconn *s_conn(pga_db_t *self, char *why, size_t why_len)
 		self->conn = NULL;
 		return NULL;
 	}
+	/* For the session: a branch's statements wait this long for a lock
+	 * (one statement per connection rather than one per branch). */
+	PGresult *res = self->lock_timeout[0] ? PQexec(self->conn, self->lock_timeout) : NULL;
+	if (res && PQresultStatus(res) != PGRES_COMMAND_OK) {
+		s_msg(why, why_len, "cannot set lock_timeout: ", PQresultErrorMessage(res));
+		PQclear(res);
+		PQfinish(self->conn);
+		self->conn = NULL;
+		return NULL;
+	}
+	PQclear(res);
 	return self->conn;
 }
 
@@ -248,8 +259,6 @@ int pga_db_prepare(pga_db_t *self, const char *gid, bool one_phase, uint32_t nst
 		return DTX_VOTE_NO;
 	}
 	q[n++] = (s_query_t){.sql = "BEGIN"};
-	if (self->lock_timeout[0])
-		q[n++] = (s_query_t){.sql = self->lock_timeout};
 	unsigned first = n;
 	for (uint32_t i = 0; i < nstmts; i++)
 		q[n++] = (s_query_t){.sql = stmts[i].sql, .nparams = (int)stmts[i].nparams,
