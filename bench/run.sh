@@ -29,6 +29,8 @@ export PG_MAX_CONNECTIONS=400 PG_MAX_PREPARED=300
 export DTX_TEST_PARTICIPANTS="bank, stock, null1, null2" DTX_TEST_POOL_SIZE=66
 export DTX_TEST_LOG_LEVEL=${DTX_TEST_LOG_LEVEL:-notice} DTX_TEST_TIMEOUT_MS=30000
 export DTX_TEST_RETENTION_S=${DTX_TEST_RETENTION_S:-60}
+# An agent frozen on purpose (the memory step) must not be marked down.
+export DTX_TEST_COORD_HEARTBEAT_MS=60000
 . "$top_builddir/tests/integration/lib.sh"
 DTXBENCH=$top_builddir/tools/dtxbench
 NULLAGENT=$top_builddir/tools/dtx-nullagent
@@ -73,7 +75,10 @@ g1=$(status_field 1) d1=$(status_field 3)
 echo
 echo "coordinator: $((g1 - g0)) group commits carried $((d1 - d0)) commit decisions" \
 	"($(awk -v d=$((d1 - d0)) -v g=$((g1 - g0)) 'BEGIN { printf "%.1f", g ? d / g : 0 }') per fsync)"
-echo "coordinator: $(grep -E '^(VmRSS|VmHWM)' /proc/"$COORD_PID"/status | tr -s ' \t' ' ' | tr '\n' ' ')"
+# RSS counts the pages of the log file mapped by LMDB (RssFile) besides
+# the coordinator's own memory (RssAnon).
+rss() { grep -E '^(VmHWM|RssAnon|RssFile)' /proc/"$COORD_PID"/status | tr -s ' \t' ' ' | tr '\n' ' '; }
+echo "coordinator: $(rss)"
 echo "coordinator: log file $(du -k "$T/log/data.mdb" | cut -f1) KiB"
 
 # Memory: 10,000 transactions held in flight (bank frozen, so that its
@@ -85,12 +90,11 @@ inflight() { "$DTXCTL" status | sed -n 's/^in flight \([0-9]*\):.*/\1/p'; }
 inflight_at_least() { [ "$(inflight)" -ge "$1" ]; }
 inflight_none() { [ "$(inflight)" -eq 0 ]; }
 wait_for 60 inflight_at_least 10000
-echo "coordinator with $(inflight) transactions in flight:" \
-	"$(grep -E '^VmRSS' /proc/"$COORD_PID"/status | tr -s ' \t' ' ')"
+echo "coordinator with $(inflight) transactions in flight: $(rss)"
 kill -CONT "${AGENT_PID[bank]}"
 wait_for 120 inflight_none
 kill "$fire" 2>/dev/null; wait "$fire" 2>/dev/null
-echo "coordinator after they finished: $(grep -E '^VmRSS' /proc/"$COORD_PID"/status | tr -s ' \t' ' ')"
+echo "coordinator after they finished: $(rss)"
 
 if [ -n "${SOAK:-}" ]; then
 	echo "bench: soak, null mode, 64 clients, $SOAK s, retention $DTX_TEST_RETENTION_S s"
@@ -99,8 +103,7 @@ if [ -n "${SOAK:-}" ]; then
 	start=$(date +%s)
 	while kill -0 "$soak" 2>/dev/null; do
 		sleep 60
-		echo "  $(($(date +%s) - start)) s: log file $(du -k "$T/log/data.mdb" | cut -f1) KiB," \
-			"$(grep -E '^VmRSS' /proc/"$COORD_PID"/status | tr -s ' \t' ' ')"
+		echo "  $(($(date +%s) - start)) s: log file $(du -k "$T/log/data.mdb" | cut -f1) KiB, $(rss)"
 	done
 	wait "$soak"; sed -n '2p' "$T/soak.out" | sed 's/^/  /'
 fi

@@ -93,6 +93,7 @@ typedef struct {
 typedef struct {
 	unsigned mode, clients;
 	double secs, tps, p50, p90, p99, p999, max;
+	double cpu;              /* the machine's busy cores, on average; < 0: unknown */
 	uint64_t committed, aborted, errors;
 	char last_error[600];
 } s_result_t;
@@ -102,6 +103,27 @@ static int64_t s_now_us(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* The machine's busy and total CPU time so far (/proc/stat, in ticks):
+ * where every process of a run competes for the same cores, CPU per
+ * transaction is what throughput ratios come down to. */
+static bool s_cpu_ticks(uint64_t *busy, uint64_t *total)
+{
+	unsigned long long v[8] = {0};
+	FILE *f = fopen("/proc/stat", "r");
+	if (!f)
+		return false;
+	int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+		       &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (n < 5)
+		return false;
+	*total = 0;
+	for (int i = 0; i < 8; i++)
+		*total += v[i];
+	*busy = *total - v[3] - v[4]; /* idle, iowait */
+	return true;
 }
 
 /* --- workloads --------------------------------------------------------- */
@@ -368,6 +390,9 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 		return DTX_ENOMEM;
 	}
 	int64_t t0 = dtx_now_ms(), rec = t0 + (int64_t)(o->warmup * 1000);
+	uint64_t busy0 = 0, total0 = 0, busy1, total1;
+	bool cpu_ok = false;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int64_t stop = rec + (int64_t)(o->seconds * 1000);
 	for (unsigned i = 0; i < clients; i++) {
 		cs[i] = (s_client_t){.o = o, .mode = mode, .id = i, .start_ms = t0, .record_ms = rec,
@@ -379,6 +404,9 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 			exit(1);
 		}
 	}
+	if (o->warmup > 0)
+		usleep((useconds_t)(o->warmup * 1e6));
+	cpu_ok = s_cpu_ticks(&busy0, &total0);
 	if (o->progress) {
 		uint64_t last = 0;
 		int64_t lt = t0;
@@ -415,6 +443,9 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 			snprintf(res->last_error, sizeof(res->last_error), "%s", cs[i].last_error);
 	}
 	int64_t end = dtx_now_ms();
+	res->cpu = -1;
+	if (cpu_ok && s_cpu_ticks(&busy1, &total1) && total1 > total0 && ncpu > 0)
+		res->cpu = (double)(busy1 - busy0) / (double)(total1 - total0) * (double)ncpu;
 	res->secs = (double)(end - (rec < end ? rec : t0)) / 1000.0;
 	uint32_t *all = malloc((n ? n : 1) * sizeof(*all));
 	size_t k = 0;
@@ -476,14 +507,17 @@ static int s_fire(const s_opts_t *o)
 
 static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 {
-	printf("%-6s %-8s %7s %9s %7s %7s %7s %7s %8s %9s %7s %6s\n", "mode", "workload", "clients",
-	       "tx/s", "p50", "p90", "p99", "p99.9", "max", "committed", "aborted", "errors");
+	printf("%-6s %-8s %7s %9s %7s %7s %7s %7s %8s %9s %7s %6s %5s %7s\n", "mode", "workload",
+	       "clients", "tx/s", "p50", "p90", "p99", "p99.9", "max", "committed", "aborted",
+	       "errors", "cores", "cpu-us");
 	for (unsigned i = 0; i < n; i++)
 		printf("%-6s %-8s %7u %9.0f %7.2f %7.2f %7.2f %7.2f %8.2f %9" PRIu64 " %7" PRIu64
-		       " %6" PRIu64 "\n", s_mode_names[r[i].mode], o->workload, r[i].clients, r[i].tps,
-		       r[i].p50, r[i].p90, r[i].p99, r[i].p999, r[i].max, r[i].committed, r[i].aborted,
-		       r[i].errors);
-	printf("(latencies in ms)\n");
+		       " %6" PRIu64 " %5.2f %7.0f\n", s_mode_names[r[i].mode], o->workload,
+		       r[i].clients, r[i].tps, r[i].p50, r[i].p90, r[i].p99, r[i].p999, r[i].max,
+		       r[i].committed, r[i].aborted, r[i].errors, r[i].cpu,
+		       r[i].tps > 0 && r[i].cpu >= 0 ? r[i].cpu * 1e6 / r[i].tps : 0.0);
+	printf("(latencies in ms; cores: the machine's busy cores on average during the run;\n"
+	       " cpu-us: busy CPU time of the whole machine per transaction, in microseconds)\n");
 	/* dtx against direct at the same number of clients */
 	bool head = false;
 	for (unsigned i = 0; i < n; i++) {
@@ -519,6 +553,8 @@ static int s_json(const s_opts_t *o, const s_result_t *r, unsigned n)
 		json_object_object_add(x, "committed", json_object_new_int64((int64_t)r[i].committed));
 		json_object_object_add(x, "aborted", json_object_new_int64((int64_t)r[i].aborted));
 		json_object_object_add(x, "errors", json_object_new_int64((int64_t)r[i].errors));
+		if (r[i].cpu >= 0)
+			json_object_object_add(x, "busy_cores", json_object_new_double(r[i].cpu));
 		json_object_object_add(l, "p50", json_object_new_double(r[i].p50));
 		json_object_object_add(l, "p90", json_object_new_double(r[i].p90));
 		json_object_object_add(l, "p99", json_object_new_double(r[i].p99));
