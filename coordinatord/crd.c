@@ -933,6 +933,9 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 		}
 		dtx_crash_point("crd.prepare_sent");
 	}
+	/* The statements went out with the PREPAREs; nothing sends them again.
+	 * Their decoded frame (a few KiB) need not wait for the outcome. */
+	dtx_msg_clear(&tx->req);
 }
 
 /* The decision the records hold: the last COMMITTING or ABORTING wins
