@@ -37,8 +37,8 @@
 #define RETRY_FIRST_MS 500
 #define RETRY_MAX_MS 10000
 #define PRUNE_EVERY_MS 1000
-#define ONE_PHASE_NOTE "one-phase"
 #define PRUNE_BATCH 2000
+#define ONE_PHASE_NOTE "one-phase" /* the begin record's note */
 #define LOG_RETRY_MS 1000
 
 typedef struct {
