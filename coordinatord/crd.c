@@ -13,9 +13,12 @@
  * commit and nothing waits for it: with presumed abort, a lost ACTIVE,
  * PREPARING or ABORTING record means "abort", which is what they say.
  *
- * Group commit: records produced while handling one poll round are written
- * together by wal_flush() at the end of the round, at once if a forced
- * record is among them, otherwise within lazy_flush_ms.
+ * Group commit: records produced while handling one poll round are handed
+ * together to the log's writer thread at the end of the round, at once if
+ * a forced record is among them, otherwise within lazy_flush_ms. While it
+ * syncs, the loop goes on and the next batch forms; the decisions of a
+ * batch go out when its commit returns (s_flush_end()). One batch is out
+ * at a time, so batches reach the disk in order.
  */
 #include "config.h"
 
@@ -109,6 +112,7 @@ struct crd {
 	size_t nbuckets, ntx;
 	s_tx_t *head;
 	s_tx_t *flush_head;            /* decisions waiting for the group commit */
+	s_tx_t *flushing_head;         /* decisions in the group commit under way */
 	int64_t started_us, last_flush_ms, first_lazy_ms, last_tick_ms, last_prune_ms;
 	uint64_t n_committed, n_aborted, n_heuristic, n_flushes, n_flushed, n_decisions;
 	char orphans[16][128];         /* branches from epochs the log never saw */
@@ -486,11 +490,10 @@ static void s_all_voted(crd_t *self, s_tx_t *tx)
 }
 
 /* The group commit returned 0: the decisions it held are durable. */
-static void s_after_flush(crd_t *self)
+static void s_after_flush(crd_t *self, s_tx_t *list)
 {
 	int64_t now = dtx_now_ms();
-	s_tx_t *tx = self->flush_head;
-	self->flush_head = NULL;
+	s_tx_t *tx = list;
 
 	while (tx) {
 		s_tx_t *next = tx->flush_next;
@@ -597,6 +600,8 @@ static int s_count_fn(const wal_rec_t *recs, unsigned n, void *arg)
  * outcome, so that show, list and query report it and recovery still sees
  * the transaction finished.
  */
+static int s_flush(crd_t *self);
+
 static void s_log_late_heuristic(crd_t *self, s_part_t *p, const dtx_gtid_t *g,
 				 const dtx_msg_t *m)
 {
@@ -607,8 +612,12 @@ static void s_log_late_heuristic(crd_t *self, s_part_t *p, const dtx_gtid_t *g,
 	dtx_gtid_format(g, gtid, sizeof(gtid));
 	/* Records of it may still be queued: write them first so the index
 	 * of the new ones follows theirs. */
-	if ((rc = wal_flush(self->wal, NULL)) == 0)
-		s_after_flush(self);
+	if (s_flush(self)) {
+		self->io_failed = true;
+		self->stop = 1;
+		return;
+	}
+	rc = wal_pending(self->wal) ? DTX_EFULL : 0;
 	wal_history(self->wal, g->seq, s_count_fn, &n);
 	bool commit = n && s_logged_outcome(self, g->seq, g->epoch) != DTX_OUTCOME_ABORTED;
 	snprintf(note, sizeof(note), "%s: %s", p->name,
@@ -978,13 +987,11 @@ static int s_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch)
 	return out[0];
 }
 
-static int s_flush(crd_t *self);
-
 static int s_status_of(crd_t *self, const char *gtid_s, dtx_gtid_t *g, s_tx_t **txp)
 {
 	/* An outcome recorded lazily (one phase, read-only) is in memory no
 	 * more: put it on disk first, or the log would presume abort. */
-	if (wal_pending(self->wal) && !self->log_failing && s_flush(self)) {
+	if (!self->log_failing && s_flush(self)) {
 		self->io_failed = true;
 		self->stop = 1;
 	}
@@ -1332,7 +1339,7 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 	}
 	const char *arg = (m.has & DTX_F_TEXT) ? m.text : "";
 	/* What the operator reads from the log includes every record so far. */
-	if (wal_pending(self->wal) && !self->log_failing && s_flush(self)) {
+	if (!self->log_failing && s_flush(self)) {
 		self->io_failed = true;
 		self->stop = 1;
 	}
@@ -1566,19 +1573,10 @@ static void s_drain(crd_t *self, void *sock, s_handler_fn fn, int budget)
 	}
 }
 
-static int s_flush(crd_t *self)
+/* The result of a group commit of n records that held the decisions in
+ * list. Nonzero only when the daemon must stop. */
+static int s_flushed(crd_t *self, int rc, size_t n, s_tx_t *list)
 {
-	size_t n;
-	int rc;
-	int64_t now = dtx_now_ms();
-
-	if (!wal_pending(self->wal))
-		return 0;
-	if (self->log_failing && now - self->last_flush_ms < LOG_RETRY_MS)
-		return 0;
-	dtx_crash_point("crd.group_commit");
-	rc = wal_flush(self->wal, &n);
-	self->last_flush_ms = now;
 	if (rc == DTX_EIO) {
 		/* A write or fsync failed: the records may or may not be on
 		 * disk. Like PostgreSQL, stop and let recovery read the log. */
@@ -1586,8 +1584,16 @@ static int s_flush(crd_t *self)
 		return rc;
 	}
 	if (rc) {
-		/* Nothing was written and the records stay queued: decisions
-		 * wait, new transactions are refused, the flush is retried. */
+		/* Nothing was written and the records are queued again:
+		 * decisions wait, new transactions are refused, the flush is
+		 * retried. */
+		if (list) {
+			s_tx_t *t = list;
+			while (t->flush_next)
+				t = t->flush_next;
+			t->flush_next = self->flush_head;
+			self->flush_head = list;
+		}
 		if (!self->log_failing)
 			dtx_err("group commit failed: %s; refusing new transactions until the "
 				"log takes writes again", dtx_strerror(rc));
@@ -1599,28 +1605,93 @@ static int s_flush(crd_t *self)
 	self->log_failing = 0;
 	self->n_flushes++;
 	self->n_flushed += n;
-	s_after_flush(self);
+	s_after_flush(self, list);
 	return 0;
+}
+
+/* Whether a group commit may start now (a failing log is retried only
+ * every LOG_RETRY_MS). */
+static bool s_flush_allowed(crd_t *self, int64_t now)
+{
+	return wal_pending(self->wal) &&
+	       !(self->log_failing && now - self->last_flush_ms < LOG_RETRY_MS);
+}
+
+/* Start the group commit of everything queued in the background: the loop
+ * goes on while the disk syncs, and the next batch forms meanwhile. */
+static void s_flush_begin(crd_t *self)
+{
+	int64_t now = dtx_now_ms();
+	bool started;
+
+	if (wal_flush_busy(self->wal) || !s_flush_allowed(self, now))
+		return;
+	dtx_crash_point("crd.group_commit");
+	self->last_flush_ms = now;
+	int rc = wal_flush_start(self->wal, &started);
+	if (rc) {
+		if (!self->log_failing)
+			dtx_err("cannot start a group commit: %s", dtx_strerror(rc));
+		self->log_failing = rc;
+		return;
+	}
+	if (started) {
+		self->flushing_head = self->flush_head;
+		self->flush_head = NULL;
+	}
+}
+
+/* The background group commit is done (called before it is: waits). */
+static int s_flush_end(crd_t *self)
+{
+	size_t n;
+	int rc = wal_flush_finish(self->wal, &n);
+	s_tx_t *list = self->flushing_head;
+	self->flushing_head = NULL;
+	return s_flushed(self, rc, n, list);
+}
+
+/* Everything queued durable now, waiting for it. */
+static int s_flush(crd_t *self)
+{
+	int64_t now = dtx_now_ms();
+	size_t n;
+	int rc;
+
+	if (wal_flush_busy(self->wal) && (rc = s_flush_end(self)))
+		return rc;
+	if (!s_flush_allowed(self, now))
+		return 0;
+	dtx_crash_point("crd.group_commit");
+	rc = wal_flush(self->wal, &n);
+	self->last_flush_ms = now;
+	s_tx_t *list = self->flush_head;
+	self->flush_head = NULL;
+	return s_flushed(self, rc, n, list);
 }
 
 int crd_run(crd_t *self)
 {
 	while (!self->stop) {
-		zmq_pollitem_t items[3] = {
+		zmq_pollitem_t items[4] = {
 			{.socket = self->client, .events = ZMQ_POLLIN},
 			{.socket = self->agent, .events = ZMQ_POLLIN},
 			{.socket = self->admin, .events = ZMQ_POLLIN},
+			{.fd = wal_flush_fd(self->wal), .events = ZMQ_POLLIN},
 		};
 		int64_t now = dtx_now_ms();
 		long timeout = TICK_MS;
-		if (wal_pending(self->wal) && !self->log_failing) {
+		if (wal_pending(self->wal) && !self->log_failing && !wal_flush_busy(self->wal)) {
 			long due = (long)(self->first_lazy_ms + self->cfg.lazy_flush_ms - now);
 			timeout = due < 0 ? 0 : (due < timeout ? due : timeout);
 		}
-		if (zmq_poll(items, 3, timeout) < 0 && errno != EINTR) {
+		if (zmq_poll(items, 4, timeout) < 0 && errno != EINTR) {
 			dtx_err("zmq_poll: %s", zmq_strerror(errno));
 			return DTX_EIO;
 		}
+		/* First the decisions the disk has made durable: they go out. */
+		if ((items[3].revents & ZMQ_POLLIN) && s_flush_end(self))
+			return DTX_EIO;
 		if (items[1].revents & ZMQ_POLLIN)
 			s_drain(self, self->agent, s_on_agent, 1000);
 		if (items[0].revents & ZMQ_POLLIN)
@@ -1633,13 +1704,12 @@ int crd_run(crd_t *self)
 			s_tick(self, now);
 		}
 		/* Group commit: at once for a forced record, else when the
-		 * oldest lazy record has waited lazy_flush_ms. */
+		 * oldest lazy record has waited lazy_flush_ms; in the
+		 * background, one batch at a time. */
 		if (wal_forced_pending(self->wal) ||
 		    (wal_pending(self->wal) &&
-		     now - self->first_lazy_ms >= (int64_t)self->cfg.lazy_flush_ms)) {
-			if (s_flush(self))
-				return DTX_EIO;
-		}
+		     now - self->first_lazy_ms >= (int64_t)self->cfg.lazy_flush_ms))
+			s_flush_begin(self);
 		/* Retention: a bounded batch at a time, so that the loop is
 		 * never held long; a full batch means more are due, and the
 		 * next round prunes again: the log keeps pace with any load. */
@@ -1745,8 +1815,8 @@ void crd_destroy(crd_t **self_p)
 	crd_t *self = self_p ? *self_p : NULL;
 	if (!self)
 		return;
-	if (self->wal && wal_pending(self->wal))
-		s_flush(self);
+	if (self->wal)
+		s_flush(self); /* the batch under way, then what is queued */
 	while (self->head)
 		s_forget(self, self->head);
 	while (self->delayed) {

@@ -19,10 +19,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -53,6 +55,18 @@ struct wal {
 	s_pending_t *q;
 	size_t nq, capq;
 	bool forced;
+	/* the background group commit: the writer thread writes wq while the
+	 * caller fills q; efd says when it is done */
+	pthread_t writer;
+	bool writer_started, busy;     /* busy: the caller's view */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool job, stop;                /* under mu */
+	int wrc;                       /* under mu: the batch's result */
+	s_pending_t *wq;
+	size_t wnq, wcapq;
+	int efd;
+	bool mu_init;
 };
 
 const char *wal_kind_str(int kind)
@@ -296,6 +310,13 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 		return DTX_ENOMEM;
 	self->lock_fd = -1;
 	self->seq_block = opts->seq_block ? opts->seq_block : 100000;
+	pthread_mutex_init(&self->mu, NULL);
+	pthread_cond_init(&self->cv, NULL);
+	self->mu_init = true;
+	if ((self->efd = eventfd(0, EFD_CLOEXEC)) < 0) {
+		free(self);
+		return s_why(why, why_len, DTX_EIO, "eventfd: %s", strerror(errno));
+	}
 
 	if (mkdir(opts->dir, 0700) != 0 && errno != EEXIST) {
 		rc = s_why(why, why_len, DTX_EIO, "cannot create %s: %s", opts->dir, strerror(errno));
@@ -397,13 +418,36 @@ static void s_drop_queue(wal_t *self)
 	self->forced = false;
 }
 
+static void s_writer_stop(wal_t *self)
+{
+	if (!self->writer_started)
+		return;
+	pthread_mutex_lock(&self->mu);
+	self->stop = true;
+	pthread_cond_signal(&self->cv);
+	pthread_mutex_unlock(&self->mu);
+	pthread_join(self->writer, NULL);
+	self->writer_started = false;
+	for (size_t i = 0; i < self->wnq; i++)
+		free(self->wq[i].val);
+	self->wnq = 0;
+}
+
 void wal_close(wal_t **self_p)
 {
 	wal_t *self = self_p ? *self_p : NULL;
 	if (!self)
 		return;
+	s_writer_stop(self);
 	s_drop_queue(self);
 	free(self->q);
+	free(self->wq);
+	if (self->efd >= 0)
+		close(self->efd);
+	if (self->mu_init) {
+		pthread_mutex_destroy(&self->mu);
+		pthread_cond_destroy(&self->cv);
+	}
 	if (self->env)
 		mdb_env_close(self->env);
 	if (self->lock_fd >= 0)
@@ -494,21 +538,18 @@ bool wal_forced_pending(const wal_t *self)
 	return self->forced;
 }
 
-int wal_flush(wal_t *self, size_t *nflushed)
+/* Write n records in one LMDB write transaction and commit it: 0, or the
+ * error (nothing written: DTX_EFULL, DTX_ELOG; unknown: DTX_EIO). */
+static int s_write(wal_t *self, const s_pending_t *q, size_t n)
 {
 	MDB_txn *txn;
-	int rc = 0;
-	size_t n = self->nq;
+	int rc;
 
-	if (nflushed)
-		*nflushed = 0;
-	if (n == 0)
-		return 0;
 	if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn)))
 		return s_err(rc);
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		s_pending_t *e = &self->q[i];
-		MDB_val k = {KEY_LEN, e->key}, v = {e->vlen, e->val};
+		const s_pending_t *e = &q[i];
+		MDB_val k = {KEY_LEN, (void *)e->key}, v = {e->vlen, e->val};
 		rc = mdb_put(txn, self->log, &k, &v, 0);
 		if (rc == 0 && e->end) {
 			uint8_t dk[16];
@@ -519,25 +560,141 @@ int wal_flush(wal_t *self, size_t *nflushed)
 		}
 	}
 	if (rc) {
-		/* Nothing was written: the queue stays for the next try. */
 		mdb_txn_abort(txn);
 		return s_err(rc);
 	}
 	/* Crash point: every record is in the write transaction, none on disk. */
 	dtx_crash_point("wal.before_commit");
-	/* Durability point: when this commit returns 0, every queued record
-	 * is on disk (LMDB fsyncs the data, then the meta page). If the
-	 * process dies before it returns, none of them is, and recovery
-	 * presumes abort for every transaction whose decision was among them. */
+	/* Durability point: when this commit returns 0, every record is on
+	 * disk (LMDB fsyncs the data, then the meta page). If the process
+	 * dies before it returns, none of them is, and recovery presumes
+	 * abort for every transaction whose decision was among them. */
 	rc = mdb_txn_commit(txn);
 	if (rc == MDB_MAP_FULL || rc == ENOSPC)
 		return DTX_EFULL; /* refused before the meta page: nothing written */
 	if (rc)
 		return DTX_EIO;   /* a failed write or fsync: on disk or not, unknown */
+	return 0;
+}
+
+int wal_flush(wal_t *self, size_t *nflushed)
+{
+	size_t n = self->nq;
+	int rc;
+
+	if (nflushed)
+		*nflushed = 0;
+	if (self->busy)
+		return DTX_EBUSY;
+	if (n == 0)
+		return 0;
+	if ((rc = s_write(self, self->q, n)))
+		return rc; /* the queue stays for the next try */
 	s_drop_queue(self);
 	if (nflushed)
 		*nflushed = n;
 	return 0;
+}
+
+static void *s_writer(void *arg)
+{
+	wal_t *self = arg;
+	pthread_mutex_lock(&self->mu);
+	for (;;) {
+		while (!self->job && !self->stop)
+			pthread_cond_wait(&self->cv, &self->mu);
+		if (!self->job)
+			break;
+		pthread_mutex_unlock(&self->mu);
+		int rc = s_write(self, self->wq, self->wnq);
+		pthread_mutex_lock(&self->mu);
+		self->job = false;
+		self->wrc = rc;
+		uint64_t one = 1;
+		if (write(self->efd, &one, sizeof(one)) != sizeof(one))
+			abort(); /* an eventfd write cannot fail short of a bug */
+	}
+	pthread_mutex_unlock(&self->mu);
+	return NULL;
+}
+
+int wal_flush_fd(const wal_t *self)
+{
+	return self->efd;
+}
+
+bool wal_flush_busy(const wal_t *self)
+{
+	return self->busy;
+}
+
+int wal_flush_start(wal_t *self, bool *started)
+{
+	*started = false;
+	if (self->busy || self->nq == 0)
+		return 0;
+	if (!self->writer_started) {
+		if (pthread_create(&self->writer, NULL, s_writer, self))
+			return DTX_ENOMEM;
+		self->writer_started = true;
+	}
+	/* hand the queue over; the emptied batch array becomes the queue */
+	s_pending_t *t = self->wq;
+	size_t tcap = self->wcapq;
+	self->wq = self->q;
+	self->wnq = self->nq;
+	self->wcapq = self->capq;
+	self->q = t;
+	self->capq = tcap;
+	self->nq = 0;
+	self->forced = false;
+	self->busy = true;
+	pthread_mutex_lock(&self->mu);
+	self->job = true;
+	pthread_cond_signal(&self->cv);
+	pthread_mutex_unlock(&self->mu);
+	*started = true;
+	return 0;
+}
+
+int wal_flush_finish(wal_t *self, size_t *nflushed)
+{
+	uint64_t v;
+	int rc;
+
+	*nflushed = 0;
+	if (!self->busy)
+		return 0;
+	while (read(self->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&self->mu);
+	rc = self->wrc;
+	pthread_mutex_unlock(&self->mu);
+	self->busy = false;
+	if (rc == 0) {
+		for (size_t i = 0; i < self->wnq; i++)
+			free(self->wq[i].val);
+		*nflushed = self->wnq;
+		self->wnq = 0;
+		return 0;
+	}
+	if (rc == DTX_EIO)
+		return rc;
+	/* Nothing was written: the batch goes back before what was queued
+	 * since, for the next try. */
+	if (self->capq < self->nq + self->wnq) {
+		s_pending_t *q = realloc(self->q, (self->nq + self->wnq) * sizeof(*q));
+		if (!q)
+			return DTX_EIO; /* cannot keep them: as bad as not knowing */
+		self->q = q;
+		self->capq = self->nq + self->wnq;
+	}
+	memmove(self->q + self->wnq, self->q, self->nq * sizeof(*self->q));
+	memcpy(self->q, self->wq, self->wnq * sizeof(*self->q));
+	self->nq += self->wnq;
+	self->wnq = 0;
+	self->forced = true;
+	return rc;
 }
 
 /* --- scans ------------------------------------------------------------ */

@@ -105,6 +105,22 @@ bool wal_forced_pending(const wal_t *self);
 int wal_flush(wal_t *self, size_t *nflushed);
 
 /*
+ * The same group commit in the background, so that the caller goes on
+ * queueing while the disk syncs (the next batch forms during this one's
+ * fsync). wal_flush_start hands every queued record to the writer thread
+ * (*started false: nothing queued, or a batch is still being written).
+ * When wal_flush_fd() becomes readable, wal_flush_finish collects the
+ * result with wal_flush's meanings: 0 (*nflushed records durable),
+ * DTX_EFULL / DTX_ELOG (nothing written; the batch is queued again, in
+ * front) or DTX_EIO. wal_flush_finish blocks until the batch is done when
+ * called before; wal_flush refuses (DTX_EBUSY) while a batch is out.
+ */
+int wal_flush_start(wal_t *self, bool *started);
+int wal_flush_fd(const wal_t *self);
+bool wal_flush_busy(const wal_t *self);
+int wal_flush_finish(wal_t *self, size_t *nflushed);
+
+/*
  * Call fn once per transaction in the log, in sequence order, with its
  * records. Strings in recs live until fn returns. unfinished_only: skip
  * transactions whose last record ends them. fn returning non-zero stops the

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <lmdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,48 @@ static void test_records(void)
 	wal_close(&w);
 }
 
+/* The background group commit: the queue keeps filling while a batch is
+ * written; the next batch waits for it; a close waits too. */
+static void test_background(void)
+{
+	wal_t *w = NULL;
+	collect_t c = {0};
+	size_t n = 99;
+	bool started = false;
+
+	snprintf(dir, sizeof(dir), "%s/bg", base);
+	open_log(&w, 0);
+	is_int(wal_flush_start(w, &started), 0, "nothing queued: nothing to start");
+	ok(!started && !wal_flush_busy(w), "... and nothing under way");
+	rec(w, 200, 0, WAL_ACTIVE, 1, false);
+	rec(w, 200, 1, WAL_COMMITTING, 2, true);
+	is_int(wal_flush_start(w, &started), 0, "a batch starts");
+	ok(started && wal_flush_busy(w), "... and is under way");
+	ok(!wal_pending(w) && !wal_forced_pending(w), "its records left the queue");
+	rec(w, 200, 2, WAL_COMMITTED, 3, false);
+	is_int(wal_pending(w), 1, "the queue fills meanwhile");
+	is_int(wal_flush_start(w, &started), 0, "a second batch does not start...");
+	ok(!started, "... while the first is under way");
+	is_int(wal_flush(w, NULL), DTX_EBUSY, "a synchronous flush refuses while a batch is out");
+	struct pollfd pfd = {.fd = wal_flush_fd(w), .events = POLLIN};
+	is_int(poll(&pfd, 1, 10000), 1, "the flush descriptor says when the batch is done");
+	is_int(wal_flush_finish(w, &n), 0, "the batch is durable");
+	is_int(n, 2, "... both of its records");
+	ok(!wal_flush_busy(w), "nothing under way any more");
+	is_int(wal_flush_start(w, &started), 0, "the next batch starts");
+	is_int(wal_flush_finish(w, &n), 0, "finishing before the descriptor fires waits for it");
+	is_int(n, 1, "... its record");
+	rec(w, 201, 0, WAL_ACTIVE, 4, false);
+	wal_flush_start(w, &started);
+	wal_close(&w); /* waits for the batch under way */
+	open_log(&w, 0);
+	wal_scan(w, false, collect, &c);
+	ok(c.ntx == 2 && c.seqs[0] == 200 && c.last_kind[0] == WAL_COMMITTED && c.seqs[1] == 201,
+	   "every batch is in the log, in order, after a close");
+	wal_close(&w);
+	snprintf(dir, sizeof(dir), "%s", base);
+}
+
 static void test_checksum(void)
 {
 	wal_t *w = NULL;
@@ -255,6 +298,7 @@ int main(void)
 	snprintf(dir, sizeof(dir), "%s", base);
 	test_sequences();
 	test_records();
+	test_background();
 	test_checksum();
 	test_truncated();
 	test_full();
