@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <zmq.h>
 
 #include "crd.h"
@@ -120,6 +121,7 @@ struct crd {
 	int log_failing;               /* last group-commit error, 0 when fine */
 	s_delayed_t *delayed;          /* frames held by a delay fault */
 	bool io_failed;                /* a flush outside the loop failed: stop */
+	int64_t watchdog_ms, last_watchdog_ms; /* systemd's watchdog: ping this often */
 };
 
 /* --- names and the transition table ----------------------------------- */
@@ -1672,6 +1674,11 @@ static int s_flush(crd_t *self)
 
 int crd_run(crd_t *self)
 {
+	uint64_t wd_us = 0;
+	/* Under systemd with WatchdogSec=: ping at half the interval, from the
+	 * loop itself, so that a loop that hangs stops the pings. */
+	if (sd_watchdog_enabled(0, &wd_us) > 0 && wd_us >= 2000)
+		self->watchdog_ms = (int64_t)(wd_us / 2000);
 	while (!self->stop) {
 		zmq_pollitem_t items[4] = {
 			{.socket = self->client, .events = ZMQ_POLLIN},
@@ -1702,6 +1709,10 @@ int crd_run(crd_t *self)
 		if (now - self->last_tick_ms >= TICK_MS) {
 			self->last_tick_ms = now;
 			s_tick(self, now);
+		}
+		if (self->watchdog_ms && now - self->last_watchdog_ms >= self->watchdog_ms) {
+			self->last_watchdog_ms = now;
+			sd_notify(0, "WATCHDOG=1");
 		}
 		/* Group commit: at once for a forced record, else when the
 		 * oldest lazy record has waited lazy_flush_ms; in the

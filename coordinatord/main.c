@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 
 #include "crd.h"
 #include "dtx_util.h"
@@ -47,7 +48,11 @@ int main(int argc, char **argv)
 	}
 	dtx_notice("coordinator %s serving clients on %s, agents on %s, admin on %s", cfg.id,
 		   cfg.client_endpoint, cfg.agent_endpoint, cfg.admin_endpoint);
+	/* Ready only now: the log is recovered and every socket is bound. */
+	sd_notifyf(0, "READY=1\nSTATUS=coordinator %s serving on %s", cfg.id,
+		   cfg.client_endpoint);
 	rc = crd_run(s_crd);
+	sd_notify(0, "STOPPING=1");
 	crd_destroy(&s_crd);
 	if (rc) {
 		dtx_err("stopped: %s", dtx_strerror(rc));

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "dtx_util.h"
@@ -58,7 +59,11 @@ int main(int argc, char **argv)
 	}
 	dtx_notice("agent %s up, coordinator %s, %u connections", cfg.name, cfg.coordinator,
 		   cfg.pool_size);
+	/* Ready: the database answered and the marker table is there; the
+	 * coordinator may still be away (the agent keeps saying HELLO). */
+	sd_notifyf(0, "READY=1\nSTATUS=agent %s for coordinator %s", cfg.name, cfg.coordinator);
 	rc = pga_run(s_pga);
+	sd_notify(0, "STOPPING=1");
 	pga_destroy(&s_pga);
 	dtx_notice("stopped");
 	return rc ? 1 : 0;

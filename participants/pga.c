@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <zmq.h>
 
 #include "dtx_util.h"
@@ -571,6 +572,11 @@ static void s_release_delayed(pga_t *self, int64_t now)
 
 int pga_run(pga_t *self)
 {
+	uint64_t wd_us = 0;
+	int64_t wd_ms = 0, last_wd = 0;
+	/* systemd's watchdog, pinged from the loop at half its interval */
+	if (sd_watchdog_enabled(0, &wd_us) > 0 && wd_us >= 2000)
+		wd_ms = (int64_t)(wd_us / 2000);
 	s_hello(self);
 	while (!self->stop) {
 		zmq_pollitem_t items[2] = {
@@ -604,6 +610,10 @@ int pga_run(pga_t *self)
 		}
 		s_tick(self, dtx_now_ms());
 		s_release_delayed(self, dtx_now_ms());
+		if (wd_ms && dtx_now_ms() - last_wd >= wd_ms) {
+			last_wd = dtx_now_ms();
+			sd_notify(0, "WATCHDOG=1");
+		}
 		s_dispatch(self);
 	}
 	return 0;

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Under systemd: both units pass systemd-analyze verify, the coordinator's
+# scores 2.0 or better in systemd-analyze security; against a stand-in for
+# systemd's notification socket, coordinatord says READY=1 only once it
+# serves (log recovered, sockets bound), pings WATCHDOG=1 from its loop
+# (no pings while the loop is stopped) and says STOPPING=1 on SIGTERM; the
+# agent says READY=1 too.
+. "$(dirname "$0")/lib.sh"
+NOTIFYSOCK=$top_builddir/tests/tools/dtx-notifysock
+
+# --- the units ------------------------------------------------------------------
+mkdir -p "$T/units"
+for u in coordinatord.service dtx-pgagent@.service; do
+	# the build's programs stand in for the installed ones
+	sed -e "s|@sbindir@/coordinatord|$COORDINATORD|g" -e "s|@sbindir@/dtx-pgagent|$PGAGENT|g" \
+		-e "s|@sysconfdir@|/etc|g" "$top_srcdir/etc/$u.in" >"$T/units/$u"
+done
+cp "$T/units/dtx-pgagent@.service" "$T/units/dtx-pgagent@shop.service"
+out=$(systemd-analyze verify "$T/units/coordinatord.service" 2>&1); rc=$?
+is "$rc" 0 "systemd-analyze verify accepts coordinatord.service"
+[ "$rc" = 0 ] || echo "$out" | sed 's/^/# /'
+out=$(systemd-analyze verify "$T/units/dtx-pgagent@shop.service" 2>&1); rc=$?
+is "$rc" 0 "systemd-analyze verify accepts dtx-pgagent@.service (instance shop)"
+[ "$rc" = 0 ] || echo "$out" | sed 's/^/# /'
+score=$(systemd-analyze security --offline=true "$T/units/coordinatord.service" 2>/dev/null |
+	sed -n 's/.*Overall exposure level for coordinatord.service: \([0-9.]*\).*/\1/p')
+ok $(awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.0) }'; echo $?) \
+	"systemd-analyze security scores coordinatord.service ${score:-?} (2.0 or better wanted)"
+like "$(grep -E '^(Type|WatchdogSec|Restart|StateDirectory|RuntimeDirectory|ExecStartPre)=' "$T/units/coordinatord.service" | tr '\n' ' ')" \
+	'Type=notify .*WatchdogSec=.*Restart=on-failure.*StateDirectory=dtx.*RuntimeDirectory=dtx' \
+	"coordinatord.service is Type=notify with a watchdog, restarts and its directories"
+like "$(grep '^ExecStartPre=' "$T/units/coordinatord.service")" '--check-config' \
+	"the configuration is checked before start"
+
+# --- notify and watchdog ---------------------------------------------------------
+"$NOTIFYSOCK" "$T/notify.sock" >"$T/notify.out" &
+ALL_PIDS+=("$!")
+wait_for 5 test -S "$T/notify.sock"
+dtx_start_pg
+# WATCHDOG_USEC as systemd sets it for WatchdogSec=0.4s: pings every 200 ms
+write_coord_conf
+NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=400000 "$COORDINATORD" -c "$T/coord.conf" 2>>"$T/coord.log" &
+COORD_PID=$!
+ALL_PIDS+=("$COORD_PID")
+wait_for 10 grep -q 'READY=1' "$T/notify.out"; ok $? "coordinatord says READY=1"
+# At READY the log is recovered and every socket bound: the admin socket
+# answers at once.
+"$DTXCTL" --wait 300 status >/dev/null; ok $? "the moment READY arrives, dtxctl status is answered"
+like "$(grep 'READY=1' "$T/notify.out")" 'STATUS=coordinator c1 serving' "... READY carries a STATUS line"
+sleep 1
+pings=$(grep -c 'WATCHDOG=1' "$T/notify.out")
+ok $([ "$pings" -ge 3 ] && echo 0 || echo 1) "WATCHDOG=1 every half interval ($pings in about a second)"
+kill -STOP "$COORD_PID"; sleep 0.6
+before=$(grep -c 'WATCHDOG=1' "$T/notify.out"); sleep 0.6
+is "$(grep -c 'WATCHDOG=1' "$T/notify.out")" "$before" "a stopped loop sends no pings (systemd would restart it)"
+kill -CONT "$COORD_PID"; sleep 0.5
+ok $([ "$(grep -c 'WATCHDOG=1' "$T/notify.out")" -gt "$before" ] && echo 0 || echo 1) "pings resume with the loop"
+
+NOTIFY_SOCKET=$T/notify.sock dtx_start_agent shop
+wait_for 10 participant_up shop
+wait_for 5 grep -q 'READY=1.*STATUS=agent shop' "$T/notify.out"; ok $? "dtx-pgagent says READY=1"
+kill_wait "${AGENT_PID[shop]}"
+kill_wait "$COORD_PID"
+wait_for 5 grep -q 'STOPPING=1' "$T/notify.out"; ok $? "SIGTERM: coordinatord says STOPPING=1"
+done_testing
