@@ -68,15 +68,6 @@ typedef struct {
 	int backoff_ms;
 } s_branch_t;
 
-/* A participant frame held back by an injected delay fault (tests only). */
-typedef struct s_delayed {
-	struct s_delayed *next;
-	int64_t due_ms;
-	s_rid_t rid;
-	size_t len;
-	uint8_t data[];
-} s_delayed_t;
-
 typedef struct s_tx {
 	struct s_tx *hnext;            /* hash chain */
 	struct s_tx *prev, *next;      /* in-flight list */
@@ -119,7 +110,7 @@ struct crd {
 	char orphans[16][128];         /* branches from epochs the log never saw */
 	unsigned norphans;
 	int log_failing;               /* last group-commit error, 0 when fine */
-	s_delayed_t *delayed;          /* frames held by a delay fault */
+	dtx_delayed_t *delayed;        /* frames held by a delay fault */
 	bool io_failed;                /* a flush outside the loop failed: stop */
 	int64_t watchdog_ms, last_watchdog_ms; /* systemd's watchdog: ping this often */
 };
@@ -805,15 +796,7 @@ static void s_on_agent_frame(crd_t *self, const s_rid_t *rid, const void *data, 
 	case DTX_FAULT_DUP: times = 2; break;
 	case DTX_FAULT_DELAY: {
 		/* Held back and handled later: frames sent after it overtake it. */
-		s_delayed_t *d = malloc(sizeof(*d) + len);
-		if (d) {
-			d->due_ms = dtx_now_ms() + delay_ms;
-			d->rid = *rid;
-			d->len = len;
-			memcpy(d->data, data, len);
-			d->next = self->delayed;
-			self->delayed = d;
-		}
+		dtx_delayed_hold(&self->delayed, delay_ms, rid, sizeof(*rid), data, len);
 		times = 0;
 		break;
 	}
@@ -829,19 +812,12 @@ static void s_on_agent(crd_t *self, const s_rid_t *rid, const void *data, size_t
 	s_on_agent_frame(self, rid, data, len, true);
 }
 
-/* Frames held by a delay fault whose time has come. */
-static void s_release_delayed(crd_t *self, int64_t now)
+/* A frame held by a delay fault whose time has come. */
+static void s_on_delayed(void *arg, const void *tag, const void *frame, size_t len)
 {
-	for (s_delayed_t **pp = &self->delayed; *pp;) {
-		s_delayed_t *d = *pp;
-		if (d->due_ms > now) {
-			pp = &d->next;
-			continue;
-		}
-		*pp = d->next;
-		s_on_agent_frame(self, &d->rid, d->data, d->len, false);
-		free(d);
-	}
+	s_rid_t rid;
+	memcpy(&rid, tag, sizeof(rid));
+	s_on_agent_frame(arg, &rid, frame, len, false);
 }
 
 /* --- the client side -------------------------------------------------- */
@@ -1427,8 +1403,7 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 
 static void s_tick(crd_t *self, int64_t now)
 {
-	if (self->delayed)
-		s_release_delayed(self, now);
+	dtx_delayed_release(&self->delayed, now, s_on_delayed, self);
 	for (unsigned i = 0; i < self->nparts; i++) {
 		s_part_t *p = &self->parts[i];
 		if (p->connected && now - p->last_seen_ms > 3 * (int64_t)self->cfg.heartbeat_ms) {
@@ -1830,11 +1805,7 @@ void crd_destroy(crd_t **self_p)
 		s_flush(self); /* the batch under way, then what is queued */
 	while (self->head)
 		s_forget(self, self->head);
-	while (self->delayed) {
-		s_delayed_t *d = self->delayed;
-		self->delayed = d->next;
-		free(d);
-	}
+	dtx_delayed_free(&self->delayed);
 	free(self->buckets);
 	if (self->client)
 		zmq_close(self->client);

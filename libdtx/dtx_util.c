@@ -330,6 +330,53 @@ dtx_fault_t dtx_fault_on_recv(const char *type, int *delay_ms)
 	return DTX_FAULT_NONE;
 }
 
+struct dtx_delayed {
+	struct dtx_delayed *next;
+	int64_t due_ms;
+	size_t tag_len, len;
+	uint8_t data[]; /* tag, then frame */
+};
+
+bool dtx_delayed_hold(dtx_delayed_t **list, int delay_ms, const void *tag, size_t tag_len,
+		      const void *frame, size_t len)
+{
+	dtx_delayed_t *d = malloc(sizeof(*d) + tag_len + len);
+	if (!d)
+		return false;
+	d->due_ms = dtx_now_ms() + delay_ms;
+	d->tag_len = tag_len;
+	d->len = len;
+	if (tag_len)
+		memcpy(d->data, tag, tag_len);
+	memcpy(d->data + tag_len, frame, len);
+	d->next = *list;
+	*list = d;
+	return true;
+}
+
+void dtx_delayed_release(dtx_delayed_t **list, int64_t now_ms, dtx_delayed_fn fn, void *arg)
+{
+	for (dtx_delayed_t **pp = list; *pp;) {
+		dtx_delayed_t *d = *pp;
+		if (d->due_ms > now_ms) {
+			pp = &d->next;
+			continue;
+		}
+		*pp = d->next;
+		fn(arg, d->tag_len ? d->data : NULL, d->data + d->tag_len, d->len);
+		free(d);
+	}
+}
+
+void dtx_delayed_free(dtx_delayed_t **list)
+{
+	while (*list) {
+		dtx_delayed_t *d = *list;
+		*list = d->next;
+		free(d);
+	}
+}
+
 /* --- daemon start-up -------------------------------------------------- */
 
 static void s_daemon_usage(FILE *f, const char *prog)

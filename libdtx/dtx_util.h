@@ -88,6 +88,20 @@ void dtx_fault_init(void);
 /* What to do with this frame of type; *delay_ms set for DTX_FAULT_DELAY. */
 dtx_fault_t dtx_fault_on_recv(const char *type, int *delay_ms);
 
+/*
+ * Frames held back by a delay fault until their time comes, each with a
+ * copy of the caller's tag (e.g. the sender's routing id; NULL, 0: none).
+ * dtx_delayed_hold returns false when out of memory (the frame is lost,
+ * as on a wire). dtx_delayed_release calls fn for every frame due by
+ * now_ms and forgets it; the tag may be unaligned (copy it out).
+ */
+typedef struct dtx_delayed dtx_delayed_t;
+typedef void (*dtx_delayed_fn)(void *arg, const void *tag, const void *frame, size_t len);
+bool dtx_delayed_hold(dtx_delayed_t **list, int delay_ms, const void *tag, size_t tag_len,
+		      const void *frame, size_t len);
+void dtx_delayed_release(dtx_delayed_t **list, int64_t now_ms, dtx_delayed_fn fn, void *arg);
+void dtx_delayed_free(dtx_delayed_t **list);
+
 /* --- daemon start-up -------------------------------------------------- */
 
 /*

@@ -70,13 +70,6 @@ typedef struct {
 	struct s_job *head, *tail;
 } s_queue_t;
 
-typedef struct s_delayed {
-	struct s_delayed *next;
-	int64_t due_ms;
-	size_t len;
-	uint8_t data[];
-} s_delayed_t;
-
 struct pga {
 	pga_config_t cfg;
 	void *ctx, *coord, *workers;
@@ -90,7 +83,7 @@ struct pga {
 	unsigned nidle;
 	unsigned nprepares;            /* prepare jobs at a worker */
 	bool welcomed, scan_owed;
-	struct s_delayed *delayed;     /* frames held by an injected delay fault */
+	dtx_delayed_t *delayed;        /* frames held by an injected delay fault */
 	char (*tombs)[200];            /* GIDs rolled back here: ring of TOMBS */
 	unsigned ntombs, tomb_next;
 	char coord_id[DTX_COORD_ID_MAX + 1];
@@ -385,18 +378,10 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 	case DTX_FAULT_DUP:
 		s_on_coord(self, data, len, false); /* then this one below */
 		break;
-	case DTX_FAULT_DELAY: {
-		s_delayed_t *d = malloc(sizeof(*d) + len);
-		if (d) {
-			d->due_ms = dtx_now_ms() + delay_ms;
-			d->len = len;
-			memcpy(d->data, data, len);
-			d->next = self->delayed;
-			self->delayed = d;
-		}
+	case DTX_FAULT_DELAY:
+		dtx_delayed_hold(&self->delayed, delay_ms, NULL, 0, data, len);
 		dtx_msg_clear(&m);
 		return;
-	}
 	default:
 		break;
 	}
@@ -555,19 +540,11 @@ static void s_tick(pga_t *self, int64_t now)
 	}
 }
 
-/* Frames held by a delay fault whose time has come. */
-static void s_release_delayed(pga_t *self, int64_t now)
+/* A frame held by a delay fault whose time has come. */
+static void s_on_delayed(void *arg, const void *tag, const void *frame, size_t len)
 {
-	for (s_delayed_t **pp = &self->delayed; *pp;) {
-		s_delayed_t *d = *pp;
-		if (d->due_ms > now) {
-			pp = &d->next;
-			continue;
-		}
-		*pp = d->next;
-		s_on_coord(self, d->data, d->len, false);
-		free(d);
-	}
+	(void)tag;
+	s_on_coord(arg, frame, len, false);
 }
 
 int pga_run(pga_t *self)
@@ -609,7 +586,7 @@ int pga_run(pga_t *self)
 			s_on_worker(self, &w, job);
 		}
 		s_tick(self, dtx_now_ms());
-		s_release_delayed(self, dtx_now_ms());
+		dtx_delayed_release(&self->delayed, dtx_now_ms(), s_on_delayed, self);
 		if (wd_ms && dtx_now_ms() - last_wd >= wd_ms) {
 			last_wd = dtx_now_ms();
 			sd_notify(0, "WATCHDOG=1");
@@ -742,11 +719,7 @@ void pga_destroy(pga_t **self_p)
 		zmq_close(self->workers);
 	if (self->ctx)
 		zmq_ctx_term(self->ctx);
-	while (self->delayed) {
-		s_delayed_t *d = self->delayed;
-		self->delayed = d->next;
-		free(d);
-	}
+	dtx_delayed_free(&self->delayed);
 	free(self->tombs);
 	free(self->idle);
 	free(self->threads);
