@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,8 @@ typedef struct {
 } s_rid_t;
 
 typedef struct {
-	const char *name;       /* from the configuration */
+	char name[64];
+	bool allowed;           /* in the allow-list (a reload may remove it) */
 	bool connected;
 	s_rid_t rid;
 	int64_t last_seen_ms;
@@ -96,7 +98,10 @@ struct crd {
 	crd_config_t cfg;
 	wal_t *wal;
 	void *ctx, *client, *agent, *admin;
-	volatile sig_atomic_t stop;
+	volatile sig_atomic_t stop;    /* stop now */
+	volatile sig_atomic_t draining; /* SIGTERM: finish what is in flight, then stop */
+	volatile sig_atomic_t reload;   /* SIGHUP: read the configuration again */
+	int64_t drain_since_ms;
 	s_part_t parts[CRD_MAX_PARTICIPANTS];
 	unsigned nparts;
 	/* in-flight transactions */
@@ -689,12 +694,13 @@ static void s_on_indoubt(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 			dtx_err("%s on %s: epoch %" PRIu32 " unknown to this log (epoch %" PRIu32
 				"): left in doubt", m->gids[i], p->name, g.epoch,
 				wal_epoch(self->wal));
+			char o[sizeof(self->orphans[0])];
 			bool seen = false;
-			for (unsigned o = 0; o < self->norphans; o++)
-				seen |= strcmp(self->orphans[o], m->gids[i]) == 0;
+			snprintf(o, sizeof(o), "%s@%s", m->gids[i], p->name);
+			for (unsigned k = 0; k < self->norphans; k++)
+				seen |= strcmp(self->orphans[k], o) == 0;
 			if (!seen && self->norphans < 16)
-				snprintf(self->orphans[self->norphans++], 128, "%s@%s", m->gids[i],
-					 p->name);
+				memcpy(self->orphans[self->norphans++], o, sizeof(o));
 			continue;
 		}
 		if (tx && tx->br[bi].part >= 0 && &self->parts[tx->br[bi].part] == p) {
@@ -836,7 +842,7 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 	}
 	for (uint32_t i = 0; i < m->nbranches; i++) {
 		int idx = s_part_index(self, m->branches[i].participant);
-		if (idx < 0) {
+		if (idx < 0 || !self->parts[idx].allowed) {
 			snprintf(text, sizeof(text), "unknown participant '%s'",
 				 m->branches[i].participant);
 			s_send_error(self->client, rid, true, m->id, DTX_EUNKNOWNPART, text);
@@ -848,6 +854,11 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 			s_send_error(self->client, rid, true, m->id, DTX_EPARTDOWN, text);
 			return;
 		}
+	}
+	if (self->draining) {
+		s_send_error(self->client, rid, true, m->id, DTX_ESHUTDOWN,
+			     "no new transactions are taken");
+		return;
 	}
 	if (self->log_failing) {
 		snprintf(text, sizeof(text), "the coordinator log takes no writes: %s",
@@ -1340,10 +1351,12 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 		for (unsigned i = 0; i < self->nparts; i++) {
 			s_part_t *p = &self->parts[i];
 			if (p->connected)
-				fprintf(f, "participant %s up, last seen %" PRId64 " ms ago\n",
-					p->name, now - p->last_seen_ms);
+				fprintf(f, "participant %s up, last seen %" PRId64 " ms ago%s\n",
+					p->name, now - p->last_seen_ms,
+					p->allowed ? "" : " (removed from the allow-list)");
 			else
-				fprintf(f, "participant %s down\n", p->name);
+				fprintf(f, "participant %s down%s\n", p->name,
+					p->allowed ? "" : " (removed from the allow-list)");
 		}
 		unsigned heur = 0;
 		wal_scan(self->wal, false, s_count_heuristic_fn, &heur);
@@ -1647,6 +1660,137 @@ static int s_flush(crd_t *self)
 	return s_flushed(self, rc, n, list);
 }
 
+/* --- SIGHUP: what can change without a restart ----------------------- */
+
+static void s_said(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void s_said(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t off = strlen(buf);
+	va_list ap;
+	if (off + 2 >= len)
+		return;
+	if (off)
+		buf[off++] = ',', buf[off++] = ' ', buf[off] = '\0';
+	va_start(ap, fmt);
+	vsnprintf(buf + off, len - off, fmt, ap);
+	va_end(ap);
+}
+
+/* The participant allow-list of cfg: new names are added, missing ones
+ * stay known (their transactions in flight finish, their agents may still
+ * connect for that) but no new transaction may name them. */
+static void s_reload_participants(crd_t *self, const crd_config_t *cfg, char *chg, size_t len)
+{
+	for (unsigned i = 0; i < self->nparts; i++) {
+		s_part_t *p = &self->parts[i];
+		bool listed = false;
+		for (unsigned j = 0; j < cfg->nparticipants && !listed; j++)
+			listed = strcmp(cfg->participants[j], p->name) == 0;
+		if (p->allowed != listed)
+			s_said(chg, len, "participant %s %s", p->name, listed ? "allowed again" : "removed");
+		p->allowed = listed;
+	}
+	for (unsigned j = 0; j < cfg->nparticipants; j++) {
+		if (s_part_index(self, cfg->participants[j]) >= 0)
+			continue;
+		if (self->nparts == CRD_MAX_PARTICIPANTS) {
+			dtx_warn("reload: participant %s not added: %d known already",
+				 cfg->participants[j], CRD_MAX_PARTICIPANTS);
+			continue;
+		}
+		s_part_t *p = &self->parts[self->nparts++];
+		memset(p, 0, sizeof(*p));
+		snprintf(p->name, sizeof(p->name), "%s", cfg->participants[j]);
+		p->allowed = true;
+		s_said(chg, len, "participant %s added", p->name);
+	}
+}
+
+static void s_reload(crd_t *self)
+{
+	crd_config_t n, *o = &self->cfg;
+	char why[1200], chg[2048] = "", kept[512] = "";
+
+	sd_notify(0, "RELOADING=1");
+	crd_config_defaults(&n);
+	if (crd_config_load(&n, o->path, why, sizeof(why))) {
+		dtx_err("reload refused, the configuration in use is unchanged: %s", why);
+		sd_notify(0, "READY=1\nSTATUS=reload refused: the configuration has an error");
+		return;
+	}
+	/* What the sockets, the log and the GTIDs were made with. */
+#define FIXED_S(k) if (strcmp(n.k, o->k)) s_said(kept, sizeof(kept), #k)
+#define FIXED_N(k) if (n.k != o->k) s_said(kept, sizeof(kept), #k)
+	FIXED_S(id);
+	FIXED_S(log_dir);
+	FIXED_S(client_endpoint);
+	FIXED_S(agent_endpoint);
+	FIXED_S(admin_endpoint);
+	FIXED_N(max_frame_bytes);
+	FIXED_N(map_size);
+#undef FIXED_S
+#undef FIXED_N
+#define TAKE(k, fmt) do { if (n.k != o->k) { \
+		s_said(chg, sizeof(chg), #k " %" fmt " -> %" fmt, o->k, n.k); o->k = n.k; } } while (0)
+	TAKE(default_timeout_ms, PRIu32);
+	TAKE(max_timeout_ms, PRIu32);
+	TAKE(heartbeat_ms, PRIu32);
+	TAKE(lazy_flush_ms, PRIu32);
+	TAKE(stuck_after_ms, PRIu32);
+	TAKE(shutdown_timeout_ms, PRIu32);
+	TAKE(retention_s, PRIu64);
+	TAKE(max_inflight, "u");
+#undef TAKE
+	if (n.one_phase != o->one_phase) {
+		s_said(chg, sizeof(chg), "one_phase %s", n.one_phase ? "true" : "false");
+		o->one_phase = n.one_phase;
+	}
+	if (n.log_level != o->log_level) {
+		s_said(chg, sizeof(chg), "log_level %s", dtx_log_level_str(n.log_level));
+		o->log_level = n.log_level;
+		dtx_log_set_level(n.log_level);
+	}
+	s_reload_participants(self, &n, chg, sizeof(chg));
+	memcpy(o->participants, n.participants, sizeof(o->participants));
+	o->nparticipants = n.nparticipants;
+	dtx_notice("reloaded %s: %s", o->path, chg[0] ? chg : "nothing changed");
+	if (kept[0])
+		dtx_warn("reload: not changed without a restart: %s (the values in use are kept)",
+			 kept);
+	sd_notify(0, "READY=1\nSTATUS=configuration reloaded");
+}
+
+/* Draining after SIGTERM: whether the loop may end now. It may once
+ * nothing is in flight and the log holds everything, or once the bound has
+ * passed: what is left then is in the log, and recovery finishes it. */
+static bool s_drained(crd_t *self, int64_t now)
+{
+	if (!self->drain_since_ms) {
+		self->drain_since_ms = now;
+		sd_notify(0, "STOPPING=1");
+		dtx_notice("shutting down: refusing new transactions, finishing %zu in flight "
+			   "(at most %" PRIu32 " ms)", self->ntx, self->cfg.shutdown_timeout_ms);
+	}
+	if (self->ntx == 0 && !wal_pending(self->wal) && !wal_flush_busy(self->wal)) {
+		dtx_notice("shut down: nothing left in flight after %" PRId64 " ms",
+			   now - self->drain_since_ms);
+		return true;
+	}
+	if (now - self->drain_since_ms < (int64_t)self->cfg.shutdown_timeout_ms)
+		return false;
+	unsigned undecided = 0, decided = 0;
+	for (s_tx_t *tx = self->head; tx; tx = tx->next)
+		if (tx->state == WAL_COMMITTING || tx->state == WAL_ABORTING)
+			decided++;
+		else
+			undecided++;
+	dtx_warn("shutdown bound of %" PRIu32 " ms reached: %u decided transactions still "
+		 "unacknowledged and %u undecided are left to recovery",
+		 self->cfg.shutdown_timeout_ms, decided, undecided);
+	return true;
+}
+
 int crd_run(crd_t *self)
 {
 	uint64_t wd_us = 0;
@@ -1681,6 +1825,12 @@ int crd_run(crd_t *self)
 		if (items[2].revents & ZMQ_POLLIN)
 			s_drain(self, self->admin, s_on_admin, 100);
 		now = dtx_now_ms();
+		if (self->draining && s_drained(self, now))
+			break;
+		if (self->reload) {
+			self->reload = 0;
+			s_reload(self);
+		}
 		if (now - self->last_tick_ms >= TICK_MS) {
 			self->last_tick_ms = now;
 			s_tick(self, now);
@@ -1715,7 +1865,14 @@ int crd_run(crd_t *self)
 
 void crd_stop(crd_t *self)
 {
-	self->stop = 1;
+	if (self->draining)
+		self->stop = 1;
+	self->draining = 1;
+}
+
+void crd_reload(crd_t *self)
+{
+	self->reload = 1;
 }
 
 /* --- set-up ----------------------------------------------------------- */
@@ -1763,8 +1920,10 @@ int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len)
 		free(self);
 		return DTX_ENOMEM;
 	}
-	for (unsigned i = 0; i < cfg->nparticipants; i++)
-		self->parts[i].name = self->cfg.participants[i];
+	for (unsigned i = 0; i < cfg->nparticipants; i++) {
+		snprintf(self->parts[i].name, sizeof(self->parts[i].name), "%s", cfg->participants[i]);
+		self->parts[i].allowed = true;
+	}
 	self->nparts = cfg->nparticipants;
 	self->started_us = dtx_wall_us();
 

@@ -24,8 +24,15 @@ int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len);
  * failure (the process must exit and let recovery decide). */
 int crd_run(crd_t *self);
 
-/* Ask crd_run() to return; async-signal-safe. */
+/* Ask crd_run() to return; async-signal-safe. The first call drains: new
+ * transactions are refused, those in flight are finished for at most
+ * shutdown_timeout_ms. A second call stops at once. */
 void crd_stop(crd_t *self);
+
+/* Read the configuration file again (SIGHUP); async-signal-safe. What can
+ * change at run time does (log level, timeouts, the participant
+ * allow-list, ...); keys that need a restart are named in the log. */
+void crd_reload(crd_t *self);
 
 /* Flush what is queued, close sockets and the log. Clears *self_p. */
 void crd_destroy(crd_t **self_p);

@@ -21,6 +21,7 @@ void crd_config_defaults(crd_config_t *cfg)
 	cfg->lazy_flush_ms = 5;
 	cfg->one_phase = true;
 	cfg->stuck_after_ms = 30000;
+	cfg->shutdown_timeout_ms = 10000;
 	cfg->max_frame_bytes = 1 << 20;
 	cfg->map_size = (size_t)1 << 30;
 	cfg->retention_s = 3600;
@@ -120,6 +121,10 @@ static int s_handler(void *arg, const char *section, const char *key, const char
 		if (!INT(0, 10000))
 			return 0;
 		cfg->lazy_flush_ms = (uint32_t)v;
+	} else if (strcmp(key, "shutdown_timeout_ms") == 0) {
+		if (!INT(0, 3600000))
+			return 0;
+		cfg->shutdown_timeout_ms = (uint32_t)v;
 	} else if (strcmp(key, "stuck_after_ms") == 0) {
 		if (!INT(0, 86400000))
 			return 0;
@@ -151,7 +156,10 @@ int crd_config_load(crd_config_t *cfg, const char *path, char *why, size_t why_l
 {
 	char reason[512] = "";
 	s_ctx_t c = {.cfg = cfg, .why = reason, .why_len = sizeof(reason)};
-	int line = ini_parse(path, s_handler, &c);
+	int line;
+
+	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+	line = ini_parse(path, s_handler, &c);
 
 	if (line < 0) {
 		snprintf(why, why_len, "%s:0: cannot read the file", path);

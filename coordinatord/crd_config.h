@@ -12,6 +12,7 @@
 #define CRD_MAX_PARTICIPANTS 64
 
 typedef struct {
+	char path[1024];             /* the file read, for reloads */
 	char id[33];                 /* coordinator id, in every GTID */
 	char log_dir[1024];          /* LMDB folder */
 	char client_endpoint[256];
@@ -24,6 +25,7 @@ typedef struct {
 	uint32_t heartbeat_ms;
 	uint32_t lazy_flush_ms;      /* lazy records wait at most this long */
 	bool one_phase;              /* one branch: commit it in one phase */
+	uint32_t shutdown_timeout_ms; /* SIGTERM: finish in-flight work this long */
 	uint32_t stuck_after_ms;     /* decided, unfinished this long: listed as stuck */
 	size_t max_frame_bytes;
 	size_t map_size;             /* bytes */

@@ -21,6 +21,13 @@ static void s_on_signal(int sig)
 		crd_stop(s_crd);
 }
 
+static void s_on_hup(int sig)
+{
+	(void)sig;
+	if (s_crd)
+		crd_reload(s_crd);
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
@@ -41,6 +48,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	dtx_daemon_start(cfg.log_level, s_on_signal);
+	/* SIGHUP before crd_new() is ignored: the file was just read. */
+	struct sigaction hup = {.sa_handler = s_on_hup};
+	sigemptyset(&hup.sa_mask);
+	sigaction(SIGHUP, &hup, NULL);
 
 	if ((rc = crd_new(&cfg, &s_crd, why, sizeof(why)))) {
 		dtx_err("cannot start: %s", why);
@@ -51,8 +62,7 @@ int main(int argc, char **argv)
 	/* Ready only now: the log is recovered and every socket is bound. */
 	sd_notifyf(0, "READY=1\nSTATUS=coordinator %s serving on %s", cfg.id,
 		   cfg.client_endpoint);
-	rc = crd_run(s_crd);
-	sd_notify(0, "STOPPING=1");
+	rc = crd_run(s_crd); /* says STOPPING=1 when SIGTERM arrives */
 	crd_destroy(&s_crd);
 	if (rc) {
 		dtx_err("stopped: %s", dtx_strerror(rc));

@@ -43,6 +43,7 @@ typedef enum {
 	DTX_ECRC = -17,       /* a log record failed its checksum */
 	DTX_EFULL = -18,      /* log or disk full */
 	DTX_ESTATE = -19,     /* transition not allowed in this state */
+	DTX_ESHUTDOWN = -20,  /* the coordinator is shutting down */
 } dtx_err_t;
 
 /* A static, lowercase description of code; never NULL. */

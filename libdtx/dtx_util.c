@@ -37,6 +37,7 @@ const char *dtx_strerror(int code)
 	case DTX_ECRC: return "log record failed its checksum";
 	case DTX_EFULL: return "log full";
 	case DTX_ESTATE: return "not allowed in this state";
+	case DTX_ESHUTDOWN: return "coordinator shutting down";
 	}
 	return "unknown error";
 }
@@ -67,19 +68,30 @@ void dtx_log_set(int level, dtx_log_fn fn, void *arg)
 	s_fn_arg = arg;
 }
 
+void dtx_log_set_level(int level)
+{
+	s_level = level;
+}
+
 int dtx_log_level(void)
 {
 	return s_level;
 }
 
+static const char *const s_level_names[] = {"emerg", "alert", "crit", "err", "warning",
+					    "notice", "info", "debug"};
+
 int dtx_log_level_parse(const char *name)
 {
-	static const char *const names[] = {"emerg", "alert", "crit", "err", "warning",
-					    "notice", "info", "debug"};
 	for (int i = 0; i < 8; i++)
-		if (strcmp(name, names[i]) == 0)
+		if (strcmp(name, s_level_names[i]) == 0)
 			return i;
 	return -1;
+}
+
+const char *dtx_log_level_str(int level)
+{
+	return level >= 0 && level < 8 ? s_level_names[level] : "?";
 }
 
 void dtx_log(int level, const char *fmt, ...)

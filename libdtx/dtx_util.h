@@ -23,8 +23,11 @@ typedef void (*dtx_log_fn)(int level, const char *line, void *arg);
  * journald reads it. */
 void dtx_log_set(int level, dtx_log_fn fn, void *arg);
 int dtx_log_level(void);
+/* Change the level only, keeping where lines go. */
+void dtx_log_set_level(int level);
 /* "err", "warning", "notice", "info", "debug" -> level; -1 if unknown. */
 int dtx_log_level_parse(const char *name);
+const char *dtx_log_level_str(int level);
 void dtx_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define dtx_err(...) dtx_log(DTX_LOG_ERR, __VA_ARGS__)
