@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@
 #include <zmq.h>
 
 #include "crd.h"
+#include "crd_metrics.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
 #include "wal.h"
@@ -82,6 +84,7 @@ typedef struct s_tx {
 	bool heuristic;
 	bool one_phase;                /* one branch: committed without PREPARE */
 	bool resolving;                /* one-phase, vote lost: asking which way it went */
+	int64_t begun_us;              /* when the client's TX arrived (monotonic) */
 	int64_t deadline_ms;
 	int64_t decided_ms;            /* when COMMITTING or ABORTING was entered */
 	/* the client waiting for the outcome, if any */
@@ -118,7 +121,20 @@ struct crd {
 	dtx_delayed_t *delayed;        /* frames held by a delay fault */
 	bool io_failed;                /* a flush outside the loop failed: stop */
 	int64_t watchdog_ms, last_watchdog_ms; /* systemd's watchdog: ping this often */
+	/* metrics (crd_metrics.h), served on metrics_listen and by dtxctl stats */
+	crd_http_t *http;
+	uint64_t n_retries;            /* decisions sent again (phase two) */
+	crd_hist_t h_decision;         /* seconds from TX to the client's answer */
+	crd_hist_t h_commit;           /* seconds per log commit (writes + fsync) */
+	crd_hist_t h_batch;            /* records per group commit */
 };
+
+static const double s_le_decision[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+				       0.1,    0.2,   0.5,   1,     2,    5,    10};
+static const double s_le_commit[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+				     0.01,   0.025,   0.05,   0.1,   0.25,   1};
+static const double s_le_batch[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
+#define NLE(a) (unsigned)(sizeof(a) / sizeof((a)[0]))
 
 /* --- names and the transition table ----------------------------------- */
 
@@ -289,6 +305,7 @@ static void s_reply_client(crd_t *self, s_tx_t *tx, int status)
 	}
 	s_send(self->client, &tx->client, &m);
 	tx->client_waiting = false;
+	crd_hist_observe(&self->h_decision, (double)(dtx_now_us() - tx->begun_us) / 1e6);
 	/* Crash point: the outcome left the process. */
 	dtx_crash_point("crd.client_answered");
 }
@@ -303,6 +320,8 @@ static void s_send_decision(crd_t *self, s_tx_t *tx, uint32_t i, int64_t now)
 			       : tx->state == WAL_COMMITTING ? DTX_DECIDE_COMMIT
 							     : DTX_DECIDE_ROLLBACK};
 
+	if (b->backoff_ms)
+		self->n_retries++;
 	b->backoff_ms = b->backoff_ms ? (b->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
 									   : b->backoff_ms * 2)
 				      : RETRY_FIRST_MS;
@@ -887,7 +906,8 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 								      : self->cfg.default_timeout_ms;
 	if (timeout > self->cfg.max_timeout_ms)
 		timeout = self->cfg.max_timeout_ms;
-	tx->deadline_ms = dtx_now_ms() + timeout;
+	tx->begun_us = dtx_now_us();
+	tx->deadline_ms = tx->begun_us / 1000 + timeout;
 	tx->client_waiting = true;
 	tx->client = *rid;
 	tx->req_id = m->id;
@@ -1302,6 +1322,125 @@ static void s_admin_list_attention(crd_t *self, FILE *f, bool in_doubt)
 	}
 }
 
+/* --- metrics ----------------------------------------------------------- */
+
+typedef struct {
+	unsigned by_state[WAL_IN_DOUBT + 1];
+	unsigned in_doubt;     /* a branch prepared, the decision not yet acknowledged */
+	unsigned stuck;        /* decided, unacknowledged past stuck_after_ms */
+} s_gauges_t;
+
+static void s_gauges(const crd_t *self, s_gauges_t *g)
+{
+	int64_t now = dtx_now_ms();
+	memset(g, 0, sizeof(*g));
+	for (const s_tx_t *tx = self->head; tx; tx = tx->next) {
+		bool prepared = false;
+		g->by_state[tx->state]++;
+		for (uint32_t i = 0; i < tx->nbranches; i++)
+			prepared |= tx->br[i].vote == DTX_VOTE_YES && !tx->br[i].acked;
+		g->in_doubt += prepared;
+		g->stuck += (tx->state == WAL_COMMITTING || tx->state == WAL_ABORTING) &&
+			    now - tx->decided_ms >= (int64_t)self->cfg.stuck_after_ms;
+	}
+}
+
+#define HELP(name, type, text) fprintf(f, "# HELP " name " " text "\n# TYPE " name " " type "\n")
+
+/* The Prometheus text format (version 0.0.4). */
+static void s_metrics(void *arg, FILE *f)
+{
+	crd_t *self = arg;
+	s_gauges_t g;
+	s_gauges(self, &g);
+	HELP("dtx_transactions_total", "counter", "Global transactions finished, by outcome.");
+	fprintf(f, "dtx_transactions_total{outcome=\"committed\"} %" PRIu64 "\n", self->n_committed);
+	fprintf(f, "dtx_transactions_total{outcome=\"aborted\"} %" PRIu64 "\n", self->n_aborted);
+	fprintf(f, "dtx_transactions_total{outcome=\"heuristic\"} %" PRIu64 "\n", self->n_heuristic);
+	HELP("dtx_transactions_in_flight", "gauge", "Transactions not finished, by state.");
+	for (int st = WAL_ACTIVE; st <= WAL_ABORTING; st++)
+		if (st != WAL_COMMITTED)
+			fprintf(f, "dtx_transactions_in_flight{state=\"%s\"} %u\n", wal_kind_str(st),
+				g.by_state[st]);
+	HELP("dtx_transactions_in_doubt", "gauge",
+	     "Transactions with a prepared branch still waiting for its decision.");
+	fprintf(f, "dtx_transactions_in_doubt %u\n", g.in_doubt);
+	HELP("dtx_transactions_stuck", "gauge",
+	     "Decided transactions unacknowledged for longer than stuck_after_ms.");
+	fprintf(f, "dtx_transactions_stuck %u\n", g.stuck);
+	HELP("dtx_orphan_branches", "gauge",
+	     "Prepared branches from an epoch this log never had (left to the operator).");
+	fprintf(f, "dtx_orphan_branches %u\n", self->norphans);
+	HELP("dtx_decision_seconds", "histogram",
+	     "From a client's transaction to the answer with its outcome.");
+	crd_hist_write(&self->h_decision, f, "dtx_decision_seconds", "");
+	HELP("dtx_phase2_retries_total", "counter", "Decisions sent again to a branch.");
+	fprintf(f, "dtx_phase2_retries_total %" PRIu64 "\n", self->n_retries);
+	HELP("dtx_group_commits_total", "counter", "LMDB commits of the log.");
+	fprintf(f, "dtx_group_commits_total %" PRIu64 "\n", self->n_flushes);
+	HELP("dtx_group_commit_decisions_total", "counter",
+	     "Commit decisions made durable by group commits.");
+	fprintf(f, "dtx_group_commit_decisions_total %" PRIu64 "\n", self->n_decisions);
+	HELP("dtx_group_commit_records", "histogram", "Log records per group commit.");
+	crd_hist_write(&self->h_batch, f, "dtx_group_commit_records", "");
+	HELP("dtx_log_commit_seconds", "histogram",
+	     "Time of one group commit: LMDB writes and fsyncs.");
+	crd_hist_write(&self->h_commit, f, "dtx_log_commit_seconds", "");
+	HELP("dtx_log_failing", "gauge", "1 while the log refuses writes (disk full, ...).");
+	fprintf(f, "dtx_log_failing %d\n", self->log_failing != 0);
+	HELP("dtx_participant_up", "gauge", "1 while the participant's agent is registered.");
+	for (unsigned i = 0; i < self->nparts; i++)
+		fprintf(f, "dtx_participant_up{participant=\"%s\"} %d\n", self->parts[i].name,
+			self->parts[i].connected);
+	HELP("dtx_start_time_seconds", "gauge", "When this coordinator started, Unix time.");
+	fprintf(f, "dtx_start_time_seconds %.3f\n", (double)self->started_us / 1e6);
+	HELP("dtx_draining", "gauge", "1 after SIGTERM, while in-flight work is finished.");
+	fprintf(f, "dtx_draining %d\n", self->draining != 0);
+}
+
+static void s_ms(FILE *f, const char *what, double s)
+{
+	if (isinf(s))
+		fprintf(f, " %s > 10 s", what);
+	else
+		fprintf(f, " %s <= %g ms", what, s * 1000);
+}
+
+/* The same numbers for a person (dtxctl stats). */
+static void s_stats(crd_t *self, FILE *f)
+{
+	s_gauges_t g;
+	s_gauges(self, &g);
+	fprintf(f, "transactions: committed %" PRIu64 ", aborted %" PRIu64 ", heuristic %" PRIu64
+		"\n", self->n_committed, self->n_aborted, self->n_heuristic);
+	fprintf(f, "in flight: %zu (active %u, preparing %u, committing %u, aborting %u); "
+		"in doubt %u; stuck %u; orphan branches %u\n", self->ntx,
+		g.by_state[WAL_ACTIVE], g.by_state[WAL_PREPARING], g.by_state[WAL_COMMITTING],
+		g.by_state[WAL_ABORTING], g.in_doubt, g.stuck, self->norphans);
+	const crd_hist_t *h = &self->h_decision;
+	fprintf(f, "decision latency: %" PRIu64 " answered", h->count);
+	if (h->count) {
+		fprintf(f, ", mean %.3f ms,", h->sum * 1000 / (double)h->count);
+		s_ms(f, "p50", crd_hist_quantile(h, 0.5));
+		s_ms(f, "p99", crd_hist_quantile(h, 0.99));
+	}
+	fprintf(f, "\nphase-two retries: %" PRIu64 "\n", self->n_retries);
+	h = &self->h_commit;
+	fprintf(f, "group commits: %" PRIu64 ", records %" PRIu64 " (%.1f per commit), decisions %"
+		PRIu64 "", self->n_flushes, self->n_flushed,
+		self->n_flushes ? (double)self->n_flushed / (double)self->n_flushes : 0.0,
+		self->n_decisions);
+	if (h->count) {
+		fprintf(f, "; commit time mean %.3f ms,", h->sum * 1000 / (double)h->count);
+		s_ms(f, "p99", crd_hist_quantile(h, 0.99));
+	}
+	fprintf(f, "\nlog: %s\nparticipants:", self->log_failing ? dtx_strerror(self->log_failing)
+							: "taking writes");
+	for (unsigned i = 0; i < self->nparts; i++)
+		fprintf(f, " %s %s", self->parts[i].name, self->parts[i].connected ? "up" : "down");
+	fputc('\n', f);
+}
+
 static int s_count_heuristic_fn(const wal_rec_t *recs, unsigned n, void *arg)
 {
 	*(unsigned *)arg += s_recs_heuristic(recs, n);
@@ -1364,6 +1503,8 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 			heur ? " (dtxctl list --state heuristic)" : "");
 		for (unsigned i = 0; i < self->norphans; i++)
 			fprintf(f, "in doubt (epoch unknown to this log): %s\n", self->orphans[i]);
+	} else if (strcmp(m.name, "stats") == 0) {
+		s_stats(self, f);
 	} else if (strcmp(m.name, "resolve") == 0) {
 		code = s_admin_resolve(self, f, arg);
 	} else if (strcmp(m.name, "forget") == 0) {
@@ -1595,6 +1736,8 @@ static int s_flushed(crd_t *self, int rc, size_t n, s_tx_t *list)
 	self->log_failing = 0;
 	self->n_flushes++;
 	self->n_flushed += n;
+	crd_hist_observe(&self->h_batch, (double)n);
+	crd_hist_observe(&self->h_commit, (double)wal_last_commit_us(self->wal) / 1e6);
 	s_after_flush(self, list);
 	return 0;
 }
@@ -1727,6 +1870,7 @@ static void s_reload(crd_t *self)
 	FIXED_S(client_endpoint);
 	FIXED_S(agent_endpoint);
 	FIXED_S(admin_endpoint);
+	FIXED_S(metrics_listen);
 	FIXED_N(max_frame_bytes);
 	FIXED_N(map_size);
 #undef FIXED_S
@@ -1799,11 +1943,12 @@ int crd_run(crd_t *self)
 	if (sd_watchdog_enabled(0, &wd_us) > 0 && wd_us >= 2000)
 		self->watchdog_ms = (int64_t)(wd_us / 2000);
 	while (!self->stop) {
-		zmq_pollitem_t items[4] = {
+		zmq_pollitem_t items[5] = {
 			{.socket = self->client, .events = ZMQ_POLLIN},
 			{.socket = self->agent, .events = ZMQ_POLLIN},
 			{.socket = self->admin, .events = ZMQ_POLLIN},
 			{.fd = wal_flush_fd(self->wal), .events = ZMQ_POLLIN},
+			{.fd = self->http ? crd_http_fd(self->http) : -1, .events = ZMQ_POLLIN},
 		};
 		int64_t now = dtx_now_ms();
 		long timeout = TICK_MS;
@@ -1811,7 +1956,7 @@ int crd_run(crd_t *self)
 			long due = (long)(self->first_lazy_ms + self->cfg.lazy_flush_ms - now);
 			timeout = due < 0 ? 0 : (due < timeout ? due : timeout);
 		}
-		if (zmq_poll(items, 4, timeout) < 0 && errno != EINTR) {
+		if (zmq_poll(items, self->http ? 5 : 4, timeout) < 0 && errno != EINTR) {
 			dtx_err("zmq_poll: %s", zmq_strerror(errno));
 			return DTX_EIO;
 		}
@@ -1824,6 +1969,8 @@ int crd_run(crd_t *self)
 			s_drain(self, self->client, s_on_client, 1000);
 		if (items[2].revents & ZMQ_POLLIN)
 			s_drain(self, self->admin, s_on_admin, 100);
+		if (items[4].revents & ZMQ_POLLIN)
+			crd_http_run(self->http);
 		now = dtx_now_ms();
 		if (self->draining && s_drained(self, now))
 			break;
@@ -1834,6 +1981,8 @@ int crd_run(crd_t *self)
 		if (now - self->last_tick_ms >= TICK_MS) {
 			self->last_tick_ms = now;
 			s_tick(self, now);
+			if (self->http)
+				crd_http_run(self->http); /* its idle timeouts */
 		}
 		if (self->watchdog_ms && now - self->last_watchdog_ms >= self->watchdog_ms) {
 			self->last_watchdog_ms = now;
@@ -1926,6 +2075,9 @@ int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len)
 	}
 	self->nparts = cfg->nparticipants;
 	self->started_us = dtx_wall_us();
+	crd_hist_init(&self->h_decision, s_le_decision, NLE(s_le_decision));
+	crd_hist_init(&self->h_commit, s_le_commit, NLE(s_le_commit));
+	crd_hist_init(&self->h_batch, s_le_batch, NLE(s_le_batch));
 
 	if ((rc = wal_open(&wo, &self->wal, why, why_len)))
 		goto fail;
@@ -1948,6 +2100,9 @@ int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len)
 	    !(self->agent = s_bind(self, cfg->agent_endpoint, why, why_len)) ||
 	    !(self->admin = s_bind(self, cfg->admin_endpoint, why, why_len)))
 		goto fail;
+	if (cfg->metrics_listen[0] &&
+	    (rc = crd_http_start(cfg->metrics_listen, s_metrics, self, &self->http, why, why_len)))
+		goto fail;
 	*out = self;
 	return 0;
 fail:
@@ -1965,6 +2120,7 @@ void crd_destroy(crd_t **self_p)
 	while (self->head)
 		s_forget(self, self->head);
 	dtx_delayed_free(&self->delayed);
+	crd_http_stop(&self->http);
 	free(self->buckets);
 	if (self->client)
 		zmq_close(self->client);

@@ -1,10 +1,12 @@
 #include "config.h"
 
 #include <ini.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "crd_config.h"
+#include "crd_metrics.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
 
@@ -92,6 +94,13 @@ static int s_handler(void *arg, const char *section, const char *key, const char
 		return STR(cfg->agent_endpoint);
 	if (strcmp(key, "admin_endpoint") == 0)
 		return STR(cfg->admin_endpoint);
+	if (strcmp(key, "metrics_listen") == 0) {
+		struct sockaddr_storage sa;
+		char why[256];
+		if (val[0] && crd_listen_parse(val, &sa, why, sizeof(why)))
+			return s_bad(c, key, why);
+		return STR(cfg->metrics_listen);
+	}
 	if (strcmp(key, "participants") == 0)
 		return s_participants(c, val);
 	if (strcmp(key, "log_level") == 0) {

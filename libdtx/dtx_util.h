@@ -43,6 +43,7 @@ void dtx_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* --- clocks ----------------------------------------------------------- */
 
 int64_t dtx_now_ms(void);       /* CLOCK_MONOTONIC, milliseconds */
+int64_t dtx_now_us(void);       /* CLOCK_MONOTONIC, microseconds */
 int64_t dtx_wall_us(void);      /* CLOCK_REALTIME, microseconds since the epoch */
 /* "2026-11-21 05:06:55.123456Z" into buf (>= 32 bytes). */
 void dtx_wall_format(int64_t us, char *buf, size_t len);

@@ -29,6 +29,10 @@ static const struct {
 	const char *name, *usage, *help;
 } s_cmds[] = {
 	{"status", "status", "uptime, transactions in flight by state, participants and their liveness"},
+	{"stats", "stats",
+	 "the numbers of the coordinator's /metrics endpoint, for a person: outcomes,\n"
+	 "in flight and in doubt, decision latency, phase-two retries, group commits,\n"
+	 "participants"},
 	{"list", "list [--state STATE]",
 	 "transactions in the log (first 1000), optionally only those in STATE:\n"
 	 "  active, preparing, deciding, committing, committed, aborting, aborted, heuristic;\n"
@@ -420,6 +424,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "status") == 0 && n == 1)
 		return s_admin(&o, "status", NULL);
+	if (strcmp(cmd, "stats") == 0 && n == 1)
+		return s_admin(&o, "stats", NULL);
 	if (strcmp(cmd, "list") == 0 && n == 1)
 		return s_admin(&o, "list", NULL);
 	if (strcmp(cmd, "list") == 0 && n == 3 && strcmp(args[1], "--state") == 0)

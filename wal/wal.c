@@ -67,6 +67,7 @@ struct wal {
 	size_t wnq, wcapq;
 	int efd;
 	bool mu_init;
+	int64_t commit_us;             /* how long the last batch's commit took */
 };
 
 const char *wal_kind_str(int kind)
@@ -565,11 +566,13 @@ static int s_write(wal_t *self, const s_pending_t *q, size_t n)
 	}
 	/* Crash point: every record is in the write transaction, none on disk. */
 	dtx_crash_point("wal.before_commit");
+	int64_t t0 = dtx_now_us();
 	/* Durability point: when this commit returns 0, every record is on
 	 * disk (LMDB fsyncs the data, then the meta page). If the process
 	 * dies before it returns, none of them is, and recovery presumes
 	 * abort for every transaction whose decision was among them. */
 	rc = mdb_txn_commit(txn);
+	self->commit_us = dtx_now_us() - t0; /* read after the batch is collected */
 	if (rc == MDB_MAP_FULL || rc == ENOSPC)
 		return DTX_EFULL; /* refused before the meta page: nothing written */
 	if (rc)
@@ -616,6 +619,11 @@ static void *s_writer(void *arg)
 	}
 	pthread_mutex_unlock(&self->mu);
 	return NULL;
+}
+
+int64_t wal_last_commit_us(const wal_t *self)
+{
+	return self->commit_us;
 }
 
 int wal_flush_fd(const wal_t *self)

@@ -116,6 +116,9 @@ int wal_flush(wal_t *self, size_t *nflushed);
  * called before; wal_flush refuses (DTX_EBUSY) while a batch is out.
  */
 int wal_flush_start(wal_t *self, bool *started);
+/* How long the LMDB commit (writes and fsyncs) of the last batch took, in
+ * microseconds; read it after wal_flush or wal_flush_finish. */
+int64_t wal_last_commit_us(const wal_t *self);
 int wal_flush_fd(const wal_t *self);
 bool wal_flush_busy(const wal_t *self);
 int wal_flush_finish(wal_t *self, size_t *nflushed);
