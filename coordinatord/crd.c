@@ -101,6 +101,8 @@ struct crd {
 	crd_config_t cfg;
 	wal_t *wal;
 	void *ctx, *client, *agent, *admin;
+	void *events;                  /* XPUB: the stream dtxctl watch reads */
+	int watchers;                  /* subscriptions on it; 0: events not made */
 	volatile sig_atomic_t stop;    /* stop now */
 	volatile sig_atomic_t draining; /* SIGTERM: finish what is in flight, then stop */
 	volatile sig_atomic_t reload;   /* SIGHUP: read the configuration again */
@@ -332,6 +334,61 @@ static void s_send_decision(crd_t *self, s_tx_t *tx, uint32_t i, int64_t now)
 	s_send_part(self, &self->parts[b->part], &m);
 }
 
+/* --- the event stream (dtxctl watch) ------------------------------------ */
+
+/*
+ * One text frame per event, fields separated by one space:
+ *   GTID EVENT WHO PARTICIPANTS DETAIL
+ * EVENT is begun, voted, decided, completed or heuristic; WHO the
+ * participant it is about or "-"; PARTICIPANTS the transaction's, comma
+ * separated; DETAIL free text (may be empty). Made only while someone
+ * watches; a watcher too slow for the stream loses events (XPUB drops),
+ * the loop never waits for it.
+ */
+static void s_event(crd_t *self, const s_tx_t *tx, const char *gtid, const char *event,
+		    const char *who, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void s_event(crd_t *self, const s_tx_t *tx, const char *gtid, const char *event,
+		    const char *who, const char *fmt, ...)
+{
+	char buf[1024], g[DTX_GTID_MAX];
+	size_t off;
+	va_list ap;
+
+	if (!self->watchers)
+		return;
+	if (!gtid) {
+		s_gtid(self, tx, g, sizeof(g));
+		gtid = g;
+	}
+	off = (size_t)snprintf(buf, sizeof(buf), "%s %s %s ", gtid, event, who ? who : "-");
+	for (uint32_t i = 0; tx && i < tx->nbranches && off < sizeof(buf); i++)
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s", i ? "," : "",
+					tx->br[i].name);
+	if (!tx && off < sizeof(buf))
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s", who ? who : "-");
+	if (off < sizeof(buf) - 1) {
+		buf[off++] = ' ';
+		va_start(ap, fmt);
+		vsnprintf(buf + off, sizeof(buf) - off, fmt, ap);
+		va_end(ap);
+	}
+	zmq_send(self->events, buf, strlen(buf), ZMQ_DONTWAIT);
+}
+
+/* Subscriptions come and go as watchers connect and leave. */
+static void s_on_subscription(crd_t *self)
+{
+	char b[256];
+	int n;
+	while ((n = zmq_recv(self->events, b, sizeof(b), ZMQ_DONTWAIT)) >= 0) {
+		if (n >= 1 && b[0] == 1)
+			self->watchers++;
+		else if (n >= 1 && b[0] == 0 && self->watchers > 0)
+			self->watchers--;
+		dtx_info("event stream: %d watching", self->watchers);
+	}
+}
+
 /* --- logging transitions ---------------------------------------------- */
 
 static int s_log(crd_t *self, s_tx_t *tx, int kind, const char *note, bool forced)
@@ -369,6 +426,14 @@ static void s_move(crd_t *self, s_tx_t *tx, int to, const char *note, bool force
 		return;
 	}
 	dtx_debug("%s: %s -> %s", gtid, wal_kind_str(tx->state), wal_kind_str(to));
+	if (to == WAL_ABORTING)
+		s_event(self, tx, gtid, "decided", NULL, "abort%s%s", note ? ": " : "",
+			note ? note : "");
+	else if (to == WAL_COMMITTED && tx->state == WAL_PREPARING)
+		s_event(self, tx, gtid, "decided", NULL, "commit%s%s", note ? ": " : "",
+			note ? note : "");
+	if (to == WAL_COMMITTED || to == WAL_ABORTED)
+		s_event(self, tx, gtid, "completed", NULL, "%s", wal_kind_str(to));
 	tx->state = to;
 	if (to == WAL_COMMITTING || to == WAL_ABORTING)
 		tx->decided_ms = dtx_now_ms();
@@ -517,6 +582,7 @@ static void s_after_flush(crd_t *self, s_tx_t *list)
 		tx->awaiting_flush = false;
 		tx->flush_next = NULL;
 		self->n_decisions++;
+		s_event(self, tx, NULL, "decided", NULL, "commit");
 		/* Durability point: COMMIT is on disk. A crash from here on
 		 * re-drives the commit at recovery. */
 		dtx_crash_point("crd.commit_logged");
@@ -581,6 +647,13 @@ static void s_on_vote(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 	if (tx->br[bi].vote != VOTE_NONE)
 		return; /* repeated */
 	tx->br[bi].vote = (int)m->code;
+	s_event(self, tx, NULL, "voted", p->name, "%s%s%s",
+		m->code == DTX_VOTE_YES		? "yes"
+		: m->code == DTX_VOTE_READONLY	? "read-only"
+		: m->code == DTX_VOTE_COMMITTED ? "committed"
+						: "no",
+		m->code == DTX_VOTE_NO && (m->has & DTX_F_TEXT) ? ": " : "",
+		m->code == DTX_VOTE_NO && (m->has & DTX_F_TEXT) ? m->text : "");
 	if (m->code == DTX_VOTE_READONLY)
 		tx->br[bi].acked = true; /* committed by the agent; no phase two */
 	if (tx->state != WAL_PREPARING)
@@ -641,6 +714,7 @@ static void s_log_late_heuristic(crd_t *self, s_part_t *p, const dtx_gtid_t *g,
 		 (m->has & DTX_F_TEXT) ? m->text : "branch went the other way");
 	dtx_err("%s: heuristic outcome on %s", gtid, note);
 	self->n_heuristic++;
+	s_event(self, NULL, gtid, "heuristic", p->name, "%s", note);
 	if (rc || n + 2 > 255)
 		return; /* the daemon log line above is all that can be kept */
 	wal_rec_t h = {.seq = g->seq, .idx = (uint8_t)n, .kind = WAL_HEURISTIC, .epoch = g->epoch,
@@ -687,6 +761,7 @@ static void s_on_ack(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 		dtx_err("%s: heuristic outcome on %s", m->gtid, note);
 		tx->heuristic = true;
 		self->n_heuristic++;
+		s_event(self, tx, NULL, "heuristic", p->name, "%s", note);
 		s_log(self, tx, WAL_HEURISTIC, note, false);
 	}
 	tx->br[bi].acked = true;
@@ -930,6 +1005,8 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 	s_gtid(self, tx, gtid, sizeof(gtid));
 	dtx_debug("%s: begin, %" PRIu32 " branches", gtid, tx->nbranches);
 	s_log(self, tx, WAL_ACTIVE, tx->one_phase ? ONE_PHASE_NOTE : NULL, false);
+	s_event(self, tx, gtid, "begun", NULL, "timeout %" PRIu32 " ms%s", timeout,
+		tx->one_phase ? ", one phase" : "");
 	dtx_crash_point("crd.begun");
 	s_transition(self, tx, WAL_PREPARING, NULL);
 	for (uint32_t i = 0; i < tx->nbranches; i++) {
@@ -1221,6 +1298,7 @@ static int s_admin_resolve(crd_t *self, FILE *f, const char *arg)
 	}
 	dtx_notice("%s: %s", gtid_s, note);
 	s_log(self, tx, WAL_HEURISTIC, note, false);
+	s_event(self, tx, gtid_s, "heuristic", NULL, "%s", note);
 	tx->heuristic = true;
 	self->n_heuristic++;
 	if (commit) {
@@ -1284,6 +1362,7 @@ static int s_admin_forget(crd_t *self, FILE *f, const char *arg)
 			off += (size_t)snprintf(note + off, sizeof(note) - off, " %s", tx->br[i].name);
 	dtx_notice("%s: %s", gtid_s, note);
 	s_log(self, tx, WAL_HEURISTIC, note, false);
+	s_event(self, tx, gtid_s, "heuristic", NULL, "%s", note);
 	self->n_heuristic++;
 	for (uint32_t i = 0; i < tx->nbranches; i++)
 		tx->br[i].acked = true;
@@ -1503,6 +1582,8 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 			heur ? " (dtxctl list --state heuristic)" : "");
 		for (unsigned i = 0; i < self->norphans; i++)
 			fprintf(f, "in doubt (epoch unknown to this log): %s\n", self->orphans[i]);
+	} else if (strcmp(m.name, "watch") == 0) {
+		fprintf(f, "%s", self->cfg.events_endpoint);
 	} else if (strcmp(m.name, "stats") == 0) {
 		s_stats(self, f);
 	} else if (strcmp(m.name, "resolve") == 0) {
@@ -1871,6 +1952,7 @@ static void s_reload(crd_t *self)
 	FIXED_S(agent_endpoint);
 	FIXED_S(admin_endpoint);
 	FIXED_S(metrics_listen);
+	FIXED_S(events_endpoint);
 	FIXED_N(max_frame_bytes);
 	FIXED_N(map_size);
 #undef FIXED_S
@@ -1943,11 +2025,12 @@ int crd_run(crd_t *self)
 	if (sd_watchdog_enabled(0, &wd_us) > 0 && wd_us >= 2000)
 		self->watchdog_ms = (int64_t)(wd_us / 2000);
 	while (!self->stop) {
-		zmq_pollitem_t items[5] = {
+		zmq_pollitem_t items[6] = {
 			{.socket = self->client, .events = ZMQ_POLLIN},
 			{.socket = self->agent, .events = ZMQ_POLLIN},
 			{.socket = self->admin, .events = ZMQ_POLLIN},
 			{.fd = wal_flush_fd(self->wal), .events = ZMQ_POLLIN},
+			{.socket = self->events, .events = ZMQ_POLLIN},
 			{.fd = self->http ? crd_http_fd(self->http) : -1, .events = ZMQ_POLLIN},
 		};
 		int64_t now = dtx_now_ms();
@@ -1956,7 +2039,7 @@ int crd_run(crd_t *self)
 			long due = (long)(self->first_lazy_ms + self->cfg.lazy_flush_ms - now);
 			timeout = due < 0 ? 0 : (due < timeout ? due : timeout);
 		}
-		if (zmq_poll(items, self->http ? 5 : 4, timeout) < 0 && errno != EINTR) {
+		if (zmq_poll(items, self->http ? 6 : 5, timeout) < 0 && errno != EINTR) {
 			dtx_err("zmq_poll: %s", zmq_strerror(errno));
 			return DTX_EIO;
 		}
@@ -1970,6 +2053,8 @@ int crd_run(crd_t *self)
 		if (items[2].revents & ZMQ_POLLIN)
 			s_drain(self, self->admin, s_on_admin, 100);
 		if (items[4].revents & ZMQ_POLLIN)
+			s_on_subscription(self);
+		if (items[5].revents & ZMQ_POLLIN)
 			crd_http_run(self->http);
 		now = dtx_now_ms();
 		if (self->draining && s_drained(self, now))
@@ -2054,6 +2139,35 @@ static void *s_bind(crd_t *self, const char *endpoint, char *why, size_t why_len
 	return s;
 }
 
+/* The event stream: XPUB, so that subscriptions are seen (events are made
+ * only while someone watches); VERBOSER passes every subscribe and
+ * unsubscribe, so they can be counted. An ipc:// endpoint gets mode 0600
+ * like the admin socket. */
+static void *s_bind_events(crd_t *self, const char *endpoint, char *why, size_t why_len)
+{
+	void *s = zmq_socket(self->ctx, ZMQ_XPUB);
+	int one = 1, zero = 0, hwm = 10000;
+	mode_t old = 0;
+	bool ipc = strncmp(endpoint, "ipc://", 6) == 0;
+
+	if (!s)
+		return NULL;
+	zmq_setsockopt(s, ZMQ_XPUB_VERBOSER, &one, sizeof(one));
+	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	if (ipc)
+		old = umask(0077);
+	int rc = zmq_bind(s, endpoint);
+	if (ipc)
+		umask(old);
+	if (rc != 0) {
+		snprintf(why, why_len, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
+		zmq_close(s);
+		return NULL;
+	}
+	return s;
+}
+
 int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len)
 {
 	crd_t *self = calloc(1, sizeof(*self));
@@ -2100,6 +2214,8 @@ int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len)
 	    !(self->agent = s_bind(self, cfg->agent_endpoint, why, why_len)) ||
 	    !(self->admin = s_bind(self, cfg->admin_endpoint, why, why_len)))
 		goto fail;
+	if (!(self->events = s_bind_events(self, cfg->events_endpoint, why, why_len)))
+		goto fail;
 	if (cfg->metrics_listen[0] &&
 	    (rc = crd_http_start(cfg->metrics_listen, s_metrics, self, &self->http, why, why_len)))
 		goto fail;
@@ -2128,6 +2244,8 @@ void crd_destroy(crd_t **self_p)
 		zmq_close(self->agent);
 	if (self->admin)
 		zmq_close(self->admin);
+	if (self->events)
+		zmq_close(self->events);
 	if (self->ctx)
 		zmq_ctx_term(self->ctx);
 	wal_close(&self->wal);

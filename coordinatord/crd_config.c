@@ -17,6 +17,7 @@ void crd_config_defaults(crd_config_t *cfg)
 	snprintf(cfg->client_endpoint, sizeof(cfg->client_endpoint), "tcp://127.0.0.1:7100");
 	snprintf(cfg->agent_endpoint, sizeof(cfg->agent_endpoint), "tcp://127.0.0.1:7101");
 	snprintf(cfg->admin_endpoint, sizeof(cfg->admin_endpoint), "ipc:///run/dtx/admin.sock");
+	snprintf(cfg->events_endpoint, sizeof(cfg->events_endpoint), "ipc:///run/dtx/events.sock");
 	cfg->default_timeout_ms = 5000;
 	cfg->max_timeout_ms = 60000;
 	cfg->heartbeat_ms = 1000;
@@ -94,6 +95,8 @@ static int s_handler(void *arg, const char *section, const char *key, const char
 		return STR(cfg->agent_endpoint);
 	if (strcmp(key, "admin_endpoint") == 0)
 		return STR(cfg->admin_endpoint);
+	if (strcmp(key, "events_endpoint") == 0)
+		return STR(cfg->events_endpoint);
 	if (strcmp(key, "metrics_listen") == 0) {
 		struct sockaddr_storage sa;
 		char why[256];

@@ -18,6 +18,7 @@ typedef struct {
 	char client_endpoint[256];
 	char agent_endpoint[256];
 	char admin_endpoint[256];
+	char events_endpoint[256];   /* dtxctl watch's stream (XPUB) */
 	char metrics_listen[128];    /* HOST:PORT on loopback; empty: no metrics */
 	char participants[CRD_MAX_PARTICIPANTS][64]; /* allow-list */
 	unsigned nparticipants;

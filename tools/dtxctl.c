@@ -6,9 +6,12 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -57,6 +60,11 @@ static const struct {
 	 "--timeout: time the coordinator allows for the decision; --wait: how long to\n"
 	 "wait for the answer. Prints the GTID and the outcome; exit 0 committed,\n"
 	 "1 aborted, 3 refused, failed or no answer"},
+	{"watch", "watch [--gtid GTID] [--participant NAME] [--count N]",
+	 "a live stream of transaction events, one line each: time, GTID, event\n"
+	 "(begun, voted, decided, completed, heuristic), the participant it is about\n"
+	 "(or all of the transaction's), detail; only GTID's, or only transactions\n"
+	 "NAME takes part in; stops after N events or at Ctrl-C"},
 	{"help", "help [COMMAND]", "this text, or one command's"},
 };
 
@@ -88,8 +96,9 @@ static int s_help(int argc, char **argv)
 	return XC_USAGE;
 }
 
-/* One request on the admin endpoint; prints the reply text. */
-static int s_admin(const s_opts_t *o, const char *cmd, const char *arg)
+/* One request on the admin endpoint; the reply text in *text (caller
+ * frees), or printed when text is NULL. */
+static int s_admin_ask(const s_opts_t *o, const char *cmd, const char *arg, char **text)
 {
 	void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
 	int zero = 0, rc = XC_ERROR;
@@ -124,7 +133,10 @@ static int s_admin(const s_opts_t *o, const char *cmd, const char *arg)
 		goto out;
 	}
 	if (rep.type == DTX_T_REPLY) {
-		fputs(rep.text, stdout);
+		if (text)
+			*text = strdup(rep.text);
+		else
+			fputs(rep.text, stdout);
 		rc = rep.code ? XC_ERROR : XC_OK;
 	} else if (rep.type == DTX_T_ERROR) {
 		fprintf(stderr, "dtxctl: %s\n", rep.text);
@@ -132,6 +144,105 @@ static int s_admin(const s_opts_t *o, const char *cmd, const char *arg)
 	dtx_msg_clear(&rep);
 out:
 	free(buf);
+	zmq_close(sock);
+	zmq_ctx_term(ctx);
+	return rc;
+}
+
+static int s_admin(const s_opts_t *o, const char *cmd, const char *arg)
+{
+	return s_admin_ask(o, cmd, arg, NULL);
+}
+
+static volatile sig_atomic_t s_interrupted;
+static void s_on_int(int sig)
+{
+	(void)sig;
+	s_interrupted = 1;
+}
+
+/* dtxctl watch: the coordinator's event stream, one line per event. */
+static int s_watch(const s_opts_t *o, int n, char **args)
+{
+	const char *gtid = NULL, *part = NULL;
+	long long count = 0, v;
+	char *endpoint = NULL, prefix[DTX_GTID_MAX + 1] = "";
+	int rc;
+
+	for (int i = 1; i < n; i++) {
+		if (i + 1 < n && strcmp(args[i], "--gtid") == 0)
+			gtid = args[++i];
+		else if (i + 1 < n && strcmp(args[i], "--participant") == 0)
+			part = args[++i];
+		else if (i + 1 < n && strcmp(args[i], "--count") == 0 &&
+			 dtx_parse_int(args[i + 1], 1, 1000000000, &v))
+			count = v, i++;
+		else {
+			fprintf(stderr, "usage: dtxctl watch [--gtid GTID] [--participant NAME] "
+					"[--count N]\n");
+			return XC_USAGE;
+		}
+	}
+	if ((rc = s_admin_ask(o, "watch", NULL, &endpoint)) != XC_OK)
+		return rc;
+	void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_SUB);
+	int zero = 0;
+	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	/* A GTID is filtered by the stream itself: frames start "GTID ". */
+	if (gtid)
+		snprintf(prefix, sizeof(prefix), "%s ", gtid);
+	zmq_setsockopt(sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
+	if (zmq_connect(sock, endpoint) != 0) {
+		fprintf(stderr, "dtxctl: cannot connect to %s: %s\n", endpoint, zmq_strerror(errno));
+		rc = XC_ERROR;
+		goto out;
+	}
+	struct sigaction sa = {.sa_handler = s_on_int};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	while (!s_interrupted) {
+		char buf[1100], *f[5], *save = NULL;
+		int len = zmq_recv(sock, buf, sizeof(buf) - 1, 0);
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "dtxctl: %s\n", zmq_strerror(errno));
+			rc = XC_ERROR;
+			break;
+		}
+		buf[len < (int)sizeof(buf) - 1 ? len : (int)sizeof(buf) - 1] = '\0';
+		/* GTID EVENT WHO PARTICIPANTS DETAIL */
+		int nf = 0;
+		for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+			f[nf++] = t;
+			if (nf == 4)
+				break; /* the rest is the detail */
+		}
+		if (nf < 4)
+			continue;
+		f[4] = save ? save : "";
+		if (part) {
+			bool in = false;
+			char parts[512], *ps = NULL;
+			snprintf(parts, sizeof(parts), "%s", f[3]);
+			for (char *t = strtok_r(parts, ",", &ps); t && !in; t = strtok_r(NULL, ",", &ps))
+				in = strcmp(t, part) == 0;
+			if (!in)
+				continue;
+		}
+		struct timespec ts;
+		struct tm tm;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		localtime_r(&ts.tv_sec, &tm);
+		printf("%02d:%02d:%02d.%03ld %s %-9s %s %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+		       ts.tv_nsec / 1000000, f[0], f[1], strcmp(f[2], "-") ? f[2] : f[3], f[4]);
+		fflush(stdout);
+		if (count && --count == 0)
+			break;
+	}
+out:
+	free(endpoint);
 	zmq_close(sock);
 	zmq_ctx_term(ctx);
 	return rc;
@@ -424,6 +535,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "status") == 0 && n == 1)
 		return s_admin(&o, "status", NULL);
+	if (strcmp(cmd, "watch") == 0)
+		return s_watch(&o, n, args);
 	if (strcmp(cmd, "stats") == 0 && n == 1)
 		return s_admin(&o, "stats", NULL);
 	if (strcmp(cmd, "list") == 0 && n == 1)

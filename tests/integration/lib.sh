@@ -110,6 +110,7 @@ log_dir = $T/log
 client_endpoint = ipc://$T/client.sock
 agent_endpoint = ipc://$T/agent.sock
 admin_endpoint = ipc://$T/admin.sock
+events_endpoint = ipc://$T/events.sock
 participants = ${DTX_TEST_PARTICIPANTS:-shop, bank, stock}
 default_timeout_ms = ${DTX_TEST_TIMEOUT_MS:-5000}
 heartbeat_ms = ${DTX_TEST_COORD_HEARTBEAT_MS:-200}
