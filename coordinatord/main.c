@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "crd.h"
+#include "dtx_journal.h"
 #include "dtx_util.h"
 
 static crd_t *s_crd;
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	dtx_daemon_start(cfg.log_level, s_on_signal);
+	dtx_journal_setup("coordinatord", NULL);
 	/* SIGHUP before crd_new() is ignored: the file was just read. */
 	struct sigaction hup = {.sa_handler = s_on_hup};
 	sigemptyset(&hup.sa_mask);

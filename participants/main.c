@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "dtx_journal.h"
 #include "dtx_util.h"
 #include "pga.h"
 
@@ -44,6 +45,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	dtx_daemon_start(cfg.log_level, s_on_signal);
+	dtx_journal_setup("dtx-pgagent", cfg.name);
 
 	/* PostgreSQL may not be up yet: wait for it with back-off. */
 	while ((rc = pga_new(&cfg, &s_pga, why, sizeof(why))) == DTX_EDB && !s_stopping) {

@@ -4,7 +4,9 @@
 # systemd's notification socket, coordinatord says READY=1 only once it
 # serves (log recovered, sockets bound), pings WATCHDOG=1 from its loop
 # (no pings while the loop is stopped) and says STOPPING=1 on SIGTERM; the
-# agent says READY=1 too.
+# agent says READY=1 too. Under journald (a stand-in socket at its path in
+# a private mount namespace) log lines arrive with PRIORITY, DTX_GTID and
+# DTX_PARTICIPANT fields.
 . "$(dirname "$0")/lib.sh"
 NOTIFYSOCK=$top_builddir/tests/tools/dtx-notifysock
 
@@ -62,4 +64,38 @@ wait_for 5 grep -q 'READY=1.*STATUS=agent shop' "$T/notify.out"; ok $? "dtx-pgag
 kill_wait "${AGENT_PID[shop]}"
 kill_wait "$COORD_PID"
 wait_for 5 grep -q 'STOPPING=1' "$T/notify.out"; ok $? "SIGTERM: coordinatord says STOPPING=1"
+
+# --- journald ---------------------------------------------------------------------
+# With standard error on the journal (JOURNAL_STREAM names it), lines go to
+# the journal's socket with structured fields. A private mount namespace
+# puts a stand-in socket at journald's fixed path, /run/systemd/journal/socket.
+if [ "$(id -u)" = 0 ] && mkdir -p /run/systemd/journal 2>/dev/null &&
+	unshare --mount true 2>/dev/null; then
+	: >"$T/j.err"
+	unshare --mount bash -c '
+		mount -t tmpfs tmpfs /run/systemd/journal || exit 1
+		"$1" /run/systemd/journal/socket >"$2/journal.out" & echo $! >"$2/journal.pid"
+		for i in $(seq 50); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
+		export JOURNAL_STREAM=$(stat -c "%d:%i" "$2/j.err")
+		exec "$3" -c "$2/coord.conf" 2>>"$2/j.err"' - "$NOTIFYSOCK" "$T" "$COORDINATORD" &
+	COORD_PID=$!
+	ALL_PIDS+=("$COORD_PID")
+	wait_for 10 "$DTXCTL" --wait 500 status >/dev/null
+	dtx_start_agent shop
+	wait_for 10 participant_up shop
+	gtid=$("$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('j1', 'eve', 'widget', 1, 1)" | awk '{print $1}')
+	wait_for 5 grep -q "MESSAGE=$gtid: one phase, committed" "$T/journal.out"
+	ok $? "under journald, a transaction's line reaches the journal ($gtid)"
+	line=$(grep "MESSAGE=$gtid: one phase, committed" "$T/journal.out")
+	like "$line" "PRIORITY=6 SYSLOG_IDENTIFIER=coordinatord DTX_GTID=$gtid( |\$)" \
+		"... with PRIORITY, SYSLOG_IDENTIFIER and DTX_GTID fields"
+	like "$(grep 'MESSAGE=participant shop connected' "$T/journal.out")" 'PRIORITY=5 .*DTX_PARTICIPANT=shop' \
+		"a participant's line carries DTX_PARTICIPANT"
+	is "$(grep -c 'one phase, committed' "$T/j.err")" 0 "... and not standard error as well"
+	kill_wait "${AGENT_PID[shop]}"
+	kill_wait "$COORD_PID"
+	kill "$(cat "$T/journal.pid")" 2>/dev/null
+else
+	for i in 1 2 3 4; do ok 0 "# SKIP journald: needs root and mount namespaces"; done
+fi
 done_testing

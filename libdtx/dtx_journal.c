@@ -1,0 +1,89 @@
+#include "config.h"
+
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
+
+#include "dtx_journal.h"
+#include "dtx_util.h"
+
+static char s_ident[64], s_participant[64];
+
+static size_t s_name_len(const char *s)
+{
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
+	return n < 64 ? n : 0;
+}
+
+/* "c1.7.42" */
+static bool s_is_gtid(const char *t)
+{
+	dtx_gtid_t g;
+	return dtx_gtid_parse(t, &g) == 0;
+}
+
+static void s_sink(int level, const char *line, void *arg)
+{
+	char gtid[160] = "", gid[160] = "", part[64] = "", buf[7][2100];
+	struct iovec iov[7];
+	int n = 0;
+	const char *colon = strstr(line, ": ");
+	(void)arg;
+
+	if (colon && (size_t)(colon - line) < sizeof(gid)) {
+		char tok[sizeof(gid)];
+		memcpy(tok, line, (size_t)(colon - line));
+		tok[colon - line] = '\0';
+		if (s_is_gtid(tok)) {
+			snprintf(gtid, sizeof(gtid), "%s", tok);
+		} else if (strncmp(tok, "dtx:", 4) == 0) {
+			/* dtx:COORD:EPOCH:SEQ:BRANCH -> COORD.EPOCH.SEQ */
+			char c[64];
+			unsigned long e, q, b;
+			snprintf(gid, sizeof(gid), "%s", tok);
+			if (sscanf(tok, "dtx:%63[^:]:%lu:%lu:%lu", c, &e, &q, &b) == 4)
+				snprintf(gtid, sizeof(gtid), "%s.%lu.%lu", c, e, q);
+		}
+	}
+	const char *p = strstr(line, "participant ");
+	size_t plen = p ? s_name_len(p + 12) : 0;
+	if (plen)
+		snprintf(part, sizeof(part), "%.*s", (int)plen, p + 12);
+	else if (s_participant[0])
+		snprintf(part, sizeof(part), "%s", s_participant);
+
+#define FIELD(...) do { \
+		snprintf(buf[n], sizeof(buf[n]), __VA_ARGS__); \
+		iov[n].iov_base = buf[n]; iov[n].iov_len = strlen(buf[n]); n++; } while (0)
+	FIELD("MESSAGE=%s", line);
+	FIELD("PRIORITY=%d", level);
+	FIELD("SYSLOG_IDENTIFIER=%s", s_ident);
+	if (gtid[0])
+		FIELD("DTX_GTID=%s", gtid);
+	if (gid[0])
+		FIELD("DTX_GID=%s", gid);
+	if (part[0])
+		FIELD("DTX_PARTICIPANT=%s", part);
+#undef FIELD
+	if (sd_journal_sendv(iov, n) < 0)
+		fprintf(stderr, "<%d>%s\n", level, line); /* the journal is away */
+}
+
+bool dtx_journal_setup(const char *ident, const char *participant)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(2, &st) != 0 ||
+	    (unsigned long long)st.st_dev != dev || (unsigned long long)st.st_ino != ino)
+		return false;
+	snprintf(s_ident, sizeof(s_ident), "%s", ident);
+	snprintf(s_participant, sizeof(s_participant), "%s", participant ? participant : "");
+	dtx_log_set(dtx_log_level(), s_sink, NULL);
+	return true;
+}

@@ -1,0 +1,24 @@
+/*
+ * dtx_journal.h — the daemons' log lines into systemd's journal with
+ * structured fields, when their standard error is the journal's stream.
+ * Linked by coordinatord and dtx-pgagent only (libsystemd), never by the
+ * client library.
+ */
+#ifndef DTX_JOURNAL_H
+#define DTX_JOURNAL_H
+
+#include <stdbool.h>
+
+/*
+ * If JOURNAL_STREAM names this process's standard error (systemd sets it
+ * for StandardError=journal), send every line with sd_journal_sendv():
+ * MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=ident, and where the line is about
+ * one: DTX_GTID (a line starting "GTID: " or "GID: " — the daemons' lines
+ * about a transaction do), DTX_GID (a branch's PostgreSQL GID),
+ * DTX_PARTICIPANT ("participant NAME" in the line, else participant when
+ * not NULL). Returns whether it did; otherwise lines stay on standard error
+ * with their "<N>" priority prefix.
+ */
+bool dtx_journal_setup(const char *ident, const char *participant);
+
+#endif
