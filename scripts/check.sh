@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # check.sh — set everything up (scripts/setup.sh), then run the whole test
 # suite: unit tests, integration tests against a throwaway PostgreSQL, the
-# crash-recovery tests. Ends with "N passed, N failed".
+# crash-recovery tests; then make distcheck (the tarball builds and passes
+# out of tree, installs and uninstalls). Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
@@ -17,9 +18,23 @@ if [ $rc -ne 0 ]; then
 	done
 	grep -E 'error:' .check.out | head -20
 fi
+# The release tarball: built, tested out of tree, installed, uninstalled.
+drc=1
+if [ $rc -eq 0 ]; then
+	make -j"$(nproc)" distcheck >.distcheck.out 2>&1
+	drc=$?
+	if [ $drc -eq 0 ]; then
+		echo "make distcheck: passed ($(grep -o 'dtx-[0-9.]*\.tar\.gz' .distcheck.out | tail -1))"
+	else
+		echo "make distcheck: FAILED"
+		grep -E '^(FAIL|ERROR):|error:|Error [0-9]|ERROR:' .distcheck.out | head -30
+	fi
+else
+	echo "make distcheck: not run (make check failed)"
+fi
 passed=$(sed -n 's/^# PASS: *//p' .check.out)
 f=$(sed -n 's/^# FAIL: *//p' .check.out)
 e=$(sed -n 's/^# ERROR: *//p' .check.out)
 failed=$((${f:-0} + ${e:-0}))
 echo "${passed:-0} passed, ${failed:-0} failed"
-[ $rc -eq 0 ] && [ -n "$passed" ] && [ "$passed" -gt 0 ]
+[ $rc -eq 0 ] && [ $drc -eq 0 ] && [ -n "$passed" ] && [ "$passed" -gt 0 ]
