@@ -444,4 +444,7 @@ void dtx_daemon_start(int log_level, void (*on_stop)(int))
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A daemon that reloads installs its own SIGHUP handler after this;
+	 * for the others a stray SIGHUP (systemctl reload) must not kill. */
+	signal(SIGHUP, SIG_IGN);
 }

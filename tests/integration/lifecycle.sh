@@ -116,4 +116,7 @@ wait_for 5 grep -q 'reload refused' "$T/coord.log"; ok $? "a bad file is refused
 like "$(tail -n +"$((lines + 1))" "$T/coord.log")" "reload refused.*coord.conf:[0-9]+: unknown key 'no_such_key'" \
 	"... with file:line and the reason"
 "$DTXCTL" exec --on shop --sql "SELECT 1" --on bank --sql "SELECT 1" >/dev/null; ok $? "the daemon serves on with the configuration in use"
+# the agent does not reload; a SIGHUP must not stop it either
+kill -HUP "${AGENT_PID[shop]}"; sleep 0.3
+kill -0 "${AGENT_PID[shop]}" 2>/dev/null; ok $? "dtx-pgagent survives a SIGHUP"
 done_testing
