@@ -2111,50 +2111,12 @@ void crd_reload(crd_t *self)
 
 /* --- set-up ----------------------------------------------------------- */
 
-static void *s_bind(crd_t *self, const char *endpoint, char *why, size_t why_len)
+/* Bind s to endpoint, an ipc:// one with mode 0600; closes s on failure. */
+static void *s_bind_socket(void *s, const char *endpoint, char *why, size_t why_len)
 {
-	void *s = zmq_socket(self->ctx, ZMQ_ROUTER);
-	int one = 1, zero = 0, hwm = 100000;
-	int64_t max = (int64_t)self->cfg.max_frame_bytes;
 	mode_t old = 0;
 	bool ipc = strncmp(endpoint, "ipc://", 6) == 0;
 
-	if (!s)
-		return NULL;
-	zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
-	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-	if (ipc)
-		old = umask(0077); /* the admin socket: mode 0600 */
-	int rc = zmq_bind(s, endpoint);
-	if (ipc)
-		umask(old);
-	if (rc != 0) {
-		snprintf(why, why_len, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
-		zmq_close(s);
-		return NULL;
-	}
-	return s;
-}
-
-/* The event stream: XPUB, so that subscriptions are seen (events are made
- * only while someone watches); VERBOSER passes every subscribe and
- * unsubscribe, so they can be counted. An ipc:// endpoint gets mode 0600
- * like the admin socket. */
-static void *s_bind_events(crd_t *self, const char *endpoint, char *why, size_t why_len)
-{
-	void *s = zmq_socket(self->ctx, ZMQ_XPUB);
-	int one = 1, zero = 0, hwm = 10000;
-	mode_t old = 0;
-	bool ipc = strncmp(endpoint, "ipc://", 6) == 0;
-
-	if (!s)
-		return NULL;
-	zmq_setsockopt(s, ZMQ_XPUB_VERBOSER, &one, sizeof(one));
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	if (ipc)
 		old = umask(0077);
 	int rc = zmq_bind(s, endpoint);
@@ -2166,6 +2128,38 @@ static void *s_bind_events(crd_t *self, const char *endpoint, char *why, size_t 
 		return NULL;
 	}
 	return s;
+}
+
+static void *s_bind(crd_t *self, const char *endpoint, char *why, size_t why_len)
+{
+	void *s = zmq_socket(self->ctx, ZMQ_ROUTER);
+	int one = 1, zero = 0, hwm = 100000;
+	int64_t max = (int64_t)self->cfg.max_frame_bytes;
+
+	if (!s)
+		return NULL;
+	zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
+	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	return s_bind_socket(s, endpoint, why, why_len);
+}
+
+/* The event stream: XPUB, so that subscriptions are seen (events are made
+ * only while someone watches); VERBOSER passes every subscribe and
+ * unsubscribe, so they can be counted. */
+static void *s_bind_events(crd_t *self, const char *endpoint, char *why, size_t why_len)
+{
+	void *s = zmq_socket(self->ctx, ZMQ_XPUB);
+	int one = 1, zero = 0, hwm = 10000;
+
+	if (!s)
+		return NULL;
+	zmq_setsockopt(s, ZMQ_XPUB_VERBOSER, &one, sizeof(one));
+	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	return s_bind_socket(s, endpoint, why, why_len);
 }
 
 int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len)

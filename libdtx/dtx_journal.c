@@ -10,21 +10,9 @@
 
 #include "dtx_journal.h"
 #include "dtx_util.h"
+#include "dtx_wire.h"
 
 static char s_ident[64], s_participant[64];
-
-static size_t s_name_len(const char *s)
-{
-	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
-	return n < 64 ? n : 0;
-}
-
-/* "c1.7.42" */
-static bool s_is_gtid(const char *t)
-{
-	dtx_gtid_t g;
-	return dtx_gtid_parse(t, &g) == 0;
-}
 
 static void s_sink(int level, const char *line, void *arg)
 {
@@ -36,24 +24,25 @@ static void s_sink(int level, const char *line, void *arg)
 
 	if (colon && (size_t)(colon - line) < sizeof(gid)) {
 		char tok[sizeof(gid)];
+		dtx_gtid_t g;
+		uint32_t branch;
 		memcpy(tok, line, (size_t)(colon - line));
 		tok[colon - line] = '\0';
-		if (s_is_gtid(tok)) {
-			snprintf(gtid, sizeof(gtid), "%s", tok);
-		} else if (strncmp(tok, "dtx:", 4) == 0) {
-			/* dtx:COORD:EPOCH:SEQ:BRANCH -> COORD.EPOCH.SEQ */
-			char c[64];
-			unsigned long e, q, b;
+		if (dtx_gtid_parse(tok, &g) == 0) {
+			dtx_gtid_format(&g, gtid, sizeof(gtid));
+		} else if (dtx_gid_parse(tok, &g, &branch) == 0) {
 			snprintf(gid, sizeof(gid), "%s", tok);
-			if (sscanf(tok, "dtx:%63[^:]:%lu:%lu:%lu", c, &e, &q, &b) == 4)
-				snprintf(gtid, sizeof(gtid), "%s.%lu.%lu", c, e, q);
+			dtx_gtid_format(&g, gtid, sizeof(gtid));
 		}
 	}
 	const char *p = strstr(line, "participant ");
-	size_t plen = p ? s_name_len(p + 12) : 0;
-	if (plen)
-		snprintf(part, sizeof(part), "%.*s", (int)plen, p + 12);
-	else if (s_participant[0])
+	if (p) {
+		p += strlen("participant ");
+		snprintf(part, sizeof(part), "%.*s", (int)strcspn(p, " ,:;()"), p);
+		if (!dtx_name_valid(part))
+			part[0] = '\0';
+	}
+	if (!part[0] && s_participant[0])
 		snprintf(part, sizeof(part), "%s", s_participant);
 
 #define FIELD(...) do { \

@@ -38,23 +38,22 @@ for m in man8/coordinatord.8 man8/dtx-pgagent.8 man1/dtxctl.1 man5/coordinatord.
 	out=$(groff -man -ww -z "$ROOT$mandir/$m" 2>&1)
 	is "$out" "" "$m renders without warnings"
 done
-conf5=$(groff -man -Tutf8 -P-cbou "$ROOT$mandir/man5/coordinatord.conf.5" 2>/dev/null)
-missing=
-for k in $(grep -o 'strcmp(key, "[a-z_]*")' "$top_srcdir/coordinatord/crd_config.c" | sed 's/.*"\(.*\)".*/\1/'); do
-	grep -qE "^ {7}$k( |$)" <<<"$conf5" || missing="$missing $k"
-done
-is "${missing:-none}" none "coordinatord.conf(5) documents every key coordinatord accepts"
-agent8=$(groff -man -Tutf8 -P-cbou "$ROOT$mandir/man8/dtx-pgagent.8" 2>/dev/null)
-missing=
-for k in $(grep -o 'strcmp(key, "[a-z_]*")' "$top_srcdir/participants/pga_config.c" | sed 's/.*"\(.*\)".*/\1/'); do
-	grep -qE "^ {7}$k( |$)" <<<"$agent8" || missing="$missing $k"
-done
-is "${missing:-none}" none "dtx-pgagent(8) documents every key the agent accepts"
+# undocumented PAGE WORD...: the words that no entry of PAGE (an indented
+# tag line of the rendered page) starts with
+undocumented() {
+	local page text missing=
+	page=$1; shift
+	text=$(groff -man -Tutf8 -P-cbou "$ROOT$mandir/$page" 2>/dev/null)
+	for w in "$@"; do grep -qE "^ {7}$w( |$)" <<<"$text" || missing="$missing $w"; done
+	echo "${missing:-none}"
+}
+keys() { grep -o 'strcmp(key, "[a-z_]*")' "$1" | sed 's/.*"\(.*\)".*/\1/'; }
+is "$(undocumented man5/coordinatord.conf.5 $(keys "$top_srcdir/coordinatord/crd_config.c"))" none \
+	"coordinatord.conf(5) documents every key coordinatord accepts"
+is "$(undocumented man8/dtx-pgagent.8 $(keys "$top_srcdir/participants/pga_config.c"))" none \
+	"dtx-pgagent(8) documents every key the agent accepts"
 cmds=$("$DTXCTL" help | awk '/^  [a-z]/ {print $1}')
-dtxctl1=$(groff -man -Tutf8 -P-cbou "$ROOT$mandir/man1/dtxctl.1" 2>/dev/null)
-missing=
-for c in $cmds; do grep -qE "^ {7}$c( |$)" <<<"$dtxctl1" || missing="$missing $c"; done
-is "${missing:-none}" none "dtxctl(1) documents every command of dtxctl help ($(echo $cmds))"
+is "$(undocumented man1/dtxctl.1 $cmds)" none "dtxctl(1) documents every command of dtxctl help ($(echo $cmds))"
 
 # --- the library through pkg-config --------------------------------------------------
 cat >"$T/prog.c" <<'C'
