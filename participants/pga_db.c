@@ -15,6 +15,7 @@ struct pga_db {
 	char *conninfo;
 	PGconn *conn;
 	char lock_timeout[64];  /* SET lock_timeout, or "" */
+	bool mark_ready;        /* MARK_STMT is prepared on conn */
 };
 
 static const char SQL_SCHEMA[] =
@@ -22,7 +23,12 @@ static const char SQL_SCHEMA[] =
 	"CREATE TABLE IF NOT EXISTS dtx.branches ("
 	" gid text PRIMARY KEY,"
 	" created timestamptz NOT NULL DEFAULT now())";
-static const char SQL_MARK[] = "INSERT INTO dtx.branches (gid) VALUES ($1)";
+/* The marker row, written only when the branch wrote something: its row
+ * count (1 or 0) is also the read-only probe. Prepared once per
+ * connection. */
+#define MARK_STMT "dtx_mark"
+static const char SQL_MARK[] = "INSERT INTO dtx.branches (gid)"
+			       " SELECT $1 WHERE pg_current_xact_id_if_assigned() IS NOT NULL";
 static const char SQL_MARKED[] = "SELECT 1 FROM dtx.branches WHERE gid = $1";
 static const char SQL_SCAN[] =
 	"SELECT gid FROM pg_prepared_xacts"
@@ -77,6 +83,7 @@ static PGconn *s_conn(pga_db_t *self, char *why, size_t why_len)
 		self->conn = NULL;
 	}
 	self->conn = PQconnectdb(self->conninfo);
+	self->mark_ready = false;
 	if (PQstatus(self->conn) != CONNECTION_OK) {
 		s_msg(why, why_len, "cannot connect: ", PQerrorMessage(self->conn));
 		PQfinish(self->conn);
@@ -173,11 +180,14 @@ static int s_gid_cmd(PGconn *conn, const char *verb, const char *gid, char *out,
 	return 0;
 }
 
-/* One query of a pipeline, and its result once run. */
+/* One query of a pipeline, and its result once run. With name: prepare
+ * sql as that statement (prepare) or run the statement of that name. */
 typedef struct {
 	const char *sql;
 	int nparams;
 	const char *const *params;
+	const char *name;
+	bool prepare;
 	PGresult *res;
 } s_query_t;
 
@@ -203,10 +213,15 @@ static int s_pipeline(pga_db_t *self, PGconn *conn, s_query_t *q, unsigned n, ch
 	unsigned got = 0, nulls = 0;
 	if (PQenterPipelineMode(conn) != 1)
 		goto broken;
-	for (unsigned i = 0; i < n; i++)
-		if (PQsendQueryParams(conn, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL,
-				      0) != 1)
+	for (unsigned i = 0; i < n; i++) {
+		int ok = q[i].prepare ? PQsendPrepare(conn, q[i].name, q[i].sql, q[i].nparams, NULL)
+			 : q[i].name  ? PQsendQueryPrepared(conn, q[i].name, q[i].nparams,
+							    q[i].params, NULL, NULL, 0)
+				      : PQsendQueryParams(conn, q[i].sql, q[i].nparams, NULL,
+							  q[i].params, NULL, NULL, 0);
+		if (ok != 1)
 			goto broken;
+	}
 	if (PQpipelineSync(conn) != 1)
 		goto broken;
 	for (;;) {
@@ -239,31 +254,27 @@ broken:
 }
 
 /*
- * Two round trips: the transaction's start, its statements and a probe
- * for whether it wrote anything go in one pipeline; then either COMMIT
- * (nothing written: read-only) or the marker row and PREPARE TRANSACTION
- * in a second one. Row-count expectations are checked between the two,
- * so nothing is prepared that should have voted NO.
+ * Two round trips: the transaction's start, its statements and the marker
+ * row (inserted only if the branch wrote something, so its row count is
+ * the read-only probe) go in one pipeline; then either COMMIT (nothing
+ * written: read-only) or PREPARE TRANSACTION in a second one. Row-count
+ * expectations are checked between the two, so nothing is prepared that
+ * should have voted NO.
  */
 int pga_db_prepare(pga_db_t *self, const char *gid, bool one_phase, uint32_t nstmts,
 		   const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len)
 {
 	char cmd[300], tmp[512];
-	unsigned n = 0;
+	const char *mark[1] = {gid};
+	unsigned n = 0, first = 0, nq = nstmts + 3;
 	int rc = DTX_VOTE_NO;
-	s_query_t *q = calloc(nstmts + 3, sizeof(*q));
+	s_query_t *q = calloc(nq, sizeof(*q));
 
 	snprintf(sqlstate, 6, "%s", "");
 	if (!q) {
 		snprintf(why, why_len, "out of memory");
 		return DTX_VOTE_NO;
 	}
-	q[n++] = (s_query_t){.sql = "BEGIN"};
-	unsigned first = n;
-	for (uint32_t i = 0; i < nstmts; i++)
-		q[n++] = (s_query_t){.sql = stmts[i].sql, .nparams = (int)stmts[i].nparams,
-				     .params = stmts[i].params};
-	q[n++] = (s_query_t){.sql = "SELECT pg_current_xact_id_if_assigned() IS NULL"};
 
 	/* A connection gone stale (PostgreSQL restarted since its last use)
 	 * is found out here: open a new one and send once more. Nothing was
@@ -275,6 +286,16 @@ int pga_db_prepare(pga_db_t *self, const char *gid, bool one_phase, uint32_t nst
 			snprintf(why, why_len, "database unreachable: %s", tmp);
 			goto out;
 		}
+		n = 0;
+		if (!self->mark_ready)
+			q[n++] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .name = MARK_STMT,
+					     .prepare = true};
+		q[n++] = (s_query_t){.sql = "BEGIN"};
+		first = n;
+		for (uint32_t i = 0; i < nstmts; i++)
+			q[n++] = (s_query_t){.sql = stmts[i].sql, .nparams = (int)stmts[i].nparams,
+					     .params = stmts[i].params};
+		q[n++] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .params = mark, .name = MARK_STMT};
 		if (s_pipeline(self, conn, q, n, tmp, sizeof(tmp)) == 0)
 			break;
 		conn = NULL;
@@ -284,10 +305,14 @@ int pga_db_prepare(pga_db_t *self, const char *gid, bool one_phase, uint32_t nst
 		snprintf(why, why_len, "database unreachable: %s", tmp);
 		goto out;
 	}
+	if (q[0].prepare && PQresultStatus(q[0].res) == PGRES_COMMAND_OK)
+		self->mark_ready = true;
 	for (unsigned i = 0; i < n; i++) {
 		if (s_check(q[i].res, conn, sqlstate, tmp, sizeof(tmp))) {
 			if (i >= first && i < first + nstmts)
 				snprintf(why, why_len, "statement %u failed: %s", i - first + 1, tmp);
+			else if (q[i].name)
+				snprintf(why, why_len, "cannot write the marker row: %s", tmp);
 			else
 				snprintf(why, why_len, "%s failed: %s", q[i].sql, tmp);
 			goto rollback;
@@ -302,7 +327,7 @@ int pga_db_prepare(pga_db_t *self, const char *gid, bool one_phase, uint32_t nst
 			}
 		}
 	}
-	bool read_only = strcmp(PQgetvalue(q[n - 1].res, 0, 0), "t") == 0;
+	bool read_only = strcmp(PQcmdTuples(q[n - 1].res), "0") == 0;
 	s_queries_clear(q, n);
 	if (read_only) {
 		/* Nothing written, no row locked: commit now (it releases only a
@@ -323,10 +348,9 @@ int pga_db_prepare(pga_db_t *self, const char *gid, bool one_phase, uint32_t nst
 		snprintf(why, why_len, "out of memory");
 		goto rollback;
 	}
-	const char *mark[1] = {gid};
-	q[0] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .params = mark};
-	q[1] = (s_query_t){.sql = cmd};
-	if (s_pipeline(self, conn, q, 2, tmp, sizeof(tmp))) {
+	q[0] = (s_query_t){.sql = cmd};
+	n = 1;
+	if (s_pipeline(self, conn, q, 1, tmp, sizeof(tmp))) {
 		snprintf(sqlstate, 6, "08006");
 		snprintf(why, why_len, "%s failed: %s", one_phase ? "commit" : "prepare", tmp);
 		/* Lost while preparing: the branch may be prepared or not. The
@@ -337,10 +361,6 @@ int pga_db_prepare(pga_db_t *self, const char *gid, bool one_phase, uint32_t nst
 		goto out;
 	}
 	if (s_check(q[0].res, conn, sqlstate, tmp, sizeof(tmp))) {
-		snprintf(why, why_len, "cannot write the marker row: %s", tmp);
-		goto rollback;
-	}
-	if (s_check(q[1].res, conn, sqlstate, tmp, sizeof(tmp))) {
 		snprintf(why, why_len, "%s failed: %s", one_phase ? "commit" : "prepare", tmp);
 		goto rollback;
 	}
@@ -353,7 +373,7 @@ int pga_db_prepare(pga_db_t *self, const char *gid, bool one_phase, uint32_t nst
 rollback:
 	s_rollback(conn);
 out:
-	s_queries_clear(q, n > 2 ? n : 2);
+	s_queries_clear(q, nq);
 	free(q);
 	return rc;
 }
