@@ -22,7 +22,7 @@ top_builddir=${top_builddir:-$(cd "$here/.." && pwd)}
 CLIENTS=${CLIENTS:-1,8,64}
 MODES=${MODES:-direct,dtx,null}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
-ACCOUNTS=1000
+ACCOUNTS=10000
 
 # Room for 64 direct clients on two databases, plus the agents' pools.
 export PG_MAX_CONNECTIONS=400 PG_MAX_PREPARED=300
@@ -59,7 +59,7 @@ if [ -n "${PERF:-}" ]; then
 	perf record -g -F 999 -p "$COORD_PID" -o "$T/perf.data" >/dev/null 2>&1 &
 	perf_pid=$!
 fi
-"$DTXBENCH" -m "$MODES" -w transfer --dbs bank,stock --null null1,null2 \
+"$DTXBENCH" -m "$MODES" -w transfer --dbs bank,stock --null null1,null2 --accounts $ACCOUNTS \
 	-c "$CLIENTS" -s "$SECONDS_PER_RUN" --warmup 1 --timeout 30000 \
 	--conninfo "host=$PGSOCK port=$PGPORT user=postgres" --json "$T/bench.json"
 rc=$?

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # server the demo and the tests start.
 PACKAGES="build-essential autoconf automake libtool pkg-config
 	liblmdb-dev libzmq3-dev libmsgpack-dev libpq-dev libinih-dev libjson-c-dev zlib1g-dev
-	libsystemd-dev libmicrohttpd-dev systemd postgresql-15 postgresql-client-15 curl groff-base"
+	libsystemd-dev libmicrohttpd-dev systemd postgresql-15 postgresql-client-15 curl groff-base jq"
 
 missing=()
 for p in $PACKAGES; do

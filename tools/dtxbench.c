@@ -16,7 +16,15 @@
  * direct mode also database names, appended to --conninfo as dbname=):
  *   transfer  move 1 unit from account c+1 of the first database to
  *             account c+1 of each other one (c: the client's number), in
- *             bench_accounts (id int PRIMARY KEY, balance bigint);
+ *             bench_accounts (id int PRIMARY KEY, balance bigint); with
+ *             --accounts N, from and to an account drawn at random for
+ *             each transaction from the client's share of 1..N (c+1,
+ *             c+1+clients, ...: clients never wait for each other, so never
+ *             deadlock across databases). (With one account per
+ *             client, each transaction's update waits for the row lock its
+ *             predecessor holds until that one's phase two: in dtx mode the
+ *             client hears "committed" once the decision is logged, before
+ *             COMMIT PREPARED has run.)
  *   shop      the shop demo's order over shop, bank and stock: client c
  *             buys from wallet "<customer>-c" the item "<item>-c";
  *   select    SELECT 1 in each database (branches that write nothing).
@@ -39,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpuby.h"
 #include "dtx.h"
 #include "dtx_util.h"
 
@@ -55,6 +64,7 @@ typedef struct {
 	unsigned modes[MODE__COUNT], nmodes;
 	unsigned clients[16], nclients;
 	unsigned fire;
+	unsigned accounts;       /* transfer: pick accounts at random in 1..accounts */
 	uint64_t count;          /* transactions per run, 0: by time */
 	double seconds, warmup;
 	uint32_t timeout_ms;
@@ -79,7 +89,7 @@ typedef struct {
 
 typedef struct {
 	const s_opts_t *o;
-	unsigned mode, id;
+	unsigned mode, id, nclients;
 	int64_t start_ms, record_ms, stop_ms;
 	uint64_t quota;          /* count mode: transactions this client runs */
 	uint64_t committed, aborted, errors;
@@ -94,6 +104,8 @@ typedef struct {
 	unsigned mode, clients;
 	double secs, tps, p50, p90, p99, p999, max;
 	double cpu;              /* the machine's busy cores, on average; < 0: unknown */
+	cpuby_entry_t by[6];     /* where that CPU went: the busiest programs */
+	size_t nby;              /* entries in by[] */
 	uint64_t committed, aborted, errors;
 	char last_error[600];
 } s_result_t;
@@ -144,7 +156,8 @@ static void s_stmt(s_work_t *w, const char *db, const char *sql, int64_t expect,
 	va_end(ap);
 }
 
-static void s_build(const s_opts_t *o, unsigned client, uint64_t n, s_work_t *w)
+static void s_build(const s_opts_t *o, unsigned client, unsigned nclients, uint64_t n,
+		    s_work_t *w)
 {
 	char a[32], b[96], c[96], ref[96];
 	w->n = 0;
@@ -164,7 +177,18 @@ static void s_build(const s_opts_t *o, unsigned client, uint64_t n, s_work_t *w)
 		s_stmt(w, "stock", "UPDATE items SET qty = qty - $2 WHERE item = $1 AND qty >= $2", 1,
 		       2, c, "1");
 	} else {
-		snprintf(a, sizeof(a), "%u", client + 1);
+		/* the client's own account, or one drawn from the client's share
+		 * of 1..accounts (client + 1 + k * nclients): clients never
+		 * wait for each other, so never deadlock across databases */
+		unsigned id = client + 1, share = o->accounts / (nclients ? nclients : 1);
+		if (share > 1) {
+			uint64_t x = (((uint64_t)client << 40) ^ n) + 0x9e3779b97f4a7c15ull;
+			x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64 */
+			x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+			x ^= x >> 31;
+			id += (unsigned)(x % share) * nclients;
+		}
+		snprintf(a, sizeof(a), "%u", id);
 		snprintf(b, sizeof(b), "%d", -(int)(o->ndbs - 1));
 		for (unsigned i = 0; i < o->ndbs; i++)
 			s_stmt(w, o->dbs[i], "UPDATE bench_accounts SET balance = balance + $2 WHERE id = $1",
@@ -344,7 +368,7 @@ static void *s_client(void *arg)
 		if (c->quota ? n >= c->quota : now >= c->stop_ms)
 			break;
 		bool committed = false;
-		s_build(c->o, c->id, n++, &w);
+		s_build(c->o, c->id, c->nclients, n++, &w);
 		int64_t t0 = s_now_us();
 		int rc = c->mode == MODE_DIRECT ? s_run_direct(c, &d, &w, n, &committed)
 						: s_run_dtx(c, cl, &w, &committed);
@@ -395,7 +419,7 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int64_t stop = rec + (int64_t)(o->seconds * 1000);
 	for (unsigned i = 0; i < clients; i++) {
-		cs[i] = (s_client_t){.o = o, .mode = mode, .id = i, .start_ms = t0, .record_ms = rec,
+		cs[i] = (s_client_t){.o = o, .mode = mode, .id = i, .nclients = clients, .start_ms = t0, .record_ms = rec,
 				     .stop_ms = stop};
 		if (o->count)
 			cs[i].quota = o->count / clients + (i < o->count % clients);
@@ -407,6 +431,7 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 	if (o->warmup > 0)
 		usleep((useconds_t)(o->warmup * 1e6));
 	cpu_ok = s_cpu_ticks(&busy0, &total0);
+	cpuby_t *by0 = cpuby_snap();
 	if (o->progress) {
 		uint64_t last = 0;
 		int64_t lt = t0;
@@ -446,6 +471,11 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 	res->cpu = -1;
 	if (cpu_ok && s_cpu_ticks(&busy1, &total1) && total1 > total0 && ncpu > 0)
 		res->cpu = (double)(busy1 - busy0) / (double)(total1 - total0) * (double)ncpu;
+	cpuby_t *by1 = by0 ? cpuby_snap() : NULL;
+	if (by1)
+		res->nby = cpuby_diff(by0, by1, res->by, sizeof(res->by) / sizeof(res->by[0]));
+	cpuby_destroy(&by0);
+	cpuby_destroy(&by1);
 	res->secs = (double)(end - (rec < end ? rec : t0)) / 1000.0;
 	uint32_t *all = malloc((n ? n : 1) * sizeof(*all));
 	size_t k = 0;
@@ -485,7 +515,7 @@ static int s_fire(const s_opts_t *o)
 		dtx_tx_t *tx = dtx_tx_new();
 		/* transfer: each its own account (1..N must exist), so that none
 		 * waits for another's row lock */
-		s_build(o, strcmp(o->workload, "transfer") == 0 ? i : 0, i, &w);
+		s_build(o, strcmp(o->workload, "transfer") == 0 ? i : 0, o->fire, i, &w);
 		for (unsigned k = 0; tx && k < w.n; k++)
 			dtx_tx_add(tx, w.st[k].db, w.st[k].sql, w.st[k].nparams, w.st[k].pv,
 				   w.st[k].expect);
@@ -518,8 +548,28 @@ static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 		       r[i].tps > 0 && r[i].cpu >= 0 ? r[i].cpu * 1e6 / r[i].tps : 0.0);
 	printf("(latencies in ms; cores: the machine's busy cores on average during the run;\n"
 	       " cpu-us: busy CPU time of the whole machine per transaction, in microseconds)\n");
-	/* dtx against direct at the same number of clients */
+	/* where the CPU went, per transaction */
 	bool head = false;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t tx = r[i].committed + r[i].aborted;
+		if (!r[i].nby || !tx)
+			continue;
+		if (!head)
+			printf("cpu-us per transaction by program:\n");
+		head = true;
+		printf("  %-6s %3u:", s_mode_names[r[i].mode], r[i].clients);
+		const char *sep = " ";
+		for (size_t k = 0; k < r[i].nby; k++) {
+			double us = r[i].by[k].seconds * 1e6 / (double)tx;
+			if (us >= 0.5) {
+				printf("%s%s %.0f", sep, r[i].by[k].name, us);
+				sep = ", ";
+			}
+		}
+		printf("\n");
+	}
+	/* dtx against direct at the same number of clients */
+	head = false;
 	for (unsigned i = 0; i < n; i++) {
 		if (r[i].mode != MODE_DTX)
 			continue;
@@ -555,6 +605,15 @@ static int s_json(const s_opts_t *o, const s_result_t *r, unsigned n)
 		json_object_object_add(x, "errors", json_object_new_int64((int64_t)r[i].errors));
 		if (r[i].cpu >= 0)
 			json_object_object_add(x, "busy_cores", json_object_new_double(r[i].cpu));
+		uint64_t tx = r[i].committed + r[i].aborted;
+		if (r[i].nby && tx) {
+			json_object *by = json_object_new_object();
+			for (size_t k = 0; k < r[i].nby; k++)
+				json_object_object_add(by, r[i].by[k].name,
+						       json_object_new_double(r[i].by[k].seconds * 1e6 /
+									      (double)tx));
+			json_object_object_add(x, "cpu_us_by_program", by);
+		}
 		json_object_object_add(l, "p50", json_object_new_double(r[i].p50));
 		json_object_object_add(l, "p90", json_object_new_double(r[i].p90));
 		json_object_object_add(l, "p99", json_object_new_double(r[i].p99));
@@ -588,6 +647,16 @@ static unsigned s_split(char *s, const char **out, unsigned max)
 	return n;
 }
 
+/* A whole number option in [lo, hi], or a message and false. */
+static bool s_int_opt(const char *what, const char *arg, long long lo, long long hi,
+		      long long *v)
+{
+	if (dtx_parse_int(arg, lo, hi, v))
+		return true;
+	fprintf(stderr, "dtxbench: bad %s '%s'\n", what, arg);
+	return false;
+}
+
 static void s_usage(void)
 {
 	fprintf(stderr,
@@ -595,7 +664,7 @@ static void s_usage(void)
 		"                [-w transfer|shop|select] [--dbs DB,DB...] [--null NAME,NAME...]\n"
 		"                [-e ENDPOINT] [--conninfo CONNINFO] [--warmup SECONDS]\n"
 		"                [--json FILE|-] [--progress] [--timeout MS]\n"
-		"                [--customer NAME] [--item NAME] [--fire N]\n"
+		"                [--customer NAME] [--item NAME] [--accounts N] [--fire N]\n"
 		"Runs every mode at every client count in turn and prints one table;\n"
 		"with dtx and direct both, also their ratios. See the head of dtxbench.c.\n");
 }
@@ -611,7 +680,8 @@ int main(int argc, char **argv)
 		{"json", required_argument, NULL, 'j'},     {"progress", no_argument, NULL, 'p'},
 		{"customer", required_argument, NULL, 'u'}, {"item", required_argument, NULL, 'i'},
 		{"timeout", required_argument, NULL, 't'},  {"fire", required_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+		{"accounts", required_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	static char dbs_default[] = "bank,stock", nulls_default[] = "null1,null2",
 		    shop_dbs[] = "shop,bank,stock", modes_default[] = "dtx", clients_default[] = "1";
@@ -649,10 +719,8 @@ int main(int argc, char **argv)
 			break;
 		case 'm': modes = optarg; break;
 		case 'n':
-			if (!dtx_parse_int(optarg, 1, 1000000000, &v)) {
-				fprintf(stderr, "dtxbench: bad count '%s'\n", optarg);
+			if (!s_int_opt("count", optarg, 1, 1000000000, &v))
 				return 2;
-			}
 			o.count = (uint64_t)v;
 			break;
 		case 'd': dbs = optarg; break;
@@ -663,18 +731,19 @@ int main(int argc, char **argv)
 		case 'u': o.customer = optarg; break;
 		case 'i': o.item = optarg; break;
 		case 't':
-			if (!dtx_parse_int(optarg, 1, 3600000, &v)) {
-				fprintf(stderr, "dtxbench: bad timeout '%s'\n", optarg);
+			if (!s_int_opt("timeout", optarg, 1, 3600000, &v))
 				return 2;
-			}
 			o.timeout_ms = (uint32_t)v;
 			break;
 		case 'f':
-			if (!dtx_parse_int(optarg, 1, 10000000, &v)) {
-				fprintf(stderr, "dtxbench: bad --fire '%s'\n", optarg);
+			if (!s_int_opt("--fire", optarg, 1, 10000000, &v))
 				return 2;
-			}
 			o.fire = (unsigned)v;
+			break;
+		case 'a':
+			if (!s_int_opt("--accounts", optarg, 1, 1000000000, &v))
+				return 2;
+			o.accounts = (unsigned)v;
 			break;
 		case 'h': s_usage(); return 0;
 		default: s_usage(); return 2;

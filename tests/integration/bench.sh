@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# dtxbench: the three modes run in one invocation against real daemons and
+# PostgreSQL; every transaction it reports committed moved money exactly
+# once (balances), --accounts spreads each client's transfers over its own
+# share of the accounts, the JSON parses and says where the CPU went, and
+# bad options are refused. Nothing here is timed.
+. "$(dirname "$0")/lib.sh"
+export DTX_TEST_PARTICIPANTS="bank, stock, null1, null2"
+DTXBENCH=$top_builddir/tools/dtxbench
+NULLAGENT=$top_builddir/tools/dtx-nullagent
+ACCOUNTS=40
+dtx_start_pg
+for db in bank stock; do
+	q $db "CREATE TABLE bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL);
+		INSERT INTO bench_accounts SELECT i, 1000 FROM generate_series(1, $ACCOUNTS) i"
+done
+dtx_start_coord || exit 1
+for a in bank stock; do dtx_start_agent $a; done
+for a in null1 null2; do
+	"$NULLAGENT" $a "ipc://$T/agent.sock" 200 2>>"$T/agent-$a.log" &
+	ALL_PIDS+=("$!")
+done
+for a in bank stock null1 null2; do wait_for 10 participant_up $a; done
+bench() { "$DTXBENCH" -w transfer --dbs bank,stock --null null1,null2 \
+	--conninfo "host=$PGSOCK port=$PGPORT user=postgres" "$@"; }
+sum() { q $1 "SELECT sum(balance) FROM bench_accounts"; }
+# dtx answers once the decision is logged: balances are read once phase
+# two has finished (nothing left prepared in the cluster)
+none_prepared() { [ "$(q bank "SELECT count(*) FROM pg_prepared_xacts")" -eq 0 ]; }
+changed() { q $1 "SELECT string_agg(id::text, ',' ORDER BY id) FROM bench_accounts WHERE balance <> 1000"; }
+
+# Without --accounts each client keeps to its own account: client c, c+1.
+bench -m direct,dtx -c 2 -n 20 >"$T/own.out" 2>&1
+ok $? "direct and dtx, 2 clients, 20 transactions each: exit 0"
+wait_for 10 none_prepared
+is "$(changed bank)" "1,2" "without --accounts only the clients' own accounts moved (bank)"
+is "$(q bank "SELECT balance FROM bench_accounts WHERE id = 1") $(q stock "SELECT balance FROM bench_accounts WHERE id = 1")" \
+	"980 1020" "client 0 moved 1 unit 20 times (10 direct, 10 dtx) from bank to stock"
+
+# All three modes, by time, accounts at random within each client's share.
+bench -m direct,dtx,null -c 2 -s 1 --accounts $ACCOUNTS --json "$T/b.json" >"$T/b.out" 2>&1
+ok $? "three modes, 2 clients, 1 s each, --accounts $ACCOUNTS: exit 0"
+J=$T/b.json
+is "$(jq -r '[.runs[].mode] | join(",")' "$J")" "direct,dtx,null" "the JSON has one run per mode, in order"
+is "$(jq '[.runs[] | .errors + .aborted] | add' "$J")" 0 "no errors, no aborts"
+committed() { jq ".runs[] | select(.mode == \"$1\") | .committed" "$J"; }
+cd_=$(committed direct) ct=$(committed dtx) cn=$(committed null)
+ok $(( cd_ > 0 && ct > 0 && cn > 0 ? 0 : 1 )) "every mode committed transactions ($cd_, $ct, $cn)"
+# The counts cover the whole run (no warm-up here), so the money says
+# whether each reported commit happened once: the first 20+20 above, then
+# direct and dtx moved one unit each (null touches no database).
+moved=$((40 + cd_ + ct))
+wait_for 10 none_prepared
+ok $? "phase two finished: nothing is left prepared"
+is "$(sum bank)" $((ACCOUNTS * 1000 - moved)) "bank lost exactly one unit per committed transaction"
+is "$(sum stock)" $((ACCOUNTS * 1000 + moved)) "stock gained exactly one unit per committed transaction"
+n=$(q bank "SELECT count(*) FROM bench_accounts WHERE balance <> 1000")
+ok $(( n > 10 ? 0 : 1 )) "--accounts spread the transfers over many accounts ($n of $ACCOUNTS moved)"
+# a transfer moves one unit between the same account of both databases
+is "$(for db in bank stock; do q $db "SELECT string_agg(id || ':' || abs(balance - 1000), ',' ORDER BY id) FROM bench_accounts"; done | uniq | wc -l)" 1 \
+	"each account lost in bank what it gained in stock"
+jq -e '.runs[] | .latency_ms | .p50 <= .p99 and .p99 <= .max' "$J" >/dev/null
+ok $? "latency percentiles are ordered"
+# where the CPU went, by program
+cpu() { jq -r ".runs[] | select(.mode == \"$1\") | .cpu_us_by_program[\"$2\"] // 0 | . > 0" "$J"; }
+is "$(cpu direct postgres)" true "direct: CPU of postgres counted"
+is "$(cpu direct dtxbench)" true "direct: CPU of dtxbench counted"
+is "$(cpu dtx postgres) $(cpu dtx dtx-pgagent) $(cpu dtx coordinatord)" "true true true" \
+	"dtx: CPU of postgres, dtx-pgagent and coordinatord counted"
+is "$(cpu null dtx-nullagent) $(cpu null coordinatord)" "true true" "null: CPU of dtx-nullagent and coordinatord counted"
+like "$(cat "$T/b.out")" "cpu-us per transaction by program:" "the table says where the CPU went"
+like "$(cat "$T/b.out")" "dtx/direct: clients  throughput" "the table has the dtx/direct ratios"
+
+# Bad options: a clear error, exit 2.
+out=$("$DTXBENCH" --accounts 0 2>&1); rc=$?
+is "$rc $out" "2 dtxbench: bad --accounts '0'" "--accounts 0 is refused"
+out=$("$DTXBENCH" -w nosuch 2>&1); rc=$?
+is "$rc $out" "2 dtxbench: unknown workload 'nosuch'" "an unknown workload is refused"
+done_testing
