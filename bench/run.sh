@@ -33,23 +33,9 @@ export DTX_TEST_RETENTION_S=${DTX_TEST_RETENTION_S:-60}
 export DTX_TEST_COORD_HEARTBEAT_MS=60000
 . "$top_builddir/tests/integration/lib.sh"
 DTXBENCH=$top_builddir/tools/dtxbench
-NULLAGENT=$top_builddir/tools/dtx-nullagent
 
 echo "bench: PostgreSQL, coordinatord, agents bank and stock, null agents null1 and null2"
-dtx_start_pg
-for db in bank stock; do
-	q $db "CREATE TABLE bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL);
-		INSERT INTO bench_accounts SELECT i, 1000000 FROM generate_series(1, $ACCOUNTS) i"
-done
-dtx_start_coord || exit 1
-for a in bank stock; do dtx_start_agent $a; done
-for a in null1 null2; do
-	"$NULLAGENT" $a "ipc://$T/agent.sock" 200 2>>"$T/agent-$a.log" &
-	ALL_PIDS+=("$!")
-done
-for a in bank stock null1 null2; do
-	wait_for 10 participant_up $a || { echo "bench: participant $a did not register"; exit 1; }
-done
+dtx_start_bench $ACCOUNTS 1000000
 
 status_field() { "$DTXCTL" status | sed -n "s/^group commits \([0-9]*\) records \([0-9]*\) decisions \([0-9]*\).*/\\$1/p"; }
 g0=$(status_field 1) d0=$(status_field 3)

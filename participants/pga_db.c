@@ -311,8 +311,12 @@ int pga_db_prepare(pga_db_t *self, const char *gid, bool one_phase, uint32_t nst
 		if (s_check(q[i].res, conn, sqlstate, tmp, sizeof(tmp))) {
 			if (i >= first && i < first + nstmts)
 				snprintf(why, why_len, "statement %u failed: %s", i - first + 1, tmp);
-			else if (q[i].name)
+			else if (q[i].name) {
 				snprintf(why, why_len, "cannot write the marker row: %s", tmp);
+				/* gone (a branch ran DEALLOCATE): prepare it again next time */
+				if (strcmp(sqlstate, "26000") == 0)
+					self->mark_ready = false;
+			}
 			else
 				snprintf(why, why_len, "%s failed: %s", q[i].sql, tmp);
 			goto rollback;

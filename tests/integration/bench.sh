@@ -7,20 +7,8 @@
 . "$(dirname "$0")/lib.sh"
 export DTX_TEST_PARTICIPANTS="bank, stock, null1, null2"
 DTXBENCH=$top_builddir/tools/dtxbench
-NULLAGENT=$top_builddir/tools/dtx-nullagent
 ACCOUNTS=40
-dtx_start_pg
-for db in bank stock; do
-	q $db "CREATE TABLE bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL);
-		INSERT INTO bench_accounts SELECT i, 1000 FROM generate_series(1, $ACCOUNTS) i"
-done
-dtx_start_coord || exit 1
-for a in bank stock; do dtx_start_agent $a; done
-for a in null1 null2; do
-	"$NULLAGENT" $a "ipc://$T/agent.sock" 200 2>>"$T/agent-$a.log" &
-	ALL_PIDS+=("$!")
-done
-for a in bank stock null1 null2; do wait_for 10 participant_up $a; done
+dtx_start_bench $ACCOUNTS 1000
 bench() { "$DTXBENCH" -w transfer --dbs bank,stock --null null1,null2 \
 	--conninfo "host=$PGSOCK port=$PGPORT user=postgres" "$@"; }
 sum() { q $1 "SELECT sum(balance) FROM bench_accounts"; }

@@ -166,6 +166,28 @@ dtx_start_all() {
 	done
 }
 
+# dtx_start_bench ACCOUNTS BALANCE: dtxbench's set-up (the caller sets
+# DTX_TEST_PARTICIPANTS to "bank, stock, null1, null2"): PostgreSQL with
+# bench_accounts 1..ACCOUNTS holding BALANCE in bank and stock,
+# coordinatord, agents bank and stock, null agents null1 and null2, all
+# registered.
+dtx_start_bench() {
+	dtx_start_pg
+	for db in bank stock; do
+		q $db "CREATE TABLE bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL);
+			INSERT INTO bench_accounts SELECT i, $2 FROM generate_series(1, $1) i"
+	done
+	dtx_start_coord || exit 1
+	for a in bank stock; do dtx_start_agent $a; done
+	for a in null1 null2; do
+		"$top_builddir/tools/dtx-nullagent" $a "ipc://$T/agent.sock" 200 2>>"$T/agent-$a.log" &
+		ALL_PIDS+=("$!")
+	done
+	for a in bank stock null1 null2; do
+		wait_for 10 participant_up $a || { echo "Bail out! participant $a did not register"; exit 1; }
+	done
+}
+
 # place_order REF CUSTOMER ITEM QTY [dtxctl options]: the shop demo's global
 # transaction. Prints dtxctl's line; returns its exit code.
 place_order() {
