@@ -38,7 +38,7 @@ static bool s_read(int pid, s_proc_t *out)
 	line[len] = '\0';
 	/* "pid (comm) state ppid ..." where comm may hold spaces and ')' */
 	char *open = strchr(line, '('), *close = strrchr(line, ')');
-	if (!open || !close || close < open)
+	if (!open || !close || close < open || close[1] != ' ')
 		return false;
 	int ppid;
 	unsigned long long ut, st, cut, cst, start;

@@ -64,7 +64,7 @@ typedef struct {
 	unsigned modes[MODE__COUNT], nmodes;
 	unsigned clients[16], nclients;
 	unsigned fire;
-	unsigned accounts;       /* transfer: pick accounts at random in 1..accounts */
+	unsigned accounts;       /* transfer: draw from the client's share of 1..accounts */
 	uint64_t count;          /* transactions per run, 0: by time */
 	double seconds, warmup;
 	uint32_t timeout_ms;
