@@ -156,6 +156,15 @@ static void s_stmt(s_work_t *w, const char *db, const char *sql, int64_t expect,
 	va_end(ap);
 }
 
+/* splitmix64's finaliser: a well-spread number from a counter */
+static uint64_t s_mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
 static void s_build(const s_opts_t *o, unsigned client, unsigned nclients, uint64_t n,
 		    s_work_t *w)
 {
@@ -181,13 +190,8 @@ static void s_build(const s_opts_t *o, unsigned client, unsigned nclients, uint6
 		 * of 1..accounts (client + 1 + k * nclients): clients never
 		 * wait for each other, so never deadlock across databases */
 		unsigned id = client + 1, share = o->accounts / (nclients ? nclients : 1);
-		if (share > 1) {
-			uint64_t x = (((uint64_t)client << 40) ^ n) + 0x9e3779b97f4a7c15ull;
-			x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64 */
-			x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-			x ^= x >> 31;
-			id += (unsigned)(x % share) * nclients;
-		}
+		if (share > 1)
+			id += (unsigned)(s_mix64(((uint64_t)client << 40) ^ n) % share) * nclients;
 		snprintf(a, sizeof(a), "%u", id);
 		snprintf(b, sizeof(b), "%d", -(int)(o->ndbs - 1));
 		for (unsigned i = 0; i < o->ndbs; i++)
@@ -419,8 +423,8 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int64_t stop = rec + (int64_t)(o->seconds * 1000);
 	for (unsigned i = 0; i < clients; i++) {
-		cs[i] = (s_client_t){.o = o, .mode = mode, .id = i, .nclients = clients, .start_ms = t0, .record_ms = rec,
-				     .stop_ms = stop};
+		cs[i] = (s_client_t){.o = o, .mode = mode, .id = i, .nclients = clients,
+				     .start_ms = t0, .record_ms = rec, .stop_ms = stop};
 		if (o->count)
 			cs[i].quota = o->count / clients + (i < o->count % clients);
 		if (pthread_create(&th[i], NULL, s_client, &cs[i])) {
@@ -535,6 +539,13 @@ static int s_fire(const s_opts_t *o)
 
 /* --- output ---------------------------------------------------------------- */
 
+/* Program k's CPU per transaction of run r, in microseconds (0: no transactions). */
+static double s_by_us(const s_result_t *r, size_t k)
+{
+	uint64_t tx = r->committed + r->aborted;
+	return tx ? r->by[k].seconds * 1e6 / (double)tx : 0;
+}
+
 static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 {
 	printf("%-6s %-8s %7s %9s %7s %7s %7s %7s %8s %9s %7s %6s %5s %7s\n", "mode", "workload",
@@ -551,8 +562,7 @@ static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 	/* where the CPU went, per transaction */
 	bool head = false;
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t tx = r[i].committed + r[i].aborted;
-		if (!r[i].nby || !tx)
+		if (!r[i].nby || !(r[i].committed + r[i].aborted))
 			continue;
 		if (!head)
 			printf("cpu-us per transaction by program:\n");
@@ -560,7 +570,7 @@ static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 		printf("  %-6s %3u:", s_mode_names[r[i].mode], r[i].clients);
 		const char *sep = " ";
 		for (size_t k = 0; k < r[i].nby; k++) {
-			double us = r[i].by[k].seconds * 1e6 / (double)tx;
+			double us = s_by_us(&r[i], k);
 			if (us >= 0.5) {
 				printf("%s%s %.0f", sep, r[i].by[k].name, us);
 				sep = ", ";
@@ -605,13 +615,11 @@ static int s_json(const s_opts_t *o, const s_result_t *r, unsigned n)
 		json_object_object_add(x, "errors", json_object_new_int64((int64_t)r[i].errors));
 		if (r[i].cpu >= 0)
 			json_object_object_add(x, "busy_cores", json_object_new_double(r[i].cpu));
-		uint64_t tx = r[i].committed + r[i].aborted;
-		if (r[i].nby && tx) {
+		if (r[i].nby && r[i].committed + r[i].aborted) {
 			json_object *by = json_object_new_object();
 			for (size_t k = 0; k < r[i].nby; k++)
 				json_object_object_add(by, r[i].by[k].name,
-						       json_object_new_double(r[i].by[k].seconds * 1e6 /
-									      (double)tx));
+						       json_object_new_double(s_by_us(&r[i], k)));
 			json_object_object_add(x, "cpu_us_by_program", by);
 		}
 		json_object_object_add(l, "p50", json_object_new_double(r[i].p50));
