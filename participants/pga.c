@@ -1,10 +1,12 @@
 /*
  * pga.c — dtx-pgagent's loop.
  *
- * The main thread owns the DEALER to the coordinator and an inproc ROUTER
- * to pool_size worker threads; each worker owns one PostgreSQL connection
- * and runs one job at a time (prepare a branch, apply a decision, scan for
- * prepared branches). Jobs travel to workers and back as pointers.
+ * One thread: its loop polls the DEALER to the coordinator and the sockets
+ * of pool_size PostgreSQL connections, driven by libpq without blocking
+ * (pga_db.c). Each connection runs one job at a time (prepare a branch,
+ * apply a decision, scan for prepared branches); a round of the loop takes
+ * in every frame that has arrived, advances every connection whose socket
+ * is ready, and starts queued jobs on the idle connections.
  *
  * Per GID there is at most one job in flight: a decision that arrives while
  * the branch is still being prepared waits for the prepare (else a rollback
@@ -20,7 +22,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,32 +34,14 @@
 #include "pga.h"
 #include "pga_db.h"
 
-#define WORKERS_EP "inproc://pga-workers"
-
-typedef enum { JOB_PREPARE, JOB_DECIDE, JOB_SCAN } s_kind_t;
-
 typedef struct s_job {
-	struct s_job *next, *prev;     /* its queue (prev unused at a worker) */
+	struct s_job *next, *prev;     /* its queue */
 	struct s_job *hnext;           /* GID hash chain */
-	bool at_worker;
-	s_kind_t kind;
-	char gid[200];
-	int decision;           /* JOB_DECIDE: DTX_DECIDE_* */
+	bool running;                  /* on a connection */
 	int deferred;           /* decision that arrived during the prepare: -1 none */
-	dtx_msg_t msg;          /* JOB_PREPARE: owns the statements */
-	char coord[DTX_COORD_ID_MAX + 1];
-	/* results */
-	int result;
-	char sqlstate[8];
-	char text[512];
-	char **gids;
-	uint32_t ngids;
+	dtx_msg_t msg;          /* PGA_OP_PREPARE: owns the statements */
+	pga_op_t op;            /* what to do, and its results */
 } s_job_t;
-
-typedef struct {
-	uint8_t b[256];
-	size_t n;
-} s_rid_t;
 
 #define TOMBS 1024
 #define BUCKETS 4096
@@ -72,16 +55,17 @@ typedef struct {
 
 struct pga {
 	pga_config_t cfg;
-	void *ctx, *coord, *workers;
-	pthread_t *threads;
-	unsigned nthreads;
+	void *ctx, *coord;
 	volatile sig_atomic_t stop;
 	s_queue_t q[NQ];               /* not yet dispatched */
-	s_job_t **buckets;             /* GID -> its job, queued or at a worker */
-	s_job_t *active;               /* at a worker */
-	s_rid_t *idle;                 /* workers waiting for a job */
+	s_job_t **buckets;             /* GID -> its job, queued or running */
+	pga_db_t **dbs;                /* the connections, pool_size of them */
+	s_job_t **running;             /* running[i]: the job of dbs[i], or NULL */
+	unsigned *idle;                /* indexes of connections without a job */
 	unsigned nidle;
-	unsigned nprepares;            /* prepare jobs at a worker */
+	unsigned nprepares;            /* prepare jobs running */
+	zmq_pollitem_t *items;         /* the coordinator, then connections ... */
+	unsigned *item_db;             /* ... items[k + 1] is dbs[item_db[k]] */
 	bool welcomed, scan_owed;
 	dtx_delayed_t *delayed;        /* frames held by an injected delay fault */
 	char (*tombs)[200];            /* GIDs rolled back here: ring of TOMBS */
@@ -90,77 +74,17 @@ struct pga {
 	int64_t last_heard_ms, last_ping_ms, last_hello_ms, scan_retry_ms;
 };
 
-/* --- workers ---------------------------------------------------------- */
-
-typedef struct {
-	pga_t *pga;
-	unsigned index;
-} s_worker_arg_t;
-
-static void s_run_job(pga_t *self, pga_db_t *db, s_job_t *job)
-{
-	switch (job->kind) {
-	case JOB_PREPARE:
-		job->result = pga_db_prepare(db, job->gid,
-					     (job->msg.has & DTX_F_CODE) &&
-						     job->msg.code == DTX_PREPARE_ONE_PHASE,
-					     job->msg.nstmts, job->msg.stmts, job->sqlstate,
-					     job->text, sizeof(job->text));
-		break;
-	case JOB_DECIDE:
-		job->result = pga_db_decide(db, job->gid, job->decision, job->text,
-					    sizeof(job->text));
-		break;
-	case JOB_SCAN:
-		job->result = pga_db_scan(db, job->coord, self->cfg.marker_retention_s, &job->gids,
-					  &job->ngids, job->text, sizeof(job->text));
-		break;
-	}
-}
-
-static void *s_worker(void *arg)
-{
-	s_worker_arg_t *wa = arg;
-	pga_t *self = wa->pga;
-	pga_db_t *db = pga_db_new(self->cfg.conninfo, self->cfg.lock_timeout_ms);
-	void *sock = zmq_socket(self->ctx, ZMQ_DEALER);
-	s_job_t *job = NULL;
-
-	free(wa);
-	if (!db || !sock || zmq_connect(sock, WORKERS_EP) != 0) {
-		dtx_err("worker cannot start");
-		goto out;
-	}
-	/* A NULL job says "ready". */
-	zmq_send(sock, &job, sizeof(job), 0);
-	for (;;) {
-		if (zmq_recv(sock, &job, sizeof(job), 0) != sizeof(job) || !job)
-			break; /* context terminated or told to stop */
-		s_run_job(self, db, job);
-		if (zmq_send(sock, &job, sizeof(job), 0) < 0)
-			break;
-	}
-out:
-	if (sock) {
-		int zero = 0;
-		zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
-		zmq_close(sock);
-	}
-	pga_db_destroy(&db);
-	return NULL;
-}
-
 /* --- jobs ------------------------------------------------------------- */
 
-static s_job_t *s_job_new(s_kind_t kind, const char *gid)
+static s_job_t *s_job_new(pga_op_kind_t kind, const char *gid)
 {
 	s_job_t *job = calloc(1, sizeof(*job));
 	if (!job)
 		return NULL;
-	job->kind = kind;
+	job->op.kind = kind;
 	job->deferred = -1;
 	if (gid)
-		snprintf(job->gid, sizeof(job->gid), "%s", gid);
+		snprintf(job->op.gid, sizeof(job->op.gid), "%s", gid);
 	return job;
 }
 
@@ -169,9 +93,9 @@ static void s_job_free(s_job_t *job)
 	if (!job)
 		return;
 	dtx_msg_clear(&job->msg);
-	for (uint32_t i = 0; i < job->ngids; i++)
-		free(job->gids[i]);
-	free(job->gids);
+	for (uint32_t i = 0; i < job->op.ngids; i++)
+		free(job->op.gids[i]);
+	free(job->op.gids);
 	free(job);
 }
 
@@ -188,14 +112,14 @@ static unsigned s_hash(const char *gid)
 static s_job_t *s_find(pga_t *self, const char *gid)
 {
 	for (s_job_t *j = self->buckets[s_hash(gid)]; j; j = j->hnext)
-		if (strcmp(j->gid, gid) == 0)
+		if (strcmp(j->op.gid, gid) == 0)
 			return j;
 	return NULL;
 }
 
 static void s_enqueue(pga_t *self, s_job_t *job, bool front)
 {
-	s_queue_t *q = &self->q[job->kind == JOB_PREPARE ? Q_PREPARE : Q_FIRST];
+	s_queue_t *q = &self->q[job->op.kind == PGA_OP_PREPARE ? Q_PREPARE : Q_FIRST];
 	if (front) {
 		job->prev = NULL;
 		job->next = q->head;
@@ -213,8 +137,8 @@ static void s_enqueue(pga_t *self, s_job_t *job, bool front)
 			q->head = job;
 		q->tail = job;
 	}
-	if (job->kind != JOB_SCAN) {
-		unsigned h = s_hash(job->gid);
+	if (job->op.kind != PGA_OP_SCAN) {
+		unsigned h = s_hash(job->op.gid);
 		job->hnext = self->buckets[h];
 		self->buckets[h] = job;
 	}
@@ -222,7 +146,7 @@ static void s_enqueue(pga_t *self, s_job_t *job, bool front)
 
 static void s_unqueue(pga_t *self, s_job_t *job)
 {
-	s_queue_t *q = &self->q[job->kind == JOB_PREPARE ? Q_PREPARE : Q_FIRST];
+	s_queue_t *q = &self->q[job->op.kind == PGA_OP_PREPARE ? Q_PREPARE : Q_FIRST];
 	if (job->prev)
 		job->prev->next = job->next;
 	else
@@ -234,11 +158,11 @@ static void s_unqueue(pga_t *self, s_job_t *job)
 	job->next = job->prev = NULL;
 }
 
-/* Forget a job that is in no queue and at no worker, and free it. */
+/* Forget a job that is in no queue and not running, and free it. */
 static void s_drop_job(pga_t *self, s_job_t *job)
 {
-	if (job->kind != JOB_SCAN) {
-		s_job_t **pp = &self->buckets[s_hash(job->gid)];
+	if (job->op.kind != PGA_OP_SCAN) {
+		s_job_t **pp = &self->buckets[s_hash(job->op.gid)];
 		while (*pp && *pp != job)
 			pp = &(*pp)->hnext;
 		if (*pp)
@@ -248,8 +172,8 @@ static void s_drop_job(pga_t *self, s_job_t *job)
 }
 
 /*
- * Hand queued jobs to idle workers. Decisions and scans go first, and
- * prepares may hold at most pool_size - 1 workers: a prepare can block on
+ * The next job for an idle connection. Decisions and scans go first, and
+ * prepares may hold at most pool_size - 1 connections: a prepare can block on
  * row locks that a prepared branch holds until its COMMIT PREPARED, so a
  * decision must never wait behind prepares, or the pool deadlocks until
  * the transactions time out.
@@ -262,21 +186,6 @@ static s_job_t *s_next_job(pga_t *self)
 	if (job)
 		s_unqueue(self, job);
 	return job;
-}
-
-static void s_dispatch(pga_t *self)
-{
-	s_job_t *job;
-	while (self->nidle && (job = s_next_job(self))) {
-		s_rid_t *w = &self->idle[--self->nidle];
-		if (job->kind == JOB_PREPARE)
-			self->nprepares++;
-		job->at_worker = true;
-		job->next = self->active;
-		self->active = job;
-		zmq_send(self->workers, w->b, w->n, ZMQ_SNDMORE);
-		zmq_send(self->workers, &job, sizeof(job), 0);
-	}
 }
 
 /* --- talking to the coordinator --------------------------------------- */
@@ -334,9 +243,9 @@ static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 	if (!commit)
 		s_tomb_add(self, m->gtid);
 	if ((job = s_find(self, m->gtid))) {
-		if (job->kind == JOB_DECIDE)
+		if (job->op.kind == PGA_OP_DECIDE)
 			return; /* queued or being applied: that one answers */
-		if (job->at_worker) {
+		if (job->running) {
 			job->deferred = decision; /* applied when the prepare returns */
 			return;
 		}
@@ -353,9 +262,9 @@ static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 		job->deferred = DTX_DECIDE_COMMIT;
 		return;
 	}
-	if (!(job = s_job_new(JOB_DECIDE, m->gtid)))
+	if (!(job = s_job_new(PGA_OP_DECIDE, m->gtid)))
 		return; /* the coordinator will ask again */
-	job->decision = decision;
+	job->op.decision = decision;
 	dtx_crash_point("pga.decision_received");
 	s_enqueue(self, job, false);
 }
@@ -409,11 +318,15 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 			s_send(self, &v);
 			break;
 		}
-		s_job_t *job = s_job_new(JOB_PREPARE, m.gtid);
+		s_job_t *job = s_job_new(PGA_OP_PREPARE, m.gtid);
 		if (!job)
 			break; /* no vote: the coordinator times the branch out */
 		job->msg = m;
 		memset(&m, 0, sizeof(m));
+		job->op.one_phase = (job->msg.has & DTX_F_CODE) &&
+				    job->msg.code == DTX_PREPARE_ONE_PHASE;
+		job->op.nstmts = job->msg.nstmts;
+		job->op.stmts = job->msg.stmts;
 		s_enqueue(self, job, false);
 		break;
 	}
@@ -436,74 +349,92 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 	dtx_msg_clear(&m);
 }
 
-/* A worker finished job (or said ready, job NULL). */
-static void s_on_worker(pga_t *self, const s_rid_t *w, s_job_t *job)
+/* Job is done: answer the coordinator, then free it. */
+static void s_on_done(pga_t *self, s_job_t *job)
 {
-	self->idle[self->nidle++] = *w;
-	if (!job)
-		return;
-	for (s_job_t **pp = &self->active; *pp; pp = &(*pp)->next)
-		if (*pp == job) {
-			*pp = job->next;
-			break;
-		}
-	switch (job->kind) {
-	case JOB_PREPARE: {
+	pga_op_t *op = &job->op;
+	switch (op->kind) {
+	case PGA_OP_PREPARE: {
 		self->nprepares--;
-		dtx_msg_t v = {.type = DTX_T_VOTE, .has = DTX_F_GTID | DTX_F_CODE, .gtid = job->gid,
-			       .code = job->result};
-		if (job->result == PGA_VOTE_UNKNOWN) {
+		dtx_msg_t v = {.type = DTX_T_VOTE, .has = DTX_F_GTID | DTX_F_CODE, .gtid = op->gid,
+			       .code = op->result};
+		if (op->result == PGA_VOTE_UNKNOWN) {
 			/* no vote: the coordinator times out and RESOLVEs */
-			dtx_warn("%s: %s; outcome unknown until asked", job->gid, job->text);
-		} else if (job->result == DTX_VOTE_NO) {
-			dtx_info("%s: vote no: %s", job->gid, job->text);
+			dtx_warn("%s: %s; outcome unknown until asked", op->gid, op->why);
+		} else if (op->result == DTX_VOTE_NO) {
+			dtx_info("%s: vote no: %s", op->gid, op->why);
 			v.has |= DTX_F_TEXT;
-			v.text = job->text;
-			if (job->sqlstate[0]) {
+			v.text = op->why;
+			if (op->sqlstate[0]) {
 				v.has |= DTX_F_SQLSTATE;
-				v.sqlstate = job->sqlstate;
+				v.sqlstate = op->sqlstate;
 			}
 		}
-		if (job->result != PGA_VOTE_UNKNOWN)
+		if (op->result != PGA_VOTE_UNKNOWN)
 			s_send(self, &v);
 		if (job->deferred >= 0) {
-			s_job_t *d = s_job_new(JOB_DECIDE, job->gid);
+			s_job_t *d = s_job_new(PGA_OP_DECIDE, op->gid);
 			if (d) {
-				d->decision = job->deferred;
+				d->op.decision = job->deferred;
 				s_enqueue(self, d, false);
 			}
 		}
 		break;
 	}
-	case JOB_DECIDE: {
-		dtx_msg_t a = {.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE, .gtid = job->gid,
-			       .code = job->result};
-		if (job->result != DTX_ACK_DONE && job->result != DTX_ACK_COMMITTED) {
-			dtx_log(job->result == DTX_ACK_HEURISTIC ? DTX_LOG_ERR : DTX_LOG_WARNING,
-				"%s: %s", job->gid, job->text);
+	case PGA_OP_DECIDE: {
+		dtx_msg_t a = {.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE, .gtid = op->gid,
+			       .code = op->result};
+		if (op->result != DTX_ACK_DONE && op->result != DTX_ACK_COMMITTED) {
+			dtx_log(op->result == DTX_ACK_HEURISTIC ? DTX_LOG_ERR : DTX_LOG_WARNING,
+				"%s: %s", op->gid, op->why);
 			a.has |= DTX_F_TEXT;
-			a.text = job->text;
+			a.text = op->why;
 		}
-		if (job->result == DTX_ACK_RETRY)
+		if (op->result == DTX_ACK_RETRY)
 			break; /* say nothing: the coordinator resends after its back-off */
 		dtx_crash_point("pga.applied_unacked");
 		s_send(self, &a);
 		break;
 	}
-	case JOB_SCAN:
-		if (job->result) {
-			dtx_warn("cannot list prepared branches: %s", job->text);
+	case PGA_OP_SCAN:
+		if (op->result) {
+			dtx_warn("cannot list prepared branches: %s", op->why);
 			self->scan_owed = true;
 			self->scan_retry_ms = dtx_now_ms() + 1000;
 			break;
 		}
-		dtx_info("%u prepared branches of coordinator %s found", job->ngids, job->coord);
-		dtx_msg_t d = {.type = DTX_T_INDOUBT, .has = DTX_F_GIDS, .ngids = job->ngids,
-			       .gids = (const char **)job->gids};
+		dtx_info("%u prepared branches of coordinator %s found", op->ngids, op->coord);
+		dtx_msg_t d = {.type = DTX_T_INDOUBT, .has = DTX_F_GIDS, .ngids = op->ngids,
+			       .gids = (const char **)op->gids};
 		s_send(self, &d);
 		break;
 	}
 	s_drop_job(self, job);
+}
+
+/* Connection i finished its job. */
+static void s_on_db(pga_t *self, unsigned i)
+{
+	s_job_t *job = self->running[i];
+	self->running[i] = NULL;
+	self->idle[self->nidle++] = i;
+	job->running = false;
+	s_on_done(self, job);
+}
+
+/* Start queued jobs on idle connections. */
+static void s_dispatch(pga_t *self)
+{
+	s_job_t *job;
+	while (self->nidle && (job = s_next_job(self))) {
+		unsigned i = self->idle[--self->nidle];
+		if (job->op.kind == PGA_OP_PREPARE)
+			self->nprepares++;
+		job->running = true;
+		self->running[i] = job;
+		if (pga_db_start(self->dbs[i], &job->op))
+			s_on_db(self, i);
+	}
 }
 
 /* --- the loop --------------------------------------------------------- */
@@ -530,9 +461,10 @@ static void s_tick(pga_t *self, int64_t now)
 		s_send(self, &p);
 	}
 	if (self->scan_owed && now >= self->scan_retry_ms) {
-		s_job_t *job = s_job_new(JOB_SCAN, NULL);
+		s_job_t *job = s_job_new(PGA_OP_SCAN, NULL);
 		if (job) {
-			snprintf(job->coord, sizeof(job->coord), "%s", self->coord_id);
+			snprintf(job->op.coord, sizeof(job->op.coord), "%s", self->coord_id);
+			job->op.retention_s = self->cfg.marker_retention_s;
 			self->scan_owed = false;
 			/* First in line: the in-doubt list goes before new work. */
 			s_enqueue(self, job, true);
@@ -547,6 +479,58 @@ static void s_on_delayed(void *arg, const void *tag, const void *frame, size_t l
 	s_on_coord(arg, frame, len, false);
 }
 
+/* Take in every frame the coordinator has sent. */
+static void s_read_coord(pga_t *self)
+{
+	for (;;) {
+		zmq_msg_t f;
+		zmq_msg_init(&f);
+		if (zmq_msg_recv(&f, self->coord, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&f);
+			return;
+		}
+		s_on_coord(self, zmq_msg_data(&f), zmq_msg_size(&f), true);
+		zmq_msg_close(&f);
+	}
+}
+
+/*
+ * Wait up to timeout_ms for the coordinator or a running job's connection,
+ * then serve what is ready. A connection without a socket yet is advanced
+ * each round. 0, or DTX_EIO.
+ */
+static int s_poll(pga_t *self, long timeout_ms)
+{
+	unsigned n = 1;
+	self->items[0] = (zmq_pollitem_t){.socket = self->coord, .events = ZMQ_POLLIN};
+	for (unsigned i = 0; i < self->cfg.pool_size; i++) {
+		bool want_write;
+		int fd;
+		if (!self->running[i] || (fd = pga_db_socket(self->dbs[i], &want_write)) < 0)
+			continue;
+		self->items[n] = (zmq_pollitem_t){
+			.fd = fd, .events = (short)(ZMQ_POLLIN | (want_write ? ZMQ_POLLOUT : 0))};
+		self->item_db[n - 1] = i;
+		n++;
+	}
+	if (zmq_poll(self->items, (int)n, timeout_ms) < 0 && errno != EINTR) {
+		dtx_err("zmq_poll: %s", zmq_strerror(errno));
+		return DTX_EIO;
+	}
+	if (self->items[0].revents & ZMQ_POLLIN)
+		s_read_coord(self);
+	for (unsigned k = 1; k < n; k++)
+		if (self->items[k].revents && pga_db_advance(self->dbs[self->item_db[k - 1]]))
+			s_on_db(self, self->item_db[k - 1]);
+	for (unsigned i = 0; i < self->cfg.pool_size; i++) {
+		bool want_write;
+		if (self->running[i] && pga_db_socket(self->dbs[i], &want_write) < 0 &&
+		    pga_db_advance(self->dbs[i]))
+			s_on_db(self, i);
+	}
+	return 0;
+}
+
 int pga_run(pga_t *self)
 {
 	uint64_t wd_us = 0;
@@ -556,35 +540,8 @@ int pga_run(pga_t *self)
 		wd_ms = (int64_t)(wd_us / 2000);
 	s_hello(self);
 	while (!self->stop) {
-		zmq_pollitem_t items[2] = {
-			{.socket = self->coord, .events = ZMQ_POLLIN},
-			{.socket = self->workers, .events = ZMQ_POLLIN},
-		};
-		if (zmq_poll(items, 2, 50) < 0 && errno != EINTR) {
-			dtx_err("zmq_poll: %s", zmq_strerror(errno));
+		if (s_poll(self, 50))
 			return DTX_EIO;
-		}
-		while (items[0].revents & ZMQ_POLLIN) {
-			zmq_msg_t f;
-			zmq_msg_init(&f);
-			if (zmq_msg_recv(&f, self->coord, ZMQ_DONTWAIT) < 0) {
-				zmq_msg_close(&f);
-				break;
-			}
-			s_on_coord(self, zmq_msg_data(&f), zmq_msg_size(&f), true);
-			zmq_msg_close(&f);
-		}
-		while (items[1].revents & ZMQ_POLLIN) {
-			s_rid_t w;
-			s_job_t *job = NULL;
-			int n = zmq_recv(self->workers, w.b, sizeof(w.b), ZMQ_DONTWAIT);
-			if (n < 0)
-				break;
-			w.n = (size_t)n;
-			if (zmq_recv(self->workers, &job, sizeof(job), 0) != sizeof(job))
-				continue;
-			s_on_worker(self, &w, job);
-		}
 		s_tick(self, dtx_now_ms());
 		dtx_delayed_release(&self->delayed, dtx_now_ms(), s_on_delayed, self);
 		if (wd_ms && dtx_now_ms() - last_wd >= wd_ms) {
@@ -592,6 +549,23 @@ int pga_run(pga_t *self)
 			sd_notify(0, "WATCHDOG=1");
 		}
 		s_dispatch(self);
+	}
+	/* Stopping: start nothing new; let the running jobs finish and
+	 * answer, for 5 s at most, still pinging. A branch may be blocked on a lock that
+	 * only a decision we will not run now would release. */
+	int64_t deadline = dtx_now_ms() + 5000;
+	while (self->nidle < self->cfg.pool_size) {
+		long left = (long)(deadline - dtx_now_ms());
+		if (left <= 0) {
+			/* Left to the exit: PostgreSQL rolls back their open
+			 * transactions, prepared ones stay for recovery. */
+			dtx_warn("%u jobs still running after 5 s: not waiting for them",
+				 self->cfg.pool_size - self->nidle);
+			break;
+		}
+		if (s_poll(self, left < 50 ? left : 50))
+			return DTX_EIO;
+		s_tick(self, dtx_now_ms()); /* pings: still up to the coordinator */
 	}
 	return 0;
 }
@@ -604,7 +578,6 @@ void pga_stop(pga_t *self)
 int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 {
 	pga_t *self = calloc(1, sizeof(*self));
-	pga_db_t *db = NULL;
 	int zero = 0, one = 1;
 
 	*out = NULL;
@@ -613,37 +586,31 @@ int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 	self->cfg = *cfg;
 	/* The marker table before anything else: a branch cannot be
 	 * prepared without it. */
-	if (!(db = pga_db_new(cfg->conninfo, 0)) || pga_db_ensure_schema(db, why, why_len)) {
-		pga_db_destroy(&db);
+	if (pga_db_ensure_schema(cfg->conninfo, why, why_len)) {
 		free(self);
 		return DTX_EDB;
 	}
-	pga_db_destroy(&db);
 	if (!(self->ctx = zmq_ctx_new()) || !(self->coord = zmq_socket(self->ctx, ZMQ_DEALER)) ||
-	    !(self->workers = zmq_socket(self->ctx, ZMQ_ROUTER)) ||
-	    !(self->idle = calloc(cfg->pool_size, sizeof(s_rid_t))) ||
+	    !(self->dbs = calloc(cfg->pool_size, sizeof(*self->dbs))) ||
+	    !(self->running = calloc(cfg->pool_size, sizeof(*self->running))) ||
+	    !(self->idle = calloc(cfg->pool_size, sizeof(*self->idle))) ||
+	    !(self->items = calloc(cfg->pool_size + 1, sizeof(*self->items))) ||
+	    !(self->item_db = calloc(cfg->pool_size, sizeof(*self->item_db))) ||
 	    !(self->tombs = calloc(TOMBS, sizeof(*self->tombs))) ||
-	    !(self->buckets = calloc(BUCKETS, sizeof(*self->buckets))) ||
-	    !(self->threads = calloc(cfg->pool_size, sizeof(pthread_t))))
+	    !(self->buckets = calloc(BUCKETS, sizeof(*self->buckets))))
 		goto fail;
+	for (unsigned i = 0; i < cfg->pool_size; i++) {
+		if (!(self->dbs[i] = pga_db_new(cfg->conninfo, cfg->lock_timeout_ms)))
+			goto fail;
+		/* the lowest index on top: jobs go to few connections when few run */
+		self->idle[self->nidle++] = cfg->pool_size - 1 - i;
+	}
 	zmq_setsockopt(self->coord, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(self->coord, ZMQ_IMMEDIATE, &one, sizeof(one));
-	zmq_setsockopt(self->workers, ZMQ_LINGER, &zero, sizeof(zero));
-	if (zmq_bind(self->workers, WORKERS_EP) != 0 || zmq_connect(self->coord, cfg->coordinator)) {
+	if (zmq_connect(self->coord, cfg->coordinator)) {
 		snprintf(why, why_len, "cannot connect to %s: %s", cfg->coordinator,
 			 zmq_strerror(errno));
 		goto fail;
-	}
-	for (unsigned i = 0; i < cfg->pool_size; i++) {
-		s_worker_arg_t *wa = malloc(sizeof(*wa));
-		if (!wa)
-			goto fail;
-		*wa = (s_worker_arg_t){self, i};
-		if (pthread_create(&self->threads[i], NULL, s_worker, wa) != 0) {
-			free(wa);
-			goto fail;
-		}
-		self->nthreads++;
 	}
 	*out = self;
 	return 0;
@@ -668,61 +635,30 @@ void pga_destroy(pga_t **self_p)
 	pga_t *self = self_p ? *self_p : NULL;
 	if (!self)
 		return;
-	/* Stop the workers: each finishes its job, then reads NULL. Busy
-	 * ones are waited for, a bounded time: a branch may be blocked on a
-	 * lock that only a decision we will not run now would release. */
-	unsigned stopped = 0;
-	int64_t deadline = dtx_now_ms() + 5000;
-	while (stopped < self->nthreads) {
-		while (self->nidle && stopped < self->nthreads) {
-			s_rid_t *w = &self->idle[--self->nidle];
-			s_job_t *none = NULL;
-			zmq_send(self->workers, w->b, w->n, ZMQ_SNDMORE);
-			zmq_send(self->workers, &none, sizeof(none), 0);
-			stopped++;
-		}
-		if (stopped == self->nthreads)
-			break;
-		zmq_pollitem_t item = {.socket = self->workers, .events = ZMQ_POLLIN};
-		long left = (long)(deadline - dtx_now_ms());
-		if (left <= 0 || zmq_poll(&item, 1, left) <= 0) {
-			/* Leave them: the process is ending, PostgreSQL rolls back
-			 * their open transactions, prepared ones stay for recovery. */
-			dtx_warn("%u workers still busy after 5 s: not waiting for them",
-				 self->nthreads - stopped);
-			*self_p = NULL;
-			return;
-		}
-		s_rid_t w;
-		s_job_t *job = NULL;
-		int n = zmq_recv(self->workers, w.b, sizeof(w.b), 0);
-		if (n < 0 || zmq_recv(self->workers, &job, sizeof(job), 0) != sizeof(job))
-			break;
-		w.n = (size_t)n;
-		for (s_job_t **pp = &self->active; *pp; pp = &(*pp)->next)
-			if (*pp == job) {
-				*pp = job->next;
-				break;
-			}
-		s_job_free(job);
-		self->idle[self->nidle++] = w;
+	for (unsigned i = 0; self->dbs && i < self->cfg.pool_size; i++) {
+		pga_db_destroy(&self->dbs[i]);
+		if (self->running)
+			s_job_free(self->running[i]);
 	}
-	for (unsigned i = 0; i < self->nthreads; i++)
-		pthread_join(self->threads[i], NULL);
 	s_free_list(self->q[Q_FIRST].head);
 	s_free_list(self->q[Q_PREPARE].head);
-	s_free_list(self->active);
 	free(self->buckets);
-	if (self->coord)
+	if (self->coord) {
+		/* the answers of the jobs finished while stopping: a second to
+		 * go out */
+		int linger_ms = 1000;
+		zmq_setsockopt(self->coord, ZMQ_LINGER, &linger_ms, sizeof(linger_ms));
 		zmq_close(self->coord);
-	if (self->workers)
-		zmq_close(self->workers);
+	}
 	if (self->ctx)
 		zmq_ctx_term(self->ctx);
 	dtx_delayed_free(&self->delayed);
 	free(self->tombs);
+	free(self->dbs);
+	free(self->running);
 	free(self->idle);
-	free(self->threads);
+	free(self->items);
+	free(self->item_db);
 	free(self);
 	*self_p = NULL;
 }

@@ -1,5 +1,11 @@
 /*
- * pga_db.c — dtx-pgagent's SQL, over libpq.
+ * pga_db.c — dtx-pgagent's SQL, over libpq without blocking.
+ *
+ * A connection stays in pipeline mode. An operation is a few steps; each
+ * step sends its queries and a sync in one pipeline (one round trip) and,
+ * when the sync's result is in, looks at the results and sends the next
+ * step or finishes. A new connection (or one whose marker statement was
+ * dropped) first runs the set-up step.
  */
 #include "config.h"
 
@@ -11,11 +17,48 @@
 #include "dtx_util.h"
 #include "pga_db.h"
 
+typedef enum {
+	ST_SETUP,    /* SET lock_timeout; PREPARE the marker statement */
+	ST_WORK,     /* prepare: BEGIN, the statements, the marker row */
+	ST_END,      /* prepare: PREPARE TRANSACTION, or COMMIT */
+	ST_ROLLBACK, /* prepare: ROLLBACK after a failure; then vote no */
+	ST_APPLY,    /* decide: COMMIT / ROLLBACK PREPARED */
+	ST_MARKED,   /* decide: is there a marker row? */
+	ST_LIST,     /* scan: the prepared GIDs */
+	ST_PRUNE,    /* scan: delete old marker rows */
+} s_step_t;
+
+/* One query of a pipeline, and its result once run. With name: prepare
+ * sql as that statement (prepare) or run the statement of that name. */
+typedef struct {
+	const char *sql;
+	int nparams;
+	const char *const *params;
+	const char *name;
+	bool prepare;
+	PGresult *res;
+} s_query_t;
+
 struct pga_db {
 	char *conninfo;
 	PGconn *conn;
 	char lock_timeout[64];  /* SET lock_timeout, or "" */
-	bool mark_ready;        /* MARK_STMT is prepared on conn */
+	bool connecting;        /* PQconnectPoll under way */
+	bool want_write;        /* connecting, or output not yet flushed */
+	bool session_ready;     /* set up: lock_timeout, MARK_STMT */
+	/* the operation running */
+	pga_op_t *op;
+	s_step_t step;
+	bool reused;            /* it began on a connection opened before it */
+	bool first;             /* its first pipeline has not come back */
+	bool read_only;         /* ST_END: COMMIT of a branch that wrote nothing */
+	const char *mark[1];    /* MARK_STMT's parameter: op->gid */
+	char cmd[300];          /* PREPARE TRANSACTION 'gid' and the like */
+	char param[64];
+	const char *params[1];  /* {param} */
+	/* the pipeline in flight */
+	s_query_t *q;
+	unsigned nq, qcap, nres, nulls;
 };
 
 static const char SQL_SCHEMA[] =
@@ -45,6 +88,7 @@ pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms)
 	if (lock_timeout_ms)
 		snprintf(self->lock_timeout, sizeof(self->lock_timeout),
 			 "SET lock_timeout = %u", (unsigned)lock_timeout_ms);
+	self->params[0] = self->param;
 	if (!(self->conninfo = strdup(conninfo))) {
 		free(self);
 		return NULL;
@@ -52,13 +96,30 @@ pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms)
 	return self;
 }
 
+static void s_clear_results(pga_db_t *self)
+{
+	for (unsigned i = 0; i < self->nq; i++) {
+		PQclear(self->q[i].res);
+		self->q[i].res = NULL;
+	}
+}
+
+static void s_close(pga_db_t *self)
+{
+	s_clear_results(self);
+	if (self->conn)
+		PQfinish(self->conn);
+	self->conn = NULL;
+	self->connecting = self->want_write = self->session_ready = false;
+}
+
 void pga_db_destroy(pga_db_t **self_p)
 {
 	pga_db_t *self = self_p ? *self_p : NULL;
 	if (!self)
 		return;
-	if (self->conn)
-		PQfinish(self->conn);
+	s_close(self);
+	free(self->q);
 	free(self->conninfo);
 	free(self);
 	*self_p = NULL;
@@ -73,39 +134,8 @@ static void s_msg(char *why, size_t len, const char *prefix, const char *msg)
 		*nl = '\0';
 }
 
-/* A usable connection, or NULL with why set. */
-static PGconn *s_conn(pga_db_t *self, char *why, size_t why_len)
-{
-	if (self->conn && PQstatus(self->conn) == CONNECTION_OK)
-		return self->conn;
-	if (self->conn) {
-		PQfinish(self->conn);
-		self->conn = NULL;
-	}
-	self->conn = PQconnectdb(self->conninfo);
-	self->mark_ready = false;
-	if (PQstatus(self->conn) != CONNECTION_OK) {
-		s_msg(why, why_len, "cannot connect: ", PQerrorMessage(self->conn));
-		PQfinish(self->conn);
-		self->conn = NULL;
-		return NULL;
-	}
-	/* For the session: a branch's statements wait this long for a lock
-	 * (one statement per connection rather than one per branch). */
-	PGresult *res = self->lock_timeout[0] ? PQexec(self->conn, self->lock_timeout) : NULL;
-	if (res && PQresultStatus(res) != PGRES_COMMAND_OK) {
-		s_msg(why, why_len, "cannot set lock_timeout: ", PQresultErrorMessage(res));
-		PQclear(res);
-		PQfinish(self->conn);
-		self->conn = NULL;
-		return NULL;
-	}
-	PQclear(res);
-	return self->conn;
-}
-
 /* The one translation of a libpq result into our terms. 0 when ok. */
-static int s_check(PGresult *res, PGconn *conn, char *sqlstate, char *why, size_t why_len)
+static int s_check(const PGresult *res, PGconn *conn, char *sqlstate, char *why, size_t why_len)
 {
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -114,360 +144,524 @@ static int s_check(PGresult *res, PGconn *conn, char *sqlstate, char *why, size_
 	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	if (sqlstate)
 		snprintf(sqlstate, 6, "%s", code ? code : "08006");
-	s_msg(why, why_len, "", msg ? msg : PQerrorMessage(conn));
+	s_msg(why, why_len, "", msg ? msg : conn ? PQerrorMessage(conn) : "no connection");
 	return DTX_EDB;
 }
 
-static int s_exec(PGconn *conn, const char *sql, char *sqlstate, char *why, size_t why_len)
+static void s_no_notice(void *arg, const char *message)
 {
-	PGresult *res = PQexec(conn, sql);
-	int rc = s_check(res, conn, sqlstate, why, why_len);
-	PQclear(res);
+	(void)arg;
+	(void)message;
+}
+
+int pga_db_ensure_schema(const char *conninfo, char *why, size_t why_len)
+{
+	PGconn *conn = PQconnectdb(conninfo);
+	int rc = DTX_EDB;
+	if (PQstatus(conn) != CONNECTION_OK) {
+		s_msg(why, why_len, "cannot connect: ", PQerrorMessage(conn));
+	} else {
+		/* not "relation ... already exists, skipping" on stderr */
+		PQsetNoticeProcessor(conn, s_no_notice, NULL);
+		PGresult *res = PQexec(conn, SQL_SCHEMA);
+		rc = s_check(res, conn, NULL, why, why_len);
+		PQclear(res);
+	}
+	PQfinish(conn);
 	return rc;
 }
 
-/*
- * The first statement of a job, on a connection that may have gone stale
- * (PostgreSQL restarted since its last use): if the connection turns out
- * broken, open a new one and run it once more. Nothing was done in the
- * old session, so the retry is safe. *conn_p follows the new connection.
- */
-static int s_exec_first(pga_db_t *self, PGconn **conn_p, const char *sql, char *sqlstate,
-			char *why, size_t why_len)
+/* --- pipelines -------------------------------------------------------- */
+
+/* Room for n queries in self->q; false when out of memory. */
+static bool s_reserve(pga_db_t *self, unsigned n)
 {
-	char tmp[512], state[8] = "";
-	if (s_exec(*conn_p, sql, state, why, why_len) == 0)
-		return 0;
-	if (sqlstate)
-		memcpy(sqlstate, state, 6);
-	/* Broken: libpq says so, or the error is of the connection classes
-	 * (08, 57P admin shutdown), or it came from libpq itself (08006). */
-	if (PQstatus(*conn_p) != CONNECTION_BAD && strncmp(state, "08", 2) != 0 &&
-	    strncmp(state, "57P", 3) != 0)
-		return DTX_EDB;
-	PQfinish(self->conn);
-	self->conn = NULL;
-	if (!(*conn_p = s_conn(self, tmp, sizeof(tmp)))) {
-		if (sqlstate)
-			snprintf(sqlstate, 6, "08006");
-		snprintf(why, why_len, "database unreachable: %.400s", tmp);
-		return DTX_EDB;
-	}
-	return s_exec(*conn_p, sql, sqlstate, why, why_len);
+	if (n <= self->qcap)
+		return true;
+	s_query_t *q = realloc(self->q, n * sizeof(*q));
+	if (!q)
+		return false;
+	self->q = q;
+	self->qcap = n;
+	return true;
 }
 
-static void s_rollback(PGconn *conn)
+/* Send self->q[0..n) and a sync. false: the connection broke. */
+static bool s_send(pga_db_t *self, unsigned n)
 {
-	PQclear(PQexec(conn, "ROLLBACK"));
-}
-
-int pga_db_ensure_schema(pga_db_t *self, char *why, size_t why_len)
-{
-	PGconn *conn = s_conn(self, why, why_len);
-	if (!conn)
-		return DTX_EDB;
-	return s_exec(conn, SQL_SCHEMA, NULL, why, why_len);
-}
-
-/* "PREPARE TRANSACTION '<gid>'" with the gid quoted by libpq. */
-static int s_gid_cmd(PGconn *conn, const char *verb, const char *gid, char *out, size_t len)
-{
-	char *lit = PQescapeLiteral(conn, gid, strlen(gid));
-	if (!lit)
-		return DTX_ENOMEM;
-	snprintf(out, len, "%s %s", verb, lit);
-	PQfreemem(lit);
-	return 0;
-}
-
-/* One query of a pipeline, and its result once run. With name: prepare
- * sql as that statement (prepare) or run the statement of that name. */
-typedef struct {
-	const char *sql;
-	int nparams;
-	const char *const *params;
-	const char *name;
-	bool prepare;
-	PGresult *res;
-} s_query_t;
-
-static void s_queries_clear(s_query_t *q, unsigned n)
-{
+	PGconn *conn = self->conn;
+	self->nq = n;
+	self->nres = self->nulls = 0;
 	for (unsigned i = 0; i < n; i++) {
-		PQclear(q[i].res);
-		q[i].res = NULL;
-	}
-}
-
-/*
- * Send n queries in one pipeline (one round trip) and collect their
- * results into q[i].res (NULL for a query that got none: the connection
- * broke). Returns 0, or DTX_EDB when the pipeline could not be sent or
- * read (the connection is then closed: its transaction is lost with it).
- * A query that failed is the caller's to see in its result; the queries
- * after it come back PGRES_PIPELINE_ABORTED.
- */
-static int s_pipeline(pga_db_t *self, PGconn *conn, s_query_t *q, unsigned n, char *why,
-		      size_t why_len)
-{
-	unsigned got = 0, nulls = 0;
-	if (PQenterPipelineMode(conn) != 1)
-		goto broken;
-	for (unsigned i = 0; i < n; i++) {
-		int ok = q[i].prepare ? PQsendPrepare(conn, q[i].name, q[i].sql, q[i].nparams, NULL)
-			 : q[i].name  ? PQsendQueryPrepared(conn, q[i].name, q[i].nparams,
-							    q[i].params, NULL, NULL, 0)
-				      : PQsendQueryParams(conn, q[i].sql, q[i].nparams, NULL,
-							  q[i].params, NULL, NULL, 0);
+		s_query_t *q = &self->q[i];
+		q->res = NULL;
+		int ok = q->prepare ? PQsendPrepare(conn, q->name, q->sql, q->nparams, NULL)
+			 : q->name  ? PQsendQueryPrepared(conn, q->name, q->nparams, q->params, NULL,
+							  NULL, 0)
+				    : PQsendQueryParams(conn, q->sql, q->nparams, NULL, q->params,
+							NULL, NULL, 0);
 		if (ok != 1)
-			goto broken;
+			return false;
 	}
 	if (PQpipelineSync(conn) != 1)
-		goto broken;
-	for (;;) {
+		return false;
+	int f = PQflush(conn);
+	self->want_write = f == 1;
+	return f >= 0;
+}
+
+/* Send the single query sql (no parameters, or self->param). */
+static bool s_send1(pga_db_t *self, const char *sql, int nparams)
+{
+	self->q[0] = (s_query_t){.sql = sql, .nparams = nparams, .params = self->params};
+	return s_send(self, 1);
+}
+
+/*
+ * Take in what has arrived. 1: the pipeline's sync is in, every query's
+ * result in q[i].res (NULL for one that got none); 0: more to come; -1:
+ * the connection broke.
+ */
+static int s_collect(pga_db_t *self)
+{
+	PGconn *conn = self->conn;
+	if (self->want_write) {
+		int f = PQflush(conn);
+		if (f < 0)
+			return -1;
+		self->want_write = f == 1;
+	}
+	if (!PQconsumeInput(conn))
+		return -1;
+	while (!PQisBusy(conn)) {
 		PGresult *r = PQgetResult(conn);
 		if (!r) {
 			/* the end of one query's results; many in a row: broken */
-			if (PQstatus(conn) != CONNECTION_OK || ++nulls > 2 * n + 2)
-				goto broken;
+			if (PQstatus(conn) != CONNECTION_OK || ++self->nulls > 2 * self->nq + 2)
+				return -1;
 			continue;
 		}
-		nulls = 0;
+		self->nulls = 0;
 		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
 			PQclear(r);
-			break;
+			return 1;
 		}
-		if (got < n)
-			q[got++].res = r;
+		if (self->nres < self->nq)
+			self->q[self->nres++].res = r;
 		else
 			PQclear(r);
 	}
-	if (PQexitPipelineMode(conn) != 1)
-		goto broken;
-	return 0;
-broken:
-	s_msg(why, why_len, "connection lost: ", PQerrorMessage(conn));
-	s_queries_clear(q, n);
-	PQfinish(conn);
-	self->conn = NULL;
-	return DTX_EDB;
+	return PQstatus(conn) == CONNECTION_OK ? 0 : -1;
 }
 
-/*
- * Two round trips: the transaction's start, its statements and the marker
- * row (inserted only if the branch wrote something, so its row count is
- * the read-only probe) go in one pipeline; then either COMMIT (nothing
- * written: read-only) or PREPARE TRANSACTION in a second one. Row-count
- * expectations are checked between the two, so nothing is prepared that
- * should have voted NO.
- */
-int pga_db_prepare(pga_db_t *self, const char *gid, bool one_phase, uint32_t nstmts,
-		   const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len)
+/* --- operations ------------------------------------------------------- */
+
+static pga_op_t *s_finish(pga_db_t *self, int result)
 {
-	char cmd[300], tmp[512];
-	const char *mark[1] = {gid};
-	unsigned n = 0, first = 0, nq = nstmts + 3;
-	int rc = DTX_VOTE_NO;
-	s_query_t *q = calloc(nq, sizeof(*q));
+	pga_op_t *op = self->op;
+	s_clear_results(self);
+	op->result = result;
+	self->op = NULL;
+	return op;
+}
 
-	snprintf(sqlstate, 6, "%s", "");
-	if (!q) {
-		snprintf(why, why_len, "out of memory");
-		return DTX_VOTE_NO;
+/* The operation cannot go on; why is already set. */
+static pga_op_t *s_fail(pga_db_t *self)
+{
+	switch (self->op->kind) {
+	case PGA_OP_PREPARE:
+		return s_finish(self, DTX_VOTE_NO);
+	case PGA_OP_DECIDE:
+		return s_finish(self, DTX_ACK_RETRY);
+	default:
+		return s_finish(self, DTX_EDB);
 	}
+}
 
-	/* A connection gone stale (PostgreSQL restarted since its last use)
-	 * is found out here: open a new one and send once more. Nothing was
-	 * done in the old session, so the retry is safe. */
-	PGconn *conn = NULL;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (!(conn = s_conn(self, tmp, sizeof(tmp)))) {
-			snprintf(sqlstate, 6, "08006");
-			snprintf(why, why_len, "database unreachable: %s", tmp);
-			goto out;
-		}
-		n = 0;
-		if (!self->mark_ready)
-			q[n++] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .name = MARK_STMT,
-					     .prepare = true};
-		q[n++] = (s_query_t){.sql = "BEGIN"};
-		first = n;
-		for (uint32_t i = 0; i < nstmts; i++)
-			q[n++] = (s_query_t){.sql = stmts[i].sql, .nparams = (int)stmts[i].nparams,
-					     .params = stmts[i].params};
-		q[n++] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .params = mark, .name = MARK_STMT};
-		if (s_pipeline(self, conn, q, n, tmp, sizeof(tmp)) == 0)
-			break;
-		conn = NULL;
+/* The database cannot be reached: the operation fails with why. */
+static pga_op_t *s_unreachable(pga_db_t *self, const char *why)
+{
+	pga_op_t *op = self->op;
+	snprintf(op->sqlstate, 6, "08006");
+	snprintf(op->why, sizeof(op->why), "database unreachable: %.400s", why);
+	return s_fail(self);
+}
+
+/* PostgreSQL's notices and warnings (a branch's RAISE NOTICE, "terminating
+ * connection due to ... shutdown") go to the log, not to stderr. */
+static void s_notice(void *arg, const char *message)
+{
+	char line[400];
+	(void)arg;
+	s_msg(line, sizeof(line), "PostgreSQL says: ", message);
+	dtx_info("%s", line);
+}
+
+static void s_connect(pga_db_t *self)
+{
+	self->conn = PQconnectStart(self->conninfo);
+	if (self->conn)
+		PQsetNoticeProcessor(self->conn, s_notice, NULL);
+	self->connecting = true;
+	self->want_write = true; /* PQconnectPoll's first wait is for writing */
+	self->session_ready = false;
+	self->reused = false;
+}
+
+/* The first step of the operation: its queries on the pipeline. */
+static bool s_send_first(pga_db_t *self)
+{
+	pga_op_t *op = self->op;
+	unsigned n = 0;
+	switch (op->kind) {
+	case PGA_OP_PREPARE:
+		self->step = ST_WORK;
+		self->q[n++] = (s_query_t){.sql = "BEGIN"};
+		for (uint32_t i = 0; i < op->nstmts; i++)
+			self->q[n++] = (s_query_t){.sql = op->stmts[i].sql,
+						   .nparams = (int)op->stmts[i].nparams,
+						   .params = op->stmts[i].params};
+		self->q[n++] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .params = self->mark,
+					   .name = MARK_STMT};
+		return s_send(self, n);
+	case PGA_OP_DECIDE: {
+		bool commit = op->decision == DTX_DECIDE_COMMIT;
+		char *lit = PQescapeLiteral(self->conn, op->gid, strlen(op->gid));
+		if (!lit)
+			return false;
+		snprintf(self->cmd, sizeof(self->cmd), "%s %s",
+			 commit ? "COMMIT PREPARED" : "ROLLBACK PREPARED", lit);
+		PQfreemem(lit);
+		self->step = ST_APPLY;
+		return s_send1(self, self->cmd, 0);
 	}
-	if (!conn) {
-		snprintf(sqlstate, 6, "08006");
-		snprintf(why, why_len, "database unreachable: %s", tmp);
-		goto out;
+	default:
+		snprintf(self->param, sizeof(self->param), "dtx:%s:", op->coord);
+		self->step = ST_LIST;
+		return s_send1(self, SQL_SCAN, 1);
 	}
-	if (q[0].prepare && PQresultStatus(q[0].res) == PGRES_COMMAND_OK)
-		self->mark_ready = true;
+}
+
+/* Send the set-up step if the session needs it, else the first step. */
+static bool s_send_begin(pga_db_t *self)
+{
+	unsigned n = 0;
+	if (self->session_ready)
+		return s_send_first(self);
+	self->step = ST_SETUP;
+	if (self->lock_timeout[0])
+		self->q[n++] = (s_query_t){.sql = self->lock_timeout};
+	self->q[n++] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .name = MARK_STMT,
+				   .prepare = true};
+	return s_send(self, n);
+}
+
+static pga_op_t *s_on_step(pga_db_t *self, bool lost, const char *lost_why);
+
+/* The connection broke (or libpq refused a query): close it; the step
+ * sees its pipeline lost. */
+static pga_op_t *s_lost(pga_db_t *self)
+{
+	char why[400];
+	s_msg(why, sizeof(why), "connection lost: ", PQerrorMessage(self->conn));
+	s_close(self);
+	return s_on_step(self, true, why);
+}
+
+/* Begin or restart the operation: connect first if need be. Returns it
+ * when it finished at once. */
+static pga_op_t *s_begin(pga_db_t *self)
+{
+	self->first = true;
+	if (!self->conn)
+		s_connect(self);
+	if (PQstatus(self->conn) == CONNECTION_BAD) {
+		char why[400];
+		s_msg(why, sizeof(why), "cannot connect: ", PQerrorMessage(self->conn));
+		s_close(self);
+		return s_unreachable(self, why);
+	}
+	if (self->connecting)
+		return NULL;
+	return s_send_begin(self) ? NULL : s_lost(self);
+}
+
+pga_op_t *pga_db_start(pga_db_t *self, pga_op_t *op)
+{
+	self->op = op;
+	op->result = 0;
+	op->sqlstate[0] = op->why[0] = '\0';
+	op->gids = NULL;
+	op->ngids = 0;
+	self->mark[0] = op->gid;
+	self->reused = self->conn != NULL;
+	if (!s_reserve(self, op->kind == PGA_OP_PREPARE ? op->nstmts + 2 : 2)) {
+		snprintf(op->why, sizeof(op->why), "out of memory");
+		return s_fail(self);
+	}
+	return s_begin(self);
+}
+
+int pga_db_socket(const pga_db_t *self, bool *want_write)
+{
+	*want_write = self->want_write;
+	return self->op && self->conn ? PQsocket(self->conn) : -1;
+}
+
+/* A result that says the session is gone: PostgreSQL shut it down or
+ * restarted, or libpq lost it. */
+static bool s_session_gone(const PGresult *res)
+{
+	const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	return !res || (code && (strncmp(code, "08", 2) == 0 || strncmp(code, "57P", 3) == 0));
+}
+
+/* ST_WORK is back: check every result, then send PREPARE TRANSACTION (or
+ * COMMIT: one phase, or nothing was written) or ROLLBACK. */
+static pga_op_t *s_on_work(pga_db_t *self)
+{
+	pga_op_t *op = self->op;
+	char tmp[400];
+	unsigned n = self->nq;
 	for (unsigned i = 0; i < n; i++) {
-		if (s_check(q[i].res, conn, sqlstate, tmp, sizeof(tmp))) {
-			if (i >= first && i < first + nstmts)
-				snprintf(why, why_len, "statement %u failed: %s", i - first + 1, tmp);
-			else if (q[i].name) {
-				snprintf(why, why_len, "cannot write the marker row: %s", tmp);
+		unsigned stmt = i; /* 1-based for the statements: q[0] is BEGIN */
+		if (s_check(self->q[i].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
+			if (i == 0)
+				snprintf(op->why, sizeof(op->why), "BEGIN failed: %s", tmp);
+			else if (i < n - 1)
+				snprintf(op->why, sizeof(op->why), "statement %u failed: %s", stmt, tmp);
+			else {
+				snprintf(op->why, sizeof(op->why), "cannot write the marker row: %s",
+					 tmp);
 				/* gone (a branch ran DEALLOCATE): prepare it again next time */
-				if (strcmp(sqlstate, "26000") == 0)
-					self->mark_ready = false;
+				if (strcmp(op->sqlstate, "26000") == 0)
+					self->session_ready = false;
 			}
-			else
-				snprintf(why, why_len, "%s failed: %s", q[i].sql, tmp);
 			goto rollback;
 		}
-		if (i >= first && i < first + nstmts && stmts[i - first].expect >= 0) {
-			const char *t = PQcmdTuples(q[i].res);
-			long long rows = t && *t ? atoll(t) : (long long)PQntuples(q[i].res);
-			if (rows != stmts[i - first].expect) {
-				snprintf(why, why_len, "statement %u touched %lld rows, expected %lld",
-					 i - first + 1, rows, (long long)stmts[i - first].expect);
+		if (i > 0 && i < n - 1 && op->stmts[i - 1].expect >= 0) {
+			const char *t = PQcmdTuples(self->q[i].res);
+			long long rows = t && *t ? atoll(t) : (long long)PQntuples(self->q[i].res);
+			if (rows != op->stmts[i - 1].expect) {
+				snprintf(op->why, sizeof(op->why),
+					 "statement %u touched %lld rows, expected %lld", stmt, rows,
+					 (long long)op->stmts[i - 1].expect);
 				goto rollback;
 			}
 		}
 	}
-	bool read_only = strcmp(PQcmdTuples(q[n - 1].res), "0") == 0;
-	s_queries_clear(q, n);
-	if (read_only) {
-		/* Nothing written, no row locked: commit now (it releases only a
-		 * snapshot) and vote READ-ONLY; the coordinator sends no phase
-		 * two. */
-		if (s_exec(conn, "COMMIT", sqlstate, tmp, sizeof(tmp))) {
-			snprintf(why, why_len, "commit of a read-only branch failed: %s", tmp);
+	/* Nothing written, no row locked: commit now (it releases only a
+	 * snapshot) and vote READ-ONLY; the coordinator sends no phase two. */
+	self->read_only = strcmp(PQcmdTuples(self->q[n - 1].res), "0") == 0;
+	s_clear_results(self);
+	if (!self->read_only) {
+		/* Crash point: the work is done, nothing is prepared. */
+		dtx_crash_point("pga.work_done");
+	}
+	if (self->read_only || op->one_phase) {
+		snprintf(self->cmd, sizeof(self->cmd), "COMMIT");
+	} else {
+		char *lit = PQescapeLiteral(self->conn, op->gid, strlen(op->gid));
+		if (!lit) {
+			snprintf(op->why, sizeof(op->why), "out of memory");
 			goto rollback;
 		}
-		rc = DTX_VOTE_READONLY;
-		goto out;
+		snprintf(self->cmd, sizeof(self->cmd), "PREPARE TRANSACTION %s", lit);
+		PQfreemem(lit);
 	}
-	/* Crash point: the work is done, nothing is prepared. */
-	dtx_crash_point("pga.work_done");
-	if (one_phase)
-		snprintf(cmd, sizeof(cmd), "COMMIT");
-	else if (s_gid_cmd(conn, "PREPARE TRANSACTION", gid, cmd, sizeof(cmd))) {
-		snprintf(why, why_len, "out of memory");
-		goto rollback;
-	}
-	q[0] = (s_query_t){.sql = cmd};
-	n = 1;
-	if (s_pipeline(self, conn, q, 1, tmp, sizeof(tmp))) {
-		snprintf(sqlstate, 6, "08006");
-		snprintf(why, why_len, "%s failed: %s", one_phase ? "commit" : "prepare", tmp);
+	self->step = ST_END;
+	return s_send1(self, self->cmd, 0) ? NULL : s_lost(self);
+rollback:
+	s_clear_results(self);
+	self->step = ST_ROLLBACK;
+	return s_send1(self, "ROLLBACK", 0) ? NULL : s_lost(self);
+}
+
+static pga_op_t *s_on_end(pga_db_t *self, bool lost, const char *lost_why)
+{
+	pga_op_t *op = self->op;
+	const char *what = self->read_only ? "commit of a read-only branch"
+			   : op->one_phase ? "commit"
+					   : "prepare";
+	char tmp[400];
+	if (lost) {
+		snprintf(op->sqlstate, 6, "08006");
+		snprintf(op->why, sizeof(op->why), "%s failed: %s", what, lost_why);
 		/* Lost while preparing: the branch may be prepared or not. The
 		 * NO vote makes the coordinator roll it back, which is
 		 * idempotent either way. Lost while committing one phase: it
 		 * may have committed; only the marker row can tell, later. */
-		rc = one_phase ? PGA_VOTE_UNKNOWN : DTX_VOTE_NO;
-		goto out;
+		return s_finish(self, op->one_phase && !self->read_only ? PGA_VOTE_UNKNOWN
+									 : DTX_VOTE_NO);
 	}
-	if (s_check(q[0].res, conn, sqlstate, tmp, sizeof(tmp))) {
-		snprintf(why, why_len, "%s failed: %s", one_phase ? "commit" : "prepare", tmp);
-		goto rollback;
+	if (s_check(self->q[0].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
+		snprintf(op->why, sizeof(op->why), "%s failed: %s", what, tmp);
+		s_clear_results(self);
+		self->step = ST_ROLLBACK;
+		return s_send1(self, "ROLLBACK", 0) ? NULL : s_lost(self);
 	}
+	if (self->read_only)
+		return s_finish(self, DTX_VOTE_READONLY);
 	/* Durability point: the branch is prepared (committed, one phase) in
 	 * PostgreSQL's WAL; it survives our death and PostgreSQL's; a
 	 * prepared one is reported at the next HELLO. */
 	dtx_crash_point("pga.prepared");
-	rc = one_phase ? DTX_VOTE_COMMITTED : DTX_VOTE_YES;
-	goto out;
-rollback:
-	s_rollback(conn);
-out:
-	s_queries_clear(q, nq);
-	free(q);
-	return rc;
+	return s_finish(self, op->one_phase ? DTX_VOTE_COMMITTED : DTX_VOTE_YES);
 }
 
-int pga_db_decide(pga_db_t *self, const char *gid, int decision, char *why, size_t why_len)
+static pga_op_t *s_on_apply(pga_db_t *self, bool lost, const char *lost_why)
 {
-	bool commit = decision == DTX_DECIDE_COMMIT;
-	char cmd[300], state[8] = "", tmp[512];
-	PGconn *conn = s_conn(self, tmp, sizeof(tmp));
-
-	if (!conn) {
-		snprintf(why, why_len, "database unreachable: %s", tmp);
-		return DTX_ACK_RETRY;
-	}
-	if (s_gid_cmd(conn, commit ? "COMMIT PREPARED" : "ROLLBACK PREPARED", gid, cmd,
-		      sizeof(cmd)))
-		return DTX_ACK_RETRY;
-	if (s_exec_first(self, &conn, cmd, state, tmp, sizeof(tmp)) == 0) {
+	pga_op_t *op = self->op;
+	char state[8] = "08006", tmp[400];
+	bool commit = op->decision == DTX_DECIDE_COMMIT;
+	if (!lost && s_check(self->q[0].res, self->conn, state, tmp, sizeof(tmp)) == 0) {
 		dtx_crash_point("pga.applied");
-		return DTX_ACK_DONE;
+		return s_finish(self, DTX_ACK_DONE);
 	}
-	if (!conn || strcmp(state, "42704") != 0) {
+	if (lost || strcmp(state, "42704") != 0) {
 		/* busy, connection lost, ...: try again later */
-		snprintf(why, why_len, "%s failed (%s): %s", commit ? "commit" : "rollback", state,
-			 tmp);
-		return DTX_ACK_RETRY;
+		snprintf(op->why, sizeof(op->why), "%s failed (%s): %s",
+			 commit ? "commit" : "rollback", state, lost ? lost_why : tmp);
+		return s_finish(self, DTX_ACK_RETRY);
 	}
 	/* The branch is gone: its marker row says which way it went. A marker
 	 * is written inside the prepared transaction, so it exists exactly
 	 * when the branch committed. */
-	const char *p[1] = {gid};
-	PGresult *res = PQexecParams(conn, SQL_MARKED, 1, NULL, p, NULL, NULL, 0);
-	if (s_check(res, conn, NULL, tmp, sizeof(tmp))) {
-		PQclear(res);
-		snprintf(why, why_len, "cannot read the marker row: %s", tmp);
-		return DTX_ACK_RETRY;
-	}
-	bool committed = PQntuples(res) > 0;
-	PQclear(res);
-	if (decision == DTX_DECIDE_RESOLVE)
-		return committed ? DTX_ACK_COMMITTED : DTX_ACK_DONE;
-	if (committed == commit)
-		return DTX_ACK_DONE;
-	snprintf(why, why_len, "%s was %s outside dtx", gid, committed ? "committed" : "rolled back");
-	return DTX_ACK_HEURISTIC;
+	s_clear_results(self);
+	self->q[0] = (s_query_t){.sql = SQL_MARKED, .nparams = 1, .params = self->mark};
+	self->step = ST_MARKED;
+	return s_send(self, 1) ? NULL : s_lost(self);
 }
 
-int pga_db_scan(pga_db_t *self, const char *coord_id, uint64_t marker_retention_s, char ***gids,
-		uint32_t *n, char *why, size_t why_len)
+static pga_op_t *s_on_marked(pga_db_t *self, bool lost, const char *lost_why)
 {
-	char prefix[64], secs[32];
-	PGconn *conn = s_conn(self, why, why_len);
-	PGresult *res;
-
-	*gids = NULL;
-	*n = 0;
-	if (!conn)
-		return DTX_EDB;
-	snprintf(prefix, sizeof(prefix), "dtx:%s:", coord_id);
-	const char *p[1] = {prefix};
-	res = PQexecParams(conn, SQL_SCAN, 1, NULL, p, NULL, NULL, 0);
-	if (s_check(res, conn, NULL, why, why_len)) {
-		PQclear(res);
-		return DTX_EDB;
+	pga_op_t *op = self->op;
+	char tmp[400];
+	if (lost || s_check(self->q[0].res, self->conn, NULL, tmp, sizeof(tmp))) {
+		snprintf(op->why, sizeof(op->why), "cannot read the marker row: %s",
+			 lost ? lost_why : tmp);
+		return s_finish(self, DTX_ACK_RETRY);
 	}
+	bool committed = PQntuples(self->q[0].res) > 0;
+	if (op->decision == DTX_DECIDE_RESOLVE)
+		return s_finish(self, committed ? DTX_ACK_COMMITTED : DTX_ACK_DONE);
+	if (committed == (op->decision == DTX_DECIDE_COMMIT))
+		return s_finish(self, DTX_ACK_DONE);
+	snprintf(op->why, sizeof(op->why), "%s was %s outside dtx", op->gid,
+		 committed ? "committed" : "rolled back");
+	return s_finish(self, DTX_ACK_HEURISTIC);
+}
+
+static pga_op_t *s_on_list(pga_db_t *self)
+{
+	pga_op_t *op = self->op;
+	PGresult *res = self->q[0].res;
+	if (s_check(res, self->conn, NULL, op->why, sizeof(op->why)))
+		return s_fail(self);
 	int rows = PQntuples(res);
-	char **out = calloc((size_t)rows + 1, sizeof(char *));
-	if (!out) {
-		PQclear(res);
-		return DTX_ENOMEM;
+	if (!(op->gids = calloc((size_t)rows + 1, sizeof(char *)))) {
+		snprintf(op->why, sizeof(op->why), "out of memory");
+		return s_fail(self);
 	}
 	for (int i = 0; i < rows; i++)
-		if (!(out[i] = strdup(PQgetvalue(res, i, 0)))) {
+		if (!(op->gids[i] = strdup(PQgetvalue(res, i, 0)))) {
 			for (int j = 0; j < i; j++)
-				free(out[j]);
-			free(out);
-			PQclear(res);
-			return DTX_ENOMEM;
+				free(op->gids[j]);
+			free(op->gids);
+			op->gids = NULL;
+			snprintf(op->why, sizeof(op->why), "out of memory");
+			return s_fail(self);
 		}
-	PQclear(res);
+	op->ngids = (uint32_t)rows;
 	dtx_crash_point("pga.scanned");
 	/* Markers of branches long finished: the coordinator has forgotten
 	 * them by now (retention), so nobody will ask again. */
-	snprintf(secs, sizeof(secs), "%llu", (unsigned long long)marker_retention_s);
-	const char *q[1] = {secs};
-	res = PQexecParams(conn, SQL_PRUNE, 1, NULL, q, NULL, NULL, 0);
-	if (s_check(res, conn, NULL, why, why_len))
-		dtx_warn("cannot prune marker rows: %s", why);
-	PQclear(res);
-	*gids = out;
-	*n = (uint32_t)rows;
-	return 0;
+	s_clear_results(self);
+	snprintf(self->param, sizeof(self->param), "%llu", (unsigned long long)op->retention_s);
+	self->step = ST_PRUNE;
+	return s_send1(self, SQL_PRUNE, 1) ? NULL : s_lost(self);
+}
+
+/* The pipeline of the current step is back (or lost: lost_why says why). */
+static pga_op_t *s_on_step(pga_db_t *self, bool lost, const char *lost_why)
+{
+	pga_op_t *op = self->op;
+	char tmp[400];
+	/* A connection gone stale (PostgreSQL restarted since its last use)
+	 * is found out by an operation's first pipeline: open a new one and
+	 * send again. Nothing was done in the old session, so it is safe. */
+	bool first = self->first;
+	self->first = false;
+	if (first && self->reused && (lost || s_session_gone(self->q[0].res))) {
+		s_close(self);
+		return s_begin(self);
+	}
+	switch (self->step) {
+	case ST_SETUP:
+		if (lost)
+			return s_unreachable(self, lost_why);
+		for (unsigned i = 0; i < self->nq; i++)
+			if (s_check(self->q[i].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
+				snprintf(op->why, sizeof(op->why), "cannot set up the session: %s",
+					 tmp);
+				return s_fail(self);
+			}
+		s_clear_results(self);
+		self->session_ready = true;
+		self->first = true; /* the operation's own first pipeline follows */
+		return s_send_first(self) ? NULL : s_lost(self);
+	case ST_WORK:
+		if (lost)
+			return s_unreachable(self, lost_why);
+		return s_on_work(self);
+	case ST_END:
+		return s_on_end(self, lost, lost_why);
+	case ST_ROLLBACK:
+		return s_finish(self, DTX_VOTE_NO); /* why says what failed */
+	case ST_APPLY:
+		return s_on_apply(self, lost, lost_why);
+	case ST_MARKED:
+		return s_on_marked(self, lost, lost_why);
+	case ST_LIST:
+		if (lost) {
+			snprintf(op->why, sizeof(op->why), "%s", lost_why);
+			return s_fail(self);
+		}
+		return s_on_list(self);
+	case ST_PRUNE:
+		if (lost || s_check(self->q[0].res, self->conn, NULL, tmp, sizeof(tmp)))
+			dtx_warn("cannot prune marker rows: %s", lost ? lost_why : tmp);
+		return s_finish(self, 0);
+	}
+	return NULL;
+}
+
+pga_op_t *pga_db_advance(pga_db_t *self)
+{
+	char why[400];
+	if (!self->op || !self->conn)
+		return NULL;
+	if (self->connecting) {
+		switch (PQconnectPoll(self->conn)) {
+		case PGRES_POLLING_READING:
+			self->want_write = false;
+			return NULL;
+		case PGRES_POLLING_WRITING:
+			self->want_write = true;
+			return NULL;
+		case PGRES_POLLING_OK:
+			self->connecting = self->want_write = false;
+			if (PQsetnonblocking(self->conn, 1) == 0 && PQenterPipelineMode(self->conn) == 1)
+				return s_send_begin(self) ? NULL : s_lost(self);
+			/* fall through */
+		default:
+			s_msg(why, sizeof(why), "cannot connect: ", PQerrorMessage(self->conn));
+			s_close(self);
+			return s_unreachable(self, why);
+		}
+	}
+	int rc = s_collect(self);
+	if (rc == 0)
+		return NULL;
+	return rc < 0 ? s_lost(self) : s_on_step(self, false, NULL);
 }

@@ -1,6 +1,9 @@
 /*
  * pga_db.h — everything dtx-pgagent says to PostgreSQL: the one place with
- * SQL text. One pga_db_t is one libpq connection, used by one thread.
+ * SQL text. One pga_db_t is one libpq connection, driven without blocking
+ * from the agent's event loop: an operation (prepare a branch, apply a
+ * decision, list the prepared branches) is started, then advanced each
+ * time the connection's socket is ready, until it is done.
  */
 #ifndef PGA_DB_H
 #define PGA_DB_H
@@ -13,6 +16,53 @@
 
 typedef struct pga_db pga_db_t;
 
+typedef enum { PGA_OP_PREPARE, PGA_OP_DECIDE, PGA_OP_SCAN } pga_op_kind_t;
+
+/* The answer to a PREPARE when it cannot be told: a one-phase COMMIT whose
+ * connection broke. No vote is sent; the coordinator will RESOLVE. */
+enum { PGA_VOTE_UNKNOWN = -1 };
+
+/*
+ * One operation; the caller owns it and keeps it (and what it points to)
+ * alive until it comes back from pga_db_start() or pga_db_advance().
+ *
+ * PREPARE: run the statements of branch gid in one local transaction,
+ * insert its marker row and PREPARE TRANSACTION gid (one_phase: COMMIT
+ * instead). result: DTX_VOTE_YES (DTX_VOTE_COMMITTED), DTX_VOTE_READONLY
+ * (nothing was written: committed at once), PGA_VOTE_UNKNOWN (see above),
+ * or DTX_VOTE_NO with sqlstate and why set: a statement failed, a row count
+ * did not match, the database is unreachable, PREPARE failed.
+ *
+ * DECIDE: apply decision (DTX_DECIDE_*) to gid: COMMIT PREPARED or
+ * ROLLBACK PREPARED, idempotently: a branch that is gone is judged by its
+ * marker row. RESOLVE rolls back like ROLLBACK but a branch found
+ * committed (one phase) is its answer, not a contradiction. result:
+ * DTX_ACK_DONE, DTX_ACK_COMMITTED (RESOLVE only), DTX_ACK_HEURISTIC (the
+ * branch went the other way; why says how) or DTX_ACK_RETRY (the database
+ * could not be asked; why says why).
+ *
+ * SCAN: the GIDs prepared in this database for coordinator coord, and
+ * prune marker rows older than retention_s. result 0 with gids
+ * (malloc'ed array of malloc'ed strings, the caller frees) and ngids set,
+ * or DTX_EDB with why set.
+ */
+typedef struct {
+	pga_op_kind_t kind;
+	char gid[200];
+	bool one_phase;
+	uint32_t nstmts;
+	const dtx_stmt_t *stmts;
+	int decision;
+	char coord[DTX_COORD_ID_MAX + 1];
+	uint64_t retention_s;
+	/* results */
+	int result;
+	char sqlstate[8];
+	char why[512];
+	char **gids;
+	uint32_t ngids;
+} pga_op_t;
+
 /*
  * Caller owns the return value; the connection opens on first use.
  * lock_timeout_ms > 0: a branch statement waiting longer than that for a
@@ -22,44 +72,25 @@ typedef struct pga_db pga_db_t;
  * the global timeout.
  */
 pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms);
+
+/* Closes the connection; an operation still running is abandoned (an open
+ * transaction rolls back, a prepared one stays prepared). */
 void pga_db_destroy(pga_db_t **self_p);
 
-/* Create schema dtx and its marker table dtx.branches if missing.
- * 0 or DTX_EDB with why set. */
-int pga_db_ensure_schema(pga_db_t *self, char *why, size_t why_len);
+/* Create schema dtx and its marker table dtx.branches if missing, on a
+ * connection of its own, blocking. 0 or DTX_EDB with why set. */
+int pga_db_ensure_schema(const char *conninfo, char *why, size_t why_len);
 
-/* pga_db_prepare's answer when it cannot tell: a one-phase COMMIT whose
- * connection broke. No vote is sent; the coordinator will RESOLVE. */
-enum { PGA_VOTE_UNKNOWN = -1 };
+/* Start op on a connection that runs none. Returns op when it finished at
+ * once (the database cannot be reached), else NULL. */
+pga_op_t *pga_db_start(pga_db_t *self, pga_op_t *op);
 
-/*
- * Run the statements of branch gid in one local transaction, insert its
- * marker row and PREPARE TRANSACTION gid (one_phase: COMMIT instead).
- * Returns DTX_VOTE_YES (DTX_VOTE_COMMITTED), DTX_VOTE_READONLY (nothing
- * was written: committed at once), PGA_VOTE_UNKNOWN (see above), or
- * DTX_VOTE_NO with sqlstate (6 bytes) and why set: a statement failed, a
- * row count did not match, the database is unreachable, PREPARE failed.
- */
-int pga_db_prepare(pga_db_t *self, const char *gid, bool one_phase, uint32_t nstmts,
-		   const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len);
+/* The socket to wait on while an operation runs, and whether to wait for
+ * it to be writable as well as readable; -1 when idle. */
+int pga_db_socket(const pga_db_t *self, bool *want_write);
 
-/*
- * Apply decision (DTX_DECIDE_*) to gid: COMMIT PREPARED or ROLLBACK
- * PREPARED, idempotently: a branch that is gone is judged by its marker
- * row. RESOLVE rolls back like ROLLBACK but a branch found committed (one
- * phase) is its answer, not a contradiction. Returns DTX_ACK_DONE,
- * DTX_ACK_COMMITTED (RESOLVE only), DTX_ACK_HEURISTIC (the branch went the
- * other way; why says how) or DTX_ACK_RETRY (the database could not be
- * asked; why says why).
- */
-int pga_db_decide(pga_db_t *self, const char *gid, int decision, char *why, size_t why_len);
-
-/*
- * The GIDs prepared in this database for coordinator coord_id, and prune
- * marker rows older than marker_retention_s. On 0, *gids (malloc'ed array
- * of malloc'ed strings, caller frees) and *n are set. DTX_EDB otherwise.
- */
-int pga_db_scan(pga_db_t *self, const char *coord_id, uint64_t marker_retention_s, char ***gids,
-		uint32_t *n, char *why, size_t why_len);
+/* Go on after the socket was ready. Returns the operation once it is
+ * done, else NULL. */
+pga_op_t *pga_db_advance(pga_db_t *self);
 
 #endif

@@ -39,7 +39,16 @@ is "$rc" 0 "the next order commits"
 locker=$!
 sleep 0.5
 t0=$(date +%s%N)
-out=$(place_order t6 alice widget 1 --timeout 10000); rc=$?
+place_order t6 alice widget 1 --timeout 10000 >"$T/t6.out" 2>&1 &
+t6=$!
+sleep 0.2
+# The agent's one loop drives all its connections: the blocked branch holds
+# up no other branch of the same agent.
+out=$("$DTXCTL" exec --on bank --sql "UPDATE wallets SET balance = balance WHERE customer = 'bob'" --expect 1); rc=$?
+kill -0 "$t6" 2>/dev/null; blocked=$?
+is "$rc $blocked" "0 0" "meanwhile a branch on bob's wallet commits through bank, while alice's still waits"
+wait "$t6"; rc=$?
+out=$(cat "$T/t6.out")
 ms=$((($(date +%s%N) - t0) / 1000000))
 is "$rc" 1 "an order whose bank branch waits on a lock aborts"
 like "$out" 'bank voted no: .*lock timeout.*sqlstate 55P03' "bank votes no with SQLSTATE 55P03"
@@ -76,5 +85,28 @@ pg_start_again
 out=$(place_order t5 alice widget 1); rc=$?
 is "$rc" 0 "once PostgreSQL is back, orders commit again"
 is "$(q shop "SELECT string_agg(ref, ',' ORDER BY ref) FROM orders")" "t3,t5" "exactly the committed orders exist"
-wait_for 5 no_prepared_left; ok $? "no prepared branch is left at the end"
+wait_for 5 no_prepared_left; ok $? "no prepared branch is left after PostgreSQL's restart"
+
+# --- SIGTERM while a branch runs -------------------------------------------
+# The agent starts nothing new, lets the running branch finish and vote,
+# and exits 0; the prepared branch is committed once an agent is back.
+bob=$(q bank "SELECT balance FROM wallets WHERE customer = 'bob'")
+"$DTXCTL" exec --timeout 10000 \
+	--on shop --sql "INSERT INTO orders (ref, customer, item, qty, total) VALUES ('t7', 'bob', 'widget', 1, 10)" --expect 1 \
+	--on bank --sql "UPDATE wallets SET balance = balance + length(pg_sleep(1.5)::text) WHERE customer = 'bob'" --expect 1 \
+	>"$T/t7.out" 2>&1 &
+t7=$!
+sleep 0.5
+t0=$(date +%s%N)
+kill -TERM "${AGENT_PID[bank]}"; wait "${AGENT_PID[bank]}"; rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+is "$rc" 0 "the agent stopped by SIGTERM during a branch exits 0"
+ok $([ "$ms" -lt 4500 ] && echo 0 || echo 1) "... once the branch finished, not at the 5 s limit ($ms ms)"
+wait "$t7"; rc=$?
+is "$rc" 0 "the branch's vote reached the coordinator: the order commits"
+is "$(prepared_count)" 1 "bank's branch stays prepared while no agent runs"
+dtx_start_agent bank
+wait_for 10 no_prepared_left; ok $? "the restarted agent commits it"
+is "$(q shop "SELECT count(*) FROM orders WHERE ref = 't7'") $(q bank "SELECT balance FROM wallets WHERE customer = 'bob'")" \
+	"1 $bob" "order t7 exists; bob's balance is as before"
 done_testing
