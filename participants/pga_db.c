@@ -5,7 +5,8 @@
  * step sends its queries and a sync in one pipeline (one round trip) and,
  * when the sync's result is in, looks at the results and sends the next
  * step or finishes. A new connection (or one whose marker statement was
- * dropped) first runs the set-up step.
+ * dropped) first runs the set-up step. A two-phase branch that succeeds
+ * is one step: its work, marker row and PREPARE TRANSACTION together.
  */
 #include "config.h"
 
@@ -19,9 +20,10 @@
 
 typedef enum {
 	ST_SETUP,    /* SET lock_timeout; PREPARE the marker statement */
-	ST_WORK,     /* prepare: BEGIN, the statements, the marker row */
-	ST_END,      /* prepare: PREPARE TRANSACTION, or COMMIT */
-	ST_ROLLBACK, /* prepare: ROLLBACK after a failure; then vote no */
+	ST_WORK,     /* prepare: BEGIN, the statements, the marker row, and
+		      * PREPARE TRANSACTION unless one phase */
+	ST_END,      /* prepare: COMMIT (one phase), COMMIT PREPARED (read-only) */
+	ST_ROLLBACK, /* prepare: ROLLBACK (PREPARED) after a failure; vote no */
 	ST_APPLY,    /* decide: COMMIT / ROLLBACK PREPARED */
 	ST_MARKED,   /* decide: is there a marker row? */
 	ST_LIST,     /* scan: the prepared GIDs */
@@ -51,7 +53,7 @@ struct pga_db {
 	s_step_t step;
 	bool reused;            /* it began on a connection opened before it */
 	bool first;             /* its first pipeline has not come back */
-	bool read_only;         /* ST_END: COMMIT of a branch that wrote nothing */
+	bool read_only;         /* ST_END: the branch wrote nothing */
 	const char *mark[1];    /* MARK_STMT's parameter: op->gid */
 	char cmd[300];          /* PREPARE TRANSACTION 'gid' and the like */
 	char param[64];
@@ -308,6 +310,19 @@ static void s_connect(pga_db_t *self)
 	self->reused = false;
 }
 
+/* self->cmd = "<verb> '<gid>'", the gid quoted by libpq. false: out of
+ * memory. */
+static bool s_gid_cmd(pga_db_t *self, const char *verb)
+{
+	pga_op_t *op = self->op;
+	char *lit = PQescapeLiteral(self->conn, op->gid, strlen(op->gid));
+	if (!lit)
+		return false;
+	snprintf(self->cmd, sizeof(self->cmd), "%s %s", verb, lit);
+	PQfreemem(lit);
+	return true;
+}
+
 /* The first step of the operation: its queries on the pipeline. */
 static bool s_send_first(pga_db_t *self)
 {
@@ -323,18 +338,24 @@ static bool s_send_first(pga_db_t *self)
 						   .params = op->stmts[i].params};
 		self->q[n++] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .params = self->mark,
 					   .name = MARK_STMT};
-		return s_send(self, n);
-	case PGA_OP_DECIDE: {
-		bool commit = op->decision == DTX_DECIDE_COMMIT;
-		char *lit = PQescapeLiteral(self->conn, op->gid, strlen(op->gid));
-		if (!lit)
+		/* Two phases: prepared in this same round trip; a row count
+		 * found wrong afterwards rolls the prepared branch back. */
+		if (!op->one_phase) {
+			if (!s_gid_cmd(self, "PREPARE TRANSACTION"))
+				return false;
+			self->q[n++] = (s_query_t){.sql = self->cmd};
+		}
+		if (!s_send(self, n))
 			return false;
-		snprintf(self->cmd, sizeof(self->cmd), "%s %s",
-			 commit ? "COMMIT PREPARED" : "ROLLBACK PREPARED", lit);
-		PQfreemem(lit);
+		/* Crash point: the work is sent (with its PREPARE), no vote. */
+		dtx_crash_point("pga.work_done");
+		return true;
+	case PGA_OP_DECIDE:
+		if (!s_gid_cmd(self, op->decision == DTX_DECIDE_COMMIT ? "COMMIT PREPARED"
+								       : "ROLLBACK PREPARED"))
+			return false;
 		self->step = ST_APPLY;
 		return s_send1(self, self->cmd, 0);
-	}
 	default:
 		snprintf(self->param, sizeof(self->param), "dtx:%s:", op->coord);
 		self->step = ST_LIST;
@@ -395,7 +416,7 @@ pga_op_t *pga_db_start(pga_db_t *self, pga_op_t *op)
 	op->ngids = 0;
 	self->mark[0] = op->gid;
 	self->reused = self->conn != NULL;
-	if (!s_reserve(self, op->kind == PGA_OP_PREPARE ? op->nstmts + 2 : 2)) {
+	if (!s_reserve(self, op->kind == PGA_OP_PREPARE ? op->nstmts + 3 : 2)) {
 		snprintf(op->why, sizeof(op->why), "out of memory");
 		return s_fail(self);
 	}
@@ -416,19 +437,35 @@ static bool s_session_gone(const PGresult *res)
 	return !res || (code && (strncmp(code, "08", 2) == 0 || strncmp(code, "57P", 3) == 0));
 }
 
-/* ST_WORK is back: check every result, then send PREPARE TRANSACTION (or
- * COMMIT: one phase, or nothing was written) or ROLLBACK. */
+/* Undo a branch that votes no (why is set): ROLLBACK PREPARED once
+ * prepared, else ROLLBACK; then the vote. */
+static pga_op_t *s_undo(pga_db_t *self, bool prepared)
+{
+	s_clear_results(self);
+	if (prepared && !s_gid_cmd(self, "ROLLBACK PREPARED"))
+		return s_finish(self, DTX_VOTE_NO); /* the coordinator's ROLLBACK will */
+	if (!prepared)
+		snprintf(self->cmd, sizeof(self->cmd), "ROLLBACK");
+	self->step = ST_ROLLBACK;
+	return s_send1(self, self->cmd, 0) ? NULL : s_lost(self);
+}
+
+/* ST_WORK is back: check every result. Two phases: the branch is prepared
+ * (vote yes) unless something failed (undo, vote no) or it wrote nothing
+ * (COMMIT PREPARED, vote read-only). One phase: COMMIT next. */
 static pga_op_t *s_on_work(pga_db_t *self)
 {
 	pga_op_t *op = self->op;
 	char tmp[400];
-	unsigned n = self->nq;
-	for (unsigned i = 0; i < n; i++) {
+	unsigned nwork = op->one_phase ? self->nq : self->nq - 1; /* up to the marker */
+	const PGresult *prep = op->one_phase ? NULL : self->q[self->nq - 1].res;
+	bool prepared = prep && PQresultStatus(prep) == PGRES_COMMAND_OK;
+	for (unsigned i = 0; i < nwork; i++) {
 		unsigned stmt = i; /* 1-based for the statements: q[0] is BEGIN */
 		if (s_check(self->q[i].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
 			if (i == 0)
 				snprintf(op->why, sizeof(op->why), "BEGIN failed: %s", tmp);
-			else if (i < n - 1)
+			else if (i < nwork - 1)
 				snprintf(op->why, sizeof(op->why), "statement %u failed: %s", stmt, tmp);
 			else {
 				snprintf(op->why, sizeof(op->why), "cannot write the marker row: %s",
@@ -437,76 +474,76 @@ static pga_op_t *s_on_work(pga_db_t *self)
 				if (strcmp(op->sqlstate, "26000") == 0)
 					self->session_ready = false;
 			}
-			goto rollback;
+			return s_undo(self, false); /* the PREPARE did not run */
 		}
-		if (i > 0 && i < n - 1 && op->stmts[i - 1].expect >= 0) {
+		if (i > 0 && i < nwork - 1 && op->stmts[i - 1].expect >= 0) {
 			const char *t = PQcmdTuples(self->q[i].res);
 			long long rows = t && *t ? atoll(t) : (long long)PQntuples(self->q[i].res);
 			if (rows != op->stmts[i - 1].expect) {
 				snprintf(op->why, sizeof(op->why),
 					 "statement %u touched %lld rows, expected %lld", stmt, rows,
 					 (long long)op->stmts[i - 1].expect);
-				goto rollback;
+				if (prep && !prepared) {
+					/* the failed PREPARE cancelled the transaction */
+					s_clear_results(self);
+					return s_finish(self, DTX_VOTE_NO);
+				}
+				return s_undo(self, prepared);
 			}
 		}
 	}
-	/* Nothing written, no row locked: commit now (it releases only a
-	 * snapshot) and vote READ-ONLY; the coordinator sends no phase two. */
-	self->read_only = strcmp(PQcmdTuples(self->q[n - 1].res), "0") == 0;
-	s_clear_results(self);
-	if (!self->read_only) {
-		/* Crash point: the work is done, nothing is prepared. */
-		dtx_crash_point("pga.work_done");
+	/* The marker row's count: 0 when nothing was written, no row locked. */
+	self->read_only = strcmp(PQcmdTuples(self->q[nwork - 1].res), "0") == 0;
+	if (prep && !prepared) {
+		/* PostgreSQL cancelled the transaction: nothing to undo */
+		s_check(prep, self->conn, op->sqlstate, tmp, sizeof(tmp));
+		snprintf(op->why, sizeof(op->why), "prepare failed: %s", tmp);
+		s_clear_results(self);
+		return s_finish(self, DTX_VOTE_NO);
 	}
-	if (self->read_only || op->one_phase) {
+	s_clear_results(self);
+	if (prepared && !self->read_only) {
+		/* Durability point: the branch is prepared in PostgreSQL's WAL;
+		 * it survives our death and PostgreSQL's, and is reported at
+		 * the next HELLO. */
+		dtx_crash_point("pga.prepared");
+		return s_finish(self, DTX_VOTE_YES);
+	}
+	/* Nothing written: commit now (that releases a snapshot and
+	 * AccessShare locks) and vote READ-ONLY; the coordinator sends no
+	 * phase two. One phase: COMMIT. */
+	if (!prepared)
 		snprintf(self->cmd, sizeof(self->cmd), "COMMIT");
-	} else {
-		char *lit = PQescapeLiteral(self->conn, op->gid, strlen(op->gid));
-		if (!lit) {
-			snprintf(op->why, sizeof(op->why), "out of memory");
-			goto rollback;
-		}
-		snprintf(self->cmd, sizeof(self->cmd), "PREPARE TRANSACTION %s", lit);
-		PQfreemem(lit);
+	else if (!s_gid_cmd(self, "COMMIT PREPARED")) {
+		snprintf(op->why, sizeof(op->why), "out of memory");
+		return s_undo(self, prepared);
 	}
 	self->step = ST_END;
 	return s_send1(self, self->cmd, 0) ? NULL : s_lost(self);
-rollback:
-	s_clear_results(self);
-	self->step = ST_ROLLBACK;
-	return s_send1(self, "ROLLBACK", 0) ? NULL : s_lost(self);
 }
 
 static pga_op_t *s_on_end(pga_db_t *self, bool lost, const char *lost_why)
 {
 	pga_op_t *op = self->op;
-	const char *what = self->read_only ? "commit of a read-only branch"
-			   : op->one_phase ? "commit"
-					   : "prepare";
+	const char *what = self->read_only ? "commit of a read-only branch" : "commit";
 	char tmp[400];
 	if (lost) {
 		snprintf(op->sqlstate, 6, "08006");
 		snprintf(op->why, sizeof(op->why), "%s failed: %s", what, lost_why);
-		/* Lost while preparing: the branch may be prepared or not. The
-		 * NO vote makes the coordinator roll it back, which is
-		 * idempotent either way. Lost while committing one phase: it
-		 * may have committed; only the marker row can tell, later. */
-		return s_finish(self, op->one_phase && !self->read_only ? PGA_VOTE_UNKNOWN
-									 : DTX_VOTE_NO);
+		/* Lost while committing one phase: it may have committed; only
+		 * the marker row can tell, later. A read-only branch votes no:
+		 * the coordinator's ROLLBACK finishes one left prepared. */
+		return s_finish(self, self->read_only ? DTX_VOTE_NO : PGA_VOTE_UNKNOWN);
 	}
 	if (s_check(self->q[0].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
 		snprintf(op->why, sizeof(op->why), "%s failed: %s", what, tmp);
-		s_clear_results(self);
-		self->step = ST_ROLLBACK;
-		return s_send1(self, "ROLLBACK", 0) ? NULL : s_lost(self);
+		return s_undo(self, !op->one_phase);
 	}
 	if (self->read_only)
 		return s_finish(self, DTX_VOTE_READONLY);
-	/* Durability point: the branch is prepared (committed, one phase) in
-	 * PostgreSQL's WAL; it survives our death and PostgreSQL's; a
-	 * prepared one is reported at the next HELLO. */
+	/* Durability point: the one-phase branch is committed. */
 	dtx_crash_point("pga.prepared");
-	return s_finish(self, op->one_phase ? DTX_VOTE_COMMITTED : DTX_VOTE_YES);
+	return s_finish(self, DTX_VOTE_COMMITTED);
 }
 
 static pga_op_t *s_on_apply(pga_db_t *self, bool lost, const char *lost_why)

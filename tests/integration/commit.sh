@@ -106,6 +106,7 @@ ro=${out%% *}
 is "$("$DTXCTL" show "$ro" | awk 'NR > 1 {print $3}' | tr '\n' ' ')" "active preparing committed " \
 	"every branch voted read-only: committed without a forced decision"
 is "$(decisions)" "$d0" "the group commit carried no decision for it"
+is "$(prepared_count)" 0 "the agents finished their read-only branches: none is left prepared"
 out=$("$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('ro1', 'bob', 'widget', 1, 1)" --expect 1 \
 	--on bank --sql "SELECT balance FROM wallets WHERE customer = 'bob'"); rc=$?
 is "$rc" 0 "a writing branch and a reading one commit"
