@@ -626,7 +626,11 @@ static pga_op_t *s_on_step(pga_db_t *self, bool lost, const char *lost_why)
 	char tmp[400];
 	/* A connection gone stale (PostgreSQL restarted since its last use)
 	 * is found out by an operation's first pipeline: open a new one and
-	 * send again. Nothing was done in the old session, so it is safe. */
+	 * send again. A session that died before its COMMIT or PREPARE left
+	 * nothing behind. One that died just after preparing the branch
+	 * makes the second attempt fail (the GID, and the marker row's key,
+	 * are taken): the branch votes no and the prepared one is rolled
+	 * back with the transaction. */
 	bool first = self->first;
 	self->first = false;
 	if (first && self->reused && (lost || s_session_gone(self->q[0].res))) {
