@@ -58,7 +58,7 @@ static int s_handler(void *arg, const char *section, const char *key, const char
 		return 1;
 	}
 	if (strcmp(key, "pool_size") == 0) {
-		/* at least one worker beyond the prepares, for decisions */
+		/* at least one connection beyond the prepares, for decisions */
 		if (!dtx_conf_int(key, val, 2, 256, &v, c->why, sizeof(c->why)))
 			return 0;
 		cfg->pool_size = (unsigned)v;
