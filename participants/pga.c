@@ -497,7 +497,8 @@ static void s_read_coord(pga_t *self)
 /*
  * Wait up to timeout_ms for the coordinator or a running job's connection,
  * then serve what is ready. A connection without a socket yet is advanced
- * each round. 0, or DTX_EIO.
+ * each round; one that has been connecting too long gives up. 0, or
+ * DTX_EIO.
  */
 static int s_poll(pga_t *self, long timeout_ms)
 {
@@ -522,10 +523,12 @@ static int s_poll(pga_t *self, long timeout_ms)
 	for (unsigned k = 1; k < n; k++)
 		if (self->items[k].revents && pga_db_advance(self->dbs[self->item_db[k - 1]]))
 			s_on_db(self, self->item_db[k - 1]);
+	int64_t now = dtx_now_ms();
 	for (unsigned i = 0; i < self->cfg.pool_size; i++) {
 		bool want_write;
-		if (self->running[i] && pga_db_socket(self->dbs[i], &want_write) < 0 &&
-		    pga_db_advance(self->dbs[i]))
+		if (self->running[i] &&
+		    (pga_db_expire(self->dbs[i], now) ||
+		     (pga_db_socket(self->dbs[i], &want_write) < 0 && pga_db_advance(self->dbs[i]))))
 			s_on_db(self, i);
 	}
 	return 0;

@@ -46,6 +46,7 @@ struct pga_db {
 	PGconn *conn;
 	char lock_timeout[64];  /* SET lock_timeout, or "" */
 	bool connecting;        /* PQconnectPoll under way */
+	int64_t connect_deadline_ms; /* connecting: give up then, or 0 */
 	bool want_write;        /* connecting, or output not yet flushed */
 	bool session_ready;     /* set up: lock_timeout, MARK_STMT */
 	/* the operation running */
@@ -299,11 +300,27 @@ static void s_notice(void *arg, const char *message)
 	dtx_info("%s", line);
 }
 
+/* libpq leaves conninfo's connect_timeout to a caller that polls: the
+ * deadline it asks for (libpq's rules: seconds, at least 2), or 0. */
+static int64_t s_connect_deadline(PGconn *conn)
+{
+	PQconninfoOption *opts = PQconninfo(conn);
+	int64_t deadline = 0;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && atol(o->val) > 0)
+			deadline = dtx_now_ms() + (atol(o->val) < 2 ? 2 : atol(o->val)) * 1000;
+	PQconninfoFree(opts);
+	return deadline;
+}
+
 static void s_connect(pga_db_t *self)
 {
 	self->conn = PQconnectStart(self->conninfo);
-	if (self->conn)
+	self->connect_deadline_ms = 0;
+	if (self->conn) {
 		PQsetNoticeProcessor(self->conn, s_notice, NULL);
+		self->connect_deadline_ms = s_connect_deadline(self->conn);
+	}
 	self->connecting = true;
 	self->want_write = true; /* PQconnectPoll's first wait is for writing */
 	self->session_ready = false;
@@ -675,6 +692,15 @@ static pga_op_t *s_on_step(pga_db_t *self, bool lost, const char *lost_why)
 		return s_finish(self, 0);
 	}
 	return NULL;
+}
+
+pga_op_t *pga_db_expire(pga_db_t *self, int64_t now_ms)
+{
+	if (!self->op || !self->connecting || !self->connect_deadline_ms ||
+	    now_ms < self->connect_deadline_ms)
+		return NULL;
+	s_close(self);
+	return s_unreachable(self, "cannot connect: connect_timeout expired");
 }
 
 pga_op_t *pga_db_advance(pga_db_t *self)

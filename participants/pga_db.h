@@ -89,6 +89,10 @@ pga_op_t *pga_db_start(pga_db_t *self, pga_op_t *op);
  * it to be writable as well as readable; -1 when idle. */
 int pga_db_socket(const pga_db_t *self, bool *want_write);
 
+/* A connection attempt past conninfo's connect_timeout gives up: returns
+ * the operation, failed (database unreachable), else NULL. */
+pga_op_t *pga_db_expire(pga_db_t *self, int64_t now_ms);
+
 /* Go on after the socket was ready. Returns the operation once it is
  * done, else NULL. */
 pga_op_t *pga_db_advance(pga_db_t *self);

@@ -105,8 +105,28 @@ ok $([ "$ms" -lt 4500 ] && echo 0 || echo 1) "... once the branch finished, not 
 wait "$t7"; rc=$?
 is "$rc" 0 "the branch's vote reached the coordinator: the order commits"
 is "$(prepared_count)" 1 "bank's branch stays prepared while no agent runs"
-dtx_start_agent bank
+dtx_start_agent bank PGCONNECT_TIMEOUT=2
 wait_for 10 no_prepared_left; ok $? "the restarted agent commits it"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 't7'") $(q bank "SELECT balance FROM wallets WHERE customer = 'bob'")" \
 	"1 $bob" "order t7 exists; bob's balance is as before"
+
+# --- PostgreSQL takes connections but never answers them ---------------------
+# With the postmaster frozen a new connection hangs in its start-up. The
+# agent (libpq's connect_timeout, 2 s here from PGCONNECT_TIMEOUT) gives up
+# and votes no, rather than leaving the branch to the transaction's timeout.
+q bank "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+	WHERE datname = 'bank' AND pid <> pg_backend_pid()" >/dev/null
+pm=$(head -1 "$T/pg/postmaster.pid")
+kill -STOP "$pm"
+t0=$(date +%s%N)
+out=$("$DTXCTL" exec --timeout 8000 --on bank --sql "UPDATE wallets SET balance = balance WHERE customer = 'bob'" \
+	--expect 1 --on shop --sql "SELECT 1" 2>&1); rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+kill -CONT "$pm"
+is "$rc" 1 "with PostgreSQL not answering new connections the transaction aborts"
+like "$out" 'bank voted no: database unreachable: cannot connect: connect_timeout expired' \
+	"bank gave up connecting at its connect_timeout ($ms ms), not at the transaction's 8 s"
+out=$(place_order t8 bob widget 1); rc=$?
+is "$rc" 0 "once PostgreSQL answers again, orders commit"
+wait_for 5 no_prepared_left; ok $? "nothing is left prepared"
 done_testing
