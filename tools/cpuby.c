@@ -14,7 +14,7 @@
 #include "cpuby.h"
 
 typedef struct {
-	int pid;
+	int pid, ppid;
 	unsigned long long start;   /* start time: a reused PID is another process */
 	unsigned long long ticks;   /* utime + stime + cutime + cstime */
 	char name[20];
@@ -46,7 +46,7 @@ static bool s_read(int pid, s_proc_t *out)
 		   "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu %*d %*d %*d %*d %llu",
 		   &ppid, &ut, &st, &cut, &cst, &start) != 6)
 		return false;
-	*out = (s_proc_t){.pid = pid, .start = start, .ticks = ut + st + cut + cst};
+	*out = (s_proc_t){.pid = pid, .ppid = ppid, .start = start, .ticks = ut + st + cut + cst};
 	if (pid == 2 || ppid == 2)
 		snprintf(out->name, sizeof(out->name), "[kernel]");
 	else
@@ -103,6 +103,23 @@ static const s_proc_t *s_find(const cpuby_t *s, const s_proc_t *p)
 	return NULL;
 }
 
+/* p's nearest ancestor (in snapshot a) still alive at b, or NULL. */
+static const s_proc_t *s_reaper(const cpuby_t *a, const cpuby_t *b, const s_proc_t *p)
+{
+	for (unsigned depth = 0; depth < 64 && p->ppid > 0; depth++) {
+		const s_proc_t *parent = NULL;
+		for (size_t i = 0; i < a->n && !parent; i++)
+			if (a->p[i].pid == p->ppid)
+				parent = &a->p[i];
+		if (!parent)
+			return NULL;
+		if (s_find(b, parent))
+			return parent;
+		p = parent;
+	}
+	return NULL;
+}
+
 static int s_by_seconds(const void *x, const void *y)
 {
 	double a = ((const cpuby_entry_t *)x)->seconds, b = ((const cpuby_entry_t *)y)->seconds;
@@ -133,15 +150,22 @@ size_t cpuby_diff(const cpuby_t *a, const cpuby_t *b, cpuby_entry_t *out, size_t
 		return 0;
 	}
 	/* A process alive at b: its time since a (all of it if it began
-	 * since). One gone since a: its parent has reaped its whole life's
-	 * time (counted at b), so take back what it had used by a. */
+	 * since). One gone since a: its whole life's time went into the
+	 * reaped-children time of its nearest ancestor alive at b (its
+	 * parent, or whoever reaped that one), counted above under that
+	 * ancestor's name; take back from that name what it had used by a.
+	 * (Taken from the gone one's own name instead, a program whose
+	 * process another program reaps — a test's PostgreSQL stopped by its
+	 * script — would lose time it never had in the interval.) */
 	for (size_t i = 0; i < b->n; i++) {
 		const s_proc_t *was = s_find(a, &b->p[i]);
 		s_add(e, &n, b->p[i].name, (double)b->p[i].ticks - (was ? (double)was->ticks : 0));
 	}
-	for (size_t i = 0; i < a->n; i++)
-		if (!s_find(b, &a->p[i]))
-			s_add(e, &n, a->p[i].name, -(double)a->p[i].ticks);
+	for (size_t i = 0; i < a->n; i++) {
+		const s_proc_t *reaper;
+		if (!s_find(b, &a->p[i]) && (reaper = s_reaper(a, b, &a->p[i])))
+			s_add(e, &n, reaper->name, -(double)a->p[i].ticks);
+	}
 	for (size_t i = 0; i < n; i++)
 		e[i].seconds = e[i].seconds > 0 ? e[i].seconds / hz : 0;
 	qsort(e, n, sizeof(*e), s_by_seconds);
