@@ -496,18 +496,27 @@ static void s_read_coord(pga_t *self)
 
 /*
  * Wait up to timeout_ms for the coordinator or a running job's connection,
- * then serve what is ready. A connection without a socket yet is advanced
- * each round; one that has been connecting too long gives up. 0, or
- * DTX_EIO.
+ * then serve what is ready. Before the wait, a connection that has been
+ * connecting too long gives up and one without a socket yet is advanced.
+ * 0, or DTX_EIO.
  */
 static int s_poll(pga_t *self, long timeout_ms)
 {
 	unsigned n = 1;
+	int64_t now = dtx_now_ms();
 	self->items[0] = (zmq_pollitem_t){.socket = self->coord, .events = ZMQ_POLLIN};
 	for (unsigned i = 0; i < self->cfg.pool_size; i++) {
 		bool want_write;
 		int fd;
-		if (!self->running[i] || (fd = pga_db_socket(self->dbs[i], &want_write)) < 0)
+		if (!self->running[i])
+			continue;
+		if (pga_db_expire(self->dbs[i], now) ||
+		    ((fd = pga_db_socket(self->dbs[i], &want_write)) < 0 &&
+		     pga_db_advance(self->dbs[i]))) {
+			s_on_db(self, i);
+			continue;
+		}
+		if (fd < 0)
 			continue;
 		self->items[n] = (zmq_pollitem_t){
 			.fd = fd, .events = (short)(ZMQ_POLLIN | (want_write ? ZMQ_POLLOUT : 0))};
@@ -523,14 +532,6 @@ static int s_poll(pga_t *self, long timeout_ms)
 	for (unsigned k = 1; k < n; k++)
 		if (self->items[k].revents && pga_db_advance(self->dbs[self->item_db[k - 1]]))
 			s_on_db(self, self->item_db[k - 1]);
-	int64_t now = dtx_now_ms();
-	for (unsigned i = 0; i < self->cfg.pool_size; i++) {
-		bool want_write;
-		if (self->running[i] &&
-		    (pga_db_expire(self->dbs[i], now) ||
-		     (pga_db_socket(self->dbs[i], &want_write) < 0 && pga_db_advance(self->dbs[i]))))
-			s_on_db(self, i);
-	}
 	return 0;
 }
 

@@ -306,9 +306,11 @@ static int64_t s_connect_deadline(PGconn *conn)
 {
 	PQconninfoOption *opts = PQconninfo(conn);
 	int64_t deadline = 0;
-	for (PQconninfoOption *o = opts; o && o->keyword; o++)
-		if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && atol(o->val) > 0)
-			deadline = dtx_now_ms() + (atol(o->val) < 2 ? 2 : atol(o->val)) * 1000;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+		long secs = strcmp(o->keyword, "connect_timeout") == 0 && o->val ? atol(o->val) : 0;
+		if (secs > 0)
+			deadline = dtx_now_ms() + (secs < 2 ? 2 : secs) * 1000;
+	}
 	PQconninfoFree(opts);
 	return deadline;
 }
@@ -500,12 +502,9 @@ static pga_op_t *s_on_work(pga_db_t *self)
 				snprintf(op->why, sizeof(op->why),
 					 "statement %u touched %lld rows, expected %lld", stmt, rows,
 					 (long long)op->stmts[i - 1].expect);
-				if (prep && !prepared) {
-					/* the failed PREPARE cancelled the transaction */
-					s_clear_results(self);
-					return s_finish(self, DTX_VOTE_NO);
-				}
-				return s_undo(self, prepared);
+				/* a failed PREPARE cancelled the transaction */
+				return prep && !prepared ? s_finish(self, DTX_VOTE_NO)
+							 : s_undo(self, prepared);
 			}
 		}
 	}
@@ -515,7 +514,6 @@ static pga_op_t *s_on_work(pga_db_t *self)
 		/* PostgreSQL cancelled the transaction: nothing to undo */
 		s_check(prep, self->conn, op->sqlstate, tmp, sizeof(tmp));
 		snprintf(op->why, sizeof(op->why), "prepare failed: %s", tmp);
-		s_clear_results(self);
 		return s_finish(self, DTX_VOTE_NO);
 	}
 	s_clear_results(self);
