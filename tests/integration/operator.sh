@@ -54,10 +54,18 @@ like "$("$DTXCTL" show "$gtid")" "heuristic +bank: $gid was committed outside dt
 # --- a branch from an epoch this log never had ------------------------------
 q shop "BEGIN; INSERT INTO orders VALUES ('ghost', 'mallory', 'widget', 1, 1);
 	INSERT INTO dtx.branches (gid) VALUES ('dtx:c1:99:5:0'); PREPARE TRANSACTION 'dtx:c1:99:5:0'"
+# Marker rows older than marker_retention_s (7 days) are pruned by the scan
+# after the agent's hello; one is made older, one is not.
+old_marker_gone() { [ "$(q shop "SELECT count(*) FROM dtx.branches WHERE gid = 'dtx:c1:1:1:9'")" = 0 ]; }
+q shop "INSERT INTO dtx.branches VALUES ('dtx:c1:1:1:9', now() - interval '8 days'),
+	('dtx:c1:1:2:9', now() - interval '6 days')"
 seen=$(registrations shop)
 kill_wait "${AGENT_PID[shop]}" KILL
 dtx_start_agent shop
 wait_registered shop "$seen"
+wait_for 5 old_marker_gone
+is "$(q shop "SELECT string_agg(gid, ',') FROM dtx.branches WHERE gid LIKE 'dtx:c1:1:_:9'")" \
+	dtx:c1:1:2:9 "the agent pruned the marker row older than marker_retention_s, not the younger one"
 wait_for 5 sh -c "'$DTXCTL' status | grep -q 'in doubt'"
 like "$("$DTXCTL" status)" 'in doubt \(epoch unknown to this log\): dtx:c1:99:5:0@shop' \
 	"status shows the branch from an unknown epoch as in doubt"
