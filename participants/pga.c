@@ -72,9 +72,17 @@ struct pga {
 	unsigned ntombs, tomb_next;
 	char coord_id[DTX_COORD_ID_MAX + 1];
 	int64_t last_heard_ms, last_ping_ms, last_hello_ms, scan_retry_ms;
+	int64_t last_prune_ms;         /* a scan or a prune was queued */
+	bool prune_queued;
 };
 
 /* --- jobs ------------------------------------------------------------- */
+
+/* Jobs for a GID are found by it (one job per GID); scans and prunes are not. */
+static bool s_keyed(const s_job_t *job)
+{
+	return job->op.kind == PGA_OP_PREPARE || job->op.kind == PGA_OP_DECIDE;
+}
 
 static s_job_t *s_job_new(pga_op_kind_t kind, const char *gid)
 {
@@ -137,7 +145,7 @@ static void s_enqueue(pga_t *self, s_job_t *job, bool front)
 			q->head = job;
 		q->tail = job;
 	}
-	if (job->op.kind != PGA_OP_SCAN) {
+	if (s_keyed(job)) {
 		unsigned h = s_hash(job->op.gid);
 		job->hnext = self->buckets[h];
 		self->buckets[h] = job;
@@ -161,7 +169,7 @@ static void s_unqueue(pga_t *self, s_job_t *job)
 /* Forget a job that is in no queue and not running, and free it. */
 static void s_drop_job(pga_t *self, s_job_t *job)
 {
-	if (job->op.kind != PGA_OP_SCAN) {
+	if (s_keyed(job)) {
 		s_job_t **pp = &self->buckets[s_hash(job->op.gid)];
 		while (*pp && *pp != job)
 			pp = &(*pp)->hnext;
@@ -408,6 +416,12 @@ static void s_on_done(pga_t *self, s_job_t *job)
 			       .gids = (const char **)op->gids};
 		s_send(self, &d);
 		break;
+	case PGA_OP_PRUNE:
+		/* the DELETE's own failure is logged where it is seen */
+		if (op->result)
+			dtx_warn("cannot prune marker rows: %s", op->why);
+		self->prune_queued = false;
+		break;
 	}
 	s_drop_job(self, job);
 }
@@ -442,6 +456,18 @@ static void s_dispatch(pga_t *self)
 static void s_tick(pga_t *self, int64_t now)
 {
 	int64_t hb = self->cfg.heartbeat_ms;
+	/* Old marker rows go with every scan and every marker_prune_interval_s
+	 * in between, whether the coordinator is there or not. */
+	if (!self->prune_queued &&
+	    now - self->last_prune_ms >= (int64_t)self->cfg.marker_prune_interval_s * 1000) {
+		s_job_t *job = s_job_new(PGA_OP_PRUNE, NULL);
+		if (job) {
+			job->op.retention_s = self->cfg.marker_retention_s;
+			self->prune_queued = true;
+			self->last_prune_ms = now;
+			s_enqueue(self, job, false);
+		}
+	}
 	if (!self->welcomed) {
 		/* Until WELCOME, HELLO again soon: the first one is dropped
 		 * when the connection is not up yet (ZMQ_IMMEDIATE). */
@@ -466,6 +492,7 @@ static void s_tick(pga_t *self, int64_t now)
 			snprintf(job->op.coord, sizeof(job->op.coord), "%s", self->coord_id);
 			job->op.retention_s = self->cfg.marker_retention_s;
 			self->scan_owed = false;
+			self->last_prune_ms = now;
 			/* First in line: the in-doubt list goes before new work. */
 			s_enqueue(self, job, true);
 		}
@@ -588,6 +615,7 @@ int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 	if (!self)
 		return DTX_ENOMEM;
 	self->cfg = *cfg;
+	self->last_prune_ms = dtx_now_ms(); /* the first scan prunes */
 	/* The marker table before anything else: a branch cannot be
 	 * prepared without it. */
 	if (pga_db_ensure_schema(cfg->conninfo, why, why_len)) {

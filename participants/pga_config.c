@@ -16,6 +16,7 @@ void pga_config_defaults(pga_config_t *cfg)
 	cfg->heartbeat_ms = 1000;
 	cfg->lock_timeout_ms = 2000;
 	cfg->marker_retention_s = 7 * 86400;
+	cfg->marker_prune_interval_s = 600;
 	cfg->log_level = DTX_LOG_INFO;
 }
 
@@ -74,6 +75,10 @@ static int s_handler(void *arg, const char *section, const char *key, const char
 		if (!dtx_conf_int(key, val, 60, 10LL * 365 * 86400, &v, c->why, sizeof(c->why)))
 			return 0;
 		cfg->marker_retention_s = (uint64_t)v;
+	} else if (strcmp(key, "marker_prune_interval_s") == 0) {
+		if (!dtx_conf_int(key, val, 1, 86400, &v, c->why, sizeof(c->why)))
+			return 0;
+		cfg->marker_prune_interval_s = (uint32_t)v;
 	} else {
 		snprintf(c->why, sizeof(c->why), "unknown key '%s'", key);
 		return 0;

@@ -16,6 +16,7 @@ typedef struct {
 	uint32_t heartbeat_ms;
 	uint32_t lock_timeout_ms;   /* a branch waiting longer for a lock votes no; 0: wait */
 	uint64_t marker_retention_s;
+	uint32_t marker_prune_interval_s; /* how often old marker rows are deleted */
 	int log_level;
 } pga_config_t;
 

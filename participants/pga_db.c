@@ -27,7 +27,7 @@ typedef enum {
 	ST_APPLY,    /* decide: COMMIT / ROLLBACK PREPARED */
 	ST_MARKED,   /* decide: is there a marker row? */
 	ST_LIST,     /* scan: the prepared GIDs */
-	ST_PRUNE,    /* scan: delete old marker rows */
+	ST_PRUNE,    /* scan, prune: delete old marker rows */
 } s_step_t;
 
 /* One query of a pipeline, and its result once run. With name: prepare
@@ -69,6 +69,16 @@ static const char SQL_SCHEMA[] =
 	"CREATE TABLE IF NOT EXISTS dtx.branches ("
 	" gid text PRIMARY KEY,"
 	" created timestamptz NOT NULL DEFAULT now())";
+/* Rows are appended in time order: a block range index lets the prune
+ * read only the old part of the table, at little cost to the insert on
+ * every branch's path. CREATE INDEX waits for the table's lock even when
+ * the index exists, and a prepared branch holds that lock until it is
+ * decided, so: only when missing, and not waiting long. */
+static const char SQL_PRUNE_INDEX[] =
+	"DO $$BEGIN IF to_regclass('dtx.branches_created') IS NULL THEN"
+	" PERFORM set_config('lock_timeout', '1s', true);"
+	" CREATE INDEX branches_created ON dtx.branches USING brin (created);"
+	" END IF; END$$";
 /* The marker row, written only when the branch wrote something: its row
  * count (1 or 0) is also the read-only probe. Prepared once per
  * connection. */
@@ -169,6 +179,21 @@ int pga_db_ensure_schema(const char *conninfo, char *why, size_t why_len)
 		PGresult *res = PQexec(conn, SQL_SCHEMA);
 		rc = s_check(res, conn, NULL, why, why_len);
 		PQclear(res);
+		if (rc == 0) {
+			char sqlstate[8] = "", tmp[400];
+			res = PQexec(conn, SQL_PRUNE_INDEX);
+			if (s_check(res, conn, sqlstate, tmp, sizeof(tmp))) {
+				if (strcmp(sqlstate, "55P03")) {
+					snprintf(why, why_len, "%s", tmp);
+					rc = DTX_EDB;
+				} else {
+					dtx_warn("index dtx.branches_created not made: prepared "
+						 "branches hold dtx.branches; until a later start "
+						 "makes it, pruning marker rows reads the whole table");
+				}
+			}
+			PQclear(res);
+		}
 	}
 	PQfinish(conn);
 	return rc;
@@ -343,6 +368,16 @@ static bool s_gid_cmd(pga_db_t *self, const char *verb)
 }
 
 /* The first step of the operation: its queries on the pipeline. */
+/* Markers of branches long finished: the coordinator has forgotten them
+ * by now (retention), so nobody will ask again. */
+static bool s_send_prune(pga_db_t *self)
+{
+	snprintf(self->param, sizeof(self->param), "%llu",
+		 (unsigned long long)self->op->retention_s);
+	self->step = ST_PRUNE;
+	return s_send1(self, SQL_PRUNE, 1);
+}
+
 static bool s_send_first(pga_db_t *self)
 {
 	pga_op_t *op = self->op;
@@ -375,6 +410,8 @@ static bool s_send_first(pga_db_t *self)
 			return false;
 		self->step = ST_APPLY;
 		return s_send1(self, self->cmd, 0);
+	case PGA_OP_PRUNE:
+		return s_send_prune(self);
 	default:
 		snprintf(self->param, sizeof(self->param), "dtx:%s:", op->coord);
 		self->step = ST_LIST;
@@ -626,12 +663,8 @@ static pga_op_t *s_on_list(pga_db_t *self)
 		}
 	op->ngids = (uint32_t)rows;
 	dtx_crash_point("pga.scanned");
-	/* Markers of branches long finished: the coordinator has forgotten
-	 * them by now (retention), so nobody will ask again. */
 	s_clear_results(self);
-	snprintf(self->param, sizeof(self->param), "%llu", (unsigned long long)op->retention_s);
-	self->step = ST_PRUNE;
-	return s_send1(self, SQL_PRUNE, 1) ? NULL : s_lost(self);
+	return s_send_prune(self) ? NULL : s_lost(self);
 }
 
 /* The pipeline of the current step is back (or lost: lost_why says why). */

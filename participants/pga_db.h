@@ -16,7 +16,7 @@
 
 typedef struct pga_db pga_db_t;
 
-typedef enum { PGA_OP_PREPARE, PGA_OP_DECIDE, PGA_OP_SCAN } pga_op_kind_t;
+typedef enum { PGA_OP_PREPARE, PGA_OP_DECIDE, PGA_OP_SCAN, PGA_OP_PRUNE } pga_op_kind_t;
 
 /* The answer to a PREPARE when it cannot be told: a one-phase COMMIT whose
  * connection broke. No vote is sent; the coordinator will RESOLVE. */
@@ -45,6 +45,8 @@ enum { PGA_VOTE_UNKNOWN = -1 };
  * prune marker rows older than retention_s. result 0 with gids
  * (malloc'ed array of malloc'ed strings, the caller frees) and ngids set,
  * or DTX_EDB with why set.
+ *
+ * PRUNE: only the second half of SCAN. result 0; a failure is logged.
  */
 typedef struct {
 	pga_op_kind_t kind;

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Two-phase commit across 2 and 3 databases; aborts on a NO vote and on a
 # statement error; unknown participants and malformed frames refused while
-# the daemon keeps serving; outcomes queried by GTID.
+# the daemon keeps serving; outcomes queried by GTID. Old marker rows are
+# pruned while the agents run.
 . "$(dirname "$0")/lib.sh"
-dtx_start_all
+DTX_TEST_MARKER_PRUNE_S=1 dtx_start_all
 
 # --- commit across three databases -----------------------------------------
 out=$(place_order o1 alice widget 2); rc=$?
@@ -141,4 +142,13 @@ done
 is "$rc" 0 "the agent prepares the statement again: the next transactions on bank commit"
 
 wait_for 5 no_prepared_left; ok $? "no prepared branch is left at the end"
+
+# --- marker rows past marker_retention_s (7 days) ---------------------------
+q bank "INSERT INTO dtx.branches VALUES ('dtx:c1:1:1:9', now() - interval '8 days'),
+	('dtx:c1:1:2:9', now() - interval '6 days')"
+old_marker_gone() { [ "$(q bank "SELECT count(*) FROM dtx.branches WHERE gid = 'dtx:c1:1:1:9'")" = 0 ]; }
+wait_for 5 old_marker_gone; ok $? "the running agent prunes the marker row older than retention (every second here)"
+is "$(q bank "SELECT count(*) FROM dtx.branches WHERE gid = 'dtx:c1:1:2:9'")" 1 "... and keeps the younger one"
+like "$(q bank "SELECT indexdef FROM pg_indexes WHERE schemaname = 'dtx' AND indexname = 'branches_created'")" \
+	'USING brin \(created\)' "the prune finds old rows through a BRIN index on created"
 done_testing

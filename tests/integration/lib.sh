@@ -142,6 +142,7 @@ conninfo = host=$PGSOCK port=$PGPORT dbname=$name user=postgres
 pool_size = ${DTX_TEST_POOL_SIZE:-4}
 heartbeat_ms = 200
 lock_timeout_ms = ${DTX_TEST_LOCK_TIMEOUT_MS:-1000}
+marker_prune_interval_s = ${DTX_TEST_MARKER_PRUNE_S:-600}
 log_level = ${DTX_TEST_LOG_LEVEL:-info}
 EOF
 	env "$@" "$PGAGENT" -c "$T/agent-$name.conf" 2>>"$T/agent-$name.log" &
