@@ -40,6 +40,7 @@ dtx_start_bench $ACCOUNTS 1000000
 status_field() { "$DTXCTL" status | sed -n "s/^group commits \([0-9]*\) records \([0-9]*\) decisions \([0-9]*\).*/\\$1/p"; }
 g0=$(status_field 1) d0=$(status_field 3)
 
+echo "bench: $("$DTXBENCH" --wakeup-cost)"
 echo "bench: transfer over 2 databases, clients $CLIENTS, $SECONDS_PER_RUN s per run after 1 s warm-up"
 if [ -n "${PERF:-}" ]; then
 	perf record -g -F 999 -p "$COORD_PID" -o "$T/perf.data" >/dev/null 2>&1 &

@@ -17,6 +17,7 @@ typedef struct {
 	int pid, ppid;
 	unsigned long long start;   /* start time: a reused PID is another process */
 	unsigned long long ticks;   /* utime + stime + cutime + cstime */
+	unsigned long long wakeups; /* voluntary context switches, all threads */
 	char name[20];
 } s_proc_t;
 
@@ -24,6 +25,32 @@ struct cpuby {
 	s_proc_t *p;
 	size_t n;
 };
+
+/* The voluntary context switches of every thread of pid. */
+static unsigned long long s_wakeups(int pid)
+{
+	char path[64], line[256];
+	unsigned long long sum = 0, v;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/status", pid, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
+				sum += v;
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
 
 /* One process's line of /proc/PID/stat; false if it is gone or garbled. */
 static bool s_read(int pid, s_proc_t *out)
@@ -46,7 +73,8 @@ static bool s_read(int pid, s_proc_t *out)
 		   "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu %*d %*d %*d %*d %llu",
 		   &ppid, &ut, &st, &cut, &cst, &start) != 6)
 		return false;
-	*out = (s_proc_t){.pid = pid, .ppid = ppid, .start = start, .ticks = ut + st + cut + cst};
+	*out = (s_proc_t){.pid = pid, .ppid = ppid, .start = start, .ticks = ut + st + cut + cst,
+			  .wakeups = s_wakeups(pid)};
 	if (pid == 2 || ppid == 2)
 		snprintf(out->name, sizeof(out->name), "[kernel]");
 	else
@@ -126,8 +154,9 @@ static int s_by_seconds(const void *x, const void *y)
 	return (a < b) - (a > b);
 }
 
-/* Add ticks to name's entry in e[0..*n) (growing *n; e has room). */
-static void s_add(cpuby_entry_t *e, size_t *n, const char *name, double ticks)
+/* Add ticks and wakeups to name's entry in e[0..*n) (growing *n; e has
+ * room). */
+static void s_add(cpuby_entry_t *e, size_t *n, const char *name, double ticks, double wakeups)
 {
 	size_t i = 0;
 	while (i < *n && strcmp(e[i].name, name) != 0)
@@ -138,6 +167,7 @@ static void s_add(cpuby_entry_t *e, size_t *n, const char *name, double ticks)
 		(*n)++;
 	}
 	e[i].seconds += ticks;
+	e[i].wakeups += wakeups;
 }
 
 size_t cpuby_diff(const cpuby_t *a, const cpuby_t *b, cpuby_entry_t *out, size_t max)
@@ -159,12 +189,15 @@ size_t cpuby_diff(const cpuby_t *a, const cpuby_t *b, cpuby_entry_t *out, size_t
 	 * script — would lose time it never had in the interval.) */
 	for (size_t i = 0; i < b->n; i++) {
 		const s_proc_t *was = s_find(a, &b->p[i]);
-		s_add(e, &n, b->p[i].name, (double)b->p[i].ticks - (was ? (double)was->ticks : 0));
+		double w = (double)b->p[i].wakeups - (was ? (double)was->wakeups : 0);
+		/* (fewer than before: some threads ended; what they did is lost) */
+		s_add(e, &n, b->p[i].name, (double)b->p[i].ticks - (was ? (double)was->ticks : 0),
+		      w > 0 ? w : 0);
 	}
 	for (size_t i = 0; i < a->n; i++) {
 		const s_proc_t *reaper;
 		if (!s_find(b, &a->p[i]) && (reaper = s_reaper(a, b, &a->p[i])))
-			s_add(e, &n, reaper->name, -(double)a->p[i].ticks);
+			s_add(e, &n, reaper->name, -(double)a->p[i].ticks, 0);
 	}
 	for (size_t i = 0; i < n; i++)
 		e[i].seconds = e[i].seconds > 0 ? e[i].seconds / hz : 0;
@@ -173,8 +206,10 @@ size_t cpuby_diff(const cpuby_t *a, const cpuby_t *b, cpuby_entry_t *out, size_t
 		n--;
 	if (n > max && max > 0) {
 		/* the last entry stands for all the rest */
-		for (size_t i = max; i < n; i++)
+		for (size_t i = max; i < n; i++) {
 			e[max - 1].seconds += e[i].seconds;
+			e[max - 1].wakeups += e[i].wakeups;
+		}
 		snprintf(e[max - 1].name, sizeof(e[max - 1].name), "others");
 		n = max;
 	}

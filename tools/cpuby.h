@@ -7,6 +7,14 @@
  * system time plus that of its children it has reaped, so the work of a
  * short-lived child (a PostgreSQL backend serving one client) lands on
  * its parent's name once reaped. Kernel threads count as "[kernel]".
+ *
+ * Also the wake-ups: how often the threads of a program blocked (waiting
+ * for a socket, a lock, the disk) and were woken again, from
+ * voluntary_ctxt_switches of /proc/PID/task/TID/status. A thread that has
+ * ended by the second snapshot takes its count with it (dtxbench takes it
+ * before its clients disconnect). Where a wake-up
+ * crosses CPUs on a virtual machine it costs far more CPU than the work
+ * it brings (dtxbench --wakeup-cost measures both).
  */
 #ifndef CPUBY_H
 #define CPUBY_H
@@ -19,6 +27,7 @@ typedef struct cpuby cpuby_t;
 typedef struct {
 	char name[20];
 	double seconds;    /* CPU time during the interval */
+	double wakeups;    /* times its threads blocked and were woken */
 } cpuby_entry_t;
 
 /* A snapshot of every process now; NULL if /proc cannot be read. Caller

@@ -32,6 +32,11 @@
  * --fire N instead sends N transactions at once on one connection without
  * waiting for their outcomes (keeping the connection for --seconds): a way
  * to put many transactions in flight, e.g. to measure recovery.
+ *
+ * Each run also says where the machine's CPU went and how often each
+ * program's threads blocked and were woken (cpuby.h), per transaction.
+ * --wakeup-cost instead measures what one wake-up costs on this machine:
+ * two threads pass a token back and forth, on one CPU and on two.
  */
 #include "config.h"
 
@@ -44,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,8 +93,19 @@ typedef struct {
 	unsigned n;
 } s_work_t;
 
+/* The end of a run: clients done with their work wait here, connections
+ * still open, until the run's figures are taken; a backend or thread that
+ * had gone by then would take its wake-ups with it (cpuby.h). */
+typedef struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned working;        /* clients not done yet */
+	bool release;            /* figures taken: close and go */
+} s_gate_t;
+
 typedef struct {
 	const s_opts_t *o;
+	s_gate_t *gate;
 	unsigned mode, id, nclients;
 	int64_t start_ms, record_ms, stop_ms;
 	uint64_t quota;          /* count mode: transactions this client runs */
@@ -388,9 +405,15 @@ static void *s_client(void *arg)
 		__atomic_store_n(&c->done, n, __ATOMIC_RELAXED);
 	}
 out:
+	__atomic_store_n(&c->finished, true, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&c->gate->mu);
+	c->gate->working--;
+	pthread_cond_broadcast(&c->gate->cv);
+	while (!c->gate->release)
+		pthread_cond_wait(&c->gate->cv, &c->gate->mu);
+	pthread_mutex_unlock(&c->gate->mu);
 	dtx_client_destroy(&cl);
 	s_direct_close(&d);
-	__atomic_store_n(&c->finished, true, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -422,8 +445,10 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 	bool cpu_ok = false;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int64_t stop = rec + (int64_t)(o->seconds * 1000);
+	s_gate_t gate = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+			 .working = clients};
 	for (unsigned i = 0; i < clients; i++) {
-		cs[i] = (s_client_t){.o = o, .mode = mode, .id = i, .nclients = clients,
+		cs[i] = (s_client_t){.o = o, .gate = &gate, .mode = mode, .id = i, .nclients = clients,
 				     .start_ms = t0, .record_ms = rec, .stop_ms = stop};
 		if (o->count)
 			cs[i].quota = o->count / clients + (i < o->count % clients);
@@ -460,8 +485,25 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 		}
 		fprintf(stderr, "\n");
 	}
+	/* Every client done, none gone: the figures. */
+	pthread_mutex_lock(&gate.mu);
+	while (gate.working)
+		pthread_cond_wait(&gate.cv, &gate.mu);
+	pthread_mutex_unlock(&gate.mu);
+	int64_t end = dtx_now_ms();
+	*res = (s_result_t){.mode = mode, .clients = clients, .cpu = -1};
+	if (cpu_ok && s_cpu_ticks(&busy1, &total1) && total1 > total0 && ncpu > 0)
+		res->cpu = (double)(busy1 - busy0) / (double)(total1 - total0) * (double)ncpu;
+	cpuby_t *by1 = by0 ? cpuby_snap() : NULL;
+	if (by1)
+		res->nby = cpuby_diff(by0, by1, res->by, sizeof(res->by) / sizeof(res->by[0]));
+	cpuby_destroy(&by0);
+	cpuby_destroy(&by1);
+	pthread_mutex_lock(&gate.mu);
+	gate.release = true;
+	pthread_cond_broadcast(&gate.cv);
+	pthread_mutex_unlock(&gate.mu);
 	size_t n = 0;
-	*res = (s_result_t){.mode = mode, .clients = clients};
 	for (unsigned i = 0; i < clients; i++) {
 		pthread_join(th[i], NULL);
 		n += cs[i].nlat;
@@ -471,15 +513,6 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 		if (!res->last_error[0] && cs[i].last_error[0])
 			snprintf(res->last_error, sizeof(res->last_error), "%s", cs[i].last_error);
 	}
-	int64_t end = dtx_now_ms();
-	res->cpu = -1;
-	if (cpu_ok && s_cpu_ticks(&busy1, &total1) && total1 > total0 && ncpu > 0)
-		res->cpu = (double)(busy1 - busy0) / (double)(total1 - total0) * (double)ncpu;
-	cpuby_t *by1 = by0 ? cpuby_snap() : NULL;
-	if (by1)
-		res->nby = cpuby_diff(by0, by1, res->by, sizeof(res->by) / sizeof(res->by[0]));
-	cpuby_destroy(&by0);
-	cpuby_destroy(&by1);
 	res->secs = (double)(end - (rec < end ? rec : t0)) / 1000.0;
 	uint32_t *all = malloc((n ? n : 1) * sizeof(*all));
 	size_t k = 0;
@@ -578,6 +611,23 @@ static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 		}
 		printf("\n");
 	}
+	head = false;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t tx = r[i].committed + r[i].aborted;
+		if (!r[i].nby || !tx)
+			continue;
+		if (!head)
+			printf("wake-ups per transaction by program (its threads blocked and woken):\n");
+		head = true;
+		printf("  %-6s %3u:", s_mode_names[r[i].mode], r[i].clients);
+		const char *sep = " ";
+		for (size_t k = 0; k < r[i].nby; k++)
+			if (r[i].by[k].wakeups / (double)tx >= 0.005) {
+				printf("%s%s %.2f", sep, r[i].by[k].name, r[i].by[k].wakeups / (double)tx);
+				sep = ", ";
+			}
+		printf("\n");
+	}
 	/* dtx against direct at the same number of clients */
 	head = false;
 	for (unsigned i = 0; i < n; i++) {
@@ -621,6 +671,12 @@ static int s_json(const s_opts_t *o, const s_result_t *r, unsigned n)
 				json_object_object_add(by, r[i].by[k].name,
 						       json_object_new_double(s_by_us(&r[i], k)));
 			json_object_object_add(x, "cpu_us_by_program", by);
+			json_object *w = json_object_new_object();
+			double tx = (double)(r[i].committed + r[i].aborted);
+			for (size_t k = 0; k < r[i].nby; k++)
+				json_object_object_add(w, r[i].by[k].name,
+						       json_object_new_double(r[i].by[k].wakeups / tx));
+			json_object_object_add(x, "wakeups_by_program", w);
 		}
 		json_object_object_add(l, "p50", json_object_new_double(r[i].p50));
 		json_object_object_add(l, "p90", json_object_new_double(r[i].p90));
@@ -665,6 +721,82 @@ static bool s_int_opt(const char *what, const char *arg, long long lo, long long
 	return false;
 }
 
+/* --- --wakeup-cost -------------------------------------------------------- */
+
+typedef struct {
+	int ping, pong;   /* eventfds: to the partner, back */
+	int cpu;          /* the partner's CPU */
+	unsigned n;
+} s_token_t;
+
+static void s_pin(pthread_t t, int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(t, sizeof(set), &set);
+}
+
+static void *s_partner(void *arg)
+{
+	s_token_t *k = arg;
+	uint64_t v;
+	s_pin(pthread_self(), k->cpu);
+	for (unsigned i = 0; i < k->n; i++)
+		if (read(k->ping, &v, sizeof(v)) != sizeof(v) || write(k->pong, &v, sizeof(v)) != sizeof(v))
+			break;
+	return NULL;
+}
+
+static double s_cpu_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* n round trips of a token between this thread on CPU 0 and a partner on
+ * cpu: the CPU time per wake-up and the wall time per round trip, in us. */
+static int s_ping_pong(int cpu, unsigned n, double *cpu_us, double *rtt_us)
+{
+	s_token_t k = {.ping = eventfd(0, 0), .pong = eventfd(0, 0), .cpu = cpu, .n = n};
+	pthread_t t;
+	int rc = -1;
+	if (k.ping < 0 || k.pong < 0 || pthread_create(&t, NULL, s_partner, &k))
+		goto out;
+	s_pin(pthread_self(), 0);
+	uint64_t v = 1;
+	double c0 = s_cpu_now(), w0 = (double)dtx_now_us();
+	unsigned i = 0;
+	while (i < n && write(k.ping, &v, sizeof(v)) == sizeof(v) &&
+	       read(k.pong, &v, sizeof(v)) == sizeof(v))
+		i++;
+	*cpu_us = (s_cpu_now() - c0) * 1e6 / (2.0 * n);
+	*rtt_us = ((double)dtx_now_us() - w0) / n;
+	pthread_join(t, NULL);
+	rc = i == n ? 0 : -1;
+out:
+	if (k.ping >= 0)
+		close(k.ping);
+	if (k.pong >= 0)
+		close(k.pong);
+	return rc;
+}
+
+static int s_wakeup_cost(void)
+{
+	double cpu1, rtt1, cpu2, rtt2;
+	if (s_ping_pong(0, 20000, &cpu1, &rtt1)) {
+		fprintf(stderr, "dtxbench: cannot measure wake-ups\n");
+		return 1;
+	}
+	printf("wake-up cost: within one CPU %.1f us of CPU (round trip %.1f us)", cpu1, rtt1);
+	if (sysconf(_SC_NPROCESSORS_ONLN) > 1 && s_ping_pong(1, 20000, &cpu2, &rtt2) == 0)
+		printf("; across two CPUs %.1f us of CPU (round trip %.1f us)", cpu2, rtt2);
+	printf("\n");
+	return 0;
+}
+
 static void s_usage(void)
 {
 	fprintf(stderr,
@@ -673,6 +805,7 @@ static void s_usage(void)
 		"                [-e ENDPOINT] [--conninfo CONNINFO] [--warmup SECONDS]\n"
 		"                [--json FILE|-] [--progress] [--timeout MS]\n"
 		"                [--customer NAME] [--item NAME] [--accounts N] [--fire N]\n"
+		"       dtxbench --wakeup-cost\n"
 		"Runs every mode at every client count in turn and prints one table;\n"
 		"with dtx and direct both, also their ratios. See the head of dtxbench.c.\n");
 }
@@ -689,6 +822,7 @@ int main(int argc, char **argv)
 		{"customer", required_argument, NULL, 'u'}, {"item", required_argument, NULL, 'i'},
 		{"timeout", required_argument, NULL, 't'},  {"fire", required_argument, NULL, 'f'},
 		{"accounts", required_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'},
+		{"wakeup-cost", no_argument, NULL, 'K'},
 		{NULL, 0, NULL, 0},
 	};
 	static char dbs_default[] = "bank,stock", nulls_default[] = "null1,null2",
@@ -753,6 +887,7 @@ int main(int argc, char **argv)
 				return 2;
 			o.accounts = (unsigned)v;
 			break;
+		case 'K': return s_wakeup_cost();
 		case 'h': s_usage(); return 0;
 		default: s_usage(); return 2;
 		}

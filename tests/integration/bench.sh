@@ -2,8 +2,9 @@
 # dtxbench: the three modes run in one invocation against real daemons and
 # PostgreSQL; every transaction it reports committed moved money exactly
 # once (balances), --accounts spreads each client's transfers over its own
-# share of the accounts, the JSON parses and says where the CPU went, and
-# bad options are refused. Nothing here is timed.
+# share of the accounts, the JSON parses and says where the CPU went and
+# how often each program was woken, and bad options are refused. Nothing
+# here is timed.
 . "$(dirname "$0")/lib.sh"
 export DTX_TEST_PARTICIPANTS="bank, stock, null1, null2"
 DTXBENCH=$top_builddir/tools/dtxbench
@@ -57,6 +58,19 @@ is "$(cpu dtx postgres) $(cpu dtx dtx-pgagent) $(cpu dtx coordinatord)" "true tr
 	"dtx: CPU of postgres, dtx-pgagent and coordinatord counted"
 is "$(cpu null dtx-nullagent) $(cpu null coordinatord)" "true true" "null: CPU of dtx-nullagent and coordinatord counted"
 like "$(cat "$T/b.out")" "cpu-us per transaction by program:" "the table says where the CPU went"
+# how often each program's threads were woken, per transaction
+woken() { jq -r ".runs[] | select(.mode == \"$1\") | .wakeups_by_program[\"$2\"] // 0 | . > 0" "$J"; }
+is "$(woken direct postgres) $(woken dtx postgres) $(woken dtx dtx-pgagent) $(woken dtx coordinatord)" \
+	"true true true true" "wake-ups of postgres (direct, dtx), dtx-pgagent and coordinatord (dtx) counted"
+# direct: each transaction waits 4 times on each database's backend
+# (BEGIN, UPDATE, PREPARE, COMMIT PREPARED), so at least 8 backend
+# wake-ups; counted only if taken before the clients disconnect
+is "$(jq -r '.runs[] | select(.mode == "direct") | .wakeups_by_program.postgres >= 6' "$J")" true \
+	"direct: the backends' wake-ups are counted before they go (at least 6 per transaction)"
+like "$(grep -A1 '^wake-ups per transaction by program (its threads blocked and woken):$' "$T/b.out" | tail -1)" \
+	'^  direct   2: .*postgres [0-9]+\.[0-9]{2}' "the table has them too"
+like "$("$DTXBENCH" --wakeup-cost)" '^wake-up cost: within one CPU [0-9.]+ us of CPU \(round trip [0-9.]+ us\)' \
+	"--wakeup-cost measures what a wake-up costs here"
 like "$(cat "$T/b.out")" "dtx/direct: clients  throughput" "the table has the dtx/direct ratios"
 
 # Bad options: a clear error, exit 2.
