@@ -117,7 +117,10 @@ struct crd {
 	s_tx_t *flushing_head;         /* decisions in the group commit under way */
 	int64_t started_us, last_flush_ms, first_lazy_ms, last_tick_ms, last_prune_ms;
 	uint64_t n_committed, n_aborted, n_heuristic, n_flushes, n_flushed, n_decisions;
-	char orphans[16][128];         /* branches from epochs the log never saw */
+	/* Branches the log cannot decide, left to the operator: from an epoch
+	 * the log never saw, or (pruned) of a transaction retention removed */
+	char orphans[16][128];
+	bool orphan_pruned[16];
 	unsigned norphans;
 	int log_failing;               /* last group-commit error, 0 when fine */
 	dtx_delayed_t *delayed;        /* frames held by a delay fault */
@@ -608,6 +611,20 @@ static s_part_t *s_part_by_rid(crd_t *self, const s_rid_t *rid)
 	return NULL;
 }
 
+/* Leave branch gid of participant p to the operator (once). */
+static void s_orphan_add(crd_t *self, const char *gid, const s_part_t *p, bool pruned)
+{
+	char o[sizeof(self->orphans[0])];
+	snprintf(o, sizeof(o), "%s@%s", gid, p->name);
+	for (unsigned k = 0; k < self->norphans; k++)
+		if (strcmp(self->orphans[k], o) == 0)
+			return;
+	if (self->norphans < 16) {
+		self->orphan_pruned[self->norphans] = pruned;
+		memcpy(self->orphans[self->norphans++], o, sizeof(o));
+	}
+}
+
 /* Resolve a branch GID to one of our in-flight transactions. *known: it
  * is ours and the log has seen its epoch and sequence. */
 static s_tx_t *s_tx_by_gid(crd_t *self, const char *gid, uint32_t *branch, dtx_gtid_t *g,
@@ -788,13 +805,7 @@ static void s_on_indoubt(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 			dtx_err("%s on %s: epoch %" PRIu32 " unknown to this log (epoch %" PRIu32
 				"): left in doubt", m->gids[i], p->name, g.epoch,
 				wal_epoch(self->wal));
-			char o[sizeof(self->orphans[0])];
-			bool seen = false;
-			snprintf(o, sizeof(o), "%s@%s", m->gids[i], p->name);
-			for (unsigned k = 0; k < self->norphans; k++)
-				seen |= strcmp(self->orphans[k], o) == 0;
-			if (!seen && self->norphans < 16)
-				memcpy(self->orphans[self->norphans++], o, sizeof(o));
+			s_orphan_add(self, m->gids[i], p, false);
 			continue;
 		}
 		if (tx && tx->br[bi].part >= 0 && &self->parts[tx->br[bi].part] == p) {
@@ -811,7 +822,17 @@ static void s_on_indoubt(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 			}
 			continue;
 		}
-		d.code = s_logged_outcome(self, g.seq, g.epoch) == DTX_OUTCOME_COMMITTED;
+		int outcome = s_logged_outcome(self, g.seq, g.epoch);
+		if (outcome == DTX_OUTCOME_IN_DOUBT) {
+			/* Finished and pruned (or the log cannot be read): it
+			 * may have committed. Nothing is presumed. */
+			dtx_err("%s on %s: not in the log, which pruned transactions up to "
+				"sequence %" PRIu64 ": left in doubt", m->gids[i], p->name,
+				wal_pruned_hi(self->wal));
+			s_orphan_add(self, m->gids[i], p, true);
+			continue;
+		}
+		d.code = outcome == DTX_OUTCOME_COMMITTED;
 		dtx_info("%s on %s: not in flight, log says %s", m->gids[i], p->name,
 			 d.code ? "commit" : "rollback");
 		s_send_part(self, p, &d);
@@ -1065,10 +1086,18 @@ static int s_logged_fn(const wal_rec_t *recs, unsigned n, void *arg)
 	return 0;
 }
 
+/* What the log says of seq. Not there: presumed abort (UNKNOWN), unless
+ * retention may have removed it (IN_DOUBT: it may have committed), as when
+ * the log cannot be read. */
 static int s_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch)
 {
 	int out[2] = {DTX_OUTCOME_UNKNOWN, 0};
-	if (wal_history(self->wal, seq, s_logged_fn, out) != 0 || (uint32_t)out[1] != epoch)
+	int rc = wal_history(self->wal, seq, s_logged_fn, out);
+	if (rc == DTX_ENOTFOUND)
+		return seq <= wal_pruned_hi(self->wal) ? DTX_OUTCOME_IN_DOUBT : DTX_OUTCOME_UNKNOWN;
+	if (rc)
+		return DTX_OUTCOME_IN_DOUBT;
+	if ((uint32_t)out[1] != epoch)
 		return DTX_OUTCOME_UNKNOWN;
 	return out[0];
 }
@@ -1109,6 +1138,10 @@ static void s_on_query(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
 	r.code = s_status_of(self, m->gtid, &g, &tx);
 	if (tx && tx->reason[0]) {
 		r.text = tx->reason;
+		r.has |= DTX_F_TEXT;
+	} else if (r.code == DTX_OUTCOME_IN_DOUBT) {
+		r.text = "not in the log: it finished longer ago than retention_s and was "
+			 "pruned, so it may have committed";
 		r.has |= DTX_F_TEXT;
 	}
 	s_send(self->client, rid, &r);
@@ -1216,7 +1249,16 @@ static void s_orphan_drop(crd_t *self, unsigned i)
 {
 	memmove(self->orphans[i], self->orphans[i + 1],
 		(self->norphans - i - 1) * sizeof(self->orphans[0]));
+	memmove(&self->orphan_pruned[i], &self->orphan_pruned[i + 1],
+		(self->norphans - i - 1) * sizeof(self->orphan_pruned[0]));
 	self->norphans--;
+}
+
+/* Why orphan i is in doubt, for status and list. */
+static const char *s_orphan_why(const crd_t *self, unsigned i)
+{
+	return self->orphan_pruned[i] ? "pruned from this log: it may have committed"
+				      : "epoch unknown to this log";
 }
 
 /* Reset phase two so the (new) decision goes to every branch now. */
@@ -1265,14 +1307,16 @@ static int s_admin_resolve(crd_t *self, FILE *f, const char *arg)
 				else
 					fprintf(f, "%s: %s is not connected; it will report the branch "
 						   "again\n", gid, at + 1);
-				dtx_notice("%s on %s: %s (heuristic decision, branch from an epoch "
-					   "this log never had)", gid, at + 1, note);
+				dtx_notice("%s on %s: %s (heuristic decision; %s)", gid, at + 1,
+					   note, s_orphan_why(self, (unsigned)o));
 				s_orphan_drop(self, (unsigned)o);
 			}
 			return 0;
 		}
-		if (st == DTX_OUTCOME_UNKNOWN) {
-			fprintf(f, "%s: no such transaction in flight or in the log\n", gtid_s);
+		if (st == DTX_OUTCOME_UNKNOWN || st == DTX_OUTCOME_IN_DOUBT) {
+			fprintf(f, "%s: no such transaction in flight or in the log%s\n", gtid_s,
+				st == DTX_OUTCOME_IN_DOUBT ? " (pruned?), and no branch of it in doubt"
+							   : "");
 			return DTX_ENOTFOUND;
 		}
 		fprintf(f, "%s: already finished (%s)\n", gtid_s, dtx_outcome_str(st));
@@ -1378,8 +1422,9 @@ static void s_admin_list_attention(crd_t *self, FILE *f, bool in_doubt)
 	int64_t now = dtx_now_ms();
 	if (in_doubt) {
 		for (unsigned i = 0; i < self->norphans; i++)
-			fprintf(f, "%-40s in-doubt    branch from an epoch this log never had\n",
-				self->orphans[i]);
+			fprintf(f, "%-40s in-doubt    %s\n", self->orphans[i],
+				self->orphan_pruned[i] ? "branch of a transaction pruned from this log"
+						       : "branch from an epoch this log never had");
 		return;
 	}
 	for (s_tx_t *tx = self->head; tx; tx = tx->next) {
@@ -1581,7 +1626,7 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 		fprintf(f, "heuristic outcomes in the log: %u%s\n", heur,
 			heur ? " (dtxctl list --state heuristic)" : "");
 		for (unsigned i = 0; i < self->norphans; i++)
-			fprintf(f, "in doubt (epoch unknown to this log): %s\n", self->orphans[i]);
+			fprintf(f, "in doubt (%s): %s\n", s_orphan_why(self, i), self->orphans[i]);
 	} else if (strcmp(m.name, "watch") == 0) {
 		fprintf(f, "%s", self->cfg.events_endpoint);
 	} else if (strcmp(m.name, "stats") == 0) {

@@ -55,7 +55,9 @@ typedef enum {
 	DTX_OUTCOME_ACTIVE = 1,    /* not decided yet */
 	DTX_OUTCOME_COMMITTED = 2, /* decision COMMIT is durable */
 	DTX_OUTCOME_ABORTED = 3,   /* aborted; see reason */
-	DTX_OUTCOME_IN_DOUBT = 4,  /* needs an operator */
+	DTX_OUTCOME_IN_DOUBT = 4,  /* the log cannot say: needs an operator, or it
+				    * finished longer ago than the coordinator's
+				    * retention_s and may have committed */
 	DTX_OUTCOME_HEURISTIC = 5, /* some branch went against the decision, or an
 				    * operator decided: see dtxctl show */
 } dtx_outcome_status_t;

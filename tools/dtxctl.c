@@ -20,7 +20,7 @@
 #include "dtx_wire.h"
 
 /* Exit codes. */
-enum { XC_OK = 0, XC_ABORTED = 1, XC_USAGE = 2, XC_ERROR = 3, XC_HEURISTIC = 4 };
+enum { XC_OK = 0, XC_ABORTED = 1, XC_USAGE = 2, XC_ERROR = 3, XC_HEURISTIC = 4, XC_IN_DOUBT = 5 };
 
 typedef struct {
 	const char *admin;
@@ -39,7 +39,8 @@ static const struct {
 	{"list", "list [--state STATE]",
 	 "transactions in the log (first 1000), optionally only those in STATE:\n"
 	 "  active, preparing, deciding, committing, committed, aborting, aborted, heuristic;\n"
-	 "or what needs an operator: in-doubt (branches from an epoch the log never had),\n"
+	 "or what needs an operator: in-doubt (branches from an epoch the log never had,\n"
+	 "or of a transaction retention removed from it),\n"
 	 "stuck (decided longer than stuck_after_ms ago, not acknowledged by every branch)"},
 	{"resolve", "resolve GTID --commit|--abort [--force]",
 	 "decide GTID by hand: an undecided transaction, or a branch left in doubt;\n"
@@ -264,6 +265,7 @@ static int s_exit_for(const dtx_outcome_t *out)
 	switch (out->status) {
 	case DTX_OUTCOME_COMMITTED: return XC_OK;
 	case DTX_OUTCOME_HEURISTIC: return XC_HEURISTIC;
+	case DTX_OUTCOME_IN_DOUBT: return XC_IN_DOUBT;
 	default: return XC_ABORTED;
 	}
 }

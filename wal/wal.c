@@ -6,7 +6,9 @@
  *   "done" key = end time (8 bytes big-endian, µs) . seq; empty value.
  *          The retention index: which transactions ended when.
  *   "meta" "coord" = coordinator id, "epoch" = u32, "seq_hi" = u64: the end
- *          of the reserved sequence block (no GTID at or above it was used).
+ *          of the reserved sequence block (no GTID at or above it was used),
+ *          "pruned_hi" = u64: the highest sequence number retention removed
+ *          (a GTID at or below it that the log lacks may have committed).
  *
  * Record value (little-endian):
  *   u8 version | u8 kind | u8 nparts | u8 0 | u32 epoch | i64 at_us |
@@ -52,6 +54,7 @@ struct wal {
 	int lock_fd;
 	uint32_t epoch;
 	uint64_t seq_next, seq_hi, seq_block;
+	uint64_t pruned_hi;
 	s_pending_t *q;
 	size_t nq, capq;
 	bool forced;
@@ -375,6 +378,8 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 	mrc = s_meta_get_u64(txn, self->meta, "epoch", 4, &epoch);
 	if (mrc == 0 || mrc == MDB_NOTFOUND)
 		mrc = s_meta_get_u64(txn, self->meta, "seq_hi", 8, &hi);
+	if (mrc == 0 || mrc == MDB_NOTFOUND)
+		mrc = s_meta_get_u64(txn, self->meta, "pruned_hi", 8, &self->pruned_hi);
 	if (mrc && mrc != MDB_NOTFOUND) {
 		rc = s_why(why, why_len, DTX_ECRC, "log meta is damaged: %s", mdb_strerror(mrc));
 		goto fail;
@@ -460,6 +465,11 @@ void wal_close(wal_t **self_p)
 uint32_t wal_epoch(const wal_t *self)
 {
 	return self->epoch;
+}
+
+uint64_t wal_pruned_hi(const wal_t *self)
+{
+	return self->pruned_hi;
 }
 
 int wal_next_seq(wal_t *self, uint64_t *seq)
@@ -806,6 +816,7 @@ int wal_prune(wal_t *self, int64_t older_than_us, unsigned max, unsigned *remove
 	MDB_cursor *dcur = NULL, *lcur = NULL;
 	MDB_val k, v;
 	unsigned n = 0;
+	uint64_t hi = self->pruned_hi;
 	int rc;
 
 	*removed = 0;
@@ -827,16 +838,25 @@ int wal_prune(wal_t *self, int64_t older_than_us, unsigned max, unsigned *remove
 				goto fail;
 		if (rc && rc != MDB_NOTFOUND)
 			goto fail;
+		uint64_t seq = s_get_be64(lk);
 		if ((rc = mdb_cursor_del(dcur, 0)))
 			goto fail;
+		if (seq > hi)
+			hi = seq;
 		n++;
 	}
 	if (rc && rc != MDB_NOTFOUND)
 		goto fail;
 	mdb_cursor_close(dcur);
 	mdb_cursor_close(lcur);
+	dcur = lcur = NULL;
+	/* In the same commit as the removal: the log never lacks a pruned
+	 * transaction without knowing it may have been one. */
+	if (hi > self->pruned_hi && (rc = s_meta_put_u64(txn, self->meta, "pruned_hi", 8, hi)))
+		goto fail;
 	if ((rc = mdb_txn_commit(txn)))
 		return s_err(rc);
+	self->pruned_hi = hi;
 	*removed = n;
 	return 0;
 fail:

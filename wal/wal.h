@@ -141,4 +141,9 @@ int wal_history(wal_t *self, uint64_t seq, wal_tx_fn fn, void *arg);
  */
 int wal_prune(wal_t *self, int64_t older_than_us, unsigned max, unsigned *removed);
 
+/* The highest sequence number pruned so far (0: none), kept across
+ * restarts. A GTID at or below it that the log lacks may have finished
+ * either way: presumed abort cannot answer for it. */
+uint64_t wal_pruned_hi(const wal_t *self);
+
 #endif /* DTX_WAL_H */

@@ -119,6 +119,35 @@ dtx_start_agent stock
 wait_for 10 no_prepared_left; ok $? "when stock comes back, the log's COMMIT still reaches its branch"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'h4'")" 1 "h4 is committed"
 
+# --- a transaction retention has removed from the log ------------------------
+DTX_TEST_RETENTION_S=1 write_coord_conf
+restart_coord
+out=$(place_order h6 alice widget 1); rc=$?
+is "$rc" 0 "an order commits under a coordinator that keeps finished transactions 1 s"
+gtid=${out%% *}
+wait_for 10 no_prepared_left
+query_exits() { "$DTXCTL" query "$gtid" >/dev/null 2>&1; [ $? = "$1" ]; }
+wait_for 10 query_exits 5
+ok $? "once pruned, its query exits 5 (in doubt), not 1 (presumed abort): it committed"
+like "$("$DTXCTL" query "$gtid")" "^$gtid in-doubt: not in the log: .* may have committed" "and says why"
+# A branch of it reported prepared (say, a database restored from a backup)
+# is left to the operator, not rolled back by presumed abort.
+gid="dtx:${gtid//./:}:7"
+q shop "BEGIN; INSERT INTO orders VALUES ('ghost2', 'mallory', 'widget', 1, 1); PREPARE TRANSACTION '$gid'"
+seen=$(registrations shop)
+kill_wait "${AGENT_PID[shop]}" KILL
+dtx_start_agent shop
+wait_registered shop "$seen"
+wait_for 5 sh -c "'$DTXCTL' status | grep -q 'in doubt (pruned'"
+like "$("$DTXCTL" status)" "in doubt \(pruned from this log: it may have committed\): $gid@shop" \
+	"status shows the branch of the pruned transaction as in doubt"
+sleep 1
+is "$(prepared_count)" 1 "nothing was presumed: the branch is still prepared"
+out=$("$DTXCTL" resolve "$gtid" --abort); rc=$?
+is "$rc" 0 "the operator resolves it"
+wait_for 5 no_prepared_left; ok $? "the branch is rolled back"
+is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'ghost2'")" 0 "its row never became visible"
+
 # --- a second coordinator on the same log -------------------------------------
 out=$("$COORDINATORD" -c "$T/coord.conf" 2>&1); rc=$?
 is "$rc" 1 "a second coordinatord on the same log refuses to start"

@@ -154,6 +154,12 @@ static void test_records(void)
 	wal_scan(w, false, collect, &c);
 	ok(c.ntx == 2 && c.seqs[0] == 100 && c.seqs[1] == 101,
 	   "unfinished and recently ended transactions stay");
+	ok(wal_pruned_hi(w) == 102, "the log knows the highest sequence number it pruned");
+	wal_close(&w);
+	open_log(&w, 0);
+	ok(wal_pruned_hi(w) == 102, "... across a reopen");
+	is_int(wal_prune(w, 5000, 100, &removed), 0, "a prune that removes nothing");
+	ok(removed == 0 && wal_pruned_hi(w) == 102, "... leaves it as it was");
 	wal_close(&w);
 }
 
