@@ -367,7 +367,6 @@ static bool s_gid_cmd(pga_db_t *self, const char *verb)
 	return true;
 }
 
-/* The first step of the operation: its queries on the pipeline. */
 /* Markers of branches long finished: the coordinator has forgotten them
  * by now (retention), so nobody will ask again. */
 static bool s_send_prune(pga_db_t *self)
@@ -378,6 +377,7 @@ static bool s_send_prune(pga_db_t *self)
 	return s_send1(self, SQL_PRUNE, 1);
 }
 
+/* The first step of the operation: its queries on the pipeline. */
 static bool s_send_first(pga_db_t *self)
 {
 	pga_op_t *op = self->op;

@@ -45,6 +45,7 @@
 #include <json-c/json.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -725,25 +726,25 @@ static bool s_int_opt(const char *what, const char *arg, long long lo, long long
 
 typedef struct {
 	int ping, pong;   /* eventfds: to the partner, back */
-	int cpu;          /* the partner's CPU */
-	unsigned n;
 } s_token_t;
 
-static void s_pin(pthread_t t, int cpu)
+enum { TOKEN = 1, STOP = 2 };
+
+static bool s_pin(pthread_t t, int cpu)
 {
 	cpu_set_t set;
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
-	pthread_setaffinity_np(t, sizeof(set), &set);
+	return pthread_setaffinity_np(t, sizeof(set), &set) == 0;
 }
 
+/* The partner sends the token back until it reads STOP. */
 static void *s_partner(void *arg)
 {
 	s_token_t *k = arg;
 	uint64_t v;
-	s_pin(pthread_self(), k->cpu);
-	for (unsigned i = 0; i < k->n; i++)
-		if (read(k->ping, &v, sizeof(v)) != sizeof(v) || write(k->pong, &v, sizeof(v)) != sizeof(v))
+	while (read(k->ping, &v, sizeof(v)) == sizeof(v) && v == TOKEN)
+		if (write(k->pong, &v, sizeof(v)) != sizeof(v))
 			break;
 	return NULL;
 }
@@ -755,43 +756,54 @@ static double s_cpu_now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* n round trips of a token between this thread on CPU 0 and a partner on
- * cpu: the CPU time per wake-up and the wall time per round trip, in us. */
-static int s_ping_pong(int cpu, unsigned n, double *cpu_us, double *rtt_us)
+/* n round trips of a token between this thread, on CPU cpu0, and a partner
+ * on cpu1: the CPU time per wake-up and the wall time per round trip, in
+ * us. -1 if the threads cannot be pinned there. */
+static int s_ping_pong(int cpu0, int cpu1, unsigned n, double *cpu_us, double *rtt_us)
 {
-	s_token_t k = {.ping = eventfd(0, 0), .pong = eventfd(0, 0), .cpu = cpu, .n = n};
+	s_token_t k = {.ping = eventfd(0, 0), .pong = eventfd(0, 0)};
 	pthread_t t;
-	int rc = -1;
-	if (k.ping < 0 || k.pong < 0 || pthread_create(&t, NULL, s_partner, &k))
-		goto out;
-	s_pin(pthread_self(), 0);
-	uint64_t v = 1;
-	double c0 = s_cpu_now(), w0 = (double)dtx_now_us();
+	bool started = false;
 	unsigned i = 0;
-	while (i < n && write(k.ping, &v, sizeof(v)) == sizeof(v) &&
-	       read(k.pong, &v, sizeof(v)) == sizeof(v))
-		i++;
-	*cpu_us = (s_cpu_now() - c0) * 1e6 / (2.0 * n);
-	*rtt_us = ((double)dtx_now_us() - w0) / n;
-	pthread_join(t, NULL);
-	rc = i == n ? 0 : -1;
-out:
+	if (k.ping >= 0 && k.pong >= 0 && s_pin(pthread_self(), cpu0) &&
+	    (started = pthread_create(&t, NULL, s_partner, &k) == 0) && s_pin(t, cpu1)) {
+		uint64_t v = TOKEN;
+		double c0 = s_cpu_now(), w0 = (double)dtx_now_us();
+		while (i < n && write(k.ping, &v, sizeof(v)) == sizeof(v) &&
+		       read(k.pong, &v, sizeof(v)) == sizeof(v))
+			i++;
+		*cpu_us = (s_cpu_now() - c0) * 1e6 / (2.0 * n);
+		*rtt_us = ((double)dtx_now_us() - w0) / n;
+	}
+	if (started) {
+		uint64_t stop = STOP;
+		if (write(k.ping, &stop, sizeof(stop)) == sizeof(stop))
+			pthread_join(t, NULL);
+	}
 	if (k.ping >= 0)
 		close(k.ping);
 	if (k.pong >= 0)
 		close(k.pong);
-	return rc;
+	return i == n ? 0 : -1;
 }
 
+/* --wakeup-cost: on the first CPU this process may use, then across the
+ * first two. */
 static int s_wakeup_cost(void)
 {
 	double cpu1, rtt1, cpu2, rtt2;
-	if (s_ping_pong(0, 20000, &cpu1, &rtt1)) {
+	cpu_set_t set;
+	int cpus[2], ncpus = 0;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (int c = 0; c < CPU_SETSIZE && ncpus < 2; c++)
+			if (CPU_ISSET(c, &set))
+				cpus[ncpus++] = c;
+	if (!ncpus || s_ping_pong(cpus[0], cpus[0], 20000, &cpu1, &rtt1)) {
 		fprintf(stderr, "dtxbench: cannot measure wake-ups\n");
 		return 1;
 	}
 	printf("wake-up cost: within one CPU %.1f us of CPU (round trip %.1f us)", cpu1, rtt1);
-	if (sysconf(_SC_NPROCESSORS_ONLN) > 1 && s_ping_pong(1, 20000, &cpu2, &rtt2) == 0)
+	if (ncpus == 2 && s_ping_pong(cpus[0], cpus[1], 20000, &cpu2, &rtt2) == 0)
 		printf("; across two CPUs %.1f us of CPU (round trip %.1f us)", cpu2, rtt2);
 	printf("\n");
 	return 0;
