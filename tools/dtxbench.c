@@ -580,6 +580,32 @@ static double s_by_us(const s_result_t *r, size_t k)
 	return tx ? r->by[k].seconds * 1e6 / (double)tx : 0;
 }
 
+/* Per run, a figure per transaction by program: where the CPU went (µs),
+ * or with wakeups how often its threads were woken. */
+static void s_print_by(const s_result_t *r, unsigned n, bool wakeups)
+{
+	bool head = false;
+	for (unsigned i = 0; i < n; i++) {
+		double tx = (double)(r[i].committed + r[i].aborted);
+		if (!r[i].nby || !tx)
+			continue;
+		if (!head)
+			printf("%s per transaction by program%s:\n", wakeups ? "wake-ups" : "cpu-us",
+			       wakeups ? " (its threads blocked and woken)" : "");
+		head = true;
+		printf("  %-6s %3u:", s_mode_names[r[i].mode], r[i].clients);
+		const char *sep = " ";
+		for (size_t k = 0; k < r[i].nby; k++) {
+			double v = wakeups ? r[i].by[k].wakeups / tx : s_by_us(&r[i], k);
+			if (v < (wakeups ? 0.005 : 0.5))
+				continue;
+			printf("%s%s %.*f", sep, r[i].by[k].name, wakeups ? 2 : 0, v);
+			sep = ", ";
+		}
+		printf("\n");
+	}
+}
+
 static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 {
 	printf("%-6s %-8s %7s %9s %7s %7s %7s %7s %8s %9s %7s %6s %5s %7s\n", "mode", "workload",
@@ -593,44 +619,10 @@ static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 		       r[i].tps > 0 && r[i].cpu >= 0 ? r[i].cpu * 1e6 / r[i].tps : 0.0);
 	printf("(latencies in ms; cores: the machine's busy cores on average during the run;\n"
 	       " cpu-us: busy CPU time of the whole machine per transaction, in microseconds)\n");
-	/* where the CPU went, per transaction */
-	bool head = false;
-	for (unsigned i = 0; i < n; i++) {
-		if (!r[i].nby || !(r[i].committed + r[i].aborted))
-			continue;
-		if (!head)
-			printf("cpu-us per transaction by program:\n");
-		head = true;
-		printf("  %-6s %3u:", s_mode_names[r[i].mode], r[i].clients);
-		const char *sep = " ";
-		for (size_t k = 0; k < r[i].nby; k++) {
-			double us = s_by_us(&r[i], k);
-			if (us >= 0.5) {
-				printf("%s%s %.0f", sep, r[i].by[k].name, us);
-				sep = ", ";
-			}
-		}
-		printf("\n");
-	}
-	head = false;
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t tx = r[i].committed + r[i].aborted;
-		if (!r[i].nby || !tx)
-			continue;
-		if (!head)
-			printf("wake-ups per transaction by program (its threads blocked and woken):\n");
-		head = true;
-		printf("  %-6s %3u:", s_mode_names[r[i].mode], r[i].clients);
-		const char *sep = " ";
-		for (size_t k = 0; k < r[i].nby; k++)
-			if (r[i].by[k].wakeups / (double)tx >= 0.005) {
-				printf("%s%s %.2f", sep, r[i].by[k].name, r[i].by[k].wakeups / (double)tx);
-				sep = ", ";
-			}
-		printf("\n");
-	}
+	s_print_by(r, n, false);
+	s_print_by(r, n, true);
 	/* dtx against direct at the same number of clients */
-	head = false;
+	bool head = false;
 	for (unsigned i = 0; i < n; i++) {
 		if (r[i].mode != MODE_DTX)
 			continue;
