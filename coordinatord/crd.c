@@ -119,8 +119,10 @@ struct crd {
 	uint64_t n_committed, n_aborted, n_heuristic, n_flushes, n_flushed, n_decisions;
 	/* Branches the log cannot decide, left to the operator: from an epoch
 	 * the log never saw, or (pruned) of a transaction retention removed */
-	char orphans[16][128];
-	bool orphan_pruned[16];
+	struct {
+		char id[128];          /* "gid@participant" */
+		bool pruned;
+	} orphans[16];
 	unsigned norphans;
 	int log_failing;               /* last group-commit error, 0 when fine */
 	dtx_delayed_t *delayed;        /* frames held by a delay fault */
@@ -614,14 +616,14 @@ static s_part_t *s_part_by_rid(crd_t *self, const s_rid_t *rid)
 /* Leave branch gid of participant p to the operator (once). */
 static void s_orphan_add(crd_t *self, const char *gid, const s_part_t *p, bool pruned)
 {
-	char o[sizeof(self->orphans[0])];
+	char o[sizeof(self->orphans[0].id)];
 	snprintf(o, sizeof(o), "%s@%s", gid, p->name);
 	for (unsigned k = 0; k < self->norphans; k++)
-		if (strcmp(self->orphans[k], o) == 0)
+		if (strcmp(self->orphans[k].id, o) == 0)
 			return;
 	if (self->norphans < 16) {
-		self->orphan_pruned[self->norphans] = pruned;
-		memcpy(self->orphans[self->norphans++], o, sizeof(o));
+		memcpy(self->orphans[self->norphans].id, o, sizeof(o));
+		self->orphans[self->norphans++].pruned = pruned;
 	}
 }
 
@@ -1234,7 +1236,7 @@ static int s_orphan_find(crd_t *self, const dtx_gtid_t *g, unsigned from)
 		char gid[128];
 		dtx_gtid_t og;
 		uint32_t b;
-		snprintf(gid, sizeof(gid), "%s", self->orphans[i]);
+		snprintf(gid, sizeof(gid), "%s", self->orphans[i].id);
 		char *at = strchr(gid, '@');
 		if (at)
 			*at = '\0';
@@ -1247,17 +1249,15 @@ static int s_orphan_find(crd_t *self, const dtx_gtid_t *g, unsigned from)
 
 static void s_orphan_drop(crd_t *self, unsigned i)
 {
-	memmove(self->orphans[i], self->orphans[i + 1],
+	memmove(&self->orphans[i], &self->orphans[i + 1],
 		(self->norphans - i - 1) * sizeof(self->orphans[0]));
-	memmove(&self->orphan_pruned[i], &self->orphan_pruned[i + 1],
-		(self->norphans - i - 1) * sizeof(self->orphan_pruned[0]));
 	self->norphans--;
 }
 
 /* Why orphan i is in doubt, for status and list. */
 static const char *s_orphan_why(const crd_t *self, unsigned i)
 {
-	return self->orphan_pruned[i] ? "pruned from this log: it may have committed"
+	return self->orphans[i].pruned ? "pruned from this log: it may have committed"
 				      : "epoch unknown to this log";
 }
 
@@ -1296,7 +1296,7 @@ static int s_admin_resolve(crd_t *self, FILE *f, const char *arg)
 			/* Not in this log at all: tell each agent holding a branch. */
 			for (; o >= 0; o = s_orphan_find(self, &g, (unsigned)o)) {
 				char gid[128], *at;
-				snprintf(gid, sizeof(gid), "%s", self->orphans[o]);
+				snprintf(gid, sizeof(gid), "%s", self->orphans[o].id);
 				at = strchr(gid, '@');
 				*at = '\0';
 				int idx = s_part_index(self, at + 1);
@@ -1384,9 +1384,9 @@ static int s_admin_forget(crd_t *self, FILE *f, const char *arg)
 		}
 		for (; o >= 0; o = s_orphan_find(self, &g, (unsigned)o)) {
 			dtx_notice("%s: forgotten by operator %s (left prepared in its database)",
-				   self->orphans[o], arg + who_at);
+				   self->orphans[o].id, arg + who_at);
 			fprintf(f, "%s: forgotten; the branch stays prepared in its database\n",
-				self->orphans[o]);
+				self->orphans[o].id);
 			s_orphan_drop(self, (unsigned)o);
 		}
 		return 0;
@@ -1422,8 +1422,8 @@ static void s_admin_list_attention(crd_t *self, FILE *f, bool in_doubt)
 	int64_t now = dtx_now_ms();
 	if (in_doubt) {
 		for (unsigned i = 0; i < self->norphans; i++)
-			fprintf(f, "%-40s in-doubt    %s\n", self->orphans[i],
-				self->orphan_pruned[i] ? "branch of a transaction pruned from this log"
+			fprintf(f, "%-40s in-doubt    %s\n", self->orphans[i].id,
+				self->orphans[i].pruned ? "branch of a transaction pruned from this log"
 						       : "branch from an epoch this log never had");
 		return;
 	}
@@ -1626,7 +1626,7 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 		fprintf(f, "heuristic outcomes in the log: %u%s\n", heur,
 			heur ? " (dtxctl list --state heuristic)" : "");
 		for (unsigned i = 0; i < self->norphans; i++)
-			fprintf(f, "in doubt (%s): %s\n", s_orphan_why(self, i), self->orphans[i]);
+			fprintf(f, "in doubt (%s): %s\n", s_orphan_why(self, i), self->orphans[i].id);
 	} else if (strcmp(m.name, "watch") == 0) {
 		fprintf(f, "%s", self->cfg.events_endpoint);
 	} else if (strcmp(m.name, "stats") == 0) {
