@@ -20,7 +20,10 @@
 #include "dtx_wire.h"
 
 /* Exit codes. */
-enum { XC_OK = 0, XC_ABORTED = 1, XC_USAGE = 2, XC_ERROR = 3, XC_HEURISTIC = 4, XC_IN_DOUBT = 5 };
+enum {
+	XC_OK = 0, XC_ABORTED = 1, XC_USAGE = 2, XC_ERROR = 3, XC_HEURISTIC = 4, XC_IN_DOUBT = 5,
+	XC_ACTIVE = 6
+};
 
 typedef struct {
 	const char *admin;
@@ -52,7 +55,7 @@ static const struct {
 	{"show", "show GTID", "every logged transition of GTID with its time, and its branches"},
 	{"query", "query GTID",
 	 "the outcome of GTID as a client sees it; exit 0 committed, 1 aborted or unknown,\n"
-	 "4 heuristic (see dtxctl show)"},
+	 "4 heuristic (see dtxctl show), 5 in doubt, 6 not decided yet (ask again)"},
 	{"exec", "exec [--timeout MS] [--wait MS] (--file TX.json | BRANCH...)",
 	 "run one global transaction; BRANCH is\n"
 	 "  --on PARTICIPANT (--sql SQL [--param VALUE | --null]... [--expect ROWS])...\n"
@@ -266,6 +269,7 @@ static int s_exit_for(const dtx_outcome_t *out)
 	case DTX_OUTCOME_COMMITTED: return XC_OK;
 	case DTX_OUTCOME_HEURISTIC: return XC_HEURISTIC;
 	case DTX_OUTCOME_IN_DOUBT: return XC_IN_DOUBT;
+	case DTX_OUTCOME_ACTIVE: return XC_ACTIVE;
 	default: return XC_ABORTED;
 	}
 }

@@ -90,6 +90,9 @@ out=$(place_order h3 alice widget 1 --timeout 30000 2>&1) &
 client=$!
 wait_for 5 sh -c "'$DTXCTL' list --state preparing | grep -q preparing"
 gtid=$("$DTXCTL" list --state preparing | awk 'NR==1 {print $1}')
+out=$("$DTXCTL" query "$gtid"); rc=$?
+is "$rc" 6 "a query of the undecided transaction exits 6 (not decided yet), not 1 (aborted)"
+like "$out" "^$gtid active" "and says active"
 out=$("$DTXCTL" resolve "$gtid" --abort); rc=$?
 is "$rc" 0 "the operator aborts a transaction waiting for a frozen participant"
 wait "$client"; is "$?" 1 "the waiting client is told aborted"
