@@ -11,6 +11,8 @@
 #   SECONDS_PER_RUN=20 CLIENTS=8,64 bench/run.sh
 #   BENCH_OUT=DIR bench/run.sh        # keep bench.json and the logs there
 #   MODES=null PERF=1 bench/run.sh    # profile the coordinator with perf
+#   PERF_CALLGRAPH="--call-graph dwarf" ...  # with user-space callers
+#                                     # (kept in BENCH_OUT/perf.data)
 #   SOAK=600 bench/run.sh             # then 10 minutes of null load at 64
 #                                     # clients, the log file's size each minute
 #
@@ -43,7 +45,7 @@ g0=$(status_field 1) d0=$(status_field 3)
 echo "bench: $("$DTXBENCH" --wakeup-cost)"
 echo "bench: transfer over 2 databases, clients $CLIENTS, $SECONDS_PER_RUN s per run after 1 s warm-up"
 if [ -n "${PERF:-}" ]; then
-	perf record -g -F 999 -p "$COORD_PID" -o "$T/perf.data" >/dev/null 2>&1 &
+	perf record ${PERF_CALLGRAPH:--g} -F 999 -p "$COORD_PID" -o "$T/perf.data" >/dev/null 2>&1 &
 	perf_pid=$!
 fi
 "$DTXBENCH" -m "$MODES" -w transfer --dbs bank,stock --null null1,null2 --accounts $ACCOUNTS \
