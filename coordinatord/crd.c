@@ -44,7 +44,6 @@
 #define RETRY_FIRST_MS 500
 #define RETRY_MAX_MS 10000
 #define PRUNE_EVERY_MS 1000
-#define PRUNE_BATCH 2000
 #define ONE_PHASE_NOTE "one-phase" /* the begin record's note */
 #define LOG_RETRY_MS 1000
 
@@ -125,6 +124,7 @@ struct crd {
 	} orphans[16];
 	unsigned norphans;
 	int log_failing;               /* last group-commit error, 0 when fine */
+	bool prune_failing;            /* retention's last pruning failed */
 	dtx_delayed_t *delayed;        /* frames held by a delay fault */
 	bool io_failed;                /* a flush outside the loop failed: stop */
 	int64_t watchdog_ms, last_watchdog_ms; /* systemd's watchdog: ping this often */
@@ -1860,6 +1860,8 @@ static int s_flushed(crd_t *self, int rc, size_t n, s_tx_t *list)
 	if (self->log_failing)
 		dtx_notice("the log takes writes again");
 	self->log_failing = 0;
+	if (n == 0 && !list)
+		return 0; /* a commit of pruning alone */
 	self->n_flushes++;
 	self->n_flushed += n;
 	crd_hist_observe(&self->h_batch, (double)n);
@@ -1872,7 +1874,7 @@ static int s_flushed(crd_t *self, int rc, size_t n, s_tx_t *list)
  * every LOG_RETRY_MS). */
 static bool s_flush_allowed(crd_t *self, int64_t now)
 {
-	return wal_pending(self->wal) &&
+	return (wal_pending(self->wal) || wal_prune_pending(self->wal)) &&
 	       !(self->log_failing && now - self->last_flush_ms < LOG_RETRY_MS);
 }
 
@@ -1904,9 +1906,20 @@ static void s_flush_begin(crd_t *self)
 static int s_flush_end(crd_t *self)
 {
 	size_t n;
-	int rc = wal_flush_finish(self->wal, &n);
+	int rc = wal_flush_finish(self->wal, &n), prune_rc;
 	s_tx_t *list = self->flushing_head;
+	unsigned pruned = wal_last_pruned(self->wal, &prune_rc);
 	self->flushing_head = NULL;
+	if (pruned)
+		dtx_debug("pruned %u finished transactions from the log", pruned);
+	if (prune_rc && !self->prune_failing) {
+		dtx_warn("cannot prune finished transactions from the log: %s; trying again "
+			 "every second", dtx_strerror(prune_rc));
+		self->prune_failing = true;
+	} else if (pruned && self->prune_failing) {
+		dtx_notice("pruning the log works again");
+		self->prune_failing = false;
+	}
 	return s_flushed(self, rc, n, list);
 }
 
@@ -2121,22 +2134,18 @@ int crd_run(crd_t *self)
 		/* Group commit: at once for a forced record, else when the
 		 * oldest lazy record has waited lazy_flush_ms; in the
 		 * background, one batch at a time. */
-		if (wal_forced_pending(self->wal) ||
+		if (wal_forced_pending(self->wal) || wal_prune_pending(self->wal) ||
 		    (wal_pending(self->wal) &&
 		     now - self->first_lazy_ms >= (int64_t)self->cfg.lazy_flush_ms))
 			s_flush_begin(self);
-		/* Retention: a bounded batch at a time, so that the loop is
-		 * never held long; a full batch means more are due, and the
-		 * next round prunes again: the log keeps pace with any load. */
+		/* Retention: the log writer prunes, a bounded number in
+		 * each group commit (a commit of its own when no record is
+		 * queued), so the loop never waits on it and no decision
+		 * waits long. */
 		if (self->cfg.retention_s && now - self->last_prune_ms >= PRUNE_EVERY_MS) {
-			unsigned removed = 0;
 			self->last_prune_ms = now;
-			int64_t before = dtx_wall_us() - (int64_t)self->cfg.retention_s * 1000000;
-			if (wal_prune(self->wal, before, PRUNE_BATCH, &removed) == 0 && removed) {
-				dtx_debug("pruned %u finished transactions from the log", removed);
-				if (removed == PRUNE_BATCH)
-					self->last_prune_ms = now - PRUNE_EVERY_MS;
-			}
+			wal_prune_later(self->wal,
+					dtx_wall_us() - (int64_t)self->cfg.retention_s * 1000000);
 		}
 	}
 	return self->io_failed ? DTX_EIO : 0;

@@ -39,6 +39,11 @@
 #define WAL_FORMAT 1
 #define KEY_LEN 9
 #define HDR_LEN 18
+/* Retention in the background removes at most this many transactions in
+ * one commit: enough to keep pace with any rate the log takes (hundreds
+ * of commits a second), small enough not to hold up the decisions the
+ * commit carries. */
+#define PRUNE_PER_COMMIT 256
 
 typedef struct {
 	uint8_t key[KEY_LEN];
@@ -54,7 +59,9 @@ struct wal {
 	int lock_fd;
 	uint32_t epoch;
 	uint64_t seq_next, seq_hi, seq_block;
-	uint64_t pruned_hi;
+	uint64_t pruned_hi;            /* read and raised with __atomic: the
+					* writer thread raises it */
+	uint64_t pruned_hi_disk;       /* as committed; with the write lock */
 	s_pending_t *q;
 	size_t nq, capq;
 	bool forced;
@@ -68,6 +75,12 @@ struct wal {
 	int wrc;                       /* under mu: the batch's result */
 	s_pending_t *wq;
 	size_t wnq, wcapq;
+	/* retention in the background: transactions that ended before
+	 * prune_before_us (0: none due) go in the writer's commits, at most
+	 * PRUNE_PER_COMMIT at a time; the writer's copy and results */
+	int64_t prune_before_us, wprune_before_us;
+	unsigned wpruned, last_pruned;
+	int wprune_rc, last_prune_rc;
 	int efd;
 	bool mu_init;
 	int64_t commit_us;             /* how long the last batch's commit took */
@@ -380,6 +393,7 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 		mrc = s_meta_get_u64(txn, self->meta, "seq_hi", 8, &hi);
 	if (mrc == 0 || mrc == MDB_NOTFOUND)
 		mrc = s_meta_get_u64(txn, self->meta, "pruned_hi", 8, &self->pruned_hi);
+	self->pruned_hi_disk = self->pruned_hi;
 	if (mrc && mrc != MDB_NOTFOUND) {
 		rc = s_why(why, why_len, DTX_ECRC, "log meta is damaged: %s", mdb_strerror(mrc));
 		goto fail;
@@ -469,7 +483,7 @@ uint32_t wal_epoch(const wal_t *self)
 
 uint64_t wal_pruned_hi(const wal_t *self)
 {
-	return self->pruned_hi;
+	return __atomic_load_n(&self->pruned_hi, __ATOMIC_ACQUIRE);
 }
 
 int wal_next_seq(wal_t *self, uint64_t *seq)
@@ -549,13 +563,21 @@ bool wal_forced_pending(const wal_t *self)
 	return self->forced;
 }
 
-/* Write n records in one LMDB write transaction and commit it: 0, or the
- * error (nothing written: DTX_EFULL, DTX_ELOG; unknown: DTX_EIO). */
-static int s_write(wal_t *self, const s_pending_t *q, size_t n)
+static int s_prune_txn(wal_t *self, MDB_txn *txn, int64_t older_than_us, unsigned max,
+		       unsigned *removed, uint64_t *disk_hi);
+
+/* Write n records in one LMDB write transaction, with it remove up to
+ * PRUNE_PER_COMMIT transactions that ended before prune_before_us (0:
+ * none; *pruned gets the count), and commit it: 0, or the error (nothing
+ * written: DTX_EFULL, DTX_ELOG; unknown: DTX_EIO). */
+static int s_write(wal_t *self, const s_pending_t *q, size_t n, int64_t prune_before_us,
+		   unsigned *pruned)
 {
 	MDB_txn *txn;
+	uint64_t disk_hi = 0;
 	int rc;
 
+	*pruned = 0;
 	if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn)))
 		return s_err(rc);
 	for (size_t i = 0; i < n && rc == 0; i++) {
@@ -570,7 +592,10 @@ static int s_write(wal_t *self, const s_pending_t *q, size_t n)
 			rc = mdb_put(txn, self->done, &dkv, &empty, 0);
 		}
 	}
+	if (rc == 0 && prune_before_us)
+		rc = s_prune_txn(self, txn, prune_before_us, PRUNE_PER_COMMIT, pruned, &disk_hi);
 	if (rc) {
+		*pruned = 0;
 		mdb_txn_abort(txn);
 		return s_err(rc);
 	}
@@ -583,6 +608,10 @@ static int s_write(wal_t *self, const s_pending_t *q, size_t n)
 	 * abort for every transaction whose decision was among them. */
 	rc = mdb_txn_commit(txn);
 	self->commit_us = dtx_now_us() - t0; /* read after the batch is collected */
+	if (rc)
+		*pruned = 0;
+	else if (disk_hi)
+		self->pruned_hi_disk = disk_hi;
 	if (rc == MDB_MAP_FULL || rc == ENOSPC)
 		return DTX_EFULL; /* refused before the meta page: nothing written */
 	if (rc)
@@ -601,7 +630,8 @@ int wal_flush(wal_t *self, size_t *nflushed)
 		return DTX_EBUSY;
 	if (n == 0)
 		return 0;
-	if ((rc = s_write(self, self->q, n)))
+	unsigned pruned;
+	if ((rc = s_write(self, self->q, n, 0, &pruned)))
 		return rc; /* the queue stays for the next try */
 	s_drop_queue(self);
 	if (nflushed)
@@ -619,10 +649,21 @@ static void *s_writer(void *arg)
 		if (!self->job)
 			break;
 		pthread_mutex_unlock(&self->mu);
-		int rc = s_write(self, self->wq, self->wnq);
+		unsigned pruned = 0;
+		int64_t before = self->wprune_before_us;
+		int prc = 0, rc = s_write(self, self->wq, self->wnq, before, &pruned);
+		/* Nothing written: pruning must not cost the records their
+		 * commit (deleting needs pages too, on a full map); again
+		 * without it. */
+		if (before && (rc == DTX_EFULL || rc == DTX_ELOG)) {
+			prc = rc;
+			rc = self->wnq ? s_write(self, self->wq, self->wnq, 0, &pruned) : 0;
+		}
 		pthread_mutex_lock(&self->mu);
 		self->job = false;
 		self->wrc = rc;
+		self->wpruned = pruned;
+		self->wprune_rc = prc;
 		uint64_t one = 1;
 		if (write(self->efd, &one, sizeof(one)) != sizeof(one))
 			abort(); /* an eventfd write cannot fail short of a bug */
@@ -649,7 +690,7 @@ bool wal_flush_busy(const wal_t *self)
 int wal_flush_start(wal_t *self, bool *started)
 {
 	*started = false;
-	if (self->busy || self->nq == 0)
+	if (self->busy || (self->nq == 0 && !self->prune_before_us))
 		return 0;
 	if (!self->writer_started) {
 		if (pthread_create(&self->writer, NULL, s_writer, self))
@@ -667,6 +708,7 @@ int wal_flush_start(wal_t *self, bool *started)
 	self->nq = 0;
 	self->forced = false;
 	self->busy = true;
+	self->wprune_before_us = self->prune_before_us;
 	pthread_mutex_lock(&self->mu);
 	self->job = true;
 	pthread_cond_signal(&self->cv);
@@ -687,8 +729,16 @@ int wal_flush_finish(wal_t *self, size_t *nflushed)
 		;
 	pthread_mutex_lock(&self->mu);
 	rc = self->wrc;
+	self->last_pruned = self->wpruned;
+	self->last_prune_rc = self->wprune_rc;
 	pthread_mutex_unlock(&self->mu);
 	self->busy = false;
+	/* Retention is done up to its cutoff when a commit removed fewer
+	 * than it could (or failed to: the next request tries again),
+	 * unless a newer cutoff came meanwhile. */
+	if (self->wprune_before_us && self->prune_before_us == self->wprune_before_us &&
+	    (self->last_prune_rc || self->last_pruned < PRUNE_PER_COMMIT))
+		self->prune_before_us = 0;
 	if (rc == 0) {
 		for (size_t i = 0; i < self->wnq; i++)
 			free(self->wq[i].val);
@@ -810,21 +860,29 @@ int wal_history(wal_t *self, uint64_t seq, wal_tx_fn fn, void *arg)
 	return s_walk(self, seq, true, false, fn, arg);
 }
 
-int wal_prune(wal_t *self, int64_t older_than_us, unsigned max, unsigned *removed)
+/* Remove up to max transactions that ended before older_than_us within
+ * txn; *removed gets the count. The mark of the highest sequence number
+ * pruned is raised before the commit, in memory (for readers, who must
+ * never find a pruned transaction missing without it) and in meta (in
+ * the same commit as the removal: the log never lacks a pruned
+ * transaction without knowing it may have been one); *disk_hi gets the
+ * mark the commit writes (0: unchanged), kept once it is committed. A commit
+ * that fails leaves the mark in memory raised, which only makes answers
+ * more cautious. */
+static int s_prune_txn(wal_t *self, MDB_txn *txn, int64_t older_than_us, unsigned max,
+		       unsigned *removed, uint64_t *disk_hi)
 {
-	MDB_txn *txn;
 	MDB_cursor *dcur = NULL, *lcur = NULL;
 	MDB_val k, v;
 	unsigned n = 0;
-	uint64_t hi = self->pruned_hi;
+	uint64_t hi = self->pruned_hi_disk;
 	int rc;
 
 	*removed = 0;
-	if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn)))
-		return s_err(rc);
+	*disk_hi = 0;
 	if ((rc = mdb_cursor_open(txn, self->done, &dcur)) ||
 	    (rc = mdb_cursor_open(txn, self->log, &lcur)))
-		goto fail;
+		goto out;
 	while (n < max && (rc = mdb_cursor_get(dcur, &k, &v, MDB_FIRST)) == 0) {
 		if (k.mv_size != 16 || (int64_t)s_get_be64(k.mv_data) >= older_than_us)
 			break;
@@ -835,35 +893,69 @@ int wal_prune(wal_t *self, int64_t older_than_us, unsigned max, unsigned *remove
 		     rc == 0 && memcmp(lkv.mv_data, lk, 8) == 0;
 		     rc = mdb_cursor_get(lcur, &lkv, &lv, MDB_NEXT))
 			if ((rc = mdb_cursor_del(lcur, 0)))
-				goto fail;
+				goto out;
 		if (rc && rc != MDB_NOTFOUND)
-			goto fail;
+			goto out;
 		uint64_t seq = s_get_be64(lk);
 		if ((rc = mdb_cursor_del(dcur, 0)))
-			goto fail;
+			goto out;
 		if (seq > hi)
 			hi = seq;
 		n++;
 	}
-	if (rc && rc != MDB_NOTFOUND)
-		goto fail;
-	mdb_cursor_close(dcur);
-	mdb_cursor_close(lcur);
-	dcur = lcur = NULL;
-	/* In the same commit as the removal: the log never lacks a pruned
-	 * transaction without knowing it may have been one. */
-	if (hi > self->pruned_hi && (rc = s_meta_put_u64(txn, self->meta, "pruned_hi", 8, hi)))
-		goto fail;
-	if ((rc = mdb_txn_commit(txn)))
-		return s_err(rc);
-	self->pruned_hi = hi;
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	if (rc == 0 && hi > self->pruned_hi_disk) {
+		if (hi > wal_pruned_hi(self))
+			__atomic_store_n(&self->pruned_hi, hi, __ATOMIC_RELEASE);
+		rc = s_meta_put_u64(txn, self->meta, "pruned_hi", 8, hi);
+		*disk_hi = hi;
+	}
 	*removed = n;
-	return 0;
-fail:
+out:
 	if (dcur)
 		mdb_cursor_close(dcur);
 	if (lcur)
 		mdb_cursor_close(lcur);
-	mdb_txn_abort(txn);
-	return s_err(rc);
+	return rc;
+}
+
+int wal_prune(wal_t *self, int64_t older_than_us, unsigned max, unsigned *removed)
+{
+	MDB_txn *txn;
+	unsigned n;
+	uint64_t disk_hi;
+	int rc;
+
+	*removed = 0;
+	if (self->busy)
+		return DTX_EBUSY;
+	if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn)))
+		return s_err(rc);
+	if ((rc = s_prune_txn(self, txn, older_than_us, max, &n, &disk_hi))) {
+		mdb_txn_abort(txn);
+		return s_err(rc);
+	}
+	if ((rc = mdb_txn_commit(txn)))
+		return s_err(rc);
+	if (disk_hi)
+		self->pruned_hi_disk = disk_hi;
+	*removed = n;
+	return 0;
+}
+
+void wal_prune_later(wal_t *self, int64_t older_than_us)
+{
+	self->prune_before_us = older_than_us;
+}
+
+bool wal_prune_pending(const wal_t *self)
+{
+	return self->prune_before_us != 0;
+}
+
+unsigned wal_last_pruned(const wal_t *self, int *rc)
+{
+	*rc = self->last_prune_rc;
+	return self->last_pruned;
 }

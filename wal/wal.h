@@ -108,7 +108,8 @@ int wal_flush(wal_t *self, size_t *nflushed);
  * The same group commit in the background, so that the caller goes on
  * queueing while the disk syncs (the next batch forms during this one's
  * fsync). wal_flush_start hands every queued record to the writer thread
- * (*started false: nothing queued, or a batch is still being written).
+ * (*started false: nothing queued and no pruning due, or a batch is still
+ * being written).
  * When wal_flush_fd() becomes readable, wal_flush_finish collects the
  * result with wal_flush's meanings: 0 (*nflushed records durable),
  * DTX_EFULL / DTX_ELOG (nothing written; the batch is queued again, in
@@ -138,8 +139,24 @@ int wal_history(wal_t *self, uint64_t seq, wal_tx_fn fn, void *arg);
 /*
  * Remove transactions that ended before older_than_us (wall clock), at most
  * max of them, in one synced write transaction. *removed gets the count.
+ * DTX_EBUSY while a background batch is out.
  */
 int wal_prune(wal_t *self, int64_t older_than_us, unsigned max, unsigned *removed);
+
+/*
+ * The same in the background: the writer thread removes them, a bounded
+ * number in each commit, in the commits of the batches that
+ * wal_flush_start hands it (no fsync of its own while records flow; with
+ * none queued, wal_flush_start starts a batch for the pruning alone) until
+ * none that old is left. A later call moves the cutoff. wal_prune_pending:
+ * some are still due. After wal_flush_finish, wal_last_pruned tells how
+ * many that batch removed and *rc whether its pruning failed (DTX_EFULL,
+ * DTX_ELOG: then it was left out of the commit, the records went without
+ * it, and it waits for the next call).
+ */
+void wal_prune_later(wal_t *self, int64_t older_than_us);
+bool wal_prune_pending(const wal_t *self);
+unsigned wal_last_pruned(const wal_t *self, int *rc);
 
 /* The highest sequence number pruned so far (0: none), kept across
  * restarts. A GTID at or below it that the log lacks may have finished

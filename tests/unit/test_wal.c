@@ -205,6 +205,71 @@ static void test_background(void)
 	snprintf(dir, sizeof(dir), "%s", base);
 }
 
+/* Retention in the background: the writer prunes a bounded number in each
+ * batch's commit, and a batch of its own when no record is queued. */
+static void test_background_prune(void)
+{
+	wal_t *w = NULL;
+	collect_t c = {0};
+	size_t n = 99;
+	unsigned first, second;
+	int prc = -1;
+	bool started = false;
+
+	snprintf(dir, sizeof(dir), "%s/bgprune", base);
+	open_log(&w, 0);
+	/* 300 transactions that ended at 10 µs .. 3000 µs, one that ended
+	 * late, one under way */
+	for (uint64_t seq = 1; seq <= 300; seq++) {
+		rec(w, seq, 0, WAL_ACTIVE, (int64_t)seq * 10 - 5, false);
+		rec(w, seq, 1, WAL_COMMITTED, (int64_t)seq * 10, false);
+	}
+	rec(w, 301, 0, WAL_ACTIVE, 1, false);
+	rec(w, 301, 1, WAL_COMMITTED, 1000000, false);
+	rec(w, 302, 0, WAL_ACTIVE, 1, false);
+	is_int(wal_flush(w, NULL), 0, "302 transactions in the log");
+	ok(!wal_prune_pending(w), "no pruning due before it is asked for");
+	wal_prune_later(w, 5000);
+	ok(wal_prune_pending(w), "pruning is due once asked for");
+	rec(w, 303, 0, WAL_ACTIVE, 1, false);
+	wal_flush_start(w, &started);
+	is_int(wal_flush_finish(w, &n), 0, "a batch commits");
+	is_int(n, 1, "... with its record");
+	first = wal_last_pruned(w, &prc);
+	ok(first > 0 && first < 300 && prc == 0,
+	   "its commit pruned some of the 300, not all at once (%u)", first);
+	ok(wal_pruned_hi(w) == first, "the mark is the highest pruned: %llu",
+	   (unsigned long long)wal_pruned_hi(w));
+	ok(wal_prune_pending(w), "more are due");
+	ok(!wal_pending(w), "no record queued");
+	is_int(wal_flush_start(w, &started), 0, "a batch for pruning alone...");
+	ok(started, "... starts");
+	is_int(wal_flush_finish(w, &n), 0, "... commits");
+	second = wal_last_pruned(w, &prc);
+	ok(n == 0 && second == 300 - first && prc == 0, "... and prunes the rest (%u)", second);
+	ok(!wal_prune_pending(w), "nothing due any more");
+	is_int(wal_flush_start(w, &started), 0, "then nothing to start");
+	ok(!started, "... and nothing started");
+	/* A cutoff moved while a batch is out stays due after it. */
+	wal_prune_later(w, 5000);
+	wal_flush_start(w, &started);
+	wal_prune_later(w, 6000);
+	wal_flush_finish(w, &n);
+	ok(started && wal_last_pruned(w, &prc) == 0 && wal_prune_pending(w),
+	   "a cutoff moved during a batch is still due after it");
+	wal_flush_start(w, &started);
+	wal_flush_finish(w, &n);
+	ok(!wal_prune_pending(w), "... and done by the next");
+	wal_scan(w, false, collect, &c);
+	ok(c.ntx == 3 && c.seqs[0] == 301 && c.seqs[1] == 302 && c.seqs[2] == 303,
+	   "what ended late, what is under way and the new record stay");
+	wal_close(&w);
+	open_log(&w, 0);
+	ok(wal_pruned_hi(w) == 300, "the mark was committed with the pruning");
+	wal_close(&w);
+	snprintf(dir, sizeof(dir), "%s", base);
+}
+
 static void test_checksum(void)
 {
 	wal_t *w = NULL;
@@ -305,6 +370,7 @@ int main(void)
 	test_sequences();
 	test_records();
 	test_background();
+	test_background_prune();
 	test_checksum();
 	test_truncated();
 	test_full();
