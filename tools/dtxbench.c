@@ -580,6 +580,19 @@ static double s_by_us(const s_result_t *r, size_t k)
 	return tx ? r->by[k].seconds * 1e6 / (double)tx : 0;
 }
 
+/* The machine's CPU per transaction of run r, in microseconds; with
+ * free_dtx, less what coordinatord and the agents spent (what a dtx
+ * transaction would cost were they free). 0: not measured. */
+static double s_cpu_us(const s_result_t *r, bool free_dtx)
+{
+	double us = r->tps > 0 && r->cpu >= 0 ? r->cpu * 1e6 / r->tps : 0;
+	for (size_t k = 0; free_dtx && us > 0 && k < r->nby; k++)
+		if (strcmp(r->by[k].name, "coordinatord") == 0 ||
+		    strcmp(r->by[k].name, "dtx-pgagent") == 0)
+			us -= s_by_us(r, k);
+	return us > 0 ? us : 0;
+}
+
 /* Per run, a figure per transaction by program: where the CPU went (µs),
  * or with wakeups how often its threads were woken. */
 static void s_print_by(const s_result_t *r, unsigned n, bool wakeups)
@@ -621,20 +634,30 @@ static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 	       " cpu-us: busy CPU time of the whole machine per transaction, in microseconds)\n");
 	s_print_by(r, n, false);
 	s_print_by(r, n, true);
-	/* dtx against direct at the same number of clients */
+	/* dtx against direct at the same number of clients; and, by CPU per
+	 * transaction, what limits dtx where the machine is busy: direct's
+	 * over dtx's, and over dtx's without coordinatord and the agents */
 	bool head = false;
 	for (unsigned i = 0; i < n; i++) {
 		if (r[i].mode != MODE_DTX)
 			continue;
 		for (unsigned j = 0; j < n; j++)
 			if (r[j].mode == MODE_DIRECT && r[j].clients == r[i].clients && r[j].tps > 0) {
+				double d = s_cpu_us(&r[j], false), x = s_cpu_us(&r[i], false),
+				       xf = s_cpu_us(&r[i], true);
 				if (!head)
-					printf("dtx/direct: clients  throughput  p50 overhead (ms)\n");
+					printf("dtx/direct: clients  throughput  p50 overhead (ms)"
+					       "  cpu/tx  cpu/tx, crd+agents free\n");
 				head = true;
-				printf("            %7u  %9.2fx  %+8.2f\n", r[i].clients,
-				       r[i].tps / r[j].tps, r[i].p50 - r[j].p50);
+				printf("            %7u  %9.2fx  %+8.2f          %6.2fx  %6.2fx\n",
+				       r[i].clients, r[i].tps / r[j].tps, r[i].p50 - r[j].p50,
+				       x ? d / x : 0, xf ? d / xf : 0);
 			}
 	}
+	if (head)
+		printf("(cpu/tx: direct's CPU per transaction over dtx's, the throughput ratio\n"
+		       " when both keep the machine busy; crd+agents free: the same were\n"
+		       " coordinatord and dtx-pgagent to cost nothing)\n");
 	for (unsigned i = 0; i < n; i++)
 		if (r[i].last_error[0])
 			printf("last problem (%s, %u clients): %s\n", s_mode_names[r[i].mode],

@@ -72,6 +72,12 @@ like "$(grep -A1 '^wake-ups per transaction by program (its threads blocked and 
 like "$("$DTXBENCH" --wakeup-cost)" '^wake-up cost: within one CPU [0-9.]+ us of CPU \(round trip [0-9.]+ us\)' \
 	"--wakeup-cost measures what a wake-up costs here"
 like "$(cat "$T/b.out")" "dtx/direct: clients  throughput" "the table has the dtx/direct ratios"
+# the CPU ratios: direct's CPU per transaction over dtx's, and over dtx's
+# less the coordinator's and the agents' (which are not nothing: larger)
+row=$(grep -A1 '^dtx/direct: clients' "$T/b.out" | tail -1)
+like "$row" '^ +2 +[0-9.]+x +[-+][0-9.]+ +[0-9.]+x +[0-9.]+x$' "... and the CPU ratios, without and with coordinatord and the agents free"
+is "$(echo "$row" | tr -d x | awk '{ print ($4 > 0 && $5 > $4) ? "yes" : "no: " $4 " " $5 }')" yes \
+	"freeing the coordinator and the agents raises the CPU ratio"
 
 # Bad options: a clear error, exit 2.
 out=$("$DTXBENCH" --accounts 0 2>&1); rc=$?
