@@ -64,6 +64,7 @@ g1=$(status_field 1) d1=$(status_field 3)
 echo
 echo "coordinator: $((g1 - g0)) group commits carried $((d1 - d0)) commit decisions" \
 	"($(awk -v d=$((d1 - d0)) -v g=$((g1 - g0)) 'BEGIN { printf "%.1f", g ? d / g : 0 }') per fsync)"
+echo "coordinator: $("$DTXCTL" stats | sed -n 's/^group commits: .*; \(commit time .*\)/\1 (writes and fsyncs, whole run)/p')"
 # RSS counts the pages of the log file mapped by LMDB (RssFile) besides
 # the coordinator's own memory (RssAnon).
 rss() { grep -E '^(VmHWM|RssAnon|RssFile)' /proc/"$COORD_PID"/status | tr -s ' \t' ' ' | tr '\n' ' '; }
