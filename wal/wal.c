@@ -77,10 +77,11 @@ struct wal {
 	size_t wnq, wcapq;
 	/* retention in the background: transactions that ended before
 	 * prune_before_us (0: none due) go in the writer's commits, at most
-	 * PRUNE_PER_COMMIT at a time; the writer's copy and results */
+	 * PRUNE_PER_COMMIT at a time; the writer's copy, and how many its
+	 * last batch pruned (written under mu, read once it is collected) */
 	int64_t prune_before_us, wprune_before_us;
-	unsigned wpruned, last_pruned;
-	int wprune_rc, last_prune_rc;
+	unsigned wpruned;
+	int wprune_rc;
 	int efd;
 	bool mu_init;
 	int64_t commit_us;             /* how long the last batch's commit took */
@@ -729,15 +730,13 @@ int wal_flush_finish(wal_t *self, size_t *nflushed)
 		;
 	pthread_mutex_lock(&self->mu);
 	rc = self->wrc;
-	self->last_pruned = self->wpruned;
-	self->last_prune_rc = self->wprune_rc;
 	pthread_mutex_unlock(&self->mu);
 	self->busy = false;
 	/* Retention is done up to its cutoff when a commit removed fewer
 	 * than it could (or failed to: the next request tries again),
 	 * unless a newer cutoff came meanwhile. */
 	if (self->wprune_before_us && self->prune_before_us == self->wprune_before_us &&
-	    (self->last_prune_rc || self->last_pruned < PRUNE_PER_COMMIT))
+	    (self->wprune_rc || self->wpruned < PRUNE_PER_COMMIT))
 		self->prune_before_us = 0;
 	if (rc == 0) {
 		for (size_t i = 0; i < self->wnq; i++)
@@ -956,6 +955,6 @@ bool wal_prune_pending(const wal_t *self)
 
 unsigned wal_last_pruned(const wal_t *self, int *rc)
 {
-	*rc = self->last_prune_rc;
-	return self->last_pruned;
+	*rc = self->wprune_rc;
+	return self->wpruned;
 }
