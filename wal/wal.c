@@ -576,6 +576,7 @@ static int s_write(wal_t *self, const s_pending_t *q, size_t n, int64_t prune_be
 {
 	MDB_txn *txn;
 	uint64_t disk_hi = 0;
+	unsigned removed = 0;
 	int rc;
 
 	*pruned = 0;
@@ -594,9 +595,8 @@ static int s_write(wal_t *self, const s_pending_t *q, size_t n, int64_t prune_be
 		}
 	}
 	if (rc == 0 && prune_before_us)
-		rc = s_prune_txn(self, txn, prune_before_us, PRUNE_PER_COMMIT, pruned, &disk_hi);
+		rc = s_prune_txn(self, txn, prune_before_us, PRUNE_PER_COMMIT, &removed, &disk_hi);
 	if (rc) {
-		*pruned = 0;
 		mdb_txn_abort(txn);
 		return s_err(rc);
 	}
@@ -609,10 +609,11 @@ static int s_write(wal_t *self, const s_pending_t *q, size_t n, int64_t prune_be
 	 * abort for every transaction whose decision was among them. */
 	rc = mdb_txn_commit(txn);
 	self->commit_us = dtx_now_us() - t0; /* read after the batch is collected */
-	if (rc)
-		*pruned = 0;
-	else if (disk_hi)
-		self->pruned_hi_disk = disk_hi;
+	if (rc == 0) {
+		*pruned = removed;
+		if (disk_hi)
+			self->pruned_hi_disk = disk_hi;
+	}
 	if (rc == MDB_MAP_FULL || rc == ENOSPC)
 		return DTX_EFULL; /* refused before the meta page: nothing written */
 	if (rc)
@@ -917,30 +918,6 @@ out:
 	if (lcur)
 		mdb_cursor_close(lcur);
 	return rc;
-}
-
-int wal_prune(wal_t *self, int64_t older_than_us, unsigned max, unsigned *removed)
-{
-	MDB_txn *txn;
-	unsigned n;
-	uint64_t disk_hi;
-	int rc;
-
-	*removed = 0;
-	if (self->busy)
-		return DTX_EBUSY;
-	if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn)))
-		return s_err(rc);
-	if ((rc = s_prune_txn(self, txn, older_than_us, max, &n, &disk_hi))) {
-		mdb_txn_abort(txn);
-		return s_err(rc);
-	}
-	if ((rc = mdb_txn_commit(txn)))
-		return s_err(rc);
-	if (disk_hi)
-		self->pruned_hi_disk = disk_hi;
-	*removed = n;
-	return 0;
 }
 
 void wal_prune_later(wal_t *self, int64_t older_than_us)

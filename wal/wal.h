@@ -137,15 +137,9 @@ int wal_scan(wal_t *self, bool unfinished_only, wal_tx_fn fn, void *arg);
 int wal_history(wal_t *self, uint64_t seq, wal_tx_fn fn, void *arg);
 
 /*
- * Remove transactions that ended before older_than_us (wall clock), at most
- * max of them, in one synced write transaction. *removed gets the count.
- * DTX_EBUSY while a background batch is out.
- */
-int wal_prune(wal_t *self, int64_t older_than_us, unsigned max, unsigned *removed);
-
-/*
- * The same in the background: the writer thread removes them, a bounded
- * number in each commit, in the commits of the batches that
+ * Retention: remove transactions that ended before older_than_us (wall
+ * clock). The writer thread removes them, a bounded number in each commit,
+ * in the commits of the batches that
  * wal_flush_start hands it (no fsync of its own while records flow; with
  * none queued, wal_flush_start starts a batch for the pruning alone) until
  * none that old is left. A later call moves the cutoff. wal_prune_pending:
