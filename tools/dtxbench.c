@@ -628,8 +628,7 @@ static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 		printf("%-6s %-8s %7u %9.0f %7.2f %7.2f %7.2f %7.2f %8.2f %9" PRIu64 " %7" PRIu64
 		       " %6" PRIu64 " %5.2f %7.0f\n", s_mode_names[r[i].mode], o->workload,
 		       r[i].clients, r[i].tps, r[i].p50, r[i].p90, r[i].p99, r[i].p999, r[i].max,
-		       r[i].committed, r[i].aborted, r[i].errors, r[i].cpu,
-		       r[i].tps > 0 && r[i].cpu >= 0 ? r[i].cpu * 1e6 / r[i].tps : 0.0);
+		       r[i].committed, r[i].aborted, r[i].errors, r[i].cpu, s_cpu_us(&r[i], false));
 	printf("(latencies in ms; cores: the machine's busy cores on average during the run;\n"
 	       " cpu-us: busy CPU time of the whole machine per transaction, in microseconds)\n");
 	s_print_by(r, n, false);
