@@ -812,12 +812,20 @@ static void s_on_indoubt(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 		}
 		if (tx && tx->br[bi].part >= 0 && &self->parts[tx->br[bi].part] == p) {
 			if (tx->state == WAL_ACTIVE || tx->state == WAL_PREPARING) {
-				/* Prepared is a yes vote, whether or not the VOTE
-				 * frame reached us. */
-				if (tx->br[bi].vote == VOTE_NONE) {
-					tx->br[bi].vote = DTX_VOTE_YES;
-					if (tx->state == WAL_PREPARING)
-						s_all_voted(self, tx);
+				/* Prepared is not a yes vote: the agent prepares in
+				 * the work's own round trip and checks the row
+				 * counts after, so a branch it had no time to vote
+				 * on may be one it would have rolled back. Its vote
+				 * died with it (or is behind this list): no. A one
+				 * phase branch is never prepared; its outcome is
+				 * the RESOLVE's to find. */
+				if (tx->br[bi].vote == VOTE_NONE && !tx->one_phase) {
+					tx->br[bi].vote = DTX_VOTE_NO;
+					s_event(self, tx, NULL, "voted", p->name,
+						"no: prepared, but not voted on before the scan");
+					if (!tx->resolving)
+						s_abort(self, tx, p->name, NULL,
+							"the branch was found prepared with no vote");
 				}
 			} else if (!tx->awaiting_flush) {
 				s_send_decision(self, tx, bi, dtx_now_ms());

@@ -516,6 +516,8 @@ static pga_op_t *s_on_work(pga_db_t *self)
 	unsigned nwork = op->one_phase ? self->nq : self->nq - 1; /* up to the marker */
 	const PGresult *prep = op->one_phase ? NULL : self->q[self->nq - 1].res;
 	bool prepared = prep && PQresultStatus(prep) == PGRES_COMMAND_OK;
+	/* Crash point: the branch may be prepared, its row counts unchecked. */
+	dtx_crash_point("pga.work_back");
 	for (unsigned i = 0; i < nwork; i++) {
 		unsigned stmt = i; /* 1-based for the statements: q[0] is BEGIN */
 		if (s_check(self->q[i].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {

@@ -43,6 +43,7 @@ crd.abort_sent coord
 crd.recovered_one coord
 kill-9 coord
 pga.work_done bank
+pga.work_back bank
 pga.prepared bank
 pga.decision_received shop
 pga.applied stock

@@ -78,17 +78,43 @@ is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'r4'")" 0 "r4 is nowhere"
 is "$(widgets)" 3 "stock is untouched"
 
 # --- an agent dies holding a prepared branch, back before the timeout -----
+# Its vote died with it: the branch it reports prepared counts as NO (the
+# agent checks row counts after preparing; see the next section), and the
+# order aborts as soon as it is reported, not at its timeout.
 for a in shop bank stock; do wait_for 10 participant_up $a; done
 restart_agent bank DTX_CRASH=pga.prepared
-out=$(place_order r5 alice widget 1 --timeout 15000 2>&1) &
+start=$(date +%s)
+out=$(place_order r5 alice widget 1 --timeout 30000 2>&1) &
 client=$!
 bank_pid=${AGENT_PID[bank]}
 wait_for 10 sh -c "! kill -0 $bank_pid"; ok $? "the bank agent died at crash point pga.prepared"
 dtx_start_agent bank
-wait "$client"; is "$?" 0 "the restarted agent reports its prepared branch and the order commits"
+wait "$client"; is "$?" 1 "the restarted agent reports its prepared branch, unvoted: the order aborts"
+ok $([ $(($(date +%s) - start)) -lt 25 ] && echo 0 || echo 1) "before its 30 s timeout"
 wait_for 10 no_prepared_left; ok $? "nothing stays prepared"
-ok $([ "$(q shop "SELECT count(*) FROM orders WHERE ref = 'r5'")" = 1 ] && [ "$(balance alice)" = 70 ] && [ "$(widgets)" = 2 ] && echo 0 || echo 1) \
-	"r5 is committed everywhere"
+ok $([ "$(q shop "SELECT count(*) FROM orders WHERE ref = 'r5'")" = 0 ] && [ "$(balance alice)" = 80 ] && [ "$(widgets)" = 3 ] && echo 0 || echo 1) \
+	"r5 is nowhere"
+like "$(grep 'prepared with no vote' "$T/coord.log")" "abort by bank: the branch was found prepared with no vote" \
+	"the coordinator says why it aborted"
+
+# --- an agent dies with a prepared branch whose row count is wrong ---------
+# The bank agent prepares bob's payment in the same round trip as the
+# UPDATE, which touched no row (bob has 20, the gadget costs 50), and dies
+# before it checks. Had the prepared branch counted as a YES vote, the
+# order would commit with bob never charged.
+restart_agent bank DTX_CRASH=pga.work_back
+out=$(place_order r5b bob gadget 1 --timeout 30000 2>&1) &
+client=$!
+bank_pid=${AGENT_PID[bank]}
+wait_for 10 sh -c "! kill -0 $bank_pid"; ok $? "the bank agent died at crash point pga.work_back"
+is "$(q postgres "SELECT count(*) FROM pg_prepared_xacts WHERE database = 'bank'")" 1 \
+	"it left bob's payment prepared, touching no row"
+dtx_start_agent bank
+wait "$client"; is "$?" 1 "the order aborts"
+wait_for 10 no_prepared_left; ok $? "nothing stays prepared"
+ok $([ "$(q shop "SELECT count(*) FROM orders WHERE ref = 'r5b'")" = 0 ] && [ "$(balance bob)" = 20 ] &&
+	[ "$(q stock "SELECT qty FROM items WHERE item = 'gadget'")" = 1 ] && echo 0 || echo 1) \
+	"r5b is nowhere: no order, no gadget taken, bob not charged"
 
 # --- an agent dies holding a prepared branch, back after the timeout ------
 restart_agent bank DTX_CRASH=pga.prepared
@@ -96,7 +122,7 @@ out=$(place_order r6 alice widget 1 --timeout 1000 2>&1); rc=$?
 is "$rc" 1 "without the bank's vote the order aborts at its timeout"
 dtx_start_agent bank
 wait_for 10 no_prepared_left; ok $? "the restarted agent's prepared branch is rolled back"
-ok $([ "$(q shop "SELECT count(*) FROM orders WHERE ref = 'r6'")" = 0 ] && [ "$(balance alice)" = 70 ] && [ "$(widgets)" = 2 ] && echo 0 || echo 1) \
+ok $([ "$(q shop "SELECT count(*) FROM orders WHERE ref = 'r6'")" = 0 ] && [ "$(balance alice)" = 80 ] && [ "$(widgets)" = 3 ] && echo 0 || echo 1) \
 	"r6 is nowhere"
 
 # --- an agent dies between receiving COMMIT and applying it ---------------
@@ -108,7 +134,7 @@ stock_pid=${AGENT_PID[stock]}
 wait_for 10 sh -c "! kill -0 $stock_pid"; ok $? "the stock agent died at pga.decision_received"
 dtx_start_agent stock
 wait_for 10 no_prepared_left; ok $? "the restarted agent applies the commit"
-is "$(widgets)" 1 "stock took the widget"
+is "$(widgets)" 2 "stock took the widget"
 
 is "$("$DTXCTL" status | grep -o 'in flight [0-9]*')" "in flight 0" "nothing is left in flight in the coordinator"
 done_testing
