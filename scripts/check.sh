@@ -28,6 +28,10 @@ if [ $rc -eq 0 ]; then
 	else
 		echo "make distcheck: FAILED"
 		grep -E '^(FAIL|ERROR):|error:|Error [0-9]|ERROR:' .distcheck.out | head -30
+		# the failing tests' logs, left in the tarball's build tree
+		for log in $(grep -lE '^(not ok|Bail out)' dtx-*/_build/sub/tests/*/*.log 2>/dev/null); do
+			echo "=== $log"; grep -vE '^ok ' "$log" | head -80
+		done
 	fi
 else
 	echo "make distcheck: not run (make check failed)"
