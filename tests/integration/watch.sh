@@ -3,7 +3,8 @@
 # committed order's events in order (begun, a vote from each participant,
 # decided, completed), an aborted one's with the reason; --participant
 # keeps only transactions that participant takes part in; --gtid only one
-# transaction's events, while other transactions run.
+# transaction's events, while other transactions run; a heuristic outcome
+# (a branch rolled back by hand against a commit) is an event of its own.
 . "$(dirname "$0")/lib.sh"
 dtx_start_all
 
@@ -58,4 +59,23 @@ wait_for 10 sh -c "[ \$(wc -l <'$T/one.out') -ge 3 ]"
 is "$(awk '{print $2}' "$T/one.out" | sort -u)" "$g4" "--gtid: only that transaction's events"
 is "$(awk '{print $3, $4}' "$T/one.out" | tr '\n' ' ')" "voted bank decided shop,bank,stock completed shop,bank,stock " \
 	"... the rest of its life: bank's vote, decided, completed"
+
+# --- a heuristic outcome ---------------------------------------------------------
+# bank dies on hearing COMMIT and its branch is rolled back by hand before it
+# is back: the repeated COMMIT finds it gone, and the watcher is told.
+seen=$(registrations bank)
+kill_wait "${AGENT_PID[bank]}" KILL
+dtx_start_agent bank DTX_CRASH=pga.decision_received
+wait_registered bank "$seen"
+g6=$(place_order w6 alice widget 1 | awk '{print $1}')
+bank_pid=${AGENT_PID[bank]}
+wait_for 10 sh -c "! kill -0 $bank_pid"; ok $? "the order commits; bank dies on hearing it"
+q bank "ROLLBACK PREPARED '$(q postgres "SELECT gid FROM pg_prepared_xacts WHERE database = 'bank'")'"
+dtx_start_agent bank
+wait_for 10 sh -c "grep -q '$g6 completed' '$T/all.out'"
+is "$(events "$g6" "$T/all.out")" "begun voted voted voted decided heuristic completed" \
+	"a heuristic outcome: its event comes before completed"
+like "$(grep "$g6 heuristic" "$T/all.out")" "$g6 heuristic +bank .*rolled back outside dtx" \
+	"... naming the participant and what was done there"
+like "$(grep "$g6 heuristic" "$T/stock.out")" "heuristic +bank" "... and a watcher of another participant of it sees it too"
 done_testing
