@@ -823,9 +823,8 @@ static void s_on_indoubt(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 					tx->br[bi].vote = DTX_VOTE_NO;
 					s_event(self, tx, NULL, "voted", p->name,
 						"no: prepared, but not voted on before the scan");
-					if (!tx->resolving)
-						s_abort(self, tx, p->name, NULL,
-							"the branch was found prepared with no vote");
+					s_abort(self, tx, p->name, NULL,
+						"the branch was found prepared with no vote");
 				}
 			} else if (!tx->awaiting_flush) {
 				s_send_decision(self, tx, bi, dtx_now_ms());

@@ -7,15 +7,21 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 
+# failing_logs DIR: what the failing tests under DIR printed, not the oks
+failing_logs() {
+	local log
+	for log in $(grep -lE '^(not ok|Bail out)' "$1"/tests/*/*.log 2>/dev/null); do
+		echo "=== $log"; grep -vE '^ok ' "$log" | head -80
+	done
+}
+
 make -j"$(nproc)" check >.check.out 2>&1
 rc=$?
 grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP):' .check.out | grep -v '^PASS:' || true
 sed -n '/^Testsuite summary/,/^=*$/p' .check.out | grep -E '^# ' || true
 if [ $rc -ne 0 ]; then
 	echo "--- failing logs:"
-	for log in $(grep -lE '^(not ok|Bail out)' tests/*/*.log 2>/dev/null); do
-		echo "=== $log"; grep -vE '^ok ' "$log" | head -80
-	done
+	failing_logs .
 	grep -E 'error:' .check.out | head -20
 fi
 # The release tarball: built, tested out of tree, installed, uninstalled.
@@ -28,10 +34,8 @@ if [ $rc -eq 0 ]; then
 	else
 		echo "make distcheck: FAILED"
 		grep -E '^(FAIL|ERROR):|error:|Error [0-9]|ERROR:' .distcheck.out | head -30
-		# the failing tests' logs, left in the tarball's build tree
-		for log in $(grep -lE '^(not ok|Bail out)' dtx-*/_build/sub/tests/*/*.log 2>/dev/null); do
-			echo "=== $log"; grep -vE '^ok ' "$log" | head -80
-		done
+		# left in the tarball's build tree
+		for d in dtx-*/_build/sub; do failing_logs "$d"; done
 	fi
 else
 	echo "make distcheck: not run (make check failed)"
