@@ -9,7 +9,9 @@
  * s_transition() is the one place that changes a state; it checks the
  * move against s_legal[] and logs it. COMMITTING is forced: no participant
  * and no client hears COMMIT before the group commit holding that record
- * returns (see s_after_flush()). Every other record rides the next group
+ * returns (see s_after_flush()). So is a one-phase begin record: its
+ * PREPARE leaves only once the log knows the transaction, since the agent
+ * commits it on its own (see s_on_tx()). Every other record rides the next group
  * commit and nothing waits for it: with presumed abort, a lost ACTIVE,
  * PREPARING or ABORTING record means "abort", which is what they say.
  *
@@ -576,7 +578,10 @@ static void s_all_voted(crd_t *self, s_tx_t *tx)
 	s_forget(self, tx);
 }
 
-/* The group commit returned 0: the decisions it held are durable. */
+static bool s_send_prepares(crd_t *self, s_tx_t *tx);
+
+/* The group commit returned 0: the decisions (and one-phase begin records)
+ * it held are durable. */
 static void s_after_flush(crd_t *self, s_tx_t *list)
 {
 	int64_t now = dtx_now_ms();
@@ -586,6 +591,22 @@ static void s_after_flush(crd_t *self, s_tx_t *list)
 		s_tx_t *next = tx->flush_next;
 		tx->awaiting_flush = false;
 		tx->flush_next = NULL;
+		if (tx->state == WAL_PREPARING) {
+			/* Durability point: a one-phase begin record is on disk.
+			 * A crash from here on finds it undecided at recovery and
+			 * asks the participant (RESOLVE), never presumes abort. */
+			dtx_crash_point("crd.begin_logged");
+			if (now >= tx->deadline_ms) {
+				dtx_msg_clear(&tx->req);
+				s_abort(self, tx, NULL, NULL,
+					"timed out before the branch could be sent (the log was slow)");
+				s_maybe_end(self, tx);
+			} else {
+				s_send_prepares(self, tx);
+			}
+			tx = next;
+			continue;
+		}
 		self->n_decisions++;
 		s_event(self, tx, NULL, "decided", NULL, "commit");
 		/* Durability point: COMMIT is on disk. A crash from here on
@@ -663,6 +684,8 @@ static void s_on_vote(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 		}
 		return;
 	}
+	if (tx->awaiting_flush)
+		return; /* a one-phase PREPARE not sent yet: no vote can be ours */
 	if (tx->br[bi].vote != VOTE_NONE)
 		return; /* repeated */
 	tx->br[bi].vote = (int)m->code;
@@ -952,6 +975,39 @@ static void s_on_delayed(void *arg, const void *tag, const void *frame, size_t l
 
 /* --- the client side -------------------------------------------------- */
 
+/* Send every branch its PREPARE with its statements. A participant that
+ * cannot be reached aborts the transaction (and may end it: tx is then
+ * gone, and false is returned). */
+static bool s_send_prepares(crd_t *self, s_tx_t *tx)
+{
+	char text[128];
+
+	for (uint32_t i = 0; i < tx->nbranches; i++) {
+		char gid[200];
+		dtx_msg_t prep = {.type = DTX_T_PREPARE, .has = DTX_F_GTID | DTX_F_STMTS,
+				  .gtid = gid, .nstmts = tx->req.branches[i].nstmts,
+				  .stmts = tx->req.branches[i].stmts};
+		if (tx->one_phase) {
+			prep.has |= DTX_F_CODE;
+			prep.code = DTX_PREPARE_ONE_PHASE;
+		}
+		s_gid(self, tx, i, gid, sizeof(gid));
+		if (tx->br[i].part < 0 || !s_send_part(self, &self->parts[tx->br[i].part], &prep)) {
+			snprintf(text, sizeof(text), "participant '%s' is not connected",
+				 tx->br[i].name);
+			dtx_msg_clear(&tx->req);
+			s_abort(self, tx, tx->br[i].name, NULL, text);
+			s_maybe_end(self, tx);
+			return false;
+		}
+		dtx_crash_point("crd.prepare_sent");
+	}
+	/* The statements went out with the PREPAREs; nothing sends them again.
+	 * Their decoded frame (a few KiB) need not wait for the outcome. */
+	dtx_msg_clear(&tx->req);
+	return true;
+}
+
 static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 {
 	char text[256], gtid[DTX_GTID_MAX];
@@ -1034,33 +1090,25 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 	}
 	s_gtid(self, tx, gtid, sizeof(gtid));
 	dtx_debug("%s: begin, %" PRIu32 " branches", gtid, tx->nbranches);
-	s_log(self, tx, WAL_ACTIVE, tx->one_phase ? ONE_PHASE_NOTE : NULL, false);
+	/* A one-phase begin record is forced: its branch commits on its own
+	 * and may tell the client "committed" before any later record of ours
+	 * lands, so the log must know the transaction (and that it is one
+	 * phase, to be asked about, never presumed aborted) before the PREPARE
+	 * leaves. The two-phase begin record rides the next group commit:
+	 * lost, it means abort, which is what presumed abort says anyway. */
+	s_log(self, tx, WAL_ACTIVE, tx->one_phase ? ONE_PHASE_NOTE : NULL, tx->one_phase);
 	s_event(self, tx, gtid, "begun", NULL, "timeout %" PRIu32 " ms%s", timeout,
 		tx->one_phase ? ", one phase" : "");
 	dtx_crash_point("crd.begun");
 	s_transition(self, tx, WAL_PREPARING, NULL);
-	for (uint32_t i = 0; i < tx->nbranches; i++) {
-		char gid[200];
-		s_part_t *p = &self->parts[tx->br[i].part];
-		dtx_msg_t prep = {.type = DTX_T_PREPARE, .has = DTX_F_GTID | DTX_F_STMTS,
-				  .gtid = gid, .nstmts = tx->req.branches[i].nstmts,
-				  .stmts = tx->req.branches[i].stmts};
-		if (tx->one_phase) {
-			prep.has |= DTX_F_CODE;
-			prep.code = DTX_PREPARE_ONE_PHASE;
-		}
-		s_gid(self, tx, i, gid, sizeof(gid));
-		if (!s_send_part(self, p, &prep)) {
-			snprintf(text, sizeof(text), "participant '%s' is not connected", p->name);
-			s_abort(self, tx, p->name, NULL, text);
-			s_maybe_end(self, tx);
-			return;
-		}
-		dtx_crash_point("crd.prepare_sent");
+	if (tx->one_phase) {
+		/* The PREPARE waits for the group commit: s_after_flush(). */
+		tx->awaiting_flush = true;
+		tx->flush_next = self->flush_head;
+		self->flush_head = tx;
+		return;
 	}
-	/* The statements went out with the PREPAREs; nothing sends them again.
-	 * Their decoded frame (a few KiB) need not wait for the outcome. */
-	dtx_msg_clear(&tx->req);
+	s_send_prepares(self, tx);
 }
 
 /* The decision the records hold: the last COMMITTING or ABORTING wins
@@ -1701,6 +1749,8 @@ static void s_tick(crd_t *self, int64_t now)
 	}
 	for (s_tx_t *tx = self->head, *next; tx; tx = next) {
 		next = tx->next;
+		if (tx->awaiting_flush)
+			continue; /* its record is being written: s_after_flush() acts */
 		if (tx->resolving) {
 			if (now >= tx->br[0].next_send_ms)
 				s_send_decision(self, tx, 0, now);

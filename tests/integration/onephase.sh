@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One participant, one phase: the agent commits instead of preparing and
-# the coordinator forces nothing. When the vote is lost the coordinator
+# the coordinator forces only its begin record (before the PREPARE leaves,
+# so that no crash can make the log contradict what the client heard).
+# When the vote is lost the coordinator
 # asks the agent which way the branch went and tells the client that, not
 # a presumed abort. A coordinator crash before the vote: recovery asks too.
 . "$(dirname "$0")/lib.sh"
@@ -15,7 +17,7 @@ is "$rc" 0 "a one-branch transaction commits"
 g1=${out%% *}
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'p1'")" 1 "its row is there"
 is "$(records "$g1")" "active preparing committed " "logged without a commit decision"
-is "$(decisions)" "$d0" "nothing was forced to the log for it"
+is "$(decisions)" "$d0" "no commit decision was forced for it"
 is "$(q shop "SELECT count(*) FROM dtx.branches WHERE gid = 'dtx:${g1//./:}:0'")" 1 \
 	"the branch left its marker row, committed with it"
 no_prepared_left; ok $? "nothing was prepared"
@@ -59,4 +61,27 @@ is "$("$DTXCTL" query "$g3" | awk '{print $2}')" \
 	"its logged outcome is what the database holds"
 is "$("$DTXCTL" list --state heuristic | wc -l)" 0 "no heuristic outcome is reported"
 no_prepared_left; ok $? "nothing is left prepared"
+
+# The begin record is on disk before the PREPARE leaves. With lazy records
+# held for 5 s, a coordinator killed right after its client heard
+# "committed" has written nothing lazy; recovery must still know the
+# transaction and find it committed, never presume it aborted.
+kill_wait "$COORD_PID"
+sed -i 's/^lazy_flush_ms = .*/lazy_flush_ms = 5000/' "$T/coord.conf"
+dtx_start_coord || exit 1
+for a in shop bank stock; do
+	wait_for 10 participant_up $a || { echo "Bail out! agent $a did not register again"; exit 1; }
+done
+out=$("$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('p4', 'alice', 'widget', 1, 10)" --expect 1); rc=$?
+is "$rc" 0 "a one-phase transaction commits with lazy records held back"
+g4=${out%% *}
+kill_wait "$COORD_PID" KILL
+sed -i 's/^lazy_flush_ms = .*/lazy_flush_ms = 5/' "$T/coord.conf"
+dtx_start_coord || exit 1
+decided() { "$DTXCTL" query "$1"; [ $? -ne 6 ]; }
+wait_for 10 decided "$g4"; ok $? "after the crash its outcome is decided again (waited for: query $g4 to leave 'not decided')"
+out=$("$DTXCTL" query "$g4"); rc=$?
+is "$rc" 0 "the client was told committed, and the log agrees after the crash"
+like "$out" "^$g4 committed" "... query says committed, not presumed aborted"
+is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'p4'")" 1 "(its row is there)"
 done_testing
