@@ -98,6 +98,16 @@ typedef struct s_tx {
 	s_branch_t br[];
 } s_tx_t;
 
+/* A prepared branch the log cannot decide, reported by its participant.
+ * Only GIDs in dtx's canonical form get here (dtx_gid_parse), so both
+ * strings fit whole. */
+typedef struct {
+	char gid[DTX_GID_MAX];
+	char part[64];
+	dtx_gtid_t g;                  /* the transaction it belongs to */
+	bool pruned;                   /* of a transaction retention removed */
+} s_orphan_t;
+
 struct crd {
 	crd_config_t cfg;
 	wal_t *wal;
@@ -120,11 +130,8 @@ struct crd {
 	uint64_t n_committed, n_aborted, n_heuristic, n_flushes, n_flushed, n_decisions;
 	/* Branches the log cannot decide, left to the operator: from an epoch
 	 * the log never saw, or (pruned) of a transaction retention removed */
-	struct {
-		char id[128];          /* "gid@participant" */
-		bool pruned;
-	} orphans[16];
-	unsigned norphans;
+	s_orphan_t *orphans;           /* any number; grown as needed */
+	unsigned norphans, orphans_cap;
 	int log_failing;               /* last group-commit error, 0 when fine */
 	bool prune_failing;            /* retention's last pruning failed */
 	dtx_delayed_t *delayed;        /* frames held by a delay fault */
@@ -635,17 +642,28 @@ static s_part_t *s_part_by_rid(crd_t *self, const s_rid_t *rid)
 }
 
 /* Leave branch gid of participant p to the operator (once). */
-static void s_orphan_add(crd_t *self, const char *gid, const s_part_t *p, bool pruned)
+static void s_orphan_add(crd_t *self, const char *gid, const dtx_gtid_t *g, const s_part_t *p,
+			 bool pruned)
 {
-	char o[sizeof(self->orphans[0].id)];
-	snprintf(o, sizeof(o), "%s@%s", gid, p->name);
 	for (unsigned k = 0; k < self->norphans; k++)
-		if (strcmp(self->orphans[k].id, o) == 0)
+		if (strcmp(self->orphans[k].gid, gid) == 0 && strcmp(self->orphans[k].part, p->name) == 0)
 			return;
-	if (self->norphans < 16) {
-		memcpy(self->orphans[self->norphans].id, o, sizeof(o));
-		self->orphans[self->norphans++].pruned = pruned;
+	if (self->norphans == self->orphans_cap) {
+		unsigned cap = self->orphans_cap ? 2 * self->orphans_cap : 16;
+		s_orphan_t *o = realloc(self->orphans, cap * sizeof(*o));
+		if (!o) {
+			dtx_err("%s on %s: out of memory: not listed as in doubt (it will be "
+				"reported again at the agent's next scan)", gid, p->name);
+			return;
+		}
+		self->orphans = o;
+		self->orphans_cap = cap;
 	}
+	s_orphan_t *o = &self->orphans[self->norphans++];
+	snprintf(o->gid, sizeof(o->gid), "%s", gid);
+	snprintf(o->part, sizeof(o->part), "%s", p->name);
+	o->g = *g;
+	o->pruned = pruned;
 }
 
 /* Resolve a branch GID to one of our in-flight transactions. *known: it
@@ -830,7 +848,7 @@ static void s_on_indoubt(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 			dtx_err("%s on %s: epoch %" PRIu32 " unknown to this log (epoch %" PRIu32
 				"): left in doubt", m->gids[i], p->name, g.epoch,
 				wal_epoch(self->wal));
-			s_orphan_add(self, m->gids[i], p, false);
+			s_orphan_add(self, m->gids[i], &g, p, false);
 			continue;
 		}
 		if (tx && tx->br[bi].part >= 0 && &self->parts[tx->br[bi].part] == p) {
@@ -861,7 +879,7 @@ static void s_on_indoubt(crd_t *self, s_part_t *p, const dtx_msg_t *m)
 			dtx_err("%s on %s: not in the log, which pruned transactions up to "
 				"sequence %" PRIu64 ": left in doubt", m->gids[i], p->name,
 				wal_pruned_hi(self->wal));
-			s_orphan_add(self, m->gids[i], p, true);
+			s_orphan_add(self, m->gids[i], &g, p, true);
 			continue;
 		}
 		d.code = outcome == DTX_OUTCOME_COMMITTED;
@@ -1288,15 +1306,8 @@ static int s_show_fn(const wal_rec_t *recs, unsigned n, void *arg)
 static int s_orphan_find(crd_t *self, const dtx_gtid_t *g, unsigned from)
 {
 	for (unsigned i = from; i < self->norphans; i++) {
-		char gid[128];
-		dtx_gtid_t og;
-		uint32_t b;
-		snprintf(gid, sizeof(gid), "%s", self->orphans[i].id);
-		char *at = strchr(gid, '@');
-		if (at)
-			*at = '\0';
-		if (dtx_gid_parse(gid, &og, &b) == 0 && og.epoch == g->epoch && og.seq == g->seq &&
-		    strcmp(og.coord, g->coord) == 0)
+		const dtx_gtid_t *og = &self->orphans[i].g;
+		if (og->epoch == g->epoch && og->seq == g->seq && strcmp(og->coord, g->coord) == 0)
 			return (int)i;
 	}
 	return -1;
@@ -1350,19 +1361,16 @@ static int s_admin_resolve(crd_t *self, FILE *f, const char *arg)
 		if (o >= 0) {
 			/* Not in this log at all: tell each agent holding a branch. */
 			for (; o >= 0; o = s_orphan_find(self, &g, (unsigned)o)) {
-				char gid[128], *at;
-				snprintf(gid, sizeof(gid), "%s", self->orphans[o].id);
-				at = strchr(gid, '@');
-				*at = '\0';
-				int idx = s_part_index(self, at + 1);
+				const s_orphan_t *or = &self->orphans[o];
+				int idx = s_part_index(self, or->part);
 				dtx_msg_t d = {.type = DTX_T_DECIDE, .has = DTX_F_GTID | DTX_F_CODE,
-					       .gtid = gid, .code = commit};
+					       .gtid = (char *)or->gid, .code = commit};
 				if (idx >= 0 && s_send_part(self, &self->parts[idx], &d))
-					fprintf(f, "%s: %s sent to %s\n", gid, verb, at + 1);
+					fprintf(f, "%s: %s sent to %s\n", or->gid, verb, or->part);
 				else
 					fprintf(f, "%s: %s is not connected; it will report the branch "
-						   "again\n", gid, at + 1);
-				dtx_notice("%s on %s: %s (heuristic decision; %s)", gid, at + 1,
+						   "again\n", or->gid, or->part);
+				dtx_notice("%s on %s: %s (heuristic decision; %s)", or->gid, or->part,
 					   note, s_orphan_why(self, (unsigned)o));
 				s_orphan_drop(self, (unsigned)o);
 			}
@@ -1438,10 +1446,10 @@ static int s_admin_forget(crd_t *self, FILE *f, const char *arg)
 			return st == DTX_OUTCOME_UNKNOWN ? DTX_ENOTFOUND : DTX_ESTATE;
 		}
 		for (; o >= 0; o = s_orphan_find(self, &g, (unsigned)o)) {
-			dtx_notice("%s: forgotten by operator %s (left prepared in its database)",
-				   self->orphans[o].id, arg + who_at);
-			fprintf(f, "%s: forgotten; the branch stays prepared in its database\n",
-				self->orphans[o].id);
+			dtx_notice("%s@%s: forgotten by operator %s (left prepared in its database)",
+				   self->orphans[o].gid, self->orphans[o].part, arg + who_at);
+			fprintf(f, "%s@%s: forgotten; the branch stays prepared in its database\n",
+				self->orphans[o].gid, self->orphans[o].part);
 			s_orphan_drop(self, (unsigned)o);
 		}
 		return 0;
@@ -1476,10 +1484,13 @@ static void s_admin_list_attention(crd_t *self, FILE *f, bool in_doubt)
 {
 	int64_t now = dtx_now_ms();
 	if (in_doubt) {
-		for (unsigned i = 0; i < self->norphans; i++)
-			fprintf(f, "%-40s in-doubt    %s\n", self->orphans[i].id,
+		for (unsigned i = 0; i < self->norphans; i++) {
+			char id[sizeof(self->orphans[i].gid) + sizeof(self->orphans[i].part) + 1];
+			snprintf(id, sizeof(id), "%s@%s", self->orphans[i].gid, self->orphans[i].part);
+			fprintf(f, "%-40s in-doubt    %s\n", id,
 				self->orphans[i].pruned ? "branch of a transaction pruned from this log"
 						       : "branch from an epoch this log never had");
+		}
 		return;
 	}
 	for (s_tx_t *tx = self->head; tx; tx = tx->next) {
@@ -1681,7 +1692,8 @@ static void s_on_admin(crd_t *self, const s_rid_t *rid, const void *data, size_t
 		fprintf(f, "heuristic outcomes in the log: %u%s\n", heur,
 			heur ? " (dtxctl list --state heuristic)" : "");
 		for (unsigned i = 0; i < self->norphans; i++)
-			fprintf(f, "in doubt (%s): %s\n", s_orphan_why(self, i), self->orphans[i].id);
+			fprintf(f, "in doubt (%s): %s@%s\n", s_orphan_why(self, i),
+				self->orphans[i].gid, self->orphans[i].part);
 	} else if (strcmp(m.name, "watch") == 0) {
 		fprintf(f, "%s", self->cfg.events_endpoint);
 	} else if (strcmp(m.name, "stats") == 0) {
@@ -2343,6 +2355,7 @@ void crd_destroy(crd_t **self_p)
 	dtx_delayed_free(&self->delayed);
 	crd_http_stop(&self->http);
 	free(self->buckets);
+	free(self->orphans);
 	if (self->client)
 		zmq_close(self->client);
 	if (self->agent)

@@ -197,8 +197,12 @@ static const char *s_parse3(const char *s, char sep, dtx_gtid_t *out)
 
 int dtx_gtid_parse(const char *s, dtx_gtid_t *out)
 {
+	char again[DTX_GTID_MAX];
 	const char *end = s_parse3(s, '.', out);
-	return end && *end == '\0' ? 0 : DTX_EINVAL;
+	if (!end || *end != '\0')
+		return DTX_EINVAL;
+	dtx_gtid_format(out, again, sizeof(again));
+	return strcmp(again, s) == 0 ? 0 : DTX_EINVAL; /* canonical only */
 }
 
 int dtx_gid_parse(const char *s, dtx_gtid_t *out, uint32_t *branch)
@@ -216,7 +220,9 @@ int dtx_gid_parse(const char *s, dtx_gtid_t *out, uint32_t *branch)
 	if (*e2 != '\0' || v > UINT32_MAX)
 		return DTX_EINVAL;
 	*branch = (uint32_t)v;
-	return 0;
+	char again[DTX_GID_MAX];
+	dtx_gid_format(out, *branch, again, sizeof(again));
+	return strcmp(again, s) == 0 ? 0 : DTX_EINVAL; /* canonical only */
 }
 
 /* --- crash points ----------------------------------------------------- */

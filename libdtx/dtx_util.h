@@ -51,6 +51,8 @@ void dtx_wall_format(int64_t us, char *buf, size_t len);
 /* --- transaction ids -------------------------------------------------- */
 
 #define DTX_COORD_ID_MAX 32
+/* A branch GID in canonical form, with its NUL: "dtx:" + id + three numbers. */
+#define DTX_GID_MAX 96
 
 typedef struct {
 	char coord[DTX_COORD_ID_MAX + 1];
@@ -63,7 +65,11 @@ bool dtx_coord_id_valid(const char *id);
 /* "<coord>.<epoch>.<seq>" */
 void dtx_gtid_format(const dtx_gtid_t *g, char *buf, size_t len);
 int dtx_gtid_parse(const char *s, dtx_gtid_t *out);
-/* The PostgreSQL GID of one branch: "dtx:<coord>:<epoch>:<seq>:<branch>". */
+/* The PostgreSQL GID of one branch: "dtx:<coord>:<epoch>:<seq>:<branch>".
+ * Both parsers take the canonical form only, as the formatters write it
+ * (decimal numbers without leading zeros or signs, in range): anything
+ * else is DTX_EINVAL, so a GID or GTID made up to look like ours (say
+ * "dtx:c1:99:5:" followed by 190 zeros) is never taken for one of ours. */
 void dtx_gid_format(const dtx_gtid_t *g, uint32_t branch, char *buf, size_t len);
 int dtx_gid_parse(const char *s, dtx_gtid_t *out, uint32_t *branch);
 
