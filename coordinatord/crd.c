@@ -530,14 +530,23 @@ static void s_one_phase_done(crd_t *self, s_tx_t *tx, bool committed)
 	char gtid[DTX_GTID_MAX];
 	s_gtid(self, tx, gtid, sizeof(gtid));
 	tx->br[0].acked = true;
+	/* The text is set here, from the result: a vote lost or a recovery
+	 * leaves in tx->reason only why the participant was asked. */
 	if (committed) {
+		if (tx->reason[0]) {
+			char why[sizeof(tx->reason)];
+			snprintf(why, sizeof(why), "%s", tx->reason);
+			snprintf(tx->reason, sizeof(tx->reason),
+				 "%.400s; the only participant committed its branch", why);
+		}
 		s_transition(self, tx, WAL_COMMITTED, "one phase");
 		self->n_committed++;
 		s_reply_client(self, tx, DTX_OUTCOME_COMMITTED);
 	} else {
-		if (!tx->reason[0])
-			snprintf(tx->reason, sizeof(tx->reason), "%s",
-				 "timed out; the only participant rolled its branch back");
+		char why[sizeof(tx->reason)];
+		snprintf(why, sizeof(why), "%s", tx->reason[0] ? tx->reason : "timed out");
+		snprintf(tx->reason, sizeof(tx->reason),
+			 "%.400s; the only participant rolled its branch back", why);
 		s_transition(self, tx, WAL_ABORTING, tx->reason);
 		s_transition(self, tx, WAL_ABORTED, NULL);
 		self->n_aborted++;
@@ -556,8 +565,7 @@ static void s_resolve(crd_t *self, s_tx_t *tx, const char *why)
 	char gtid[DTX_GTID_MAX];
 	s_gtid(self, tx, gtid, sizeof(gtid));
 	dtx_info("%s: one phase, %s: asking %s which way it went", gtid, why, tx->br[0].name);
-	snprintf(tx->reason, sizeof(tx->reason), "%s; the only participant rolled its branch back",
-		 why);
+	snprintf(tx->reason, sizeof(tx->reason), "%s", why); /* the result is added to it */
 	tx->resolving = true;
 	tx->br[0].backoff_ms = 0;
 	s_send_decision(self, tx, 0, dtx_now_ms());
@@ -1210,6 +1218,22 @@ static void s_on_query(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
 	s_tx_t *tx;
 	dtx_msg_t r = {.type = DTX_T_OUTCOME, .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID,
 		       .id = m->id, .gtid = m->gtid};
+	char text[160];
+
+	/* "unknown" means presumed aborted: never the answer to a GTID that
+	 * is not one, or not one of ours. */
+	if (dtx_gtid_parse(m->gtid, &g)) {
+		snprintf(text, sizeof(text), "malformed GTID '%.40s': a GTID reads "
+			 "<coordinator>.<epoch>.<sequence>", m->gtid);
+		s_send_error(self->client, rid, true, m->id, DTX_EINVAL, text);
+		return;
+	}
+	if (strcmp(g.coord, self->cfg.id) != 0) {
+		snprintf(text, sizeof(text), "GTID %.40s belongs to coordinator '%s'; this is '%s'",
+			 m->gtid, g.coord, self->cfg.id);
+		s_send_error(self->client, rid, true, m->id, DTX_ENOTFOUND, text);
+		return;
+	}
 	r.code = s_status_of(self, m->gtid, &g, &tx);
 	if (tx && tx->reason[0]) {
 		r.text = tx->reason;
@@ -1230,7 +1254,7 @@ static void s_on_client(crd_t *self, const s_rid_t *rid, const void *data, size_
 
 	if (rc) {
 		dtx_warn("client frame refused: %s", why);
-		s_send_error(self->client, rid, false, 0, rc, why);
+		s_send_error(self->client, rid, (m.has & DTX_F_ID) != 0, m.id, rc, why);
 		return;
 	}
 	if (m.type == DTX_T_TX)
@@ -1842,7 +1866,7 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 		tx->state = WAL_PREPARING;
 		tx->one_phase = tx->resolving = true;
 		snprintf(tx->reason, sizeof(tx->reason),
-			 "found undecided by recovery; the only participant rolled its branch back");
+			 "found undecided by recovery");
 		dtx_notice("%s: recovered one-phase and undecided: asking %s", gtid,
 			   tx->br[0].name);
 	} else {

@@ -493,7 +493,8 @@ int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size
 			 .why_len = why_len};
 	s_dec_t d = {.msg = msg, .why = why, .why_len = why_len};
 	msgpack_unpacked up;
-	bool seen_v = false;
+	bool seen_v = false, has_id = false;
+	uint64_t id = 0;
 	int rc;
 
 	memset(msg, 0, sizeof(*msg));
@@ -515,6 +516,15 @@ int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size
 	if (root->type != MSGPACK_OBJECT_MAP) {
 		rc = FAIL(&d, DTX_EPROTO, "a frame must be a map");
 		goto out;
+	}
+	/* The request id first: a refusal echoes it, so that a peer with
+	 * several requests in flight knows which one was refused. */
+	for (uint32_t i = 0; i < root->via.map.size; i++) {
+		const msgpack_object_kv *kv = &root->via.map.ptr[i];
+		if (s_key_is(&kv->key, "id") && kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			id = kv->val.via.u64;
+			has_id = true;
+		}
 	}
 	/* Version and type first, whatever their position in the map. */
 	for (uint32_t i = 0; i < root->via.map.size; i++) {
@@ -582,6 +592,10 @@ out:
 		if (rc == DTX_ENOMEM)
 			s_fail(why, why_len, rc, "out of memory");
 		dtx_msg_clear(msg);
+		if (has_id) {
+			msg->id = id;
+			msg->has = DTX_F_ID;
+		}
 	}
 	return rc;
 }

@@ -134,7 +134,9 @@ int dtx_msg_encode(const dtx_msg_t *msg, char **buf, size_t *len);
 /*
  * Decode one frame. On 0, *msg is filled and owns its arena. On error *msg
  * is cleared, the return is DTX_EPROTO, DTX_EVERSION or DTX_ETOOBIG and,
- * if why is not NULL, a description is written there (why_len bytes).
+ * if why is not NULL, a description is written there (why_len bytes);
+ * when the frame passed the bounds check and held an unsigned "id", that
+ * is kept (msg->id, DTX_F_ID in msg->has) for the refusal to echo.
  */
 int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why,
 		   size_t why_len);

@@ -1,6 +1,6 @@
 /*
  * dtx-rawframe — test helper: send one raw frame (given in hex) to a dtx
- * endpoint and print the answer as "TYPE code text". Used to prove that a
+ * endpoint and print the answer as "TYPE code text [id N]". Used to prove that a
  * malformed frame gets an ERROR and leaves the daemon serving.
  */
 #include "config.h"
@@ -35,8 +35,11 @@ int main(int argc, char **argv)
 		zmq_msg_init(&f);
 		zmq_msg_recv(&f, s, 0);
 		if (dtx_msg_decode(zmq_msg_data(&f), zmq_msg_size(&f), &m, why, sizeof(why)) == 0) {
-			printf("%s %lld %s\n", dtx_msg_type_str(m.type), (long long)m.code,
+			printf("%s %lld %s", dtx_msg_type_str(m.type), (long long)m.code,
 			       (m.has & DTX_F_TEXT) ? m.text : "");
+			if (m.has & DTX_F_ID)
+				printf(" [id %llu]", (unsigned long long)m.id);
+			putchar('\n');
 			rc = 0;
 			dtx_msg_clear(&m);
 		} else {
