@@ -35,8 +35,8 @@ say "bob cannot pay for a gadget (50 > 20): bank votes no, nothing changes anywh
 order o2 bob gadget 1
 show_state
 
-say "alice wants 9 widgets, stock has 3: stock votes no, nothing changes anywhere"
-order o3 alice widget 9
+say "alice wants 4 widgets (she can pay 40 of her 80), stock has 3: stock votes no, nothing changes anywhere"
+order o3 alice widget 4
 show_state
 
 say "the coordinator's log"
