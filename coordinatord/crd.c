@@ -683,7 +683,7 @@ static s_tx_t *s_tx_by_gid(crd_t *self, const char *gid, uint32_t *branch, dtx_g
 	if (dtx_gid_parse(gid, g, branch) || strcmp(g->coord, self->cfg.id) != 0)
 		return NULL;
 	*ours = true;
-	*known = g->epoch <= wal_epoch(self->wal);
+	*known = g->epoch >= wal_first_epoch(self->wal) && g->epoch <= wal_epoch(self->wal);
 	s_tx_t *tx = s_find(self, g->seq);
 	if (tx && (tx->epoch != g->epoch || *branch >= tx->nbranches))
 		return NULL;
@@ -2364,6 +2364,18 @@ int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len)
 	return 0;
 fail:
 	crd_destroy(&self);
+	return rc;
+}
+
+int crd_create_log(const crd_config_t *cfg, uint32_t *epoch, char *why, size_t why_len)
+{
+	wal_opts_t wo = {.dir = cfg->log_dir, .coord_id = cfg->id, .map_size = cfg->map_size,
+			 .create = true};
+	wal_t *w = NULL;
+	int rc = wal_open(&wo, &w, why, why_len);
+	if (rc == 0)
+		*epoch = wal_epoch(w);
+	wal_close(&w);
 	return rc;
 }
 

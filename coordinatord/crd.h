@@ -20,6 +20,15 @@ typedef struct crd crd_t;
  */
 int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len);
 
+/*
+ * Create the log for cfg's coordinator id in cfg->log_dir (coordinatord
+ * --create-log): an explicit act, refused when a log is there. crd_new()
+ * refuses to start without one, and on one that is damaged or emptied,
+ * rather than hand out GTIDs an earlier log handed out. 0 and *epoch (its
+ * first), or an error code with why filled.
+ */
+int crd_create_log(const crd_config_t *cfg, uint32_t *epoch, char *why, size_t why_len);
+
 /* Serve until crd_stop(). 0 on a requested stop, DTX_EIO on a fatal log
  * failure (the process must exit and let recovery decide). */
 int crd_run(crd_t *self);

@@ -32,12 +32,12 @@ static void s_on_hup(int sig)
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
-	bool check = false;
+	bool check = false, create = false;
 	crd_config_t cfg;
 	char why[1024];
 	int rc;
 
-	if ((rc = dtx_daemon_args(argc, argv, "coordinatord", &path, &check)) >= 0)
+	if ((rc = dtx_daemon_args(argc, argv, "coordinatord", &path, &check, &create)) >= 0)
 		return rc;
 	crd_config_defaults(&cfg);
 	if (crd_config_load(&cfg, path, why, sizeof(why))) {
@@ -46,6 +46,16 @@ int main(int argc, char **argv)
 	}
 	if (check) {
 		printf("%s: ok\n", path);
+		return 0;
+	}
+	if (create) {
+		uint32_t epoch;
+		if (crd_create_log(&cfg, &epoch, why, sizeof(why))) {
+			fprintf(stderr, "coordinatord: cannot create the log: %s\n", why);
+			return 1;
+		}
+		printf("coordinatord: created the log of coordinator %s in %s (first epoch %u)\n",
+		       cfg.id, cfg.log_dir, (unsigned)epoch);
 		return 0;
 	}
 	dtx_daemon_start(cfg.log_level, s_on_signal);

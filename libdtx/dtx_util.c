@@ -404,19 +404,24 @@ void dtx_delayed_free(dtx_delayed_t **list)
 
 /* --- daemon start-up -------------------------------------------------- */
 
-static void s_daemon_usage(FILE *f, const char *prog)
+static void s_daemon_usage(FILE *f, const char *prog, bool create)
 {
-	fprintf(f, "usage: %s -c FILE [--check-config]\n"
+	fprintf(f, "usage: %s -c FILE [--check-config%s]\n"
 		   "  -c, --config FILE   configuration (see etc/%s.conf)\n"
 		   "      --check-config  read and check the configuration, then exit\n"
-		   "  -h, --help          this text\n", prog, prog);
+		   "%s"
+		   "  -h, --help          this text\n", prog, create ? " | --create-log" : "", prog,
+		create ? "      --create-log    create the log (refused if one is there), then exit\n"
+		       : "");
 }
 
-int dtx_daemon_args(int argc, char **argv, const char *prog, const char **path, bool *check)
+int dtx_daemon_args(int argc, char **argv, const char *prog, const char **path, bool *check,
+		    bool *create_log)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check-config", no_argument, NULL, 'C'},
+		{"create-log", no_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -424,16 +429,25 @@ int dtx_daemon_args(int argc, char **argv, const char *prog, const char **path, 
 
 	*path = NULL;
 	*check = false;
+	if (create_log)
+		*create_log = false;
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': *path = optarg; break;
 		case 'C': *check = true; break;
-		case 'h': s_daemon_usage(stdout, prog); return 0;
-		default: s_daemon_usage(stderr, prog); return 2;
+		case 'L':
+			if (create_log) {
+				*create_log = true;
+				break;
+			}
+			s_daemon_usage(stderr, prog, false);
+			return 2;
+		case 'h': s_daemon_usage(stdout, prog, create_log != NULL); return 0;
+		default: s_daemon_usage(stderr, prog, create_log != NULL); return 2;
 		}
 	}
-	if (!*path || optind != argc) {
-		s_daemon_usage(stderr, prog);
+	if (!*path || optind != argc || (create_log && *create_log && *check)) {
+		s_daemon_usage(stderr, prog, create_log != NULL);
 		return 2;
 	}
 	return -1;

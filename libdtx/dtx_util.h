@@ -115,11 +115,14 @@ void dtx_delayed_free(dtx_delayed_t **list);
 /* --- daemon start-up -------------------------------------------------- */
 
 /*
- * The command line every dtx daemon takes: -c FILE [--check-config] [-h].
- * Returns -1 to go on (*path set, *check true for --check-config), else the
- * exit code (0 after --help, 2 after a usage error, usage printed).
+ * The command line every dtx daemon takes: -c FILE [--check-config] [-h],
+ * and --create-log where create_log is not NULL (the coordinator).
+ * Returns -1 to go on (*path set, *check true for --check-config,
+ * *create_log for --create-log), else the exit code (0 after --help, 2
+ * after a usage error, usage printed).
  */
-int dtx_daemon_args(int argc, char **argv, const char *prog, const char **path, bool *check);
+int dtx_daemon_args(int argc, char **argv, const char *prog, const char **path, bool *check,
+		    bool *create_log);
 
 /* Once the configuration is read: log level, crash points and faults from
  * the environment, on_stop for SIGTERM and SIGINT, SIGPIPE ignored. */

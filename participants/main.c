@@ -33,7 +33,7 @@ int main(int argc, char **argv)
 	int rc;
 	unsigned delay_ms = 200;
 
-	if ((rc = dtx_daemon_args(argc, argv, "dtx-pgagent", &path, &check)) >= 0)
+	if ((rc = dtx_daemon_args(argc, argv, "dtx-pgagent", &path, &check, NULL)) >= 0)
 		return rc;
 	pga_config_defaults(&cfg);
 	if (pga_config_load(&cfg, path, why, sizeof(why))) {

@@ -29,6 +29,7 @@
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -58,6 +59,7 @@ struct wal {
 	MDB_dbi log, done, meta;
 	int lock_fd;
 	uint32_t epoch;
+	uint32_t first_epoch;          /* the epoch the log was created in */
 	uint64_t seq_next, seq_hi, seq_block;
 	uint64_t pruned_hi;            /* read and raised with __atomic: the
 					* writer thread raises it */
@@ -313,6 +315,41 @@ static int s_verify_all(wal_t *self, MDB_txn *txn, char *why, size_t why_len)
 	return 0;
 }
 
+/* Epochs count seconds since 2025-01-01 UTC, so that a log created afresh
+ * starts past every epoch an earlier log of the same id used (see
+ * s_next_epoch). */
+#define EPOCH_BASE_S 1735689600
+#define EPOCH_WAIT_MAX_S 3
+
+static int64_t s_clock_epoch(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec - EPOCH_BASE_S;
+}
+
+/*
+ * The epoch of this open, after prev (0: the log is new). It is the wall
+ * clock's second, and more than prev: an open in the same second as the
+ * last waits for the next one (at most EPOCH_WAIT_MAX_S; a clock set back
+ * further is not waited for: the epoch is then prev + 1). So every epoch a
+ * log hands out is at most the second it was opened in, and a log created
+ * later starts above all of them: (epoch, sequence) never repeats for a
+ * coordinator id, even across a lost log, as long as the clock is not set
+ * back across its re-creation.
+ */
+static uint32_t s_next_epoch(uint64_t prev)
+{
+	int64_t now = s_clock_epoch();
+	if (now <= (int64_t)prev && (int64_t)prev + 1 - now <= EPOCH_WAIT_MAX_S) {
+		while ((now = s_clock_epoch()) <= (int64_t)prev) {
+			struct timespec nap = {0, 50 * 1000 * 1000};
+			nanosleep(&nap, NULL);
+		}
+	}
+	return now > (int64_t)prev ? (uint32_t)now : (uint32_t)prev + 1;
+}
+
 int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 {
 	wal_t *self;
@@ -336,7 +373,20 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 		return s_why(why, why_len, DTX_EIO, "eventfd: %s", strerror(errno));
 	}
 
-	if (mkdir(opts->dir, 0700) != 0 && errno != EEXIST) {
+	struct stat dst;
+	snprintf(path, sizeof(path), "%s/data.mdb", opts->dir);
+	bool exists = stat(path, &dst) == 0;
+	if (!opts->create && !exists) {
+		rc = s_why(why, why_len, DTX_ENOTFOUND,
+			   "no log in %s: creating one is an explicit act (coordinatord -c FILE "
+			   "--create-log)", opts->dir);
+		goto fail;
+	}
+	if (opts->create && exists && dst.st_size > 0) {
+		rc = s_why(why, why_len, DTX_ELOG, "%s exists: a log is there already", path);
+		goto fail;
+	}
+	if (opts->create && mkdir(opts->dir, 0700) != 0 && errno != EEXIST) {
 		rc = s_why(why, why_len, DTX_EIO, "cannot create %s: %s", opts->dir, strerror(errno));
 		goto fail;
 	}
@@ -372,6 +422,15 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 	}
 	MDB_val ck = {5, "coord"}, cv;
 	mrc = mdb_get(txn, self->meta, &ck, &cv);
+	if (mrc == MDB_NOTFOUND && !opts->create) {
+		/* A zeroed or emptied file opens as an empty LMDB environment:
+		 * starting on it would hand out GTIDs again. */
+		rc = s_why(why, why_len, DTX_ELOG,
+			   "the log in %s holds no coordinator record: it is damaged or was never "
+			   "created; refusing to start (if it is lost for good, move it away and "
+			   "create a new one with --create-log)", opts->dir);
+		goto fail;
+	}
 	if (mrc == MDB_NOTFOUND) {
 		cv = (MDB_val){strlen(opts->coord_id), (void *)opts->coord_id};
 		mrc = mdb_put(txn, self->meta, &ck, &cv, 0);
@@ -394,6 +453,9 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 		mrc = s_meta_get_u64(txn, self->meta, "seq_hi", 8, &hi);
 	if (mrc == 0 || mrc == MDB_NOTFOUND)
 		mrc = s_meta_get_u64(txn, self->meta, "pruned_hi", 8, &self->pruned_hi);
+	uint64_t first = 0;
+	if (mrc == 0 || mrc == MDB_NOTFOUND)
+		mrc = s_meta_get_u64(txn, self->meta, "first_epoch", 4, &first);
 	self->pruned_hi_disk = self->pruned_hi;
 	if (mrc && mrc != MDB_NOTFOUND) {
 		rc = s_why(why, why_len, DTX_ECRC, "log meta is damaged: %s", mdb_strerror(mrc));
@@ -403,8 +465,15 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 		rc = s_why(why, why_len, DTX_ELOG, "epoch counter exhausted");
 		goto fail;
 	}
-	self->epoch = (uint32_t)epoch + 1;
-	if ((mrc = s_meta_put_u64(txn, self->meta, "epoch", 4, self->epoch))) {
+	/* A new log: above every second an earlier one was opened in, which
+	 * may be this one: the next second. */
+	self->epoch = s_next_epoch(opts->create ? (uint64_t)(s_clock_epoch() > 0 ? s_clock_epoch() : 0)
+						: epoch);
+	/* A log from before first_epoch was kept began at epoch 1. */
+	self->first_epoch = opts->create ? self->epoch : first ? (uint32_t)first : 1;
+	mrc = opts->create ? s_meta_put_u64(txn, self->meta, "first_epoch", 4, self->first_epoch)
+			   : 0;
+	if (mrc || (mrc = s_meta_put_u64(txn, self->meta, "epoch", 4, self->epoch))) {
 		rc = s_why(why, why_len, s_err(mrc), "log meta: %s", mdb_strerror(mrc));
 		goto fail;
 	}
@@ -480,6 +549,11 @@ void wal_close(wal_t **self_p)
 uint32_t wal_epoch(const wal_t *self)
 {
 	return self->epoch;
+}
+
+uint32_t wal_first_epoch(const wal_t *self)
+{
+	return self->first_epoch;
 }
 
 uint64_t wal_pruned_hi(const wal_t *self)

@@ -9,9 +9,10 @@
  * wal_flush() in ONE LMDB write transaction, committed with fsync: group
  * commit. A queued record is not durable until wal_flush() returns 0.
  *
- * Also kept: the coordinator id the log belongs to, the epoch (one more at
- * every open) and the end of the reserved sequence block, so a GTID never
- * repeats across crashes.
+ * Also kept: the coordinator id the log belongs to, the epoch it was
+ * created in and the current one (higher at every open, from the wall
+ * clock: see wal_open) and the end of the reserved sequence block, so a
+ * GTID never repeats across crashes, nor across a log created afresh.
  *
  * Threads: one thread owns a wal_t.
  */
@@ -60,16 +61,25 @@ typedef struct {
 	const char *coord_id;   /* the coordinator this log belongs to */
 	size_t map_size;        /* LMDB map size: the most the log may hold */
 	uint64_t seq_block;     /* sequence numbers reserved per meta write */
+	bool create;            /* create a new log: refused if one is there; without
+	                         * it, a missing or empty log is refused */
 } wal_opts_t;
 
 typedef struct wal wal_t;
 
 /*
- * Open (or create) the log: take the single-instance lock, verify every
- * record's CRC, check the coordinator id, start a new epoch and reserve a
- * sequence block (durably). Returns 0 and *out (caller owns it), or
- * DTX_ELOCKED (another process holds the log), DTX_ECRC (a damaged
- * record), DTX_ELOG (LMDB error, wrong coordinator id), DTX_EIO; why
+ * Open the log (opts->create: create it, an explicit act): take the
+ * single-instance lock, verify every record's CRC, check the coordinator
+ * id, start a new epoch and reserve a sequence block (durably). Epochs are
+ * the wall clock's seconds since 2025 and rise at every open (an open in
+ * the same second as the last waits for the next, at most 3 s), so a log
+ * created afresh for a coordinator id starts above every epoch an earlier
+ * log of that id had: no GTID repeats, as long as the clock is not set
+ * back across the re-creation. Returns 0 and *out (caller owns it), or
+ * DTX_ENOTFOUND (no log, and not asked to create one), DTX_ELOCKED
+ * (another process holds the log), DTX_ECRC (a damaged record), DTX_ELOG
+ * (LMDB error, wrong coordinator id, a log with no coordinator record —
+ * zeroed or emptied —, or create with a log there already), DTX_EIO; why
  * receives a description.
  */
 int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len);
@@ -78,6 +88,9 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len);
 void wal_close(wal_t **self_p);
 
 uint32_t wal_epoch(const wal_t *self);
+/* The epoch the log was created in (1 for a log made before it was kept):
+ * a GTID of an epoch below it, or above wal_epoch(), is not this log's. */
+uint32_t wal_first_epoch(const wal_t *self);
 
 /* The next sequence number; reserves (fsyncs) a new block when needed.
  * 0 or DTX_ELOG / DTX_EFULL. */

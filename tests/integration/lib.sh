@@ -124,6 +124,11 @@ EOF
 # dtx_start_coord [ENV=VALUE...]: start coordinatord, wait until it answers.
 dtx_start_coord() {
 	[ -f "$T/coord.conf" ] || write_coord_conf
+	# Creating the log is an explicit act: done once, before the first start.
+	if [ ! -e "$T/log/data.mdb" ] && [ -z "${DTX_TEST_NO_CREATE_LOG:-}" ]; then
+		"$COORDINATORD" -c "$T/coord.conf" --create-log >>"$T/coord.log" 2>&1 ||
+			{ echo "# coordinatord --create-log failed"; tail -3 "$T/coord.log" | sed 's/^/# /'; return 1; }
+	fi
 	env "$@" "$COORDINATORD" -c "$T/coord.conf" 2>>"$T/coord.log" &
 	COORD_PID=$!
 	ALL_PIDS+=("$COORD_PID")

@@ -41,6 +41,7 @@ wait_for 5 test -S "$T/notify.sock"
 dtx_start_pg
 # WATCHDOG_USEC as systemd sets it for WatchdogSec=0.4s: pings every 200 ms
 write_coord_conf
+"$COORDINATORD" -c "$T/coord.conf" --create-log >>"$T/coord.log" 2>&1; ok $? "the log is created (an explicit act)"
 NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=400000 "$COORDINATORD" -c "$T/coord.conf" 2>>"$T/coord.log" &
 COORD_PID=$!
 ALL_PIDS+=("$COORD_PID")

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../tap.h"
@@ -19,9 +20,13 @@
 
 static char base[200], dir[256];
 
+/* Open the log in dir, creating it (an explicit act) where there is none. */
 static int open_log(wal_t **w, size_t map)
 {
-	wal_opts_t o = {.dir = dir, .coord_id = "c1", .map_size = map, .seq_block = 10};
+	char path[300];
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	wal_opts_t o = {.dir = dir, .coord_id = "c1", .map_size = map, .seq_block = 10,
+			.create = access(path, F_OK) != 0};
 	char why[256];
 	int rc = wal_open(&o, w, why, sizeof(why));
 	if (rc)
@@ -86,8 +91,18 @@ static void test_sequences(void)
 	uint64_t a = 0, b = 0, seen_max = 0;
 	bool distinct = true;
 
-	is_int(open_log(&w, 0), 0, "a new log opens");
-	is_int(wal_epoch(w), 1, "its first epoch is 1");
+	wal_opts_t plain = {.dir = dir, .coord_id = "c1"};
+	char why[256];
+	is_int(wal_open(&plain, &w, why, sizeof(why)), DTX_ENOTFOUND,
+	       "no log is created unless asked: DTX_ENOTFOUND");
+	ok(w == NULL && strstr(why, "--create-log") != NULL, "... saying how to create one");
+	int64_t clock_epoch = (int64_t)time(NULL) - 1735689600;
+	is_int(open_log(&w, 0), 0, "a new log is created and opens");
+	ok(wal_epoch(w) > clock_epoch && wal_epoch(w) <= clock_epoch + 2,
+	   "its first epoch is a second after the clock's (%u, clock %lld)", wal_epoch(w),
+	   (long long)clock_epoch);
+	is_int(wal_first_epoch(w), wal_epoch(w), "... and is kept as the first");
+	uint32_t first = wal_epoch(w);
 	for (int i = 0; i < 25; i++) { /* crosses two blocks of 10 */
 		wal_next_seq(w, &b);
 		distinct &= b > a;
@@ -98,7 +113,8 @@ static void test_sequences(void)
 	ok(open_log(&w2, 0) == DTX_ELOCKED, "a second open of the same log is refused (locked)");
 	wal_close(&w);
 	is_int(open_log(&w, 0), 0, "the log reopens once closed");
-	is_int(wal_epoch(w), 2, "the epoch advances at every open");
+	ok(wal_epoch(w) > first, "the epoch advances at every open, even within a second");
+	is_int(wal_first_epoch(w), first, "the first epoch stays");
 	wal_next_seq(w, &b);
 	ok(b > seen_max, "no sequence number repeats after a restart (%llu > %llu)",
 	   (unsigned long long)b, (unsigned long long)seen_max);
@@ -345,6 +361,40 @@ static void test_truncated(void)
 	snprintf(dir, sizeof(dir), "%s", base);
 }
 
+/* A zeroed or emptied data.mdb opens as an empty LMDB environment: the
+ * log must refuse it rather than start again at a new epoch and hand out
+ * GTIDs an earlier log handed out. */
+static void test_zeroed(void)
+{
+	wal_t *w = NULL;
+	char path[300], why[300];
+	struct stat st;
+	uint64_t seq = 0;
+
+	snprintf(dir, sizeof(dir), "%s/zeroed", base);
+	is_int(open_log(&w, 0), 0, "a log to zero opens");
+	wal_next_seq(w, &seq);
+	rec(w, seq, 0, WAL_ACTIVE, 1, false);
+	is_int(wal_flush(w, NULL), 0, "a record written");
+	wal_close(&w);
+	wal_opts_t again = {.dir = dir, .coord_id = "c1", .create = true};
+	is_int(wal_open(&again, &w, why, sizeof(why)), DTX_ELOG,
+	       "creating a log where one is is refused");
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	stat(path, &st);
+	FILE *f = fopen(path, "r+");
+	for (off_t i = 0; f && i < st.st_size; i++)
+		fputc(0, f);
+	ok(f && fclose(f) == 0, "data.mdb overwritten with %lld zero bytes", (long long)st.st_size);
+	wal_opts_t plain = {.dir = dir, .coord_id = "c1"};
+	int rc = wal_open(&plain, &w, why, sizeof(why));
+	ok(rc != 0 && w == NULL, "a zeroed log refuses the open (%s)", why);
+	ok(truncate(path, 0) == 0, "data.mdb emptied");
+	rc = wal_open(&plain, &w, why, sizeof(why));
+	ok(rc != 0 && w == NULL, "an empty log refuses the open (%s)", why);
+	snprintf(dir, sizeof(dir), "%s", base);
+}
+
 static void test_full(void)
 {
 	wal_t *w = NULL;
@@ -387,6 +437,7 @@ int main(void)
 	test_background_prune();
 	test_checksum();
 	test_truncated();
+	test_zeroed();
 	test_full();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
