@@ -94,6 +94,7 @@ typedef struct s_tx {
 	uint64_t req_id;
 	dtx_msg_t req;                 /* owns the statements of every branch */
 	char culprit[64], sqlstate[8], reason[512];
+	char key[DTX_KEY_MAX + 1];     /* the client's submission key, or "" */
 	uint32_t nbranches;
 	s_branch_t br[];
 } s_tx_t;
@@ -414,6 +415,7 @@ static int s_log(crd_t *self, s_tx_t *tx, int kind, const char *note, bool force
 	if (tx->nlog == 255)
 		return DTX_EFULL;
 	if (kind == WAL_ACTIVE) {
+		r.key = tx->key[0] ? tx->key : NULL;
 		r.nparts = (uint8_t)tx->nbranches;
 		for (uint32_t i = 0; i < tx->nbranches; i++)
 			r.parts[i] = tx->br[i].name;
@@ -1034,6 +1036,82 @@ static bool s_send_prepares(crd_t *self, s_tx_t *tx)
 	return true;
 }
 
+/* The client waiting for tx learns its GTID: OUTCOME ACTIVE. */
+static void s_reply_accepted(crd_t *self, s_tx_t *tx)
+{
+	char gtid[DTX_GTID_MAX];
+	dtx_msg_t m = {.type = DTX_T_OUTCOME, .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID,
+		       .id = tx->req_id, .code = DTX_OUTCOME_ACTIVE, .gtid = gtid};
+	s_gtid(self, tx, gtid, sizeof(gtid));
+	s_send(self->client, &tx->client, &m);
+}
+
+static int s_logged_fn(const wal_rec_t *recs, unsigned n, void *arg);
+
+/*
+ * A TX whose key names a transaction submitted before (its begin record
+ * carries the key): it is answered with that transaction, never run
+ * again. In flight and undecided, this client waits for it instead of the
+ * first; decided, or finished (from the log), it hears the outcome now.
+ * false: the key is new.
+ */
+static bool s_on_tx_again(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
+{
+	char text[160], gtid_s[DTX_GTID_MAX];
+	uint64_t seq;
+	int rc = wal_key_find(self->wal, m->key, &seq);
+
+	if (rc == DTX_ENOTFOUND)
+		return false;
+	if (rc) {
+		snprintf(text, sizeof(text), "cannot look the key up in the log: %s",
+			 dtx_strerror(rc));
+		s_send_error(self->client, rid, true, m->id, rc, text);
+		return true;
+	}
+	s_tx_t *tx = s_find(self, seq);
+	if (tx) {
+		s_gtid(self, tx, gtid_s, sizeof(gtid_s));
+		dtx_info("%s: submitted again with key %s: answered with it, not run again", gtid_s,
+			 m->key);
+		tx->client = *rid;
+		tx->req_id = m->id;
+		tx->client_waiting = true;
+		s_reply_accepted(self, tx);
+		bool decided = (tx->state == WAL_COMMITTING && !tx->awaiting_flush) ||
+			       tx->state == WAL_ABORTING;
+		if (decided)
+			s_reply_client(self, tx, tx->heuristic ? DTX_OUTCOME_HEURISTIC
+					     : tx->state == WAL_COMMITTING ? DTX_OUTCOME_COMMITTED
+									   : DTX_OUTCOME_ABORTED);
+		return true;
+	}
+	/* Finished: its last records may still be queued; the log answers
+	 * once they are on disk (as for QUERY). */
+	if (wal_pending(self->wal) && !self->log_failing && s_flush(self)) {
+		self->io_failed = true;
+		self->stop = 1;
+		return true;
+	}
+	int out[2] = {DTX_OUTCOME_IN_DOUBT, 0};
+	rc = wal_history(self->wal, seq, s_logged_fn, out);
+	dtx_gtid_t g = {.epoch = (uint32_t)out[1], .seq = seq};
+	snprintf(g.coord, sizeof(g.coord), "%s", self->cfg.id);
+	dtx_gtid_format(&g, gtid_s, sizeof(gtid_s));
+	snprintf(text, sizeof(text), "submitted before with this key: %s",
+		 rc ? "its records cannot be read" : "the outcome is the log's");
+	dtx_msg_t r = {.type = DTX_T_OUTCOME, .has = DTX_F_ID | DTX_F_CODE | DTX_F_TEXT,
+		       .id = m->id, .code = rc ? DTX_OUTCOME_IN_DOUBT : out[0], .text = text};
+	if (rc == 0) {
+		r.has |= DTX_F_GTID;
+		r.gtid = gtid_s;
+	}
+	dtx_info("%s: submitted again with key %s after it finished: %s", gtid_s, m->key,
+		 dtx_outcome_str((int)r.code));
+	s_send(self->client, rid, &r);
+	return true;
+}
+
 static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 {
 	char text[256], gtid[DTX_GTID_MAX];
@@ -1046,6 +1124,8 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 		s_send_error(self->client, rid, true, m->id, DTX_EINVAL, text);
 		return;
 	}
+	if ((m->has & DTX_F_KEY) && s_on_tx_again(self, rid, m))
+		return;
 	for (uint32_t i = 0; i < m->nbranches; i++) {
 		int idx = s_part_index(self, m->branches[i].participant);
 		if (idx < 0 || !self->parts[idx].allowed) {
@@ -1102,6 +1182,8 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 		tx->br[i].part = s_part_index(self, m->branches[i].participant);
 		snprintf(tx->br[i].name, sizeof(tx->br[i].name), "%s", m->branches[i].participant);
 	}
+	if (m->has & DTX_F_KEY)
+		snprintf(tx->key, sizeof(tx->key), "%s", m->key);
 	tx->req = *m; /* takes the statements */
 	memset(m, 0, sizeof(*m));
 	/* One branch: the participant decides, in one phase. The begin
@@ -1116,6 +1198,9 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 	}
 	s_gtid(self, tx, gtid, sizeof(gtid));
 	dtx_debug("%s: begin, %" PRIu32 " branches", gtid, tx->nbranches);
+	/* The GTID before the outcome: a client that never hears the outcome
+	 * can still ask for it (QUERY), or send the TX again with its key. */
+	s_reply_accepted(self, tx);
 	/* A one-phase begin record is forced: its branch commits on its own
 	 * and may tell the client "committed" before any later record of ours
 	 * lands, so the log must know the transaction (and that it is one

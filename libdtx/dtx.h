@@ -97,6 +97,18 @@ int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql,
 void dtx_tx_set_timeout(dtx_tx_t *self, uint32_t timeout_ms);
 
 /*
+ * The submission key: dtx_tx_new() makes a random one (128 bits). The
+ * coordinator keeps key -> GTID as long as the outcome itself: a tx run
+ * again with a key it knows (after a timeout, a lost connection, a
+ * coordinator restart) is answered with that transaction and its outcome,
+ * never run twice. Set one to make the key your own (say, an order id):
+ * 1..64 bytes of [A-Za-z0-9_.:-]; DTX_EINVAL otherwise. dtx_tx_key()'s
+ * string lives as long as self.
+ */
+int dtx_tx_set_key(dtx_tx_t *self, const char *key);
+const char *dtx_tx_key(const dtx_tx_t *self);
+
+/*
  * A connection to coordinatord's client endpoint (e.g. "tcp://127.0.0.1:7100").
  * Returns NULL on failure (bad endpoint, out of memory). Caller owns it.
  */
@@ -108,9 +120,12 @@ void dtx_client_destroy(dtx_client_t **self_p);
 /*
  * Run tx and wait up to wait_ms for its outcome (wait_ms < 0: forever).
  * On 0, *out holds the outcome (committed or aborted, with the reason).
- * DTX_ETIMEOUT: no answer in time; the outcome may still be asked for with
- * dtx_client_query() if out->gtid is not empty. A refused request returns
- * the coordinator's error code (e.g. DTX_EUNKNOWNPART) with out->reason set.
+ * DTX_ETIMEOUT: no outcome in time; out->gtid holds the GTID whenever the
+ * coordinator had assigned one (it says so before the outcome), so the
+ * outcome may be asked for with dtx_client_query(), or tx run again: its
+ * key makes that return the same transaction. A refused request returns
+ * the coordinator's error code (e.g. DTX_EUNKNOWNPART) with out->reason
+ * set; nothing ran.
  */
 int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out,
 		   int wait_ms);

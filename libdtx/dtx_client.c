@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "dtx_util.h"
@@ -17,6 +19,7 @@ struct dtx_tx {
 	uint32_t nbranches;
 	dtx_branch_t *branches; /* strings owned (strdup), arrays owned */
 	uint32_t timeout_ms;
+	char key[DTX_KEY_MAX + 1]; /* the submission key: random unless set */
 };
 
 struct dtx_client {
@@ -27,7 +30,37 @@ struct dtx_client {
 
 dtx_tx_t *dtx_tx_new(void)
 {
-	return calloc(1, sizeof(dtx_tx_t));
+	static const char hex[] = "0123456789abcdef";
+	uint8_t r[16];
+	dtx_tx_t *self = calloc(1, sizeof(dtx_tx_t));
+	if (!self)
+		return NULL;
+	/* 128 random bits: no two submissions share a key by chance. */
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t a = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uintptr_t)self;
+		for (size_t i = 0; i < sizeof(r); i++, a = a * 6364136223846793005u + 1442695040888963407u)
+			r[i] = (uint8_t)(a >> 56);
+	}
+	for (size_t i = 0; i < sizeof(r); i++) {
+		self->key[2 * i] = hex[r[i] >> 4];
+		self->key[2 * i + 1] = hex[r[i] & 15];
+	}
+	return self;
+}
+
+int dtx_tx_set_key(dtx_tx_t *self, const char *key)
+{
+	if (!dtx_key_valid(key))
+		return DTX_EINVAL;
+	snprintf(self->key, sizeof(self->key), "%s", key);
+	return 0;
+}
+
+const char *dtx_tx_key(const dtx_tx_t *self)
+{
+	return self->key;
 }
 
 static void s_stmt_free(dtx_stmt_t *st)
@@ -167,7 +200,9 @@ void dtx_client_destroy(dtx_client_t **self_p)
 	*self_p = NULL;
 }
 
-/* Send req (its id set here) and wait for the reply with the same id. */
+/* Send req (its id set here) and wait for the reply with the same id. To
+ * a TX the coordinator first says OUTCOME ACTIVE with the GTID it gave:
+ * kept in out->gtid, and the wait goes on for the outcome. */
 static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wait_ms)
 {
 	char *buf = NULL;
@@ -210,6 +245,13 @@ static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wa
 			dtx_msg_clear(&rep); /* a late answer to an earlier call */
 			continue;
 		}
+		if (req->type == DTX_T_TX && rep.type == DTX_T_OUTCOME &&
+		    rep.code == DTX_OUTCOME_ACTIVE) {
+			if (rep.has & DTX_F_GTID)
+				snprintf(out->gtid, sizeof(out->gtid), "%s", rep.gtid);
+			dtx_msg_clear(&rep);
+			continue;
+		}
 		if (rep.type == DTX_T_ERROR) {
 			snprintf(out->reason, sizeof(out->reason), "%s", rep.text);
 			rc = rep.code < 0 ? (int)rep.code : DTX_EPROTO;
@@ -234,8 +276,8 @@ static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wa
 
 int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out, int wait_ms)
 {
-	dtx_msg_t req = {.type = DTX_T_TX, .has = DTX_F_BRANCHES,
-			 .nbranches = tx->nbranches, .branches = tx->branches};
+	dtx_msg_t req = {.type = DTX_T_TX, .has = DTX_F_BRANCHES | DTX_F_KEY,
+			 .nbranches = tx->nbranches, .branches = tx->branches, .key = tx->key};
 	if (tx->nbranches == 0)
 		return DTX_EINVAL;
 	if (tx->timeout_ms) {

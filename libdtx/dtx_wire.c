@@ -29,7 +29,7 @@ static const char *const s_type_names[DTX_T__COUNT] = {
 static const struct {
 	uint32_t required, optional;
 } s_fields[DTX_T__COUNT] = {
-	[DTX_T_TX] = {DTX_F_ID | DTX_F_BRANCHES, DTX_F_TIMEOUT},
+	[DTX_T_TX] = {DTX_F_ID | DTX_F_BRANCHES, DTX_F_TIMEOUT | DTX_F_KEY},
 	[DTX_T_QUERY] = {DTX_F_ID | DTX_F_GTID, 0},
 	[DTX_T_OUTCOME] = {DTX_F_ID | DTX_F_CODE,
 			   DTX_F_GTID | DTX_F_NAME | DTX_F_SQLSTATE | DTX_F_TEXT},
@@ -60,6 +60,13 @@ static dtx_msg_type_t s_type_lookup(const char *s, size_t n)
 		if (strlen(s_type_names[t]) == n && memcmp(s_type_names[t], s, n) == 0)
 			return (dtx_msg_type_t)t;
 	return DTX_T_NONE;
+}
+
+bool dtx_key_valid(const char *key)
+{
+	size_t n = key ? strlen(key) : 0;
+	return n > 0 && n <= DTX_KEY_MAX &&
+	       strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") == n;
 }
 
 bool dtx_name_valid(const char *name)
@@ -480,6 +487,15 @@ static int s_field(s_dec_t *d, const msgpack_object *key, const msgpack_object *
 		*bit = DTX_F_GIDS;
 		return s_gids(d, val);
 	}
+	if (s_key_is(key, "key")) {
+		*bit = DTX_F_KEY;
+		if ((rc = s_str(d, val, "key", DTX_KEY_MAX, &m->key)))
+			return rc;
+		if (!dtx_key_valid(m->key))
+			return FAIL(d, DTX_EPROTO, "field 'key' must be 1 to %d bytes of "
+				    "[A-Za-z0-9_.:-]", DTX_KEY_MAX);
+		return 0;
+	}
 	if (key->type == MSGPACK_OBJECT_STR)
 		return FAIL(d, DTX_EPROTO, "unknown field '%.*s'",
 			    (int)(key->via.str.size > 32 ? 32 : key->via.str.size),
@@ -669,6 +685,8 @@ int dtx_msg_encode(const dtx_msg_t *m, char **buf, size_t *len)
 	}
 	if ((has & DTX_F_GIDS) && m->ngids > DTX_WIRE_MAX_ITEMS)
 		return DTX_EINVAL;
+	if ((has & DTX_F_KEY) && !dtx_key_valid(m->key))
+		return DTX_EINVAL;
 	if ((has & DTX_F_TEXT) && strlen(m->text) > DTX_WIRE_MAX_STR)
 		return DTX_EINVAL;
 
@@ -698,6 +716,10 @@ int dtx_msg_encode(const dtx_msg_t *m, char **buf, size_t *len)
 	if (has & DTX_F_SQLSTATE) {
 		s_pack_str(&pk, "sqlstate");
 		s_pack_str(&pk, m->sqlstate);
+	}
+	if (has & DTX_F_KEY) {
+		s_pack_str(&pk, "key");
+		s_pack_str(&pk, m->key);
 	}
 	if (has & DTX_F_CODE) {
 		s_pack_str(&pk, "code");

@@ -30,10 +30,11 @@
 typedef enum {
 	DTX_T_NONE = 0,
 	/* client -> coordinator */
-	DTX_T_TX,       /* run a global transaction: branches, timeout */
+	DTX_T_TX,       /* run a global transaction: branches, timeout, key */
 	DTX_T_QUERY,    /* outcome of gtid */
 	/* coordinator -> client */
-	DTX_T_OUTCOME,  /* id, gtid, code=status, name=participant, sqlstate, text */
+	DTX_T_OUTCOME,  /* id, gtid, code=status, name=participant, sqlstate, text;
+	                 * to a TX, first code=ACTIVE with the GTID once assigned */
 	DTX_T_ERROR,    /* id?, code, text */
 	/* agent <-> coordinator */
 	DTX_T_HELLO,    /* agent: name */
@@ -85,6 +86,7 @@ enum {
 	DTX_F_BRANCHES = 1u << 7,
 	DTX_F_STMTS = 1u << 8,
 	DTX_F_GIDS = 1u << 9,
+	DTX_F_KEY = 1u << 10,
 };
 
 typedef struct {
@@ -108,6 +110,7 @@ typedef struct {
 	const char *name;
 	const char *text;
 	const char *sqlstate;
+	const char *key;       /* TX: the client's submission key (dtx_key_valid) */
 	int64_t code;
 	uint32_t timeout_ms;
 	uint32_t nbranches;
@@ -143,5 +146,8 @@ int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why,
 
 /* Participant names: [A-Za-z0-9_-], 1..63 bytes. */
 bool dtx_name_valid(const char *name);
+/* Submission keys: 1..DTX_KEY_MAX bytes of [A-Za-z0-9_.:-]. */
+#define DTX_KEY_MAX 64
+bool dtx_key_valid(const char *key);
 
 #endif /* DTX_WIRE_H */

@@ -56,14 +56,16 @@ static const struct {
 	{"query", "query GTID",
 	 "the outcome of GTID as a client sees it; exit 0 committed, 1 aborted or unknown,\n"
 	 "4 heuristic (see dtxctl show), 5 in doubt, 6 not decided yet (ask again)"},
-	{"exec", "exec [--timeout MS] [--wait MS] (--file TX.json | BRANCH...)",
+	{"exec", "exec [--timeout MS] [--wait MS] [--key KEY] (--file TX.json | BRANCH...)",
 	 "run one global transaction; BRANCH is\n"
 	 "  --on PARTICIPANT (--sql SQL [--param VALUE | --null]... [--expect ROWS])...\n"
 	 "TX.json: {\"timeout_ms\": 5000, \"branches\": [{\"participant\": \"shop\",\n"
 	 "  \"stmts\": [{\"sql\": \"...\", \"params\": [\"a\", 1, null], \"expect\": 1}]}]}\n"
 	 "--timeout: time the coordinator allows for the decision; --wait: how long to\n"
-	 "wait for the answer. Prints the GTID and the outcome; exit 0 committed,\n"
-	 "1 aborted, 3 refused, failed or no answer"},
+	 "wait for the answer; --key (or \"key\" in TX.json): the submission key, so that\n"
+	 "running the same exec again never runs the transaction twice but answers with\n"
+	 "it (random when not given). Prints the GTID and the outcome; exit 0 committed,\n"
+	 "1 aborted, 3 refused, failed or no answer (the GTID printed if one was given)"},
 	{"watch", "watch [--gtid GTID] [--participant NAME] [--count N]",
 	 "a live stream of transaction events, one line each: time, GTID, event\n"
 	 "(begun, voted, decided, completed, heuristic), the participant it is about\n"
@@ -286,6 +288,13 @@ static int s_tx_from_json(dtx_tx_t *tx, const char *path)
 	}
 	if (json_object_object_get_ex(root, "timeout_ms", &v))
 		dtx_tx_set_timeout(tx, (uint32_t)json_object_get_int64(v));
+	if (json_object_object_get_ex(root, "key", &v) &&
+	    (!json_object_is_type(v, json_type_string) ||
+	     dtx_tx_set_key(tx, json_object_get_string(v)))) {
+		fprintf(stderr, "dtxctl: %s: 'key' must be 1 to 64 characters of [A-Za-z0-9_.:-]\n",
+			path);
+		goto out;
+	}
 	if (!json_object_object_get_ex(root, "branches", &branches) ||
 	    !json_object_is_type(branches, json_type_array)) {
 		fprintf(stderr, "dtxctl: %s: 'branches' must be an array\n", path);
@@ -382,6 +391,12 @@ static int s_exec(const s_opts_t *opts, int argc, char **argv)
 				goto out;
 			}
 			dtx_tx_set_timeout(tx, (uint32_t)v);
+		} else if (strcmp(a, "--key") == 0 && has_val) {
+			if (dtx_tx_set_key(tx, argv[++i])) {
+				fprintf(stderr, "dtxctl: --key takes 1 to 64 characters of "
+						"[A-Za-z0-9_.:-]\n");
+				goto out;
+			}
 		} else if (strcmp(a, "--wait") == 0 && has_val) {
 			if (!dtx_parse_int(argv[++i], 1, 86400000, &v)) {
 				fprintf(stderr, "dtxctl: --wait takes milliseconds\n");
@@ -432,6 +447,9 @@ static int s_exec(const s_opts_t *opts, int argc, char **argv)
 	if (r) {
 		fprintf(stderr, "dtxctl: %s%s%s\n", dtx_strerror(r), out.reason[0] ? ": " : "",
 			out.reason);
+		if (out.gtid[0])
+			fprintf(stderr, "dtxctl: %s: its outcome: dtxctl query %s, or the same exec "
+					"with --key %s\n", out.gtid, out.gtid, dtx_tx_key(tx));
 		rc = XC_ERROR;
 		goto out;
 	}

@@ -5,14 +5,19 @@
  *   "log"  key = seq (8 bytes big-endian) . idx (1 byte); value = a record
  *   "done" key = end time (8 bytes big-endian, µs) . seq; empty value.
  *          The retention index: which transactions ended when.
- *   "meta" "coord" = coordinator id, "epoch" = u32, "seq_hi" = u64: the end
+ *   "keys" key = a client's submission key; value = seq (8 bytes
+ *          big-endian): written with the begin record that carries it,
+ *          removed with the transaction by retention.
+ *   "meta" "coord" = coordinator id, "epoch" = u32, "first_epoch" = u32
+ *          (the epoch the log was created in), "seq_hi" = u64: the end
  *          of the reserved sequence block (no GTID at or above it was used),
  *          "pruned_hi" = u64: the highest sequence number retention removed
  *          (a GTID at or below it that the log lacks may have committed).
  *
  * Record value (little-endian):
- *   u8 version | u8 kind | u8 nparts | u8 0 | u32 epoch | i64 at_us |
- *   u16 note_len | nparts x (u8 len, bytes) | note bytes | u32 crc
+ *   u8 version | u8 kind | u8 nparts | u8 flags | u32 epoch | i64 at_us |
+ *   u16 note_len | nparts x (u8 len, bytes) | note bytes |
+ *   [flags & 1: u8 key_len, key bytes] | u32 crc
  * where crc = CRC-32 (zlib) over the key and every value byte before it.
  */
 #include "config.h"
@@ -52,7 +57,11 @@ typedef struct {
 	size_t vlen;
 	bool end;
 	int64_t at_us;
+	uint16_t key_off;              /* the submission key's bytes in val */
+	uint8_t key_len;               /* 0: none */
 } s_pending_t;
+
+#define REC_F_KEY 1
 
 struct wal {
 	MDB_env *env;
@@ -60,6 +69,7 @@ struct wal {
 	int lock_fd;
 	uint32_t epoch;
 	uint32_t first_epoch;          /* the epoch the log was created in */
+	MDB_dbi keys;
 	uint64_t seq_next, seq_hi, seq_block;
 	uint64_t pruned_hi;            /* read and raised with __atomic: the
 					* writer thread raises it */
@@ -198,7 +208,7 @@ static int s_decode(const MDB_val *k, const MDB_val *v, wal_rec_t *rec, char **s
 	rec->epoch = (uint32_t)s_get_le(p + 4, 4);
 	rec->at_us = (int64_t)s_get_le(p + 8, 8);
 	size_t note_len = s_get_le(p + 16, 2);
-	if (!(s = *scratch = malloc(n + WAL_MAX_PARTS + 1)))
+	if (!(s = *scratch = malloc(n + WAL_MAX_PARTS + 3)))
 		return DTX_ENOMEM;
 	for (unsigned i = 0; i < rec->nparts; i++) {
 		if (off + 1 > n - 4 || off + 1 + p[off] > n - 4)
@@ -210,12 +220,26 @@ static int s_decode(const MDB_val *k, const MDB_val *v, wal_rec_t *rec, char **s
 		s += len + 1;
 		off += len;
 	}
-	if (off + note_len != n - 4)
+	size_t key_len = 0;
+	if (p[3] & REC_F_KEY) {
+		if (off + note_len + 1 > n - 4)
+			return DTX_ECRC;
+		key_len = p[off + note_len];
+		if (key_len == 0 || off + note_len + 1 + key_len != n - 4)
+			return DTX_ECRC;
+	} else if (off + note_len != n - 4) {
 		return DTX_ECRC;
+	}
 	if (note_len) {
 		memcpy(s, p + off, note_len);
 		s[note_len] = '\0';
 		rec->note = s;
+		s += note_len + 1;
+	}
+	if (key_len) {
+		memcpy(s, p + off + note_len + 1, key_len);
+		s[key_len] = '\0';
+		rec->key = s;
 	}
 	return 0;
 }
@@ -315,11 +339,13 @@ static int s_verify_all(wal_t *self, MDB_txn *txn, char *why, size_t why_len)
 	return 0;
 }
 
-/* Epochs count seconds since 2025-01-01 UTC, so that a log created afresh
- * starts past every epoch an earlier log of the same id used (see
- * s_next_epoch). */
+/* A log's epoch is the second it was created in, counted from 2025-01-01
+ * UTC, and stays its own for life: within a log no sequence number repeats
+ * (blocks are reserved durably), and a log created afresh for the same
+ * coordinator id (the old one lost) has a later second, so no GTID repeats
+ * (s_creation_epoch). A log made before this was kept ("first_epoch"
+ * absent) goes on counting its epoch up at every open, as it did. */
 #define EPOCH_BASE_S 1735689600
-#define EPOCH_WAIT_MAX_S 3
 
 static int64_t s_clock_epoch(void)
 {
@@ -328,26 +354,17 @@ static int64_t s_clock_epoch(void)
 	return (int64_t)ts.tv_sec - EPOCH_BASE_S;
 }
 
-/*
- * The epoch of this open, after prev (0: the log is new). It is the wall
- * clock's second, and more than prev: an open in the same second as the
- * last waits for the next one (at most EPOCH_WAIT_MAX_S; a clock set back
- * further is not waited for: the epoch is then prev + 1). So every epoch a
- * log hands out is at most the second it was opened in, and a log created
- * later starts above all of them: (epoch, sequence) never repeats for a
- * coordinator id, even across a lost log, as long as the clock is not set
- * back across its re-creation.
- */
-static uint32_t s_next_epoch(uint64_t prev)
+/* The epoch of a new log: the next second of the clock (waited for, at
+ * most one second), so that it is later than the second any earlier log
+ * was created in, this one included. */
+static uint32_t s_creation_epoch(void)
 {
-	int64_t now = s_clock_epoch();
-	if (now <= (int64_t)prev && (int64_t)prev + 1 - now <= EPOCH_WAIT_MAX_S) {
-		while ((now = s_clock_epoch()) <= (int64_t)prev) {
-			struct timespec nap = {0, 50 * 1000 * 1000};
-			nanosleep(&nap, NULL);
-		}
+	int64_t t0 = s_clock_epoch(), now;
+	while ((now = s_clock_epoch()) <= t0) {
+		struct timespec nap = {0, 20 * 1000 * 1000};
+		nanosleep(&nap, NULL);
 	}
-	return now > (int64_t)prev ? (uint32_t)now : (uint32_t)prev + 1;
+	return (uint32_t)(now > 0 ? now : 1);
 }
 
 int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
@@ -403,7 +420,7 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 		goto fail;
 	}
 	if ((mrc = mdb_env_create(&self->env)) ||
-	    (mrc = mdb_env_set_maxdbs(self->env, 4)) ||
+	    (mrc = mdb_env_set_maxdbs(self->env, 5)) ||
 	    (mrc = mdb_env_set_mapsize(self->env, opts->map_size ? opts->map_size : (1u << 30))) ||
 	    (mrc = mdb_env_open(self->env, opts->dir, MDB_NORDAHEAD, 0600))) {
 		rc = s_why(why, why_len, s_err(mrc), "cannot open the log in %s: %s", opts->dir,
@@ -415,7 +432,8 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 	if ((mrc = mdb_txn_begin(self->env, NULL, 0, &txn)) ||
 	    (mrc = mdb_dbi_open(txn, "log", MDB_CREATE, &self->log)) ||
 	    (mrc = mdb_dbi_open(txn, "done", MDB_CREATE, &self->done)) ||
-	    (mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta))) {
+	    (mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta)) ||
+	    (mrc = mdb_dbi_open(txn, "keys", MDB_CREATE, &self->keys))) {
 		rc = s_why(why, why_len, s_err(mrc), "cannot open the log databases: %s",
 			   mdb_strerror(mrc));
 		goto fail;
@@ -465,19 +483,19 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 		rc = s_why(why, why_len, DTX_ELOG, "epoch counter exhausted");
 		goto fail;
 	}
-	/* A new log: above every second an earlier one was opened in, which
-	 * may be this one: the next second. */
-	self->epoch = s_next_epoch(opts->create ? (uint64_t)(s_clock_epoch() > 0 ? s_clock_epoch() : 0)
-						: epoch);
-	/* A log from before first_epoch was kept began at epoch 1. */
-	self->first_epoch = opts->create ? self->epoch : first ? (uint32_t)first : 1;
+	if (opts->create)
+		self->epoch = self->first_epoch = s_creation_epoch();
+	else if (first)
+		self->epoch = self->first_epoch = (uint32_t)first;
+	else /* a log from before: counted up at every open, from 1 */
+		self->epoch = (uint32_t)epoch + 1, self->first_epoch = 1;
 	mrc = opts->create ? s_meta_put_u64(txn, self->meta, "first_epoch", 4, self->first_epoch)
 			   : 0;
 	if (mrc || (mrc = s_meta_put_u64(txn, self->meta, "epoch", 4, self->epoch))) {
 		rc = s_why(why, why_len, s_err(mrc), "log meta: %s", mdb_strerror(mrc));
 		goto fail;
 	}
-	/* Durability point: the new epoch is on disk before any GTID of it is
+	/* Durability point: the epoch is on disk before any GTID of it is
 	 * handed out. */
 	mrc = mdb_txn_commit(txn);
 	txn = NULL;
@@ -575,11 +593,13 @@ int wal_next_seq(wal_t *self, uint64_t *seq)
 int wal_append(wal_t *self, const wal_rec_t *rec, bool forced)
 {
 	size_t note_len = rec->note ? strlen(rec->note) : 0;
-	size_t n = HDR_LEN + note_len + 4;
+	size_t key_len = rec->key ? strlen(rec->key) : 0;
+	size_t n = HDR_LEN + note_len + (key_len ? 1 + key_len : 0) + 4;
 	uint8_t *v, *p;
 
 	if (rec->kind < WAL_ACTIVE || rec->kind > WAL_IN_DOUBT || rec->nparts > WAL_MAX_PARTS ||
-	    note_len > WAL_NOTE_MAX)
+	    note_len > WAL_NOTE_MAX || key_len > WAL_KEY_MAX ||
+	    (key_len && rec->kind != WAL_ACTIVE))
 		return DTX_EINVAL;
 	for (unsigned i = 0; i < rec->nparts; i++) {
 		size_t len = strlen(rec->parts[i]);
@@ -603,7 +623,7 @@ int wal_append(wal_t *self, const wal_rec_t *rec, bool forced)
 	v[0] = WAL_FORMAT;
 	v[1] = rec->kind;
 	v[2] = rec->nparts;
-	v[3] = 0;
+	v[3] = key_len ? REC_F_KEY : 0;
 	s_le(v + 4, rec->epoch, 4);
 	s_le(v + 8, (uint64_t)rec->at_us, 8);
 	s_le(v + 16, note_len, 2);
@@ -617,6 +637,13 @@ int wal_append(wal_t *self, const wal_rec_t *rec, bool forced)
 	if (note_len) {
 		memcpy(p, rec->note, note_len);
 		p += note_len;
+	}
+	e->key_len = (uint8_t)key_len;
+	if (key_len) {
+		*p++ = (uint8_t)key_len;
+		e->key_off = (uint16_t)(p - v);
+		memcpy(p, rec->key, key_len);
+		p += key_len;
 	}
 	s_le(p, s_crc(e->key, v, n - 4), 4);
 	e->val = v;
@@ -660,6 +687,10 @@ static int s_write(wal_t *self, const s_pending_t *q, size_t n, int64_t prune_be
 		const s_pending_t *e = &q[i];
 		MDB_val k = {KEY_LEN, (void *)e->key}, v = {e->vlen, e->val};
 		rc = mdb_put(txn, self->log, &k, &v, 0);
+		if (rc == 0 && e->key_len) {
+			MDB_val kk = {e->key_len, e->val + e->key_off}, kv = {8, (void *)e->key};
+			rc = mdb_put(txn, self->keys, &kk, &kv, 0);
+		}
 		if (rc == 0 && e->end) {
 			uint8_t dk[16];
 			MDB_val dkv = {16, dk}, empty = {0, ""};
@@ -934,6 +965,40 @@ int wal_history(wal_t *self, uint64_t seq, wal_tx_fn fn, void *arg)
 	return s_walk(self, seq, true, false, fn, arg);
 }
 
+static bool s_key_in(const s_pending_t *q, size_t n, const char *key, size_t len, uint64_t *seq)
+{
+	for (size_t i = n; i-- > 0;)
+		if (q[i].key_len == len && memcmp(q[i].val + q[i].key_off, key, len) == 0) {
+			*seq = s_get_be64(q[i].key);
+			return true;
+		}
+	return false;
+}
+
+int wal_key_find(wal_t *self, const char *key, uint64_t *seq)
+{
+	size_t len = key ? strlen(key) : 0;
+	MDB_txn *txn;
+	MDB_val k = {len, (void *)key}, v;
+	int rc;
+
+	if (len == 0 || len > WAL_KEY_MAX)
+		return DTX_EINVAL;
+	/* Queued, or in the batch the writer has (which it only reads). */
+	if (s_key_in(self->q, self->nq, key, len, seq) ||
+	    (self->busy && s_key_in(self->wq, self->wnq, key, len, seq)))
+		return 0;
+	if ((rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn)))
+		return s_err(rc);
+	rc = mdb_get(txn, self->keys, &k, &v);
+	if (rc == 0 && v.mv_size == 8)
+		*seq = s_get_be64(v.mv_data);
+	else if (rc == 0)
+		rc = MDB_CORRUPTED;
+	mdb_txn_abort(txn);
+	return s_err(rc);
+}
+
 /* Remove up to max transactions that ended before older_than_us within
  * txn; *removed gets the count. The mark of the highest sequence number
  * pruned is raised before the commit, in memory (for readers, who must
@@ -943,6 +1008,25 @@ int wal_history(wal_t *self, uint64_t seq, wal_tx_fn fn, void *arg)
  * mark the commit writes (0: unchanged), kept once it is committed. A commit
  * that fails leaves the mark in memory raised, which only makes answers
  * more cautious. */
+/* A record about to be pruned: the submission key it carries (a begin
+ * record's) goes with it. */
+static int s_prune_key(wal_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v)
+{
+	wal_rec_t rec;
+	char *scratch;
+	int rc = 0;
+	if (v->mv_size < HDR_LEN || !(((const uint8_t *)v->mv_data)[3] & REC_F_KEY))
+		return 0;
+	if (s_decode(k, v, &rec, &scratch) == 0 && rec.key) {
+		MDB_val kk = {strlen(rec.key), (void *)rec.key};
+		rc = mdb_del(txn, self->keys, &kk, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	free(scratch);
+	return rc;
+}
+
 static int s_prune_txn(wal_t *self, MDB_txn *txn, int64_t older_than_us, unsigned max,
 		       unsigned *removed, uint64_t *disk_hi)
 {
@@ -965,9 +1049,10 @@ static int s_prune_txn(wal_t *self, MDB_txn *txn, int64_t older_than_us, unsigne
 		MDB_val lkv = {KEY_LEN, lk}, lv;
 		for (rc = mdb_cursor_get(lcur, &lkv, &lv, MDB_SET_RANGE);
 		     rc == 0 && memcmp(lkv.mv_data, lk, 8) == 0;
-		     rc = mdb_cursor_get(lcur, &lkv, &lv, MDB_NEXT))
-			if ((rc = mdb_cursor_del(lcur, 0)))
+		     rc = mdb_cursor_get(lcur, &lkv, &lv, MDB_NEXT)) {
+			if ((rc = s_prune_key(self, txn, &lkv, &lv)) || (rc = mdb_cursor_del(lcur, 0)))
 				goto out;
+		}
 		if (rc && rc != MDB_NOTFOUND)
 			goto out;
 		uint64_t seq = s_get_be64(lk);

@@ -9,10 +9,10 @@
  * wal_flush() in ONE LMDB write transaction, committed with fsync: group
  * commit. A queued record is not durable until wal_flush() returns 0.
  *
- * Also kept: the coordinator id the log belongs to, the epoch it was
- * created in and the current one (higher at every open, from the wall
- * clock: see wal_open) and the end of the reserved sequence block, so a
- * GTID never repeats across crashes, nor across a log created afresh.
+ * Also kept: the coordinator id the log belongs to, its epoch (the second
+ * it was created in: see wal_open) and the end of the reserved sequence
+ * block, so a GTID never repeats across crashes, nor across a log created
+ * afresh.
  *
  * Threads: one thread owns a wal_t.
  */
@@ -54,7 +54,10 @@ typedef struct {
 	uint8_t nparts;       /* WAL_ACTIVE: participants, in branch order */
 	const char *parts[WAL_MAX_PARTS];
 	const char *note;     /* optional text (reason, operator act), may be NULL */
+	const char *key;      /* WAL_ACTIVE: the client's submission key, or NULL */
 } wal_rec_t;
+
+#define WAL_KEY_MAX 64
 
 typedef struct {
 	const char *dir;        /* folder of data.mdb; created if missing */
@@ -70,12 +73,13 @@ typedef struct wal wal_t;
 /*
  * Open the log (opts->create: create it, an explicit act): take the
  * single-instance lock, verify every record's CRC, check the coordinator
- * id, start a new epoch and reserve a sequence block (durably). Epochs are
- * the wall clock's seconds since 2025 and rise at every open (an open in
- * the same second as the last waits for the next, at most 3 s), so a log
- * created afresh for a coordinator id starts above every epoch an earlier
- * log of that id had: no GTID repeats, as long as the clock is not set
- * back across the re-creation. Returns 0 and *out (caller owns it), or
+ * id and reserve a sequence block (durably). A log's epoch is the second
+ * it was created in (counted from 2025; creating waits for the next
+ * second, at most one) and stays its own; sequence numbers never repeat
+ * within it. So a log created afresh for a coordinator id has an epoch no
+ * earlier log of that id had, and no GTID repeats, as long as the clock is
+ * not set back across the
+ * re-creation. Returns 0 and *out (caller owns it), or
  * DTX_ENOTFOUND (no log, and not asked to create one), DTX_ELOCKED
  * (another process holds the log), DTX_ECRC (a damaged record), DTX_ELOG
  * (LMDB error, wrong coordinator id, a log with no coordinator record —
@@ -88,8 +92,9 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len);
 void wal_close(wal_t **self_p);
 
 uint32_t wal_epoch(const wal_t *self);
-/* The epoch the log was created in (1 for a log made before it was kept):
- * a GTID of an epoch below it, or above wal_epoch(), is not this log's. */
+/* The epoch the log was created in: wal_epoch() for a log made with this
+ * version; 1 for an older log, whose epoch counted up at every open. A
+ * GTID of an epoch below it, or above wal_epoch(), is not this log's. */
 uint32_t wal_first_epoch(const wal_t *self);
 
 /* The next sequence number; reserves (fsyncs) a new block when needed.
@@ -148,6 +153,14 @@ int wal_scan(wal_t *self, bool unfinished_only, wal_tx_fn fn, void *arg);
 
 /* fn over the records of seq only; DTX_ENOTFOUND if there are none. */
 int wal_history(wal_t *self, uint64_t seq, wal_tx_fn fn, void *arg);
+
+/*
+ * The transaction whose begin record carries submission key (queued,
+ * being written or in the log): 0 and *seq, DTX_ENOTFOUND (never seen, or
+ * pruned with its transaction by retention), DTX_EINVAL, DTX_ELOG. A key
+ * is written in the same commit as its begin record and removed with it.
+ */
+int wal_key_find(wal_t *self, const char *key, uint64_t *seq);
 
 /*
  * Retention: remove transactions that ended before older_than_us (wall

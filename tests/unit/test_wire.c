@@ -25,8 +25,9 @@ static void test_round_trip(void)
 			    {.sql = "SELECT 1", .expect = -1}};
 	dtx_branch_t br[2] = {{.participant = "shop", .nstmts = 2, .stmts = st},
 			      {.participant = "bank", .nstmts = 1, .stmts = st + 1}};
-	dtx_msg_t m = {.type = DTX_T_TX, .has = DTX_F_ID | DTX_F_BRANCHES | DTX_F_TIMEOUT,
-		       .id = 42, .timeout_ms = 1500, .nbranches = 2, .branches = br};
+	dtx_msg_t m = {.type = DTX_T_TX,
+		       .has = DTX_F_ID | DTX_F_BRANCHES | DTX_F_TIMEOUT | DTX_F_KEY, .id = 42,
+		       .timeout_ms = 1500, .nbranches = 2, .branches = br, .key = "order-42:a"};
 	dtx_msg_t d;
 	char *buf;
 	size_t len;
@@ -34,6 +35,7 @@ static void test_round_trip(void)
 	is_int(dtx_msg_encode(&m, &buf, &len), 0, "TX encodes");
 	is_int(decode(buf, len, &d), 0, "TX decodes");
 	ok(d.type == DTX_T_TX && d.id == 42 && d.timeout_ms == 1500, "TX header fields survive");
+	ok((d.has & DTX_F_KEY) && strcmp(d.key, "order-42:a") == 0, "the submission key survives");
 	ok(d.nbranches == 2 && strcmp(d.branches[1].participant, "bank") == 0,
 	   "branches survive in order");
 	ok(d.branches[0].nstmts == 2 && d.branches[0].stmts[0].nparams == 3 &&
@@ -259,6 +261,13 @@ static void test_ids(void)
 	ok(dtx_gid_parse("dtx:c1:7:12", &p, &branch) != 0, "a GID without branch is refused");
 	ok(dtx_gid_parse("xa:c1:7:12:0", &p, &branch) != 0, "a foreign GID is refused");
 	ok(dtx_gtid_parse("c1.7.x", &p) != 0, "a bad GTID is refused");
+	ok(dtx_gtid_parse("c1.07.1", &p) != 0 && dtx_gtid_parse("c1.7.99999999999999999999", &p) != 0,
+	   "a GTID not in canonical form (leading zero, out of range) is refused");
+	ok(dtx_gid_parse("dtx:c1:99:5:0000", &p, &branch) != 0,
+	   "a GID not in canonical form (dtx:c1:99:5:0000) is refused");
+	ok(dtx_key_valid("order-42:a") && !dtx_key_valid("") && !dtx_key_valid("a b") &&
+		   !dtx_key_valid("12345678901234567890123456789012345678901234567890123456789012345"),
+	   "keys: 1 to 64 bytes of [A-Za-z0-9_.:-]");
 	ok(!dtx_coord_id_valid("a.b") && !dtx_coord_id_valid(""), "coordinator ids exclude . and empty");
 }
 
