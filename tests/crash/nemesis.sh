@@ -293,10 +293,13 @@ NOT_QUIET=0
 run() {
 	local r=$1 secs=$2 out=$T/outcomes.$r bank t0 now ev
 	bank_setup
-	schedule $((secs * 1000)) | sort -n >"$T/schedule"
-	echo "# run $r: $secs s, $(wc -l <"$T/schedule") faults scheduled"
+	# in this shell, not a pipeline's subshell: bash reseeds RANDOM there
+	schedule $((secs * 1000)) >"$T/schedule.raw"
+	sort -n "$T/schedule.raw" >"$T/schedule"
+	echo "# run $r: $secs s, $(wc -l <"$T/schedule") faults scheduled (schedule cksum $(cksum <"$T/schedule" | cut -d' ' -f1))"
 	"$BANKTEST" -g -s $((SEED + r)) "$DTX_CLIENT" "$CLIENTS" "$secs" "$ACCOUNTS" "$out" >"$T/bank.out" 2>&1 &
 	bank=$!
+	ALL_PIDS+=("$bank")
 	t0=$(now_ms)
 	exec 3<"$T/schedule"
 	read -r ev_at ev_what ev_target ev_arg <&3 || ev_at=
@@ -319,6 +322,7 @@ run() {
 		kill_wait "$bank" KILL; viol W "the workload did not end 30 s after the run"
 	fi
 	wait "$bank" 2>/dev/null
+	forget_pid "$bank"
 	echo "# run $r workload: $(tail -1 "$T/bank.out")"
 	wait_for 30 all_up || viol W "agents not all registered 30 s after the run: $("$DTXCTL" status | grep participant | tr '\n' ' ')"
 	if ! wait_for 60 quiescent; then
