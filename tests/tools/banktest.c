@@ -13,7 +13,17 @@
  *
  * Output, one line per transfer: "REF OUTCOME DB,DB[,DB]" where OUTCOME is
  * committed, aborted, refused (the coordinator refused it: nothing ran) or
- * unknown (no answer: the coordinator died or timed out).
+ * unknown (no answer: the coordinator died or timed out). With -g each
+ * line ends with a fourth field, the GTID the client learnt or "-".
+ * -s SEED makes the clients' choices (accounts, amounts, shapes) repeat
+ * from run to run; without it they follow the process id.
+ *
+ * dtx-banktest -Q ENDPOINT WAIT_MS reads GTIDs, one a line, from standard
+ * input and asks the coordinator for each outcome as a client does
+ * (QUERY, what dtxctl query sends), printing "GTID STATUS" per line:
+ * STATUS is dtx_outcome_str()'s name, or "error:<dtx_strerror()>" when
+ * there was no answer. One connection, one query at a time, each waiting
+ * at most WAIT_MS.
  */
 #include "config.h"
 
@@ -35,6 +45,7 @@ typedef struct {
 	FILE *out;
 	pthread_mutex_t *lock;
 	unsigned seed;
+	bool gtids;
 	unsigned long n[4];
 } s_client_t;
 
@@ -82,6 +93,7 @@ static void *s_run(void *arg)
 		dtx_tx_set_timeout(tx, 2000);
 
 		dtx_outcome_t out;
+		memset(&out, 0, sizeof(out));
 		int rc = dtx_client_run(cl, tx, &out, 2500);
 		dtx_tx_destroy(&tx);
 		const char *what;
@@ -93,13 +105,17 @@ static void *s_run(void *arg)
 			what = "refused", c->n[2]++;
 		else
 			what = "unknown", c->n[3]++;
-		pthread_mutex_lock(c->lock);
+		char dbs[32], tail[DTX_GTID_MAX + 2] = "";
 		if (one)
-			fprintf(c->out, "%s %s %s\n", ref, what, s_dbs[a]);
+			snprintf(dbs, sizeof(dbs), "%s", s_dbs[a]);
 		else if (three)
-			fprintf(c->out, "%s %s %s,%s,%s\n", ref, what, s_dbs[a], s_dbs[b], s_dbs[third]);
+			snprintf(dbs, sizeof(dbs), "%s,%s,%s", s_dbs[a], s_dbs[b], s_dbs[third]);
 		else
-			fprintf(c->out, "%s %s %s,%s\n", ref, what, s_dbs[a], s_dbs[b]);
+			snprintf(dbs, sizeof(dbs), "%s,%s", s_dbs[a], s_dbs[b]);
+		if (c->gtids)
+			snprintf(tail, sizeof(tail), " %s", out.gtid[0] ? out.gtid : "-");
+		pthread_mutex_lock(c->lock);
+		fprintf(c->out, "%s %s %s%s\n", ref, what, dbs, tail);
 		pthread_mutex_unlock(c->lock);
 		if (rc == 0 && out.status != DTX_OUTCOME_COMMITTED && out.status != DTX_OUTCOME_ABORTED)
 			fprintf(stderr, "banktest: %s answered %s\n", ref, dtx_outcome_str(out.status));
@@ -114,12 +130,67 @@ static void *s_run(void *arg)
 	return NULL;
 }
 
+/* -Q: one QUERY per GTID on standard input; see the head comment. */
+static int s_query_all(const char *endpoint, int wait_ms)
+{
+	dtx_client_t *cl = dtx_client_new(endpoint);
+	char line[256];
+	if (!cl)
+		return 2;
+	while (fgets(line, sizeof(line), stdin)) {
+		line[strcspn(line, " \r\n")] = '\0';
+		if (!line[0])
+			continue;
+		dtx_outcome_t out;
+		memset(&out, 0, sizeof(out));
+		int rc = dtx_client_query(cl, line, &out, wait_ms);
+		if (rc == 0) {
+			printf("%s %s\n", line, dtx_outcome_str(out.status));
+		} else {
+			printf("%s error:%s\n", line, dtx_strerror(rc));
+			/* a late answer may still come on this connection */
+			dtx_client_destroy(&cl);
+			if (!(cl = dtx_client_new(endpoint)))
+				return 2;
+		}
+	}
+	dtx_client_destroy(&cl);
+	return 0;
+}
+
+static int s_usage(void)
+{
+	fprintf(stderr, "usage: dtx-banktest [-g] [-s SEED] ENDPOINT CLIENTS SECONDS ACCOUNTS OUTFILE\n"
+			"       dtx-banktest -Q ENDPOINT WAIT_MS < GTIDS\n");
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 6) {
-		fprintf(stderr, "usage: dtx-banktest ENDPOINT CLIENTS SECONDS ACCOUNTS OUTFILE\n");
-		return 2;
+	bool gtids = false, seeded = false;
+	unsigned seed = 0;
+	int opt;
+	while ((opt = getopt(argc, argv, "gs:Q")) != -1) {
+		switch (opt) {
+		case 'g':
+			gtids = true;
+			break;
+		case 's':
+			seed = (unsigned)strtoul(optarg, NULL, 10);
+			seeded = true;
+			break;
+		case 'Q':
+			if (argc - optind != 2)
+				return s_usage();
+			return s_query_all(argv[optind], atoi(argv[optind + 1]));
+		default:
+			return s_usage();
+		}
 	}
+	argc -= optind - 1;
+	argv += optind - 1;
+	if (argc != 6)
+		return s_usage();
 	unsigned n = (unsigned)atoi(argv[2]);
 	FILE *out = fopen(argv[5], "w");
 	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -133,7 +204,8 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < n; i++) {
 		cs[i] = (s_client_t){.endpoint = argv[1], .id = i, .accounts = (unsigned)atoi(argv[4]),
 				     .stop_ms = stop, .out = out, .lock = &lock,
-				     .seed = (unsigned)getpid() * 7919u + i};
+				     .seed = (seeded ? seed : (unsigned)getpid()) * 7919u + i,
+				     .gtids = gtids};
 		pthread_create(&th[i], NULL, s_run, &cs[i]);
 	}
 	unsigned long tot[4] = {0};
