@@ -33,6 +33,7 @@
 #include "dtx_wire.h"
 #include "pga.h"
 #include "pga_db.h"
+#include "pga_stmt.h"
 
 typedef struct s_job {
 	struct s_job *next, *prev;     /* its queue */
@@ -323,6 +324,22 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 				       .gtid = m.gtid, .code = DTX_VOTE_NO,
 				       .text = "rolled back before its PREPARE arrived"};
 			dtx_info("%s: prepare refused: rolled back already", m.gtid);
+			s_send(self, &v);
+			break;
+		}
+		/* A client's statements are read before anything of the branch
+		 * reaches PostgreSQL: one that could step outside the
+		 * branch's transaction (or is not one statement) is a NO. */
+		char sqlstate[8] = "", refused[512];
+		if (pga_stmt_check(m.nstmts, m.stmts, sqlstate, refused, sizeof(refused))) {
+			dtx_msg_t v = {.type = DTX_T_VOTE,
+				       .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT,
+				       .gtid = m.gtid, .code = DTX_VOTE_NO, .text = refused};
+			if (sqlstate[0]) {
+				v.has |= DTX_F_SQLSTATE;
+				v.sqlstate = sqlstate;
+			}
+			dtx_info("%s: vote no: %s", m.gtid, refused);
 			s_send(self, &v);
 			break;
 		}
