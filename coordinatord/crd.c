@@ -1049,6 +1049,10 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 			prep.has |= DTX_F_CODE;
 			prep.code = DTX_PREPARE_ONE_PHASE;
 		}
+		/* what is left of the timeout bounds the branch's statements */
+		int64_t left = tx->deadline_ms - (int64_t)(dtx_now_us() / 1000);
+		prep.has |= DTX_F_TIMEOUT;
+		prep.timeout_ms = left > 1 ? (uint32_t)left : 1;
 		s_gid(self, tx, i, gid, sizeof(gid));
 		if (!s_send_part(self, p, &prep)) {
 			snprintf(text, sizeof(text), "participant '%s' is not connected", p->name);

@@ -256,6 +256,12 @@ static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 			return; /* queued or being applied: that one answers */
 		if (job->running) {
 			job->deferred = decision; /* applied when the prepare returns */
+			/* A branch still running is cut short: its work is lost
+			 * anyway, and its locks and its connection are wanted. */
+			if (!commit)
+				for (unsigned i = 0; i < self->cfg.pool_size; i++)
+					if (self->running[i] == job)
+						pga_db_cancel(self->dbs[i]);
 			return;
 		}
 		if (!commit) {
@@ -350,6 +356,10 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		memset(&m, 0, sizeof(m));
 		job->op.one_phase = (job->msg.has & DTX_F_CODE) &&
 				    job->msg.code == DTX_PREPARE_ONE_PHASE;
+		/* The coordinator says how much of the global timeout is left;
+		 * time queued here counts against it. */
+		if ((job->msg.has & DTX_F_TIMEOUT) && job->msg.timeout_ms)
+			job->op.deadline_ms = dtx_now_ms() + job->msg.timeout_ms;
 		job->op.nstmts = job->msg.nstmts;
 		job->op.stmts = job->msg.stmts;
 		s_enqueue(self, job, false);

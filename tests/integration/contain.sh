@@ -60,4 +60,73 @@ out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "$(ins a1);" --expect 1 \
 is "$rc" 0 "ordinary statements of every accepted kind commit"
 is "$(q shop "SELECT qty FROM orders WHERE ref = 'a1b'")" 3 "... and did their work"
 
+# --- nothing a branch sets survives into the next branch ------------------
+# set_config(..., false) in a SELECT cannot be told from any other SELECT:
+# it is accepted, and the session is reset after the branch.
+# leaks NAME VALUE DEFAULT [one]: a branch sets NAME to VALUE for the
+# session and commits (two phases, or one phase with "one"); the next
+# branch on the same connection sees DEFAULT.
+leaks() {
+	local other=("${bank_ok[@]}") out rc
+	[ "${4:-}" = one ] && other=()
+	out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "SELECT set_config('$1', '$2', false)" --expect 1 "${other[@]}"); rc=$?
+	is "$rc" 0 "a branch that sets $1 = $2 for its session commits${4:+ (one phase)}"
+	out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "SELECT 1 WHERE current_setting('$1') = '$3'" --expect 1 \
+		--sql "$(ins "n-$1-${4:-two}")" --expect 1 "${other[@]}"); rc=$?
+	is "$rc" 0 "... the next branch sees $1 = $3 and writes: $out"
+}
+leaks search_path pg_temp '"$user", public'
+leaks lock_timeout 0 1s
+leaks default_transaction_read_only on off
+leaks search_path pg_temp '"$user", public' one
+leaks default_transaction_read_only on off one
+leaks lock_timeout 0 1s one
+# statement_timeout: in a branch, what is left of the global timeout (SET LOCAL)
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "SELECT set_config('statement_timeout', '1', false)" --expect 1); rc=$?
+is "$rc" 0 "a branch that sets statement_timeout = 1ms for its session commits"
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "SELECT pg_sleep(0.05), current_setting('statement_timeout') WHERE current_setting('statement_timeout') ~ '^(2[0-9]{3}ms|3s)$'" --expect 1); rc=$?
+is "$rc" 0 "... the next branch runs with what is left of its 3 s timeout: $out"
+
+# on the way out of a failed branch too
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "SELECT set_config('search_path', 'pg_temp', false)" \
+	--sql "INSERT INTO no_such_table VALUES (1)" "${bank_ok[@]}"); rc=$?
+is "$rc" 1 "a branch that sets search_path and then fails aborts"
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "SELECT 1 WHERE current_setting('search_path') = '\"\$user\", public'" --expect 1 \
+	"${bank_ok[@]}"); rc=$?
+is "$rc" 0 "... and the next branch sees the default search_path"
+
+# a session advisory lock taken by a branch is released with it
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "SELECT pg_advisory_lock(42)" "${bank_ok[@]}"); rc=$?
+is "$rc" 0 "a branch that takes a session advisory lock commits"
+is "$(q shop "SELECT pg_try_advisory_lock(42)")" t "... and the lock is not held after it"
+
+# --- a branch does not outlive its transaction -----------------------------
+sleeping() { q shop "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)' AND state = 'active'"; }
+t0=$(date +%s%N)
+out=$("$DTXCTL" exec --timeout 1500 --wait 10000 --on shop --sql "SELECT pg_sleep(20)" "${bank_ok[@]}"); rc=$?
+t1=$(date +%s%N)
+is "$rc" 1 "a branch sleeping past the global timeout aborts"
+ok $(( (t1 - t0) / 1000000 < 5000 ? 0 : 1 )) "... within 5 s ($(( (t1 - t0) / 1000000 )) ms) of a 1.5 s timeout"
+wait_for 5 sh -c "[ \$(PGOPTIONS='-c client_min_messages=warning' '$PGBIN/psql' -X -h '$PGSOCK' -p $PGPORT -U postgres -d shop -Atqc \"SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)' AND state = 'active'\") = 0 ]"
+ok $? "... and its statement no longer runs in PostgreSQL"
+like "$(grep -F "$(echo "$out" | awk '{print $1}' | tr . :)" "$T/agent-shop.log" | tr '\n' ' ')" \
+	'statement timeout|statements cancelled' "... the agent cut it short (statement_timeout or cancel)"
+
+# A rollback that arrives while the branch runs cancels it, long before
+# the timeout: bank votes no at once.
+t0=$(date +%s%N)
+out=$("$DTXCTL" exec --timeout 10000 --wait 15000 --on shop --sql "SELECT pg_sleep(20)" \
+	--on bank --sql "UPDATE wallets SET balance = balance WHERE customer = 'nobody'" --expect 1); rc=$?
+t1=$(date +%s%N)
+is "$rc" 1 "a transaction whose other branch votes no aborts"
+ok $(( (t1 - t0) / 1000000 < 3000 ? 0 : 1 )) "... at once ($(( (t1 - t0) / 1000000 )) ms), not at its 10 s timeout"
+wait_for 5 sh -c "[ \$(PGOPTIONS='-c client_min_messages=warning' '$PGBIN/psql' -X -h '$PGSOCK' -p $PGPORT -U postgres -d shop -Atqc \"SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)' AND state = 'active'\") = 0 ]"
+ok $? "... and the sleeping shop branch was cancelled"
+g=$(echo "$out" | awk '{print $1}' | tr . :)
+wait_for 5 grep -q "$g:0: rolled back while running: its statements cancelled" "$T/agent-shop.log"
+ok $? "... by the agent, when the rollback arrived"
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "$(ins after-cancel)" --expect 1 "${bank_ok[@]}"); rc=$?
+is "$rc" 0 "the next branch on that connection commits"
+wait_for 5 no_prepared_left; ok $? "nothing is left prepared"
+
 done_testing
