@@ -659,7 +659,8 @@ int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 	    !(self->buckets = calloc(BUCKETS, sizeof(*self->buckets))))
 		goto fail;
 	for (unsigned i = 0; i < cfg->pool_size; i++) {
-		if (!(self->dbs[i] = pga_db_new(cfg->conninfo, cfg->lock_timeout_ms)))
+		if (!(self->dbs[i] = pga_db_new(cfg->conninfo, cfg->lock_timeout_ms, cfg->max_result_rows,
+					    cfg->max_result_bytes)))
 			goto fail;
 		/* the lowest index on top: jobs go to few connections when few run */
 		self->idle[self->nidle++] = cfg->pool_size - 1 - i;

@@ -49,6 +49,7 @@ struct pga_db {
 	char *conninfo;
 	PGconn *conn;
 	char lock_timeout[64];  /* SET lock_timeout, or "" */
+	uint64_t max_rows, max_bytes; /* a branch statement's result bound; 0: none */
 	bool connecting;        /* PQconnectPoll under way */
 	int64_t connect_deadline_ms; /* connecting: give up then, or 0 */
 	bool want_write;        /* connecting, or output not yet flushed */
@@ -70,6 +71,10 @@ struct pga_db {
 	/* the session reset in the pipeline in flight: nreset queries from
 	 * i_reset; nreset 0: none */
 	unsigned i_reset, nreset;
+	/* ST_WORK: the rows and bytes of the statement being received, and
+	 * the first statement whose result went over the bound (0: none) */
+	uint64_t rows, bytes;
+	unsigned over;
 	char param[64];
 	const char *params[1];  /* {param} */
 	/* the pipeline in flight */
@@ -134,11 +139,14 @@ static const char SQL_PRUNE[] =
 	"DELETE FROM dtx.branches WHERE created < now() - make_interval(secs => $1::float8)"
 	" AND gid NOT IN (SELECT gid FROM pg_prepared_xacts)";
 
-pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms)
+pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms, uint64_t max_rows,
+		      uint64_t max_bytes)
 {
 	pga_db_t *self = calloc(1, sizeof(*self));
 	if (!self)
 		return NULL;
+	self->max_rows = max_rows;
+	self->max_bytes = max_bytes;
 	if (lock_timeout_ms)
 		snprintf(self->lock_timeout, sizeof(self->lock_timeout),
 			 "SET lock_timeout = %u", (unsigned)lock_timeout_ms);
@@ -256,12 +264,44 @@ static bool s_reserve(pga_db_t *self, unsigned n)
 	return true;
 }
 
+/* Whether q[i] is one of the branch's statements in the pipeline in flight. */
+static bool s_is_stmt(const pga_db_t *self, unsigned i)
+{
+	return self->op && self->op->kind == PGA_OP_PREPARE && self->step == ST_WORK &&
+	       i >= self->i_stmt && i < self->i_guard;
+}
+
+/*
+ * The query q[nres] becomes current. A branch statement's rows are taken
+ * one at a time (single-row mode) and only counted: the agent keeps none
+ * of them, so a result of any size costs one row's memory, and one past
+ * max_rows or max_bytes makes its branch vote no.
+ */
+static void s_next_query(pga_db_t *self)
+{
+	self->rows = self->bytes = 0;
+	if ((self->max_rows || self->max_bytes) && s_is_stmt(self, self->nres))
+		PQsetSingleRowMode(self->conn);
+}
+
+static void s_count_row(pga_db_t *self, const PGresult *r)
+{
+	self->rows++;
+	for (int c = 0; c < PQnfields(r); c++)
+		self->bytes += (uint64_t)PQgetlength(r, 0, c);
+	if (!self->over && ((self->max_rows && self->rows > self->max_rows) ||
+			    (self->max_bytes && self->bytes > self->max_bytes)))
+		self->over = self->nres + 1; /* q[nres] is receiving */
+}
+
 /* Send self->q[0..n) and a sync. false: the connection broke. */
 static bool s_send(pga_db_t *self, unsigned n)
 {
 	PGconn *conn = self->conn;
 	self->nq = n;
 	self->nres = self->nulls = 0;
+	self->rows = self->bytes = 0;
+	self->over = 0;
 	for (unsigned i = 0; i < n; i++) {
 		s_query_t *q = &self->q[i];
 		q->res = NULL;
@@ -275,6 +315,7 @@ static bool s_send(pga_db_t *self, unsigned n)
 	}
 	if (PQpipelineSync(conn) != 1)
 		return false;
+	s_next_query(self);
 	int f = PQflush(conn);
 	self->want_write = f == 1;
 	return f >= 0;
@@ -309,10 +350,16 @@ static int s_collect(pga_db_t *self)
 			/* the end of one query's results; many in a row: broken */
 			if (PQstatus(conn) != CONNECTION_OK || ++self->nulls > 2 * self->nq + 2)
 				return -1;
+			s_next_query(self);
 			continue;
 		}
 		self->nulls = 0;
 		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_SINGLE_TUPLE) {
+			s_count_row(self, r);
+			PQclear(r);
+			continue;
+		}
 		if (st == PGRES_PIPELINE_SYNC) {
 			PQclear(r);
 			return 1;
@@ -650,6 +697,13 @@ static pga_op_t *s_on_work(pga_db_t *self)
 					self->marked = false;
 			}
 			return s_undo(self, false); /* the PREPARE did not run */
+		}
+		if (is_stmt && self->over == i + 1) {
+			snprintf(op->sqlstate, 6, "54000");
+			snprintf(op->why, sizeof(op->why),
+				 "statement %u returned more than %llu rows or %llu bytes", stmt,
+				 (unsigned long long)self->max_rows, (unsigned long long)self->max_bytes);
+			return prep && !prepared ? s_finish(self, DTX_VOTE_NO) : s_undo(self, prepared);
 		}
 		if (is_stmt && op->stmts[stmt - 1].expect >= 0) {
 			const char *t = PQcmdTuples(self->q[i].res);

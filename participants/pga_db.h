@@ -74,9 +74,12 @@ typedef struct {
  * lock fails (SQLSTATE 55P03) and the branch votes no. Waits across
  * databases and prepared transactions are invisible to PostgreSQL's
  * deadlock detector, so without it a distributed deadlock lasts until
- * the global timeout.
+ * the global timeout. max_rows, max_bytes > 0: a branch statement whose
+ * result is larger votes no (its rows are counted one at a time, never
+ * kept).
  */
-pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms);
+pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms, uint64_t max_rows,
+		      uint64_t max_bytes);
 
 /* Closes the connection; an operation still running is abandoned (an open
  * transaction rolls back, a prepared one stays prepared). */

@@ -129,4 +129,19 @@ out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "$(ins after-cancel)" --expe
 is "$rc" 0 "the next branch on that connection commits"
 wait_for 5 no_prepared_left; ok $? "nothing is left prepared"
 
+# --- a result is bounded (defaults: 100000 rows, 16 MiB) -------------------
+out=$("$DTXCTL" exec --timeout 5000 --on shop --sql "SELECT g FROM generate_series(1, 50000) g" --expect 50000 "${bank_ok[@]}"); rc=$?
+is "$rc" 0 "a result within the bound is counted (expect 50000) and commits"
+out=$("$DTXCTL" exec --timeout 5000 --on shop --sql "SELECT g FROM generate_series(1, 200000) g" "${bank_ok[@]}"); rc=$?
+is "$rc" 1 "a result of 200000 rows aborts"
+like "$out" 'shop voted no: statement 1 returned more than 100000 rows or 16777216 bytes' "... the agent says why"
+out=$("$DTXCTL" exec --timeout 20000 --wait 25000 --on shop --sql "SELECT repeat('x', 1000000) FROM generate_series(1, 200)" "${bank_ok[@]}"); rc=$?
+is "$rc" 1 "a result of 200 MB aborts"
+like "$out" 'shop voted no: statement 1 returned more than' "... over the byte bound"
+hwm=$(awk '/^VmHWM/ {print $2}' "/proc/${AGENT_PID[shop]}/status")
+ok $(( hwm < 65536 ? 0 : 1 )) "... and the agent never held it: peak resident $hwm kB"
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "$(ins after-big)" --expect 1 "${bank_ok[@]}"); rc=$?
+is "$rc" 0 "the next branch on that connection commits"
+wait_for 5 no_prepared_left; ok $? "nothing is left prepared"
+
 done_testing
