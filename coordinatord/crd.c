@@ -1019,6 +1019,10 @@ static bool s_send_prepares(crd_t *self, s_tx_t *tx)
 			prep.has |= DTX_F_CODE;
 			prep.code = DTX_PREPARE_ONE_PHASE;
 		}
+		/* what is left of the timeout bounds the branch's statements */
+		int64_t left = tx->deadline_ms - (int64_t)(dtx_now_us() / 1000);
+		prep.has |= DTX_F_TIMEOUT;
+		prep.timeout_ms = left > 1 ? (uint32_t)left : 1;
 		s_gid(self, tx, i, gid, sizeof(gid));
 		if (tx->br[i].part < 0 || !s_send_part(self, &self->parts[tx->br[i].part], &prep)) {
 			snprintf(text, sizeof(text), "participant '%s' is not connected",

@@ -40,7 +40,8 @@ typedef enum {
 	DTX_T_HELLO,    /* agent: name */
 	DTX_T_WELCOME,  /* coordinator: text=coordinator id */
 	DTX_T_INDOUBT,  /* agent: gids prepared in its database */
-	DTX_T_PREPARE,  /* coordinator: gtid=branch gid, stmts, code=DTX_PREPARE_* */
+	DTX_T_PREPARE,  /* coordinator: gtid=branch gid, stmts, code=DTX_PREPARE_*,
+			 * timeout=ms left of the global timeout */
 	DTX_T_VOTE,     /* agent: gtid=gid, code=vote, sqlstate, text */
 	DTX_T_DECIDE,   /* coordinator: gtid=gid, code=DTX_DECIDE_* */
 	DTX_T_ACK,      /* agent: gtid=gid, code=ack result, text */

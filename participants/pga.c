@@ -33,6 +33,7 @@
 #include "dtx_wire.h"
 #include "pga.h"
 #include "pga_db.h"
+#include "pga_stmt.h"
 
 typedef struct s_job {
 	struct s_job *next, *prev;     /* its queue */
@@ -255,6 +256,12 @@ static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 			return; /* queued or being applied: that one answers */
 		if (job->running) {
 			job->deferred = decision; /* applied when the prepare returns */
+			/* A branch still running is cut short: its work is lost
+			 * anyway, and its locks and its connection are wanted. */
+			if (!commit)
+				for (unsigned i = 0; i < self->cfg.pool_size; i++)
+					if (self->running[i] == job)
+						pga_db_cancel(self->dbs[i]);
 			return;
 		}
 		if (!commit) {
@@ -326,6 +333,22 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 			s_send(self, &v);
 			break;
 		}
+		/* A client's statements are read before anything of the branch
+		 * reaches PostgreSQL: one that could step outside the
+		 * branch's transaction (or is not one statement) is a NO. */
+		char sqlstate[8] = "", refused[512];
+		if (pga_stmt_check(m.nstmts, m.stmts, sqlstate, refused, sizeof(refused))) {
+			dtx_msg_t v = {.type = DTX_T_VOTE,
+				       .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT,
+				       .gtid = m.gtid, .code = DTX_VOTE_NO, .text = refused};
+			if (sqlstate[0]) {
+				v.has |= DTX_F_SQLSTATE;
+				v.sqlstate = sqlstate;
+			}
+			dtx_info("%s: vote no: %s", m.gtid, refused);
+			s_send(self, &v);
+			break;
+		}
 		s_job_t *job = s_job_new(PGA_OP_PREPARE, m.gtid);
 		if (!job)
 			break; /* no vote: the coordinator times the branch out */
@@ -333,6 +356,10 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		memset(&m, 0, sizeof(m));
 		job->op.one_phase = (job->msg.has & DTX_F_CODE) &&
 				    job->msg.code == DTX_PREPARE_ONE_PHASE;
+		/* The coordinator says how much of the global timeout is left;
+		 * time queued here counts against it. */
+		if ((job->msg.has & DTX_F_TIMEOUT) && job->msg.timeout_ms)
+			job->op.deadline_ms = dtx_now_ms() + job->msg.timeout_ms;
 		job->op.nstmts = job->msg.nstmts;
 		job->op.stmts = job->msg.stmts;
 		s_enqueue(self, job, false);
@@ -632,7 +659,8 @@ int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 	    !(self->buckets = calloc(BUCKETS, sizeof(*self->buckets))))
 		goto fail;
 	for (unsigned i = 0; i < cfg->pool_size; i++) {
-		if (!(self->dbs[i] = pga_db_new(cfg->conninfo, cfg->lock_timeout_ms)))
+		if (!(self->dbs[i] = pga_db_new(cfg->conninfo, cfg->lock_timeout_ms, cfg->max_result_rows,
+					    cfg->max_result_bytes)))
 			goto fail;
 		/* the lowest index on top: jobs go to few connections when few run */
 		self->idle[self->nidle++] = cfg->pool_size - 1 - i;

@@ -15,6 +15,8 @@ void pga_config_defaults(pga_config_t *cfg)
 	cfg->pool_size = 4;
 	cfg->heartbeat_ms = 1000;
 	cfg->lock_timeout_ms = 2000;
+	cfg->max_result_rows = 100000;
+	cfg->max_result_bytes = 16 << 20;
 	cfg->marker_retention_s = 7 * 86400;
 	cfg->marker_prune_interval_s = 600;
 	cfg->log_level = DTX_LOG_INFO;
@@ -71,6 +73,14 @@ static int s_handler(void *arg, const char *section, const char *key, const char
 		if (!dtx_conf_int(key, val, 0, 3600000, &v, c->why, sizeof(c->why)))
 			return 0;
 		cfg->lock_timeout_ms = (uint32_t)v;
+	} else if (strcmp(key, "max_result_rows") == 0) {
+		if (!dtx_conf_int(key, val, 0, 1LL << 40, &v, c->why, sizeof(c->why)))
+			return 0;
+		cfg->max_result_rows = (uint64_t)v;
+	} else if (strcmp(key, "max_result_bytes") == 0) {
+		if (!dtx_conf_int(key, val, 0, 1LL << 40, &v, c->why, sizeof(c->why)))
+			return 0;
+		cfg->max_result_bytes = (uint64_t)v;
 	} else if (strcmp(key, "marker_retention_s") == 0) {
 		if (!dtx_conf_int(key, val, 60, 10LL * 365 * 86400, &v, c->why, sizeof(c->why)))
 			return 0;

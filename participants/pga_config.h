@@ -15,6 +15,8 @@ typedef struct {
 	unsigned pool_size;         /* connections; prepares use all but one */
 	uint32_t heartbeat_ms;
 	uint32_t lock_timeout_ms;   /* a branch waiting longer for a lock votes no; 0: wait */
+	uint64_t max_result_rows;   /* a statement returning more votes no; 0: no bound */
+	uint64_t max_result_bytes;  /* likewise, the sum of its values' sizes */
 	uint64_t marker_retention_s;
 	uint32_t marker_prune_interval_s; /* how often old marker rows are deleted */
 	int log_level;

@@ -19,11 +19,15 @@
 #include "pga_db.h"
 
 typedef enum {
-	ST_SETUP,    /* SET lock_timeout; PREPARE the marker statement */
-	ST_WORK,     /* prepare: BEGIN, the statements, the marker row, and
-		      * PREPARE TRANSACTION unless one phase */
-	ST_END,      /* prepare: COMMIT (one phase), COMMIT PREPARED (read-only) */
-	ST_ROLLBACK, /* prepare: ROLLBACK (PREPARED) after a failure; vote no */
+	ST_SETUP,    /* the session reset (SET lock_timeout included) and/or
+		      * PREPARE the marker statement */
+	ST_WORK,     /* prepare: BEGIN, SET LOCAL statement_timeout, the
+		      * statements, the guard, the marker row, and PREPARE
+		      * TRANSACTION and the session reset unless one phase */
+	ST_END,      /* prepare: COMMIT (one phase), COMMIT PREPARED (read-only),
+		      * then the session reset */
+	ST_ROLLBACK, /* prepare: ROLLBACK (PREPARED) after a failure, then the
+		      * session reset; vote no */
 	ST_APPLY,    /* decide: COMMIT / ROLLBACK PREPARED */
 	ST_MARKED,   /* decide: is there a marker row? */
 	ST_LIST,     /* scan: the prepared GIDs */
@@ -45,10 +49,13 @@ struct pga_db {
 	char *conninfo;
 	PGconn *conn;
 	char lock_timeout[64];  /* SET lock_timeout, or "" */
+	uint64_t max_rows, max_bytes; /* a branch statement's result bound; 0: none */
 	bool connecting;        /* PQconnectPoll under way */
 	int64_t connect_deadline_ms; /* connecting: give up then, or 0 */
 	bool want_write;        /* connecting, or output not yet flushed */
-	bool session_ready;     /* set up: lock_timeout, MARK_STMT */
+	bool marked;            /* MARK_STMT is prepared in this session */
+	bool clean;             /* the session is as the reset leaves it: no
+				 * branch ran in it since */
 	/* the operation running */
 	pga_op_t *op;
 	s_step_t step;
@@ -57,6 +64,17 @@ struct pga_db {
 	bool read_only;         /* ST_END: the branch wrote nothing */
 	const char *mark[1];    /* MARK_STMT's parameter: op->gid */
 	char cmd[300];          /* PREPARE TRANSACTION 'gid' and the like */
+	char stmt_timeout[64];  /* ST_WORK: SET LOCAL statement_timeout, or "" */
+	/* ST_WORK's pipeline: where the branch's statements (nstmts of
+	 * them from i_stmt), the guard, the marker and PREPARE are */
+	unsigned i_stmt, i_guard, i_mark, i_prep;
+	/* the session reset in the pipeline in flight: nreset queries from
+	 * i_reset; nreset 0: none */
+	unsigned i_reset, nreset;
+	/* ST_WORK: the rows and bytes of the statement being received, and
+	 * the first statement whose result went over the bound (0: none) */
+	uint64_t rows, bytes;
+	unsigned over;
 	char param[64];
 	const char *params[1];  /* {param} */
 	/* the pipeline in flight */
@@ -81,10 +99,38 @@ static const char SQL_PRUNE_INDEX[] =
 	" END IF; END$$";
 /* The marker row, written only when the branch wrote something: its row
  * count (1 or 0) is also the read-only probe. Prepared once per
- * connection. */
+ * connection; it runs after the branch's statements, under a search_path
+ * they may have set, so every name in it is qualified. */
 #define MARK_STMT "dtx_mark"
 static const char SQL_MARK[] = "INSERT INTO dtx.branches (gid)"
-			       " SELECT $1 WHERE pg_current_xact_id_if_assigned() IS NOT NULL";
+			       " SELECT $1 WHERE pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL";
+/* The guard, just before the marker and PREPARE TRANSACTION: SAVEPOINT
+ * fails (25P01) unless the session is still inside a transaction block,
+ * and no statement a branch may send can open one, so the block is the
+ * one BEGIN opened. A branch that left it (should a COMMIT ever get past
+ * pga_stmt.c) stops the pipeline here: no marker, no PREPARE. */
+static const char SQL_GUARD[] = "SAVEPOINT dtx_guard";
+static const char SQL_UNGUARD[] = "RELEASE SAVEPOINT dtx_guard";
+/*
+ * The session reset, after every branch and before any other job on a
+ * session a branch ran in: what a branch can leave behind through the
+ * functions a SELECT may call (set_config(..., false), session advisory
+ * locks, SET ROLE through set_config('role'), temporary tables and LISTEN
+ * made by a function's dynamic SQL, sequence state). DISCARD ALL would do
+ * it in one, but it cannot run in a pipeline's implicit transaction and it
+ * drops MARK_STMT; these can, and ride at the end of the branch's last
+ * pipeline (no round trip of their own). The agent's own settings
+ * (lock_timeout) follow them.
+ */
+static const char *const SQL_RESET[] = {
+	"SET SESSION AUTHORIZATION DEFAULT", /* also the role */
+	"RESET ALL",
+	"SELECT pg_catalog.pg_advisory_unlock_all()",
+	"DISCARD TEMP",
+	"DISCARD SEQUENCES",
+	"UNLISTEN *",
+};
+#define NRESET (sizeof(SQL_RESET) / sizeof(SQL_RESET[0]))
 static const char SQL_MARKED[] = "SELECT 1 FROM dtx.branches WHERE gid = $1";
 static const char SQL_SCAN[] =
 	"SELECT gid FROM pg_prepared_xacts"
@@ -93,11 +139,14 @@ static const char SQL_PRUNE[] =
 	"DELETE FROM dtx.branches WHERE created < now() - make_interval(secs => $1::float8)"
 	" AND gid NOT IN (SELECT gid FROM pg_prepared_xacts)";
 
-pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms)
+pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms, uint64_t max_rows,
+		      uint64_t max_bytes)
 {
 	pga_db_t *self = calloc(1, sizeof(*self));
 	if (!self)
 		return NULL;
+	self->max_rows = max_rows;
+	self->max_bytes = max_bytes;
 	if (lock_timeout_ms)
 		snprintf(self->lock_timeout, sizeof(self->lock_timeout),
 			 "SET lock_timeout = %u", (unsigned)lock_timeout_ms);
@@ -123,7 +172,8 @@ static void s_close(pga_db_t *self)
 	if (self->conn)
 		PQfinish(self->conn);
 	self->conn = NULL;
-	self->connecting = self->want_write = self->session_ready = false;
+	self->connecting = self->want_write = self->marked = self->clean = false;
+	self->nreset = 0;
 }
 
 void pga_db_destroy(pga_db_t **self_p)
@@ -214,12 +264,44 @@ static bool s_reserve(pga_db_t *self, unsigned n)
 	return true;
 }
 
+/* Whether q[i] is one of the branch's statements in the pipeline in flight. */
+static bool s_is_stmt(const pga_db_t *self, unsigned i)
+{
+	return self->op && self->op->kind == PGA_OP_PREPARE && self->step == ST_WORK &&
+	       i >= self->i_stmt && i < self->i_guard;
+}
+
+/*
+ * The query q[nres] becomes current. A branch statement's rows are taken
+ * one at a time (single-row mode) and only counted: the agent keeps none
+ * of them, so a result of any size costs one row's memory, and one past
+ * max_rows or max_bytes makes its branch vote no.
+ */
+static void s_next_query(pga_db_t *self)
+{
+	self->rows = self->bytes = 0;
+	if ((self->max_rows || self->max_bytes) && s_is_stmt(self, self->nres))
+		PQsetSingleRowMode(self->conn);
+}
+
+static void s_count_row(pga_db_t *self, const PGresult *r)
+{
+	self->rows++;
+	for (int c = 0; c < PQnfields(r); c++)
+		self->bytes += (uint64_t)PQgetlength(r, 0, c);
+	if (!self->over && ((self->max_rows && self->rows > self->max_rows) ||
+			    (self->max_bytes && self->bytes > self->max_bytes)))
+		self->over = self->nres + 1; /* q[nres] is receiving */
+}
+
 /* Send self->q[0..n) and a sync. false: the connection broke. */
 static bool s_send(pga_db_t *self, unsigned n)
 {
 	PGconn *conn = self->conn;
 	self->nq = n;
 	self->nres = self->nulls = 0;
+	self->rows = self->bytes = 0;
+	self->over = 0;
 	for (unsigned i = 0; i < n; i++) {
 		s_query_t *q = &self->q[i];
 		q->res = NULL;
@@ -233,6 +315,7 @@ static bool s_send(pga_db_t *self, unsigned n)
 	}
 	if (PQpipelineSync(conn) != 1)
 		return false;
+	s_next_query(self);
 	int f = PQflush(conn);
 	self->want_write = f == 1;
 	return f >= 0;
@@ -267,12 +350,27 @@ static int s_collect(pga_db_t *self)
 			/* the end of one query's results; many in a row: broken */
 			if (PQstatus(conn) != CONNECTION_OK || ++self->nulls > 2 * self->nq + 2)
 				return -1;
+			s_next_query(self);
 			continue;
 		}
 		self->nulls = 0;
-		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_SINGLE_TUPLE) {
+			s_count_row(self, r);
+			PQclear(r);
+			continue;
+		}
+		if (st == PGRES_PIPELINE_SYNC) {
 			PQclear(r);
 			return 1;
+		}
+		/* A COPY (pga_stmt.c refuses them) would hold the session in
+		 * its sub-protocol, answering every PQgetResult with itself:
+		 * the session is given up. */
+		if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN || st == PGRES_COPY_BOTH) {
+			PQclear(r);
+			dtx_warn("a statement started COPY: the connection is closed");
+			return -1;
 		}
 		if (self->nres < self->nq)
 			self->q[self->nres++].res = r;
@@ -350,7 +448,7 @@ static void s_connect(pga_db_t *self)
 	}
 	self->connecting = true;
 	self->want_write = true; /* PQconnectPoll's first wait is for writing */
-	self->session_ready = false;
+	self->marked = self->clean = false;
 	self->reused = false;
 }
 
@@ -377,6 +475,29 @@ static bool s_send_prune(pga_db_t *self)
 	return s_send1(self, SQL_PRUNE, 1);
 }
 
+/* Append the session reset, and the agent's own settings after it, to
+ * the pipeline being built (*n queries so far). */
+static void s_add_reset(pga_db_t *self, unsigned *n)
+{
+	self->i_reset = *n;
+	for (unsigned i = 0; i < NRESET; i++)
+		self->q[(*n)++] = (s_query_t){.sql = SQL_RESET[i]};
+	if (self->lock_timeout[0])
+		self->q[(*n)++] = (s_query_t){.sql = self->lock_timeout};
+	self->nreset = *n - self->i_reset;
+}
+
+/* The pipeline that ends a branch: cmd, then the session reset unless the
+ * session is clean already. */
+static bool s_send_end(pga_db_t *self, const char *cmd)
+{
+	unsigned n = 0;
+	self->q[n++] = (s_query_t){.sql = cmd};
+	if (!self->clean)
+		s_add_reset(self, &n);
+	return s_send(self, n);
+}
+
 /* The first step of the operation: its queries on the pipeline. */
 static bool s_send_first(pga_db_t *self)
 {
@@ -386,18 +507,38 @@ static bool s_send_first(pga_db_t *self)
 	case PGA_OP_PREPARE:
 		self->step = ST_WORK;
 		self->q[n++] = (s_query_t){.sql = "BEGIN"};
+		/* What is left of the global timeout bounds each statement
+		 * (and the PREPARE); SET LOCAL ends with the transaction. */
+		self->stmt_timeout[0] = '\0';
+		if (op->deadline_ms) {
+			int64_t left = op->deadline_ms - dtx_now_ms();
+			snprintf(self->stmt_timeout, sizeof(self->stmt_timeout),
+				 "SET LOCAL statement_timeout = %lld", (long long)(left > 1 ? left : 1));
+			self->q[n++] = (s_query_t){.sql = self->stmt_timeout};
+		}
+		self->i_stmt = n;
 		for (uint32_t i = 0; i < op->nstmts; i++)
 			self->q[n++] = (s_query_t){.sql = op->stmts[i].sql,
 						   .nparams = (int)op->stmts[i].nparams,
 						   .params = op->stmts[i].params};
+		self->i_guard = n;
+		self->q[n++] = (s_query_t){.sql = SQL_GUARD};
+		self->q[n++] = (s_query_t){.sql = SQL_UNGUARD};
+		self->i_mark = n;
 		self->q[n++] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .params = self->mark,
 					   .name = MARK_STMT};
-		/* Two phases: prepared in this same round trip; a row count
-		 * found wrong afterwards rolls the prepared branch back. */
+		/* From here on the session holds whatever the branch left. */
+		self->clean = false;
+		/* Two phases: prepared in this same round trip, and the
+		 * session reset after it; a row count found wrong afterwards
+		 * rolls the prepared branch back. */
+		self->i_prep = 0;
 		if (!op->one_phase) {
 			if (!s_gid_cmd(self, "PREPARE TRANSACTION"))
 				return false;
+			self->i_prep = n;
 			self->q[n++] = (s_query_t){.sql = self->cmd};
+			s_add_reset(self, &n);
 		}
 		if (!s_send(self, n))
 			return false;
@@ -419,17 +560,21 @@ static bool s_send_first(pga_db_t *self)
 	}
 }
 
-/* Send the set-up step if the session needs it, else the first step. */
+/* Send the set-up step if the session needs it, else the first step. A
+ * new session gets the reset too (it is one round trip either way); one
+ * that a branch left unreset (its last pipeline failed before the reset)
+ * gets it before any other job runs there. */
 static bool s_send_begin(pga_db_t *self)
 {
 	unsigned n = 0;
-	if (self->session_ready)
+	if (self->marked && self->clean)
 		return s_send_first(self);
 	self->step = ST_SETUP;
-	if (self->lock_timeout[0])
-		self->q[n++] = (s_query_t){.sql = self->lock_timeout};
-	self->q[n++] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .name = MARK_STMT,
-				   .prepare = true};
+	if (!self->clean)
+		s_add_reset(self, &n);
+	if (!self->marked)
+		self->q[n++] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .name = MARK_STMT,
+					   .prepare = true};
 	return s_send(self, n);
 }
 
@@ -472,8 +617,15 @@ pga_op_t *pga_db_start(pga_db_t *self, pga_op_t *op)
 	op->ngids = 0;
 	self->mark[0] = op->gid;
 	self->reused = self->conn != NULL;
-	if (!s_reserve(self, op->kind == PGA_OP_PREPARE ? op->nstmts + 3 : 2)) {
+	/* BEGIN, SET LOCAL, the guard (2), the marker, PREPARE; the reset */
+	if (!s_reserve(self, (op->kind == PGA_OP_PREPARE ? op->nstmts : 0) + 8 + NRESET)) {
 		snprintf(op->why, sizeof(op->why), "out of memory");
+		return s_fail(self);
+	}
+	if (op->kind == PGA_OP_PREPARE && op->deadline_ms && dtx_now_ms() >= op->deadline_ms) {
+		snprintf(op->sqlstate, 6, "57014");
+		snprintf(op->why, sizeof(op->why),
+			 "the transaction's timeout passed before the branch could start");
 		return s_fail(self);
 	}
 	return s_begin(self);
@@ -503,44 +655,63 @@ static pga_op_t *s_undo(pga_db_t *self, bool prepared)
 	if (!prepared)
 		snprintf(self->cmd, sizeof(self->cmd), "ROLLBACK");
 	self->step = ST_ROLLBACK;
-	return s_send1(self, self->cmd, 0) ? NULL : s_lost(self);
+	return s_send_end(self, self->cmd) ? NULL : s_lost(self);
 }
 
 /* ST_WORK is back: check every result. Two phases: the branch is prepared
  * (vote yes) unless something failed (undo, vote no) or it wrote nothing
- * (COMMIT PREPARED, vote read-only). One phase: COMMIT next. */
+ * (COMMIT PREPARED, vote read-only). One phase: COMMIT next, if the
+ * session is still in the branch's transaction. */
 static pga_op_t *s_on_work(pga_db_t *self)
 {
 	pga_op_t *op = self->op;
 	char tmp[400];
-	unsigned nwork = op->one_phase ? self->nq : self->nq - 1; /* up to the marker */
-	const PGresult *prep = op->one_phase ? NULL : self->q[self->nq - 1].res;
-	bool prepared = prep && PQresultStatus(prep) == PGRES_COMMAND_OK;
+	const PGresult *prep = op->one_phase ? NULL : self->q[self->i_prep].res;
+	/* PREPARE TRANSACTION outside a transaction block only warns and
+	 * answers ROLLBACK: its command tag tells */
+	bool prepared = prep && PQresultStatus(prep) == PGRES_COMMAND_OK &&
+			strcmp(PQcmdStatus((PGresult *)prep), "PREPARE TRANSACTION") == 0;
 	/* Crash point: the branch may be prepared, its row counts unchecked. */
 	dtx_crash_point("pga.work_back");
-	for (unsigned i = 0; i < nwork; i++) {
-		unsigned stmt = i; /* 1-based for the statements: q[0] is BEGIN */
+	for (unsigned i = 0; i <= self->i_mark; i++) {
+		unsigned stmt = i - self->i_stmt + 1; /* 1-based, as the client counts */
+		bool is_stmt = i >= self->i_stmt && i < self->i_guard;
 		if (s_check(self->q[i].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
 			if (i == 0)
 				snprintf(op->why, sizeof(op->why), "BEGIN failed: %s", tmp);
-			else if (i < nwork - 1)
+			else if (i < self->i_stmt)
+				snprintf(op->why, sizeof(op->why), "cannot set statement_timeout: %s",
+					 tmp);
+			else if (is_stmt)
 				snprintf(op->why, sizeof(op->why), "statement %u failed: %s", stmt, tmp);
+			else if (i < self->i_mark)
+				snprintf(op->why, sizeof(op->why),
+					 "the branch is no longer in the transaction the agent began: "
+					 "%s",
+					 tmp);
 			else {
 				snprintf(op->why, sizeof(op->why), "cannot write the marker row: %s",
 					 tmp);
-				/* gone (a branch ran DEALLOCATE): prepare it again next time */
+				/* gone: prepare it again next time */
 				if (strcmp(op->sqlstate, "26000") == 0)
-					self->session_ready = false;
+					self->marked = false;
 			}
 			return s_undo(self, false); /* the PREPARE did not run */
 		}
-		if (i > 0 && i < nwork - 1 && op->stmts[i - 1].expect >= 0) {
+		if (is_stmt && self->over == i + 1) {
+			snprintf(op->sqlstate, 6, "54000");
+			snprintf(op->why, sizeof(op->why),
+				 "statement %u returned more than %llu rows or %llu bytes", stmt,
+				 (unsigned long long)self->max_rows, (unsigned long long)self->max_bytes);
+			return prep && !prepared ? s_finish(self, DTX_VOTE_NO) : s_undo(self, prepared);
+		}
+		if (is_stmt && op->stmts[stmt - 1].expect >= 0) {
 			const char *t = PQcmdTuples(self->q[i].res);
 			long long rows = t && *t ? atoll(t) : (long long)PQntuples(self->q[i].res);
-			if (rows != op->stmts[i - 1].expect) {
+			if (rows != op->stmts[stmt - 1].expect) {
 				snprintf(op->why, sizeof(op->why),
 					 "statement %u touched %lld rows, expected %lld", stmt, rows,
-					 (long long)op->stmts[i - 1].expect);
+					 (long long)op->stmts[stmt - 1].expect);
 				/* a failed PREPARE cancelled the transaction */
 				return prep && !prepared ? s_finish(self, DTX_VOTE_NO)
 							 : s_undo(self, prepared);
@@ -548,12 +719,21 @@ static pga_op_t *s_on_work(pga_db_t *self)
 		}
 	}
 	/* The marker row's count: 0 when nothing was written, no row locked. */
-	self->read_only = strcmp(PQcmdTuples(self->q[nwork - 1].res), "0") == 0;
+	self->read_only = strcmp(PQcmdTuples(self->q[self->i_mark].res), "0") == 0;
 	if (prep && !prepared) {
 		/* PostgreSQL cancelled the transaction: nothing to undo */
-		s_check(prep, self->conn, op->sqlstate, tmp, sizeof(tmp));
+		if (!s_check(prep, self->conn, op->sqlstate, tmp, sizeof(tmp)))
+			snprintf(tmp, sizeof(tmp), "not in the transaction the agent began");
 		snprintf(op->why, sizeof(op->why), "prepare failed: %s", tmp);
 		return s_finish(self, DTX_VOTE_NO);
+	}
+	/* One phase: the COMMIT goes in a pipeline of its own; it must end
+	 * the transaction BEGIN opened, not some other. */
+	if (!prep && PQtransactionStatus(self->conn) != PQTRANS_INTRANS) {
+		snprintf(op->sqlstate, 6, "25000");
+		snprintf(op->why, sizeof(op->why),
+			 "the branch is no longer in the transaction the agent began");
+		return s_undo(self, false);
 	}
 	s_clear_results(self);
 	if (prepared && !self->read_only) {
@@ -573,7 +753,7 @@ static pga_op_t *s_on_work(pga_db_t *self)
 		return s_undo(self, prepared);
 	}
 	self->step = ST_END;
-	return s_send1(self, self->cmd, 0) ? NULL : s_lost(self);
+	return s_send_end(self, self->cmd) ? NULL : s_lost(self);
 }
 
 static pga_op_t *s_on_end(pga_db_t *self, bool lost, const char *lost_why)
@@ -683,6 +863,16 @@ static pga_op_t *s_on_step(pga_db_t *self, bool lost, const char *lost_why)
 	 * back with the transaction. */
 	bool first = self->first;
 	self->first = false;
+	/* The session reset that rode on this pipeline: clean only if every
+	 * part of it ran (a failure before it skips it). */
+	if (self->nreset) {
+		bool ok = !lost;
+		for (unsigned i = self->i_reset; ok && i < self->i_reset + self->nreset; i++)
+			ok = PQresultStatus(self->q[i].res) == PGRES_COMMAND_OK ||
+			     PQresultStatus(self->q[i].res) == PGRES_TUPLES_OK;
+		self->clean = ok;
+		self->nreset = 0;
+	}
 	if (first && self->reused && (lost || s_session_gone(self->q[0].res))) {
 		s_close(self);
 		return s_begin(self);
@@ -693,12 +883,18 @@ static pga_op_t *s_on_step(pga_db_t *self, bool lost, const char *lost_why)
 			return s_unreachable(self, lost_why);
 		for (unsigned i = 0; i < self->nq; i++)
 			if (s_check(self->q[i].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
+				/* a session a branch left in a state the reset cannot
+				 * undo: a new one is clean by construction */
+				if (self->reused) {
+					s_close(self);
+					return s_begin(self);
+				}
 				snprintf(op->why, sizeof(op->why), "cannot set up the session: %s",
 					 tmp);
 				return s_fail(self);
 			}
 		s_clear_results(self);
-		self->session_ready = true;
+		self->marked = self->clean = true;
 		self->first = true; /* the operation's own first pipeline follows */
 		return s_send_first(self) ? NULL : s_lost(self);
 	case ST_WORK:
@@ -734,6 +930,21 @@ pga_op_t *pga_db_expire(pga_db_t *self, int64_t now_ms)
 		return NULL;
 	s_close(self);
 	return s_unreachable(self, "cannot connect: connect_timeout expired");
+}
+
+void pga_db_cancel(pga_db_t *self)
+{
+	char err[256];
+	if (!self->op || self->op->kind != PGA_OP_PREPARE || self->step != ST_WORK ||
+	    !self->conn || self->connecting)
+		return;
+	PGcancel *c = PQgetCancel(self->conn);
+	if (!c || !PQcancel(c, err, sizeof(err)))
+		dtx_warn("%s: cannot cancel its statements: %s", self->op->gid,
+			 c ? err : "out of memory");
+	else
+		dtx_info("%s: rolled back while running: its statements cancelled", self->op->gid);
+	PQfreeCancel(c);
 }
 
 pga_op_t *pga_db_advance(pga_db_t *self)

@@ -28,7 +28,9 @@ enum { PGA_VOTE_UNKNOWN = -1 };
  *
  * PREPARE: run the statements of branch gid in one local transaction,
  * insert its marker row and PREPARE TRANSACTION gid (one_phase: COMMIT
- * instead). result: DTX_VOTE_YES (DTX_VOTE_COMMITTED), DTX_VOTE_READONLY
+ * instead), each statement bounded by what is left until deadline_ms.
+ * Whatever the branch changed in its session is reset before another job
+ * runs on the connection. result: DTX_VOTE_YES (DTX_VOTE_COMMITTED), DTX_VOTE_READONLY
  * (nothing was written: committed at once), PGA_VOTE_UNKNOWN (see above),
  * or DTX_VOTE_NO with sqlstate and why set: a statement failed, a row count
  * did not match, the database is unreachable, PREPARE failed.
@@ -52,6 +54,7 @@ typedef struct {
 	pga_op_kind_t kind;
 	char gid[200];
 	bool one_phase;
+	int64_t deadline_ms;    /* PREPARE: the global timeout (dtx_now_ms()), 0: none */
 	uint32_t nstmts;
 	const dtx_stmt_t *stmts;
 	int decision;
@@ -71,9 +74,12 @@ typedef struct {
  * lock fails (SQLSTATE 55P03) and the branch votes no. Waits across
  * databases and prepared transactions are invisible to PostgreSQL's
  * deadlock detector, so without it a distributed deadlock lasts until
- * the global timeout.
+ * the global timeout. max_rows, max_bytes > 0: a branch statement whose
+ * result is larger votes no (its rows are counted one at a time, never
+ * kept).
  */
-pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms);
+pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms, uint64_t max_rows,
+		      uint64_t max_bytes);
 
 /* Closes the connection; an operation still running is abandoned (an open
  * transaction rolls back, a prepared one stays prepared). */
@@ -94,6 +100,12 @@ int pga_db_socket(const pga_db_t *self, bool *want_write);
 /* A connection attempt past conninfo's connect_timeout gives up: returns
  * the operation, failed (database unreachable), else NULL. */
 pga_op_t *pga_db_expire(pga_db_t *self, int64_t now_ms);
+
+/* Ask PostgreSQL to cancel the statements of the prepare running here
+ * (its transaction is being rolled back): the branch then votes no. Does
+ * nothing when none runs. Blocks for the cancel request's own connection
+ * (libpq 15 has no asynchronous one): a local round trip. */
+void pga_db_cancel(pga_db_t *self);
 
 /* Go on after the socket was ready. Returns the operation once it is
  * done, else NULL. */

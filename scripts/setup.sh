@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Build tools, the libraries configure.ac checks for, and the PostgreSQL
 # server the demo and the tests start.
 PACKAGES="build-essential autoconf automake libtool pkg-config
-	liblmdb-dev libzmq3-dev libmsgpack-dev libpq-dev libinih-dev libjson-c-dev zlib1g-dev
+	liblmdb-dev libzmq3-dev libmsgpack-dev libpq-dev libinih-dev libpg-query-dev libjson-c-dev zlib1g-dev
 	libsystemd-dev libmicrohttpd-dev systemd postgresql-15 postgresql-client-15 curl groff-base jq"
 
 missing=()

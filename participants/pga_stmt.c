@@ -1,0 +1,199 @@
+/*
+ * pga_stmt.c — a branch's statements, read by PostgreSQL's parser before
+ * they run (see pga_stmt.h).
+ *
+ * libpg_query gives the raw parse tree as JSON:
+ *   {"version":150001,"stmts":[{"stmt":{"SelectStmt":{...}},...}, ...]}
+ * Only the top level is looked at: how many statements there are, the node
+ * type of each, and for a SelectStmt whether it has an INTO clause. What
+ * the parser refuses, or JSON nested deeper than we read, is refused: the
+ * check fails closed.
+ */
+#include "config.h"
+
+#include <json-c/json.h>
+#include <pg_query.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dtx.h"
+#include "pga_stmt.h"
+
+/* JSON nesting read; a parse tree deeper than this is refused. Ordinary
+ * statements nest a few dozen levels; 1 + 1 + ... + 1 nests one level per
+ * term. */
+#define S_MAX_DEPTH 2000
+
+static const char S_TAKES[] = "a branch takes one SELECT, INSERT, UPDATE, DELETE or MERGE";
+
+/* The statements a branch may run: data manipulation only. */
+static const char *const s_accepted[] = {"SelectStmt", "InsertStmt", "UpdateStmt",
+					 "DeleteStmt", "MergeStmt"};
+
+/* Names a client knows for the nodes most often sent by mistake (or not
+ * by mistake); any other node is named by its parser node type. */
+static const struct {
+	const char *node, *name;
+} s_names[] = {
+	{"VariableSetStmt", "SET"},   {"VariableShowStmt", "SHOW"},
+	{"CopyStmt", "COPY"},         {"DoStmt", "DO"},
+	{"CallStmt", "CALL"},         {"DiscardStmt", "DISCARD"},
+	{"LockStmt", "LOCK"},         {"ExplainStmt", "EXPLAIN"},
+	{"PrepareStmt", "PREPARE"},   {"ExecuteStmt", "EXECUTE"},
+	{"DeallocateStmt", "DEALLOCATE"}, {"ListenStmt", "LISTEN"},
+	{"UnlistenStmt", "UNLISTEN"}, {"NotifyStmt", "NOTIFY"},
+	{"DeclareCursorStmt", "DECLARE"}, {"FetchStmt", "FETCH"},
+	{"ClosePortalStmt", "CLOSE"}, {"VacuumStmt", "VACUUM"},
+	{"TruncateStmt", "TRUNCATE"}, {"CreateTableAsStmt", "CREATE TABLE AS"},
+	{"CheckPointStmt", "CHECKPOINT"},
+};
+
+/* TransactionStmt.kind, as the client wrote it (END is COMMIT, ABORT is
+ * ROLLBACK to the parser). */
+static const struct {
+	const char *kind, *name;
+} s_tx_kinds[] = {
+	{"TRANS_STMT_BEGIN", "BEGIN"},
+	{"TRANS_STMT_START", "START TRANSACTION"},
+	{"TRANS_STMT_COMMIT", "COMMIT"},
+	{"TRANS_STMT_ROLLBACK", "ROLLBACK"},
+	{"TRANS_STMT_SAVEPOINT", "SAVEPOINT"},
+	{"TRANS_STMT_RELEASE", "RELEASE SAVEPOINT"},
+	{"TRANS_STMT_ROLLBACK_TO", "ROLLBACK TO SAVEPOINT"},
+	{"TRANS_STMT_PREPARE", "PREPARE TRANSACTION"},
+	{"TRANS_STMT_COMMIT_PREPARED", "COMMIT PREPARED"},
+	{"TRANS_STMT_ROLLBACK_PREPARED", "ROLLBACK PREPARED"},
+};
+
+/* The one node of {"NodeType": {...}}: its type, and its body in *body. */
+static const char *s_node(json_object *wrapper, json_object **body)
+{
+	if (!json_object_is_type(wrapper, json_type_object) || json_object_object_length(wrapper) != 1)
+		return NULL;
+	json_object_object_foreach(wrapper, key, val)
+	{
+		*body = val;
+		return key;
+	}
+	return NULL;
+}
+
+/* What is wrong with the one statement tree root (the JSON of
+ * pg_query_parse), into what; "" when it is accepted. */
+static void s_judge(json_object *root, char *what, size_t len)
+{
+	json_object *stmts, *stmt, *body = NULL;
+	what[0] = '\0';
+	if (!json_object_object_get_ex(root, "stmts", &stmts) ||
+	    !json_object_is_type(stmts, json_type_array)) {
+		snprintf(what, len, "the parser's answer cannot be read");
+		return;
+	}
+	size_t n = json_object_array_length(stmts);
+	if (n == 0) {
+		snprintf(what, len, "it is empty");
+		return;
+	}
+	if (n > 1) {
+		snprintf(what, len, "it holds %zu statements", n);
+		return;
+	}
+	const char *node = json_object_object_get_ex(json_object_array_get_idx(stmts, 0), "stmt", &stmt)
+				   ? s_node(stmt, &body)
+				   : NULL;
+	if (!node) {
+		snprintf(what, len, "the parser's answer cannot be read");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(s_accepted) / sizeof(s_accepted[0]); i++) {
+		if (strcmp(node, s_accepted[i]) != 0)
+			continue;
+		/* SELECT ... INTO t is CREATE TABLE t AS SELECT ... */
+		if (strcmp(node, "SelectStmt") == 0 && json_object_object_get_ex(body, "intoClause", NULL))
+			snprintf(what, len, "SELECT INTO creates a table");
+		return;
+	}
+	if (strcmp(node, "TransactionStmt") == 0) {
+		json_object *kind;
+		const char *k = json_object_object_get_ex(body, "kind", &kind)
+					? json_object_get_string(kind)
+					: "";
+		const char *name = "a transaction statement";
+		for (size_t i = 0; i < sizeof(s_tx_kinds) / sizeof(s_tx_kinds[0]); i++)
+			if (strcmp(k, s_tx_kinds[i].kind) == 0)
+				name = s_tx_kinds[i].name;
+		snprintf(what, len, "%s is transaction control", name);
+		return;
+	}
+	const char *name = node;
+	for (size_t i = 0; i < sizeof(s_names) / sizeof(s_names[0]); i++)
+		if (strcmp(node, s_names[i].node) == 0)
+			name = s_names[i].name;
+	if (strcmp(node, "VariableSetStmt") == 0) {
+		json_object *kind;
+		const char *k = json_object_object_get_ex(body, "kind", &kind)
+					? json_object_get_string(kind)
+					: "";
+		if (strncmp(k, "VAR_RESET", 9) == 0)
+			name = "RESET";
+	}
+	snprintf(what, len, "%s is a utility statement", name);
+}
+
+/* One statement: 0, or DTX_EINVAL / DTX_ENOMEM with what and sqlstate. */
+static int s_check_one(const char *sql, char *sqlstate, char *what, size_t len)
+{
+	PgQueryParseResult r = pg_query_parse(sql);
+	int rc = 0;
+	if (r.error) {
+		snprintf(sqlstate, 6, "42601");
+		snprintf(what, len, "%s (at character %d)", r.error->message ? r.error->message : "",
+			 r.error->cursorpos);
+		rc = DTX_EINVAL;
+		goto out;
+	}
+	struct json_tokener *tok = json_tokener_new_ex(S_MAX_DEPTH);
+	if (!tok) {
+		snprintf(what, len, "out of memory");
+		rc = DTX_ENOMEM;
+		goto out;
+	}
+	json_object *root = json_tokener_parse_ex(tok, r.parse_tree, (int)strlen(r.parse_tree));
+	if (!root) {
+		snprintf(sqlstate, 6, "54001");
+		snprintf(what, len, "its parse tree is too deep to check (%s)",
+			 json_tokener_error_desc(json_tokener_get_error(tok)));
+		rc = DTX_EINVAL;
+	} else {
+		s_judge(root, what, len);
+		if (what[0]) {
+			snprintf(sqlstate, 6, "0A000");
+			rc = DTX_EINVAL;
+		}
+		json_object_put(root);
+	}
+	json_tokener_free(tok);
+out:
+	pg_query_free_parse_result(r);
+	return rc;
+}
+
+int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why,
+		   size_t why_len)
+{
+	char what[400];
+	for (uint32_t i = 0; i < n; i++) {
+		int rc = s_check_one(stmts[i].sql, sqlstate, what, sizeof(what));
+		if (rc == DTX_ENOMEM) {
+			snprintf(why, why_len, "statement %u cannot be checked: %s", (unsigned)(i + 1),
+				 what);
+			return rc;
+		}
+		if (rc) {
+			snprintf(why, why_len, "statement %u refused: %s; %s", (unsigned)(i + 1), what,
+				 S_TAKES);
+			return rc;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,34 @@
+/*
+ * pga_stmt.h — the check of a branch's statements before any of them is
+ * sent to PostgreSQL. A branch's statements come from a client: they may
+ * run only inside the transaction the agent begins for them, so each one
+ * must be exactly one SELECT, INSERT, UPDATE, DELETE or MERGE, as
+ * PostgreSQL's own parser (libpg_query) reads it. Transaction control,
+ * SET, COPY, DO, CALL, every other utility statement, SELECT ... INTO (a
+ * CREATE TABLE), an empty entry, several statements in one entry and
+ * anything the parser refuses are refused.
+ *
+ * This is the first of the agent's lines of containment; pga_db.c holds
+ * the others (the transaction guard before PREPARE, the session reset
+ * after a branch, the timeouts, the result bound), because a SELECT can
+ * still call functions that no parse tree tells apart.
+ */
+#ifndef PGA_STMT_H
+#define PGA_STMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtx_wire.h"
+
+/*
+ * Check the n statements of a branch. 0 when every one is accepted; else
+ * DTX_EINVAL with why ("statement 2 refused: COMMIT is transaction
+ * control; ...", statements counted from 1) and sqlstate (42601: the
+ * parser refused it, 0A000: a kind of statement a branch may not run;
+ * at least 6 bytes) set. DTX_ENOMEM when out of memory (why set).
+ */
+int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why,
+		   size_t why_len);
+
+#endif
