@@ -75,7 +75,49 @@ struct pga {
 	int64_t last_heard_ms, last_ping_ms, last_hello_ms, scan_retry_ms;
 	int64_t last_prune_ms;         /* a scan or a prune was queued */
 	bool prune_queued;
+	uint64_t odd_seen[64];         /* hashes of look-alike GIDs already logged */
+	unsigned nodd;
 };
+
+#define NODD (sizeof(((struct pga *)0)->odd_seen) / sizeof(uint64_t))
+
+/* Whether the look-alike GID gid is logged for the first time (FNV-1a;
+ * past NODD of them, the rest are skipped without a word). */
+static bool s_odd_first(pga_t *self, const char *gid)
+{
+	uint64_t h = 14695981039346656037u;
+	for (const char *c = gid; *c; c++)
+		h = (h ^ (uint8_t)*c) * 1099511628211u;
+	for (unsigned i = 0; i < self->nodd; i++)
+		if (self->odd_seen[i] == h)
+			return false;
+	if (self->nodd == NODD)
+		return false;
+	self->odd_seen[self->nodd++] = h;
+	return true;
+}
+
+/* Keep in op's list only the GIDs that are ours in canonical form: a
+ * prepared transaction whose GID only starts like ours (made by someone
+ * else, or by a statement) is nobody's for this agent to report. */
+static void s_keep_ours(pga_t *self, pga_op_t *op)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < op->ngids; i++) {
+		dtx_gtid_t g;
+		uint32_t b;
+		if (dtx_gid_parse(op->gids[i], &g, &b) == 0 && strcmp(g.coord, op->coord) == 0) {
+			op->gids[n++] = op->gids[i];
+			continue;
+		}
+		if (s_odd_first(self, op->gids[i]))
+			dtx_warn("prepared transaction '%.80s%s' has coordinator %s's prefix but is "
+				 "not a dtx GID: left alone, not reported", op->gids[i],
+				 strlen(op->gids[i]) > 80 ? "..." : "", op->coord);
+		free(op->gids[i]);
+	}
+	op->ngids = n;
+}
 
 /* --- jobs ------------------------------------------------------------- */
 
@@ -438,6 +480,7 @@ static void s_on_done(pga_t *self, s_job_t *job)
 			self->scan_retry_ms = dtx_now_ms() + 1000;
 			break;
 		}
+		s_keep_ours(self, op);
 		dtx_info("%u prepared branches of coordinator %s found", op->ngids, op->coord);
 		dtx_msg_t d = {.type = DTX_T_INDOUBT, .has = DTX_F_GIDS, .ngids = op->ngids,
 			       .gids = (const char **)op->gids};

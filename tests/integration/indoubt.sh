@@ -46,6 +46,14 @@ gone() { [ "$(q bank "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'dtx:c1
 wait_for 10 gone; ok $? "it is rolled back (waited for it to leave pg_prepared_xacts)"
 is "$("$DTXCTL" list --state in-doubt | grep -c '@bank')" 18 "18 are left to the operator"
 
+is "$(grep -c 'not a dtx GID: left alone' "$T/agent-bank.log")" 1 "the agent's scan leaves the look-alike out, saying so once"
+kill_wait "$COORD_PID"
+dtx_start_coord || exit 1
+wait_for 10 participant_up bank || { echo "Bail out! agent bank did not register again"; exit 1; }
+rescanned() { [ "$(grep -c 'prepared branches of coordinator c1 found' "$T/agent-bank.log")" -ge 2 ]; }
+wait_for 10 rescanned; ok $? "the agent scans again after the coordinator restarts (waited for its second scan)"
+is "$(grep -c 'not a dtx GID: left alone' "$T/agent-bank.log")" 1 "... and does not say it again"
+
 # Clean up what the test made by hand.
 for n in $(seq 1 20); do q bank "ROLLBACK PREPARED 'dtx:c1:99:$n:0'" >/dev/null 2>&1; done
 q bank "ROLLBACK PREPARED '$long'" >/dev/null
