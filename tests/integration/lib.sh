@@ -225,7 +225,7 @@ heartbeat_ms = ${DTX_TEST_COORD_HEARTBEAT_MS:-200}
 stuck_after_ms = 1000
 lazy_flush_ms = ${DTX_TEST_LAZY_FLUSH_MS:-5}
 retention_s = ${DTX_TEST_RETENTION_S:-3600}
-log_level = ${DTX_TEST_LOG_LEVEL:-info}
+log_level = ${DTX_TEST_COORD_LOG_LEVEL:-${DTX_TEST_LOG_LEVEL:-info}}
 EOF
 }
 

@@ -11,9 +11,10 @@
  * branches). One in four stays in one database (one branch: committed in
  * one phase); its credit's ledger row is keyed "REF/2".
  *
- * Output, one line per transfer: "REF OUTCOME DB,DB[,DB]" where OUTCOME is
- * committed, aborted, refused (the coordinator refused it: nothing ran) or
- * unknown (no answer: the coordinator died or timed out).
+ * Output, one line per transfer: "REF OUTCOME DB,DB[,DB] GTID" where
+ * OUTCOME is committed, aborted, refused (the coordinator refused it:
+ * nothing ran) or unknown (no answer: the coordinator died or timed out),
+ * and GTID is the one the answer named, or "-" when there was no answer.
  */
 #include "config.h"
 
@@ -93,13 +94,15 @@ static void *s_run(void *arg)
 			what = "refused", c->n[2]++;
 		else
 			what = "unknown", c->n[3]++;
+		const char *gtid = rc == 0 && out.gtid[0] ? out.gtid : "-";
 		pthread_mutex_lock(c->lock);
 		if (one)
-			fprintf(c->out, "%s %s %s\n", ref, what, s_dbs[a]);
+			fprintf(c->out, "%s %s %s %s\n", ref, what, s_dbs[a], gtid);
 		else if (three)
-			fprintf(c->out, "%s %s %s,%s,%s\n", ref, what, s_dbs[a], s_dbs[b], s_dbs[third]);
+			fprintf(c->out, "%s %s %s,%s,%s %s\n", ref, what, s_dbs[a], s_dbs[b],
+				s_dbs[third], gtid);
 		else
-			fprintf(c->out, "%s %s %s,%s\n", ref, what, s_dbs[a], s_dbs[b]);
+			fprintf(c->out, "%s %s %s,%s %s\n", ref, what, s_dbs[a], s_dbs[b], gtid);
 		pthread_mutex_unlock(c->lock);
 		if (rc == 0 && out.status != DTX_OUTCOME_COMMITTED && out.status != DTX_OUTCOME_ABORTED)
 			fprintf(stderr, "banktest: %s answered %s\n", ref, dtx_outcome_str(out.status));
