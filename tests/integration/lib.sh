@@ -153,10 +153,12 @@ dtx_start_pg() {
 pg_ctl_bounded() { waiting "pg_ctl $*"; as_pg timeout -k 5 "$DTX_CMD_TIMEOUT" "$PGBIN/pg_ctl" -D "$T/pg" "$@"; }
 pg_stop_fast() { pg_ctl_bounded -m fast stop >/dev/null 2>&1; }
 pg_stop_immediate() { pg_ctl_bounded -m immediate stop >/dev/null 2>&1; }
-# The postmaster, killed: when pg_ctl itself cannot stop it.
+# The postmaster and its backends, killed: when pg_ctl cannot stop them.
 pg_kill_postmaster() {
 	local pm
-	pm=$(head -1 "$T/pg/postmaster.pid" 2>/dev/null) && [ -n "$pm" ] && kill -KILL "$pm" 2>/dev/null
+	pm=$(head -1 "$T/pg/postmaster.pid" 2>/dev/null) && [ -n "$pm" ] || return 0
+	echo "# PostgreSQL did not stop: killing postmaster $pm and its backends"
+	kill -KILL "$pm" $(pgrep -P "$pm") 2>/dev/null
 	true
 }
 pg_start_again() { # pg_start_again [MAX_PREPARED_TRANSACTIONS]
