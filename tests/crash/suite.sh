@@ -156,7 +156,9 @@ unheard() {
 	for db in shop bank stock; do
 		q $db "SELECT DISTINCT regexp_replace(gid, '^dtx:([^:]+):([0-9]+):([0-9]+):.*', '\1.\2.\3') FROM dtx.branches"
 	done | sort -u | comm -12 - "$T/unheard.gtids" >"$T/committed.gtids"
-	echo "# $(wc -l <"$T/unheard.gtids") transactions no client heard the end of, $(wc -l <"$T/committed.gtids") of them committed" >&2
+	# for the table: how many were asked for
+	echo "$(cat "$T/run.info") unheard $(wc -l <"$T/unheard.gtids") ($(wc -l <"$T/committed.gtids") committed)" >"$T/run.info.new"
+	mv "$T/run.info.new" "$T/run.info"
 	cat "$T/unheard.gtids"
 }
 
