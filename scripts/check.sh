@@ -15,6 +15,19 @@ failing_logs() {
 	done
 }
 
+# A wait whose result nobody checks lets a test go on as if it had come:
+# each wait_for is followed by ok $?, ||, or a use of $? (wait_ok and
+# wait_or_bail check their own).
+unchecked=$(grep -nE '(^|[;&|]|do|then)[[:space:]]*wait_for ' tests/integration/*.sh tests/crash/*.sh |
+	grep -v '^tests/integration/lib.sh:' | grep -vE 'wait_for .*(\|\||; *ok \$\?|; *rc=\$\?|&&)' |
+	while IFS=: read -r f n _; do
+		sed -n "$((n + 1))p" "$f" | grep -qE '^[[:space:]]*ok \$\?' || echo "$f:$n"
+	done)
+if [ -n "$unchecked" ]; then
+	echo "wait_for without a check of its result (use wait_ok or wait_or_bail):"
+	echo "$unchecked" | sed 's/^/  /'
+fi
+
 make -j"$(nproc)" check >.check.out 2>&1
 rc=$?
 grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP):' .check.out | grep -v '^PASS:' || true

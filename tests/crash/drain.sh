@@ -11,7 +11,7 @@ DTX_TEST_COORD_HEARTBEAT_MS=60000 # the frozen agent must not be marked down
 dtx_start_pg
 dtx_start_coord || exit 1
 for a in shop bank stock; do dtx_start_agent $a; done
-for a in shop bank stock; do wait_for 10 participant_up $a; done
+for a in shop bank stock; do wait_or_bail 10 participant_up $a; done
 
 # Each transaction: a transfer between account i of shop and of stock,
 # which is frozen: shop prepares, stock never votes, nothing is decided.

@@ -9,9 +9,21 @@
 #   I3 no prepared branch with dtx's prefix is left in PostgreSQL
 #   I4 the total balance is unchanged and no balance is negative
 #   I5 nothing was applied twice (each balance = initial + its ledger)
+#   I7 every transaction whose outcome no client heard is asked for
+#      (dtxctl query): it says committed if and only if the databases
+#      hold its branches (never aborted or unknown for committed work)
+# and that the process died where it was armed: exit 99 and its log naming
+# the crash point (137 for kill -9).
 # ITER=N repeats each point N times with a random pass count; POINTS="a b"
 # runs only those. Speaks TAP (one test per point) and prints the table of
 # point, runs, crashes, violations and workload as comments.
+# Bounded in time as a whole: DTX_TEST_TIMEOUT, by default 300 s plus 60 s
+# a run; each wait inside a run is bounded too.
+if [ -n "${POINTS:-}" ]; then _runs=$(wc -w <<<"$POINTS"); else _runs=35; fi
+: "${DTX_TEST_TIMEOUT:=$((300 + 60 * ${ITER:-1} * _runs))}"
+# The coordinator's "GTID: begin" lines name every transaction it started
+# (I7 asks for those no client heard the end of).
+: "${DTX_TEST_COORD_LOG_LEVEL:=debug}"
 . "$(dirname "$0")/../integration/lib.sh"
 BANKTEST=$top_builddir/tests/tools/dtx-banktest
 ITER=${ITER:-1}
@@ -30,6 +42,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-6}
 # timeout.
 ALL_POINTS="
 crd.begun coord
+crd.begin_logged coord
 crd.prepare_sent coord
 crd.votes_in coord
 crd.group_commit coord
@@ -118,13 +131,42 @@ check() {
 			coalesce((SELECT sum(delta) FROM ledger l WHERE l.account = a.id), 0)")
 		[ "$off" = 0 ] || { echo "I5 $db: $off balances differ from their ledger"; v=$((v + 1)); }
 	done
+	# I7
+	local g rc answer
+	while read -r g; do
+		answer="$("$DTXCTL" query "$g" 2>&1) (exit $?)"; rc=${answer##*(exit }; rc=${rc%)}
+		answer="$answer; it had $(grep -oE "${g//./\\.}: begin, [0-9]+ branches" "$T/coord.log" | tail -1 | cut -d' ' -f3-)"
+		if grep -qx "$g" "$T/committed.gtids"; then
+			[ "$rc" = 0 ] || { echo "I7 $g committed in the databases, no client heard it, query says: $answer"; v=$((v + 1)); }
+		else
+			[ "$rc" = 1 ] || { echo "I7 $g not in the databases, no client heard it, query says: $answer"; v=$((v + 1)); }
+		fi
+	done < <(unheard "$out")
 	echo "violations $((v + $(tail -1 "$T/violations")))"
+}
+
+# unheard OUTFILE: the GTIDs this run's coordinators began (their log from
+# line $T/log.start on) that no client heard the outcome of; and, in
+# $T/committed.gtids, those of them whose branches the databases hold
+# (marker rows dtx:COORD:EPOCH:SEQ:BRANCH).
+unheard() {
+	tail -n +"$(cat "$T/log.start")" "$T/coord.log" | grep -oE 'c1\.[0-9]+\.[0-9]+: begin, ' | cut -d: -f1 |
+		sort -u >"$T/begun.gtids"
+	awk '($2 == "committed" || $2 == "aborted") && $4 ~ /^c1\./ {print $4}' "$1" | sort -u >"$T/heard.gtids"
+	comm -23 "$T/begun.gtids" "$T/heard.gtids" >"$T/unheard.gtids"
+	for db in shop bank stock; do
+		q $db "SELECT DISTINCT regexp_replace(gid, '^dtx:([^:]+):([0-9]+):([0-9]+):.*', '\1.\2.\3') FROM dtx.branches"
+	done | sort -u | comm -12 - "$T/unheard.gtids" >"$T/committed.gtids"
+	# for the table: how many were asked for
+	echo "$(cat "$T/run.info") unheard $(wc -l <"$T/unheard.gtids") ($(wc -l <"$T/committed.gtids") committed)" >"$T/run.info.new"
+	mv "$T/run.info.new" "$T/run.info"
+	cat "$T/unheard.gtids"
 }
 
 # Prepared transactions that are not dtx's, holding PostgreSQL's slots.
 hold_prepared_slots() {
 	for i in $(seq 1 "$1"); do echo "BEGIN; PREPARE TRANSACTION 'hold:$i';"; done |
-		PGOPTIONS='-c client_min_messages=error' "$PGBIN/psql" -X -h "$PGSOCK" -p "$PGPORT" \
+		PGOPTIONS='-c client_min_messages=error' timeout -k 5 "$DTX_CMD_TIMEOUT" "$PGBIN/psql" -X -h "$PGSOCK" -p "$PGPORT" \
 			-U postgres -d postgres -q >/dev/null 2>&1
 }
 release_prepared_slots() {
@@ -139,10 +181,29 @@ quiescent() { no_prepared_left && "$DTXCTL" --wait 1000 status | grep -q 'in fli
 all_up() { for a in shop bank stock; do participant_up $a || return 1; done; }
 
 # run_point POINT PROCESS PASS: one iteration; prints its violations count.
+# Whatever happens, what it started is stopped at its end.
 run_point() {
+	local rc
+	run_point_1 "$@"; rc=$?
+	for p in "${ALL_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill_wait "$p"; done
+	ALL_PIDS=()
+	return $rc
+}
+# crash_point_rc POINT: the exit code a process armed at POINT dies with.
+crash_point_rc() {
+	case $1 in
+	kill-9) echo 137 ;;
+	*:* | pg-immediate | max-prepared | agent-away) echo - ;;
+	*) echo 99 ;;
+	esac
+}
+run_point_1() {
 	local point=$1 proc=$2 pass=$3 out=$T/outcomes bank pid
 	bank_setup
-	dtx_start_coord || return 1
+	local lines=0
+	[ -f "$T/coord.log" ] && lines=$(wc -l <"$T/coord.log")
+	echo $((lines + 1)) >"$T/log.start"
+	dtx_start_coord || { echo "coordinatord did not start"; return 1; }
 	for a in shop bank stock; do dtx_start_agent $a; done
 	wait_for 10 all_up || { echo "agents did not register"; return 1; }
 	# Arm the crash point: restart the chosen process with DTX_CRASH.
@@ -158,13 +219,15 @@ run_point() {
 		else
 			kill_wait "${AGENT_PID[$proc]}" KILL; dtx_start_agent "$proc" "$arm"
 		fi
-		wait_for 10 all_up ;;
+		wait_for 10 all_up || { echo "agents did not register after arming $point"; return 1; } ;;
 	esac
-	"$BANKTEST" "$DTX_CLIENT" "$CLIENTS" "$SECONDS_PER_RUN" "$ACCOUNTS" "$out" >"$T/bank.out" 2>&1 &
+	"$BANKTEST" -g "$DTX_CLIENT" "$CLIENTS" "$SECONDS_PER_RUN" "$ACCOUNTS" "$out" >"$T/bank.out" 2>&1 &
 	bank=$!
+	ALL_PIDS+=("$bank")
+	local died=
 	case $point in
 	kill-9)
-		sleep "0.$((RANDOM % 9 + 1))"; kill_wait "$COORD_PID" KILL ;;
+		sleep "0.$((RANDOM % 9 + 1))"; kill -KILL "$COORD_PID"; wait_exit 10 "$COORD_PID"; died=$? ;;
 	crd.recovered_one)
 		# Die during recovery: first leave work in flight (bank frozen,
 		# so its transactions cannot finish; then kill -9), then restart
@@ -194,28 +257,47 @@ run_point() {
 	local crashed=no log
 	if [ "$proc" = coord ]; then pid=$COORD_PID log=$T/coord.log; else pid=${AGENT_PID[$proc]:-} log=$T/agent-$proc.log; fi
 	[ -n "$pid" ] || pid=$bank
-	while kill -0 "$pid" 2>/dev/null && kill -0 "$bank" 2>/dev/null; do sleep 0.1; done
+	local t0
+	t0=$(now_ms)
+	waiting "$point: the crash of $proc (pid $pid) or the end of the workload"
+	while ! gone "$pid" && ! gone "$bank"; do
+		[ $(($(now_ms) - t0)) -lt $(((SECONDS_PER_RUN + 30) * 1000)) ] ||
+			{ echo "the workload still ran $((SECONDS_PER_RUN + 30)) s after it began"; return 1; }
+		sleep 0.1
+	done
+	local want
+	want=$(crash_point_rc "$point")
 	if [ -f "$T/fired" ]; then
 		crashed=yes; rm -f "$T/fired"
 	elif [[ $point == *:* ]]; then
 		# a fault point fired if the process says so in this run's log
 		[ "$(grep -c 'fault injected' "$log")" -gt "$(cat "$T/faults.$proc" 2>/dev/null || echo 0)" ] && crashed=yes
 		grep -c 'fault injected' "$log" >"$T/faults.$proc"
-	elif ! kill -0 "$pid" 2>/dev/null; then
-		wait "$pid" 2>/dev/null; crashed=yes
-		if [ "$proc" = coord ]; then dtx_start_coord || return 1; else dtx_start_agent "$proc"; fi
+	elif gone "$pid"; then
+		[ -n "$died" ] || { wait "$pid" 2>/dev/null; died=$?; }
+		# the process died where it was armed, and nowhere else
+		if [ "$died" != "$want" ]; then
+			echo "crash: $proc exited $died, want $want at $point"
+		elif [ "$want" = 99 ] && ! tail -n 50 "$log" | grep -q "crash point $point reached"; then
+			echo "crash: $proc exited 99 but its log does not say it reached $point"
+		else
+			crashed=yes
+		fi
+		if [ "$proc" = coord ]; then
+			dtx_start_coord || { echo "coordinatord did not start again"; return 1; }
+		else
+			dtx_start_agent "$proc"
+		fi
 	fi
-	wait "$bank"
-	wait_for 30 all_up
+	wait_exit $((SECONDS_PER_RUN + 30)) "$bank" >/dev/null
+	wait_for 30 all_up || echo "not every agent registered 30 s after the run: $("$DTXCTL" status | tr '\n' ' ')"
 	wait_for 30 quiescent || echo "not quiescent after 30 s: $("$DTXCTL" status | tr '\n' ' ')"
 	echo "crashed=$crashed $(cat "$T/bank.out" | tail -1)" >"$T/run.info"
 	check "$out"
-	# Stop everything for the next iteration. The log stays, as in
-	# production: each restart is a new epoch, so no GID repeats (a fresh
-	# log would reuse them, and every reused branch would vote no on its
-	# marker row).
-	for p in "${ALL_PIDS[@]}"; do kill_wait "$p"; done
-	ALL_PIDS=()
+	# run_point stops everything for the next iteration. The log stays, as
+	# in production: each restart is a new epoch, so no GID repeats (a
+	# fresh log would reuse them, and every reused branch would vote no on
+	# its marker row).
 }
 
 dtx_start_pg
@@ -227,13 +309,16 @@ while read -r point proc; do
 	v=0 crashes=0 info=
 	for i in $(seq 1 "$ITER"); do
 		if [ "$ITER" -gt 1 ]; then pass=$((RANDOM % 40 + 1)); else pass=5; fi
+		rm -f "$T/run.info"
 		res=$(run_point "$point" "$proc" "$pass" </dev/null)
 		n=$(echo "$res" | sed -n 's/^violations //p')
 		[ -n "$n" ] || n=1
-		[ "$n" -eq 0 ] || echo "$res" | sed "s/^/# $point: /" >&2
+		fired=no
+		grep -qs crashed=yes "$T/run.info" && fired=yes crashes=$((crashes + 1))
+		# what went wrong, as TAP comments
+		[ "$n" -eq 0 ] && [ $fired = yes ] || echo "$res" | grep -v '^violations 0$' | sed "s/^/# $point: /"
 		v=$((v + n))
-		grep -q crashed=yes "$T/run.info" && crashes=$((crashes + 1))
-		info=$(sed 's/crashed=[a-z]* //' "$T/run.info")
+		info=$(sed 's/crashed=[a-z]* //' "$T/run.info" 2>/dev/null)
 	done
 	printf '# %-24s %-6s %-8s %-10s %s\n' "$point" "$ITER" "$crashes" "$v" "$info"
 	# A point that never fired proved nothing: that fails too.

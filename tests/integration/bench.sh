@@ -21,7 +21,7 @@ changed() { q $1 "SELECT string_agg(id::text, ',' ORDER BY id) FROM bench_accoun
 # Without --accounts each client keeps to its own account: client c, c+1.
 bench -m direct,dtx -c 2 -n 20 >"$T/own.out" 2>&1
 ok $? "direct and dtx, 2 clients, 20 transactions each: exit 0"
-wait_for 10 none_prepared
+wait_ok 10 "nothing is left prepared after the first run" none_prepared
 is "$(changed bank)" "1,2" "without --accounts only the clients' own accounts moved (bank)"
 is "$(q bank "SELECT balance FROM bench_accounts WHERE id = 1") $(q stock "SELECT balance FROM bench_accounts WHERE id = 1")" \
 	"980 1020" "client 0 moved 1 unit 20 times (10 direct, 10 dtx) from bank to stock"
@@ -39,7 +39,7 @@ ok $(( cd_ > 0 && ct > 0 && cn > 0 ? 0 : 1 )) "every mode committed transactions
 # whether each reported commit happened once: the first 20+20 above, then
 # direct and dtx moved one unit each (null touches no database).
 moved=$((40 + cd_ + ct))
-wait_for 10 none_prepared
+wait_ok 10 "nothing is left prepared after the first run" none_prepared
 ok $? "phase two finished: nothing is left prepared"
 is "$(sum bank)" $((ACCOUNTS * 1000 - moved)) "bank lost exactly one unit per committed transaction"
 is "$(sum stock)" $((ACCOUNTS * 1000 + moved)) "stock gained exactly one unit per committed transaction"

@@ -6,7 +6,16 @@
 #   when we are root, with the databases shop, bank and stock of the demo.
 # dtx_start_coord / dtx_start_agent NAME: the real daemons, in background.
 # dtx_cleanup (trap EXIT): stops everything and removes the folder.
-# TAP: ok, is, like, done_testing.
+# TAP: ok, is, like, done_testing; bail.
+#
+# Time bounds: every file is bounded by a watchdog (DTX_TEST_TIMEOUT
+# seconds, default 300; 0: none) that prints "Bail out! FILE exceeded N s;
+# waiting for: WHAT", ends everything the file started and lets dtx_cleanup
+# run. Each wait says what it waits for (wait_for, waiting) and each command
+# that could block on a broken PostgreSQL runs under timeout(1)
+# (DTX_CMD_TIMEOUT seconds, default 60). dtxctl bounds itself (--wait).
+# The watchdog is a child of the file's shell: wait for given PIDs, never
+# a bare wait.
 
 set -u
 
@@ -33,6 +42,66 @@ COORD_PID=
 declare -A AGENT_PID=()
 ALL_PIDS=()
 export DTX_ADMIN=ipc://$T/admin.sock DTX_CLIENT=ipc://$T/client.sock
+DTX_TEST_TIMEOUT=${DTX_TEST_TIMEOUT:-300}
+DTX_CMD_TIMEOUT=${DTX_CMD_TIMEOUT:-60}
+DTX_TEST_FILE=${DTX_TEST_FILE:-${0#./}}
+
+# --- time bounds ------------------------------------------------------------
+# waiting WHAT...: what the file waits for now, for the watchdog to name.
+waiting() { printf '%s\n' "$*" >"$T/waiting"; }
+now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
+# gone PID: PID has exited (a zombie not reaped yet counts as exited).
+gone() {
+	local st
+	read -r st 2>/dev/null </proc/"$1"/stat || return 0
+	st=${st##*) }
+	[ "${st%% *}" = Z ]
+}
+
+# descendants PID [SKIP]: the processes below PID, deepest first, without
+# SKIP and what is below it.
+descendants() {
+	local c
+	for c in $(pgrep -P "$1"); do
+		[ "$c" = "${2:-}" ] && continue
+		descendants "$c" "${2:-}"
+		echo "$c"
+	done
+}
+
+# The watchdog: a child of this shell that, after DTX_TEST_TIMEOUT seconds,
+# bails out naming the wait, ends every process below this shell (so the
+# command it is blocked in returns), then this shell, whose EXIT trap runs
+# dtx_cleanup; what still stands after DTX_KILL_GRACE more seconds is killed.
+WATCHDOG_PID=
+dtx_watchdog_start() {
+	[ "$DTX_TEST_TIMEOUT" -gt 0 ] || return 0
+	local main=$$
+	(
+		s=
+		trap '[ -n "$s" ] && kill "$s" 2>/dev/null; exit 0' TERM
+		sleep "$DTX_TEST_TIMEOUT" </dev/null >/dev/null 2>&1 &
+		s=$!
+		wait "$s" || exit 0
+		s=
+		me=$BASHPID
+		: >"$T/timed-out"
+		echo "Bail out! $DTX_TEST_FILE exceeded $DTX_TEST_TIMEOUT s; waiting for: $(cat "$T/waiting" 2>/dev/null || echo "(not said)")"
+		kill -TERM $(descendants "$main" "$me") 2>/dev/null
+		kill -TERM "$main" 2>/dev/null
+		for _ in $(seq 1 $((${DTX_KILL_GRACE:-10} * 20))); do
+			kill -0 "$main" 2>/dev/null || exit 0
+			sleep 0.05
+		done
+		echo "# dtx_cleanup did not finish in ${DTX_KILL_GRACE:-10} s: killing what is left"
+		kill -KILL $(descendants "$main" "$me") "$main" 2>/dev/null
+		pg_kill_postmaster
+		rm -rf "$T"
+	) </dev/null &
+	WATCHDOG_PID=$!
+}
+
+bail() { echo "Bail out! $*"; exit 1; }
 
 # --- TAP --------------------------------------------------------------------
 TAP_N=0
@@ -58,18 +127,21 @@ as_pg() {
 }
 
 q() { # q DB SQL: one value per line, no headers
-	PGOPTIONS='-c client_min_messages=warning' "$PGBIN/psql" -X -h "$PGSOCK" -p "$PGPORT" -U postgres -d "$1" -Atq -v ON_ERROR_STOP=1 -c "$2"
+	PGOPTIONS='-c client_min_messages=warning' timeout -k 5 "$DTX_CMD_TIMEOUT" "$PGBIN/psql" -X -h "$PGSOCK" -p "$PGPORT" -U postgres -d "$1" -Atq -v ON_ERROR_STOP=1 -c "$2"
 }
 
 dtx_start_pg() {
 	mkdir -p "$PGSOCK"
 	[ "$(id -u)" -eq 0 ] && chown postgres "$T" "$PGSOCK"
-	as_pg "$PGBIN/initdb" -D "$T/pg" -A trust -U postgres --no-sync >"$T/initdb.log" 2>&1 ||
+	waiting "initdb"
+	as_pg timeout -k 5 "$DTX_CMD_TIMEOUT" "$PGBIN/initdb" -D "$T/pg" -A trust -U postgres --no-sync >"$T/initdb.log" 2>&1 ||
 		{ echo "Bail out! initdb failed: $(tail -3 "$T/initdb.log")"; exit 1; }
-	as_pg "$PGBIN/pg_ctl" -D "$T/pg" -l "$T/pg.log" -w -o \
+	waiting "PostgreSQL to start (pg_ctl start)"
+	as_pg timeout -k 5 "$DTX_CMD_TIMEOUT" "$PGBIN/pg_ctl" -D "$T/pg" -l "$T/pg.log" -w -o \
 		"-p $PGPORT -k $PGSOCK -c listen_addresses='' -c max_prepared_transactions=${PG_MAX_PREPARED:-64} -c max_connections=${PG_MAX_CONNECTIONS:-100}" \
 		start >/dev/null || { echo "Bail out! PostgreSQL did not start: $(tail -5 "$T/pg.log")"; exit 1; }
-	for db in shop bank stock; do q postgres "CREATE DATABASE $db" >/dev/null; done
+	waiting "PostgreSQL: the demo's databases"
+	for db in shop bank stock; do q postgres "CREATE DATABASE $db" >/dev/null || bail "CREATE DATABASE $db failed"; done
 	q shop "CREATE TABLE orders (ref text PRIMARY KEY, customer text NOT NULL, item text NOT NULL,
 		qty int NOT NULL CHECK (qty > 0), total int NOT NULL)"
 	q bank "CREATE TABLE wallets (customer text PRIMARY KEY, balance int NOT NULL CHECK (balance >= 0));
@@ -78,25 +150,63 @@ dtx_start_pg() {
 		INSERT INTO items VALUES ('widget', 10, 5), ('gadget', 50, 1)"
 }
 
-pg_stop_fast() { as_pg "$PGBIN/pg_ctl" -D "$T/pg" -m fast stop >/dev/null 2>&1; }
-pg_stop_immediate() { as_pg "$PGBIN/pg_ctl" -D "$T/pg" -m immediate stop >/dev/null 2>&1; }
+pg_ctl_bounded() { waiting "pg_ctl $*"; as_pg timeout -k 5 "$DTX_CMD_TIMEOUT" "$PGBIN/pg_ctl" -D "$T/pg" "$@"; }
+pg_stop_fast() { pg_ctl_bounded -m fast stop >/dev/null 2>&1; }
+pg_stop_immediate() { pg_ctl_bounded -m immediate stop >/dev/null 2>&1; }
+# The postmaster and its backends, killed: when pg_ctl cannot stop them.
+pg_kill_postmaster() {
+	local pm
+	pm=$(head -1 "$T/pg/postmaster.pid" 2>/dev/null) && [ -n "$pm" ] || return 0
+	echo "# PostgreSQL did not stop: killing postmaster $pm and its backends"
+	kill -KILL "$pm" $(pgrep -P "$pm") 2>/dev/null
+	true
+}
 pg_start_again() { # pg_start_again [MAX_PREPARED_TRANSACTIONS]
-	as_pg "$PGBIN/pg_ctl" -D "$T/pg" -l "$T/pg.log" -w -o \
+	pg_ctl_bounded -l "$T/pg.log" -w -o \
 		"-p $PGPORT -k $PGSOCK -c listen_addresses='' -c max_prepared_transactions=${1:-64}" start >/dev/null
 }
 
 # The prepared transactions dtx left in any database of the cluster.
 prepared_count() { q postgres "SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'dtx:%'"; }
 
-# wait_for SECONDS COMMAND...: until COMMAND succeeds; 1 on time-out.
+# wait_for SECONDS COMMAND...: until COMMAND succeeds; 1 on time-out, with
+# a comment naming the command. Its caller checks it: wait_ok and
+# wait_or_bail do.
 wait_for() {
-	local limit=$(($1 * 10)) i=0
+	local secs=$1 t0
 	shift
-	while ! "$@" >/dev/null 2>&1; do
-		i=$((i + 1))
-		[ $i -ge $limit ] && return 1
+	waiting "$*"
+	t0=$(now_ms)
+	# a program (not a function) is bounded one try at a time, too
+	local bound=()
+	[ "$(type -t "$1")" = file ] && bound=(timeout -k 2 "$secs")
+	while ! "${bound[@]}" "$@" >/dev/null 2>&1; do
+		if [ $(($(now_ms) - t0)) -ge $((secs * 1000)) ]; then
+			echo "# timed out after $secs s waiting for: $*"
+			return 1
+		fi
 		sleep 0.1
 	done
+}
+# wait_ok SECONDS NAME COMMAND...: wait_for, as a test named NAME.
+wait_ok() { local secs=$1 name=$2; shift 2; wait_for "$secs" "$@"; ok $? "$name"; }
+# wait_or_bail SECONDS COMMAND...: wait_for; on time-out nothing after it
+# can mean anything: Bail out naming the wait.
+wait_or_bail() { wait_for "$@" || bail "timed out after $1 s waiting for: ${*:2}"; }
+# wait_exit SECONDS PID: until child PID exits; returns its exit code, or
+# 255 (and a comment) if it still runs after SECONDS.
+wait_exit() {
+	local t0
+	waiting "process $2 to exit"
+	t0=$(now_ms)
+	while ! gone "$2"; do
+		if [ $(($(now_ms) - t0)) -ge $(($1 * 1000)) ]; then
+			echo "# timed out after $1 s waiting for process $2 to exit"
+			return 255
+		fi
+		sleep 0.1
+	done
+	wait "$2"
 }
 
 no_prepared_left() { [ "$(prepared_count)" = 0 ]; }
@@ -117,7 +227,7 @@ heartbeat_ms = ${DTX_TEST_COORD_HEARTBEAT_MS:-200}
 stuck_after_ms = 1000
 lazy_flush_ms = ${DTX_TEST_LAZY_FLUSH_MS:-5}
 retention_s = ${DTX_TEST_RETENTION_S:-3600}
-log_level = ${DTX_TEST_LOG_LEVEL:-info}
+log_level = ${DTX_TEST_COORD_LOG_LEVEL:-${DTX_TEST_LOG_LEVEL:-info}}
 EOF
 }
 
@@ -129,7 +239,7 @@ dtx_start_coord() {
 		"$COORDINATORD" -c "$T/coord.conf" --create-log >>"$T/coord.log" 2>&1 ||
 			{ echo "# coordinatord --create-log failed"; tail -3 "$T/coord.log" | sed 's/^/# /'; return 1; }
 	fi
-	env "$@" "$COORDINATORD" -c "$T/coord.conf" 2>>"$T/coord.log" &
+	env "$@" "$COORDINATORD" -c "$T/coord.conf" >>"$T/coord.log" 2>&1 &
 	COORD_PID=$!
 	ALL_PIDS+=("$COORD_PID")
 	wait_for 10 "$DTXCTL" --wait 500 status || { echo "# coordinatord did not answer"; tail -5 "$T/coord.log" | sed 's/^/# /'; return 1; }
@@ -150,7 +260,7 @@ lock_timeout_ms = ${DTX_TEST_LOCK_TIMEOUT_MS:-1000}
 marker_prune_interval_s = ${DTX_TEST_MARKER_PRUNE_S:-600}
 log_level = ${DTX_TEST_LOG_LEVEL:-info}
 EOF
-	env "$@" "$PGAGENT" -c "$T/agent-$name.conf" 2>>"$T/agent-$name.log" &
+	env "$@" "$PGAGENT" -c "$T/agent-$name.conf" >>"$T/agent-$name.log" 2>&1 &
 	AGENT_PID[$name]=$!
 	ALL_PIDS+=("$!")
 }
@@ -160,7 +270,9 @@ participant_up() { "$DTXCTL" --wait 1000 status | grep -q "participant $1 up"; }
 # How often agent NAME has registered with the coordinator so far.
 registrations() { grep -cE "participant $1 (re)?connected" "$T/coord.log"; }
 # wait_registered NAME COUNT: until the coordinator saw more than COUNT.
-wait_registered() { wait_for 10 sh -c "[ \$(grep -cE 'participant $1 (re)?connected' '$T/coord.log') -gt $2 ]"; }
+# Bails out if it does not.
+registered_more() { [ "$(registrations "$1")" -gt "$2" ]; }
+wait_registered() { wait_or_bail 10 registered_more "$1" "$2"; }
 
 # dtx_start_all: PostgreSQL, coordinatord and the three agents, all ready.
 dtx_start_all() {
@@ -168,7 +280,7 @@ dtx_start_all() {
 	dtx_start_coord || exit 1
 	for a in shop bank stock; do dtx_start_agent $a; done
 	for a in shop bank stock; do
-		wait_for 10 participant_up $a || { echo "Bail out! agent $a did not register"; exit 1; }
+		wait_or_bail 10 participant_up $a
 	done
 }
 
@@ -186,11 +298,11 @@ dtx_start_bench() {
 	dtx_start_coord || exit 1
 	for a in bank stock; do dtx_start_agent $a; done
 	for a in null1 null2; do
-		"$top_builddir/tools/dtx-nullagent" $a "ipc://$T/agent.sock" 200 2>>"$T/agent-$a.log" &
+		"$top_builddir/tools/dtx-nullagent" $a "ipc://$T/agent.sock" 200 >>"$T/agent-$a.log" 2>&1 &
 		ALL_PIDS+=("$!")
 	done
 	for a in bank stock null1 null2; do
-		wait_for 10 participant_up $a || { echo "Bail out! participant $a did not register"; exit 1; }
+		wait_or_bail 10 participant_up $a
 	done
 }
 
@@ -209,13 +321,30 @@ place_order() {
 		--param "$item" --param "$qty" --expect 1
 }
 
-# kill_wait PID [SIGNAL]
-kill_wait() { kill "-${2:-TERM}" "$1" 2>/dev/null; wait "$1" 2>/dev/null; true; }
+# kill_wait PID [SIGNAL]: signal child PID and reap it; one that still runs
+# DTX_KILL_GRACE (10) seconds later is killed.
+kill_wait() {
+	local t0
+	kill "-${2:-TERM}" "$1" 2>/dev/null || { wait "$1" 2>/dev/null; return 0; }
+	t0=$(now_ms)
+	while ! gone "$1"; do
+		if [ $(($(now_ms) - t0)) -ge $((${DTX_KILL_GRACE:-10} * 1000)) ]; then
+			echo "# process $1 still ran ${DTX_KILL_GRACE:-10} s after SIG${2:-TERM}: killed"
+			kill -KILL "$1" 2>/dev/null
+			break
+		fi
+		sleep 0.05
+	done
+	wait "$1" 2>/dev/null
+	true
+}
 
 dtx_cleanup() {
 	local rc=$?
+	trap '' TERM # the watchdog's last resort is KILL, after DTX_KILL_GRACE
+	[ -f "$T/timed-out" ] && rc=1
 	for p in "${ALL_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill_wait "$p"; done
-	[ -d "$T/pg" ] && pg_stop_immediate
+	[ -d "$T/pg" ] && { pg_stop_immediate || pg_kill_postmaster; }
 	if [ "$rc" -ne 0 ] || [ -n "${DTX_KEEP:-}" ]; then
 		for f in "$T"/*.log; do
 			[ -f "$f" ] || continue
@@ -223,6 +352,13 @@ dtx_cleanup() {
 			tail -15 "$f" | sed 's/^/# /'
 		done
 	fi
+	if [ -n "$WATCHDOG_PID" ] && ! [ -f "$T/timed-out" ]; then
+		kill "$WATCHDOG_PID" 2>/dev/null
+		wait "$WATCHDOG_PID" 2>/dev/null
+	fi
 	[ -n "${DTX_KEEP:-}" ] && echo "# kept $T" || rm -rf "$T"
 }
 trap dtx_cleanup EXIT
+# The watchdog's TERM (or anyone's): exit, which runs dtx_cleanup.
+trap 'exit 1' TERM
+dtx_watchdog_start

@@ -15,7 +15,7 @@ start_agents() {
 	for a in shop bank stock; do wait_for 10 participant_up $a || { echo "Bail out! $a did not register"; exit 1; }; done
 }
 # coord_exited: wait for the coordinator to exit; its status in $status
-coord_exited() { wait "$COORD_PID"; status=$?; COORD_PID=; }
+coord_exited() { wait_exit 120 "$COORD_PID"; status=$?; COORD_PID=; }
 recovered() { grep -c 'recovered .* unfinished' "$T/coord.log"; }
 wallet() { q bank "SELECT balance FROM wallets WHERE customer = '$1'"; }
 
@@ -48,7 +48,7 @@ kill_wait "$COORD_PID"
 write_coord_conf
 echo "shutdown_timeout_ms = 700" >>"$T/coord.conf"
 dtx_start_coord DTX_FAULT=delay:ACK:1:60000 || exit 1
-for a in shop bank stock; do wait_for 10 participant_up $a; done
+for a in shop bank stock; do wait_or_bail 10 participant_up $a; done
 alice=$(wallet alice) price=$(q stock "SELECT price FROM items WHERE item = 'widget'")
 out=$(place_order d3 alice widget 1); rc=$?
 is "$rc" 0 "an order commits; its acknowledgements will not arrive in time"
@@ -72,7 +72,7 @@ kill_wait "$COORD_PID"
 write_coord_conf
 echo "shutdown_timeout_ms = 60000" >>"$T/coord.conf"
 dtx_start_coord DTX_FAULT=delay:ACK:1:60000 || exit 1
-for a in shop bank stock; do wait_for 10 participant_up $a; done
+for a in shop bank stock; do wait_or_bail 10 participant_up $a; done
 place_order d4 alice widget 1 >/dev/null; ok $? "an order commits; acknowledgements held back"
 kill -TERM "$COORD_PID"; sleep 0.3
 t0=$(date +%s%N)
@@ -84,7 +84,7 @@ ok $([ "$ms" -lt 3000 ] && echo 0 || echo 1) "... at once (${ms} ms)"
 # --- SIGHUP -----------------------------------------------------------------------
 write_coord_conf
 dtx_start_coord || exit 1
-for a in shop bank stock; do wait_for 10 participant_up $a; done
+for a in shop bank stock; do wait_or_bail 10 participant_up $a; done
 lines=$(wc -l <"$T/coord.log")
 sed -i -e 's/^participants = .*/participants = shop, bank, audit/' \
 	-e 's/^default_timeout_ms = .*/default_timeout_ms = 1234/' \

@@ -13,7 +13,7 @@ echo "metrics_listen = 127.0.0.1:$MPORT" >>"$T/coord.conf"
 # every third ACK is lost: the decision is sent again (a phase-two retry)
 dtx_start_coord DTX_FAULT=drop:ACK:3 || exit 1
 for a in shop bank stock; do dtx_start_agent $a; done
-for a in shop bank stock; do wait_for 10 participant_up $a; done
+for a in shop bank stock; do wait_or_bail 10 participant_up $a; done
 
 scrape() { M=$(curl -sS --max-time 5 "$URL"); }
 # value NAME{LABELS}: the sample's value in the last scrape

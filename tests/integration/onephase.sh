@@ -29,7 +29,7 @@ like "$out" 'bank voted no: statement 1 touched 0 rows' "with the agent's reason
 # Lost votes: the coordinator drops every VOTE it receives.
 kill_wait "$COORD_PID"
 dtx_start_coord DTX_FAULT=drop:VOTE:1
-for a in shop bank stock; do wait_for 10 participant_up $a; done
+for a in shop bank stock; do wait_or_bail 10 participant_up $a; done
 out=$("$DTXCTL" exec --timeout 1000 --on shop --sql "INSERT INTO orders VALUES ('p2', 'alice', 'widget', 1, 10)" --expect 1); rc=$?
 is "$rc" 0 "its vote lost, a one-phase branch that committed is reported committed"
 g2=${out%% *}
@@ -47,7 +47,7 @@ is "$("$DTXCTL" list --state heuristic | wc -l)" 0 "no heuristic outcome is repo
 # presume abort but asks the agent.
 kill_wait "$COORD_PID"
 dtx_start_coord
-for a in shop bank stock; do wait_for 10 participant_up $a; done
+for a in shop bank stock; do wait_or_bail 10 participant_up $a; done
 kill -STOP "${AGENT_PID[shop]}"
 "$DTXCTL" exec --wait 300 --on shop --sql "INSERT INTO orders VALUES ('p3', 'alice', 'widget', 1, 10)" --expect 1 >/dev/null 2>&1
 kill_wait "$COORD_PID" KILL

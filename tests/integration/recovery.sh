@@ -12,7 +12,7 @@ widgets() { q stock "SELECT qty FROM items WHERE item = 'widget'"; }
 restart_coord() { # restart_coord [ENV...]
 	kill_wait "$COORD_PID" KILL
 	dtx_start_coord "$@"
-	for a in shop bank stock; do wait_for 10 participant_up $a || return 1; done
+	for a in shop bank stock; do wait_or_bail 10 participant_up $a; done
 }
 restart_agent() { # restart_agent NAME [ENV...]: returns once it registered
 	local n=$1 seen
@@ -26,10 +26,10 @@ restart_agent() { # restart_agent NAME [ENV...]: returns once it registered
 # --- coordinator dies with COMMIT durable, before telling anyone ----------
 dtx_start_coord DTX_CRASH=crd.commit_logged || exit 1
 for a in shop bank stock; do dtx_start_agent $a; done
-for a in shop bank stock; do wait_for 10 participant_up $a; done
+for a in shop bank stock; do wait_or_bail 10 participant_up $a; done
 out=$(place_order r1 alice widget 1 --wait 3000 2>&1); rc=$?
 is "$rc" 3 "the client gets no answer when the coordinator dies after logging COMMIT"
-wait "$COORD_PID"; is "$?" 99 "coordinatord died at crash point crd.commit_logged"
+wait_exit 60 "$COORD_PID"; is "$?" 99 "coordinatord died at crash point crd.commit_logged"
 is "$(prepared_count)" 3 "three branches are left prepared, in doubt"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'r1'")" 0 "nothing is visible yet"
 COORD_PID=
@@ -44,7 +44,7 @@ out=$("$DTXCTL" query "$gtid"); is "$?" 0 "a client asking for $gtid is told com
 # --- coordinator dies after COMMIT reached one participant ----------------
 restart_coord DTX_CRASH=crd.commit_sent:1 || exit 1
 out=$(place_order r2 alice widget 1 --wait 3000 2>&1)
-wait "$COORD_PID"; is "$?" 99 "coordinatord died at crd.commit_sent after the first COMMIT"
+wait_exit 60 "$COORD_PID"; is "$?" 99 "coordinatord died at crd.commit_sent after the first COMMIT"
 COORD_PID=
 dtx_start_coord || exit 1
 wait_for 10 no_prepared_left; ok $? "the re-driven commit finishes on the other participants"
@@ -55,7 +55,7 @@ ok $(grep -q 'heuristic' "$T/coord.log"; echo $((1 - $?))) "no heuristic outcome
 # --- coordinator dies with every vote in, before the decision is logged ---
 restart_coord DTX_CRASH=crd.votes_in || exit 1
 out=$(place_order r3 alice widget 1 --wait 3000 2>&1)
-wait "$COORD_PID"; is "$?" 99 "coordinatord died at crd.votes_in"
+wait_exit 60 "$COORD_PID"; is "$?" 99 "coordinatord died at crd.votes_in"
 COORD_PID=
 dtx_start_coord || exit 1
 wait_for 10 no_prepared_left; ok $? "recovery presumes abort and rolls every branch back"
@@ -70,7 +70,7 @@ wait_for 5 sh -c "[ \"\$($PGBIN/psql -X -h $PGSOCK -p $PGPORT -U postgres -d pos
 ok $? "shop and bank prepared while stock is frozen"
 kill_wait "$COORD_PID" KILL
 COORD_PID=
-wait "$client"
+wait_exit 60 "$client"
 dtx_start_coord || exit 1
 kill -CONT "${AGENT_PID[stock]}"
 wait_for 15 no_prepared_left; ok $? "after kill -9 and restart every branch is rolled back"
@@ -81,7 +81,7 @@ is "$(widgets)" 3 "stock is untouched"
 # Its vote died with it: the branch it reports prepared counts as NO (the
 # agent checks row counts after preparing; see the next section), and the
 # order aborts as soon as it is reported, not at its timeout.
-for a in shop bank stock; do wait_for 10 participant_up $a; done
+for a in shop bank stock; do wait_or_bail 10 participant_up $a; done
 restart_agent bank DTX_CRASH=pga.prepared
 start=$(date +%s)
 out=$(place_order r5 alice widget 1 --timeout 30000 2>&1) &
@@ -89,7 +89,7 @@ client=$!
 bank_pid=${AGENT_PID[bank]}
 wait_for 10 sh -c "! kill -0 $bank_pid"; ok $? "the bank agent died at crash point pga.prepared"
 dtx_start_agent bank
-wait "$client"; is "$?" 1 "the restarted agent reports its prepared branch, unvoted: the order aborts"
+wait_exit 60 "$client"; is "$?" 1 "the restarted agent reports its prepared branch, unvoted: the order aborts"
 ok $([ $(($(date +%s) - start)) -lt 25 ] && echo 0 || echo 1) "before its 30 s timeout"
 wait_for 10 no_prepared_left; ok $? "nothing stays prepared"
 ok $([ "$(q shop "SELECT count(*) FROM orders WHERE ref = 'r5'")" = 0 ] && [ "$(balance alice)" = 80 ] && [ "$(widgets)" = 3 ] && echo 0 || echo 1) \
@@ -110,7 +110,7 @@ wait_for 10 sh -c "! kill -0 $bank_pid"; ok $? "the bank agent died at crash poi
 is "$(q postgres "SELECT count(*) FROM pg_prepared_xacts WHERE database = 'bank'")" 1 \
 	"it left bob's payment prepared, touching no row"
 dtx_start_agent bank
-wait "$client"; is "$?" 1 "the order aborts"
+wait_exit 60 "$client"; is "$?" 1 "the order aborts"
 wait_for 10 no_prepared_left; ok $? "nothing stays prepared"
 ok $([ "$(q shop "SELECT count(*) FROM orders WHERE ref = 'r5b'")" = 0 ] && [ "$(balance bob)" = 20 ] &&
 	[ "$(q stock "SELECT qty FROM items WHERE item = 'gadget'")" = 1 ] && echo 0 || echo 1) \
@@ -126,7 +126,7 @@ ok $([ "$(q shop "SELECT count(*) FROM orders WHERE ref = 'r6'")" = 0 ] && [ "$(
 	"r6 is nowhere"
 
 # --- an agent dies between receiving COMMIT and applying it ---------------
-wait_for 10 participant_up bank
+wait_or_bail 10 participant_up bank
 restart_agent stock DTX_CRASH=pga.decision_received
 out=$(place_order r7 alice widget 1); rc=$?
 is "$rc" 0 "the order commits (the decision is durable before any agent hears it)"

@@ -37,7 +37,7 @@ like "$(grep '^ExecStartPre=' "$T/units/coordinatord.service")" '--check-config'
 # --- notify and watchdog ---------------------------------------------------------
 "$NOTIFYSOCK" "$T/notify.sock" >"$T/notify.out" &
 ALL_PIDS+=("$!")
-wait_for 5 test -S "$T/notify.sock"
+wait_or_bail 5 test -S "$T/notify.sock"
 dtx_start_pg
 # WATCHDOG_USEC as systemd sets it for WatchdogSec=0.4s: pings every 200 ms
 write_coord_conf
@@ -60,7 +60,7 @@ kill -CONT "$COORD_PID"; sleep 0.5
 ok $([ "$(grep -c 'WATCHDOG=1' "$T/notify.out")" -gt "$before" ] && echo 0 || echo 1) "pings resume with the loop"
 
 NOTIFY_SOCKET=$T/notify.sock dtx_start_agent shop
-wait_for 10 participant_up shop
+wait_or_bail 10 participant_up shop
 wait_for 5 grep -q 'READY=1.*STATUS=agent shop' "$T/notify.out"; ok $? "dtx-pgagent says READY=1"
 kill_wait "${AGENT_PID[shop]}"
 kill_wait "$COORD_PID"
@@ -81,9 +81,9 @@ if [ "$(id -u)" = 0 ] && mkdir -p /run/systemd/journal 2>/dev/null &&
 		exec "$3" -c "$2/coord.conf" 2>>"$2/j.err"' - "$NOTIFYSOCK" "$T" "$COORDINATORD" &
 	COORD_PID=$!
 	ALL_PIDS+=("$COORD_PID")
-	wait_for 10 "$DTXCTL" --wait 500 status >/dev/null
+	wait_or_bail 10 "$DTXCTL" --wait 500 status
 	dtx_start_agent shop
-	wait_for 10 participant_up shop
+	wait_or_bail 10 participant_up shop
 	gtid=$("$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('j1', 'eve', 'widget', 1, 1)" | awk '{print $1}')
 	wait_for 5 grep -q "MESSAGE=$gtid: one phase, committed" "$T/journal.out"
 	ok $? "under journald, a transaction's line reaches the journal ($gtid)"

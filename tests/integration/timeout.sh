@@ -47,13 +47,13 @@ sleep 0.2
 out=$("$DTXCTL" exec --on bank --sql "UPDATE wallets SET balance = balance WHERE customer = 'bob'" --expect 1); rc=$?
 kill -0 "$t6" 2>/dev/null; blocked=$?
 is "$rc $blocked" "0 0" "meanwhile a branch on bob's wallet commits through bank, while alice's still waits"
-wait "$t6"; rc=$?
+wait_exit 60 "$t6"; rc=$?
 out=$(cat "$T/t6.out")
 ms=$((($(date +%s%N) - t0) / 1000000))
 is "$rc" 1 "an order whose bank branch waits on a lock aborts"
 like "$out" 'bank voted no: .*lock timeout.*sqlstate 55P03' "bank votes no with SQLSTATE 55P03"
 ok $([ "$ms" -lt 3000 ] && echo 0 || echo 1) "at the branch's lock timeout, not the global one ($ms ms)"
-wait "$locker"
+wait_exit 60 "$locker"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 't6'")" 0 "shop has no order t6"
 
 # --- a PREPARE that arrives after its transaction was aborted ---------------
@@ -98,11 +98,11 @@ bob=$(q bank "SELECT balance FROM wallets WHERE customer = 'bob'")
 t7=$!
 sleep 0.5
 t0=$(date +%s%N)
-kill -TERM "${AGENT_PID[bank]}"; wait "${AGENT_PID[bank]}"; rc=$?
+kill -TERM "${AGENT_PID[bank]}"; wait_exit 60 "${AGENT_PID[bank]}"; rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
 is "$rc" 0 "the agent stopped by SIGTERM during a branch exits 0"
 ok $([ "$ms" -lt 4500 ] && echo 0 || echo 1) "... once the branch finished, not at the 5 s limit ($ms ms)"
-wait "$t7"; rc=$?
+wait_exit 60 "$t7"; rc=$?
 is "$rc" 0 "the branch's vote reached the coordinator: the order commits"
 is "$(prepared_count)" 1 "bank's branch stays prepared while no agent runs"
 dtx_start_agent bank PGCONNECT_TIMEOUT=2

@@ -16,7 +16,8 @@ watch() {
 	before=$(watchers)
 	"$DTXCTL" watch "$@" >"$file" 2>&1 &
 	ALL_PIDS+=("$!")
-	wait_for 5 sh -c "[ \"\$(grep -o 'event stream: [0-9]* watching' '$T/coord.log' | tail -1 | awk '{print \$3}')\" -gt ${before:-0} ]"
+	more_watchers() { [ "$(watchers)" -gt "$1" ]; }
+	wait_or_bail 5 more_watchers "${before:-0}"
 }
 # events GTID FILE: the event names of GTID in FILE, in order
 events() { awk -v g="$1" '$2 == g { printf "%s%s", sep, $3; sep = " " }' "$2"; }
@@ -28,8 +29,8 @@ is "$(watchers)" 2 "two watchers subscribed"
 gtid=$(place_order w1 alice widget 1 | awk '{print $1}')
 one=$("$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('w2', 'bob', 'widget', 1, 1)" | awk '{print $1}')
 bad=$(place_order w3 alice widget 100000 | awk '{print $1}')
-wait_for 10 sh -c "grep -q '$bad completed' '$T/all.out'"
-wait_for 10 sh -c "grep -q '$gtid completed' '$T/all.out'"
+wait_ok 10 "the watcher sees the aborted order complete" grep -q "$bad completed" "$T/all.out"
+wait_ok 10 "the watcher sees the committed order complete" grep -q "$gtid completed" "$T/all.out"
 
 is "$(events "$gtid" "$T/all.out")" "begun voted voted voted decided completed" \
 	"a committed order: begun, three votes, decided, completed, in that order"
@@ -54,8 +55,9 @@ g4=$("$DTXCTL" list --state preparing | awk 'NR == 1 {print $1}')
 watch "$T/one.out" --gtid "$g4" --count 3
 "$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('w5', 'bob', 'widget', 1, 1)" >/dev/null
 kill -CONT "${AGENT_PID[bank]}"
-wait "$ORDER"; is "$?" 0 "the order commits once bank answers"
-wait_for 10 sh -c "[ \$(wc -l <'$T/one.out') -ge 3 ]"
+wait_exit 60 "$ORDER"; is "$?" 0 "the order commits once bank answers"
+three_events() { [ "$(wc -l <"$T/one.out")" -ge 3 ]; }
+wait_ok 10 "the --gtid watcher gets its 3 events" three_events
 is "$(awk '{print $2}' "$T/one.out" | sort -u)" "$g4" "--gtid: only that transaction's events"
 is "$(awk '{print $3, $4}' "$T/one.out" | tr '\n' ' ')" "voted bank decided shop,bank,stock completed shop,bank,stock " \
 	"... the rest of its life: bank's vote, decided, completed"
@@ -72,7 +74,7 @@ bank_pid=${AGENT_PID[bank]}
 wait_for 10 sh -c "! kill -0 $bank_pid"; ok $? "the order commits; bank dies on hearing it"
 q bank "ROLLBACK PREPARED '$(q postgres "SELECT gid FROM pg_prepared_xacts WHERE database = 'bank'")'"
 dtx_start_agent bank
-wait_for 10 sh -c "grep -q '$g6 completed' '$T/all.out'"
+wait_ok 10 "the watcher sees the heuristic order complete" grep -q "$g6 completed" "$T/all.out"
 is "$(events "$g6" "$T/all.out")" "begun voted voted voted decided heuristic completed" \
 	"a heuristic outcome: its event comes before completed"
 like "$(grep "$g6 heuristic" "$T/all.out")" "$g6 heuristic +bank .*rolled back outside dtx" \
