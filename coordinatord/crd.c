@@ -85,6 +85,7 @@ typedef struct s_tx {
 	bool heuristic;
 	bool one_phase;                /* one branch: committed without PREPARE */
 	bool resolving;                /* one-phase, vote lost: asking which way it went */
+	bool answered;                 /* the client has had an outcome once */
 	int64_t begun_us;              /* when the client's TX arrived (monotonic) */
 	int64_t deadline_ms;
 	int64_t decided_ms;            /* when COMMITTING or ABORTING was entered */
@@ -137,6 +138,7 @@ struct crd {
 	bool prune_failing;            /* retention's last pruning failed */
 	dtx_delayed_t *delayed;        /* frames held by a delay fault */
 	bool io_failed;                /* a flush outside the loop failed: stop */
+	bool closing;                  /* crd_destroy: start nothing new */
 	int64_t watchdog_ms, last_watchdog_ms; /* systemd's watchdog: ping this often */
 	/* metrics (crd_metrics.h), served on metrics_listen and by dtxctl stats */
 	crd_http_t *http;
@@ -322,7 +324,9 @@ static void s_reply_client(crd_t *self, s_tx_t *tx, int status)
 	}
 	s_send(self->client, &tx->client, &m);
 	tx->client_waiting = false;
-	crd_hist_observe(&self->h_decision, (double)(dtx_now_us() - tx->begun_us) / 1e6);
+	if (tx->begun_us && !tx->answered) /* not a recovered one, nor a key's second answer */
+		crd_hist_observe(&self->h_decision, (double)(dtx_now_us() - tx->begun_us) / 1e6);
+	tx->answered = true;
 	/* Crash point: the outcome left the process. */
 	dtx_crash_point("crd.client_answered");
 }
@@ -608,12 +612,16 @@ static void s_after_flush(crd_t *self, s_tx_t *list)
 		s_tx_t *next = tx->flush_next;
 		tx->awaiting_flush = false;
 		tx->flush_next = NULL;
-		if (tx->state == WAL_PREPARING) {
+		if (tx->state == WAL_PREPARING && tx->one_phase) {
 			/* Durability point: a one-phase begin record is on disk.
 			 * A crash from here on finds it undecided at recovery and
 			 * asks the participant (RESOLVE), never presumes abort. */
 			dtx_crash_point("crd.begin_logged");
-			if (now >= tx->deadline_ms) {
+			if (self->closing) {
+				/* stopping: recovery asks about it at the next start */
+			} else if (now >= tx->deadline_ms) {
+				/* Its PREPARE never left: nothing to roll back. */
+				tx->br[0].acked = true;
 				dtx_msg_clear(&tx->req);
 				s_abort(self, tx, NULL, NULL,
 					"timed out before the branch could be sent (the log was slow)");
@@ -621,6 +629,14 @@ static void s_after_flush(crd_t *self, s_tx_t *list)
 			} else {
 				s_send_prepares(self, tx);
 			}
+			tx = next;
+			continue;
+		}
+		if (tx->state != WAL_COMMITTING) {
+			char gtid[DTX_GTID_MAX];
+			s_gtid(self, tx, gtid, sizeof(gtid));
+			dtx_err("%s: in %s after its group commit, neither a commit decision nor a "
+				"one-phase begin: nothing sent", gtid, wal_kind_str(tx->state));
 			tx = next;
 			continue;
 		}
@@ -1090,11 +1106,18 @@ static bool s_on_tx_again(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
 									   : DTX_OUTCOME_ABORTED);
 		return true;
 	}
-	/* Finished: its last records may still be queued; the log answers
-	 * once they are on disk (as for QUERY). */
-	if (wal_pending(self->wal) && !self->log_failing && s_flush(self)) {
+	/* Finished: its last records may still be queued or in the batch
+	 * being written; the log answers once they are on disk (as for
+	 * QUERY). A log that takes no writes cannot say yet. */
+	if (!self->log_failing && s_flush(self)) {
 		self->io_failed = true;
 		self->stop = 1;
+		return true;
+	}
+	if (self->log_failing && (wal_pending(self->wal) || wal_flush_busy(self->wal))) {
+		s_send_error(self->client, rid, true, m->id, DTX_EBUSY,
+			     "submitted before with this key; its outcome is not on disk yet "
+			     "(the log takes no writes): ask again");
 		return true;
 	}
 	int out[2] = {DTX_OUTCOME_IN_DOUBT, 0};
@@ -1203,15 +1226,28 @@ static void s_on_tx(crd_t *self, const s_rid_t *rid, dtx_msg_t *m)
 	s_gtid(self, tx, gtid, sizeof(gtid));
 	dtx_debug("%s: begin, %" PRIu32 " branches", gtid, tx->nbranches);
 	/* The GTID before the outcome: a client that never hears the outcome
-	 * can still ask for it (QUERY), or send the TX again with its key. */
-	s_reply_accepted(self, tx);
+	 * can still ask for it (QUERY), or send the TX again with its key.
+	 * Only to a TX with a key: a client older than keys would take it for
+	 * the outcome. */
+	if (tx->key[0])
+		s_reply_accepted(self, tx);
 	/* A one-phase begin record is forced: its branch commits on its own
 	 * and may tell the client "committed" before any later record of ours
 	 * lands, so the log must know the transaction (and that it is one
 	 * phase, to be asked about, never presumed aborted) before the PREPARE
 	 * leaves. The two-phase begin record rides the next group commit:
 	 * lost, it means abort, which is what presumed abort says anyway. */
-	s_log(self, tx, WAL_ACTIVE, tx->one_phase ? ONE_PHASE_NOTE : NULL, tx->one_phase);
+	if ((rc = s_log(self, tx, WAL_ACTIVE, tx->one_phase ? ONE_PHASE_NOTE : NULL,
+			tx->one_phase)) && tx->one_phase) {
+		/* Not even queued: its branch must not be sent. Nothing ran. */
+		snprintf(text, sizeof(text), "cannot queue the begin record: %s", dtx_strerror(rc));
+		dtx_err("%s: %s", gtid, text);
+		tx->br[0].acked = true;
+		dtx_msg_clear(&tx->req);
+		s_abort(self, tx, NULL, NULL, text);
+		s_maybe_end(self, tx);
+		return;
+	}
 	s_event(self, tx, gtid, "begun", NULL, "timeout %" PRIu32 " ms%s", timeout,
 		tx->one_phase ? ", one phase" : "");
 	dtx_crash_point("crd.begun");
@@ -1324,6 +1360,13 @@ static void s_on_query(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
 		return;
 	}
 	r.code = s_status_of(self, m->gtid, &g, &tx);
+	if (!tx && self->log_failing && (wal_pending(self->wal) || wal_flush_busy(self->wal))) {
+		/* Its last records may be among those the log cannot take yet:
+		 * the disk alone could presume abort for work that committed. */
+		s_send_error(self->client, rid, true, m->id, DTX_EBUSY,
+			     "the log takes no writes and outcomes wait to be written: ask again");
+		return;
+	}
 	if (tx && tx->reason[0]) {
 		r.text = tx->reason;
 		r.has |= DTX_F_TEXT;
@@ -2473,6 +2516,7 @@ void crd_destroy(crd_t **self_p)
 	crd_t *self = self_p ? *self_p : NULL;
 	if (!self)
 		return;
+	self->closing = true; /* a flush from here on sends no new PREPARE */
 	if (self->wal)
 		s_flush(self); /* the batch under way, then what is queued */
 	while (self->head)

@@ -78,6 +78,28 @@ static const char *s_node(json_object *wrapper, json_object **body)
 	return NULL;
 }
 
+/* Whether the tree o holds an "intoClause" anywhere: SELECT ... INTO, at
+ * the top or on a leaf of a UNION / INTERSECT / EXCEPT (PostgreSQL puts it
+ * on the leftmost one). */
+static bool s_has_into(json_object *o, int depth)
+{
+	if (depth > S_MAX_DEPTH)
+		return true; /* cannot tell: refuse */
+	if (json_object_is_type(o, json_type_array)) {
+		size_t n = json_object_array_length(o);
+		for (size_t i = 0; i < n; i++)
+			if (s_has_into(json_object_array_get_idx(o, i), depth + 1))
+				return true;
+	} else if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val)
+		{
+			if (strcmp(key, "intoClause") == 0 || s_has_into(val, depth + 1))
+				return true;
+		}
+	}
+	return false;
+}
+
 /* What is wrong with the one statement tree root (the JSON of
  * pg_query_parse), into what; "" when it is accepted. */
 static void s_judge(json_object *root, char *what, size_t len)
@@ -109,7 +131,7 @@ static void s_judge(json_object *root, char *what, size_t len)
 		if (strcmp(node, s_accepted[i]) != 0)
 			continue;
 		/* SELECT ... INTO t is CREATE TABLE t AS SELECT ... */
-		if (strcmp(node, "SelectStmt") == 0 && json_object_object_get_ex(body, "intoClause", NULL))
+		if (s_has_into(body, 0))
 			snprintf(what, len, "SELECT INTO creates a table");
 		return;
 	}
@@ -143,6 +165,18 @@ static void s_judge(json_object *root, char *what, size_t len)
 /* One statement: 0, or DTX_EINVAL / DTX_ENOMEM with what and sqlstate. */
 static int s_check_one(const char *sql, char *sqlstate, char *what, size_t len)
 {
+	/* The parser reads string literals with standard_conforming_strings
+	 * on; the server reads them with the session's setting, which an
+	 * earlier statement of the branch can turn off (set_config): a
+	 * backslash could then hide text from this check. Data belongs in
+	 * parameters. */
+	if (strchr(sql, '\\')) {
+		snprintf(sqlstate, 6, "0A000");
+		snprintf(what, len, "it holds a backslash, which PostgreSQL may read otherwise than "
+			 "this check does (standard_conforming_strings); pass such text as a "
+			 "parameter");
+		return DTX_EINVAL;
+	}
 	PgQueryParseResult r = pg_query_parse(sql);
 	int rc = 0;
 	if (r.error) {

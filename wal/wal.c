@@ -449,6 +449,12 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 			   "create a new one with --create-log)", opts->dir);
 		goto fail;
 	}
+	if (mrc == 0 && opts->create) {
+		/* Checked again under the lock: another --create-log won. */
+		rc = s_why(why, why_len, DTX_ELOG, "the log in %s exists: a log is there already",
+			   opts->dir);
+		goto fail;
+	}
 	if (mrc == MDB_NOTFOUND) {
 		cv = (MDB_val){strlen(opts->coord_id), (void *)opts->coord_id};
 		mrc = mdb_put(txn, self->meta, &ck, &cv, 0);
@@ -1018,9 +1024,12 @@ static int s_prune_key(wal_t *self, MDB_txn *txn, const MDB_val *k, const MDB_va
 	if (v->mv_size < HDR_LEN || !(((const uint8_t *)v->mv_data)[3] & REC_F_KEY))
 		return 0;
 	if (s_decode(k, v, &rec, &scratch) == 0 && rec.key) {
-		MDB_val kk = {strlen(rec.key), (void *)rec.key};
-		rc = mdb_del(txn, self->keys, &kk, NULL);
-		if (rc == MDB_NOTFOUND)
+		/* only if the key still names this transaction */
+		MDB_val kk = {strlen(rec.key), (void *)rec.key}, kv;
+		rc = mdb_get(txn, self->keys, &kk, &kv);
+		if (rc == 0 && kv.mv_size == 8 && memcmp(kv.mv_data, k->mv_data, 8) == 0)
+			rc = mdb_del(txn, self->keys, &kk, NULL);
+		if (rc == MDB_NOTFOUND || rc == 0)
 			rc = 0;
 	}
 	free(scratch);

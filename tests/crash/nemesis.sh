@@ -61,7 +61,6 @@ echo "# replay: NEMESIS_SEED=$SEED NEMESIS_SECONDS=$SECONDS_ALL NEMESIS_RUNS=$RU
 	"NEMESIS_ONE_PHASE=$ONE_PHASE NEMESIS_LAZY_FLUSH_MS=$DTX_TEST_LAZY_FLUSH_MS"
 RANDOM=$SEED
 
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
 # A process killed and waited for leaves ALL_PIDS, so that nothing (not
 # dtx_cleanup either) signals its number again once the system reuses it.
@@ -336,7 +335,7 @@ run() {
 	# What QUERY said must survive a crash: once more kill -9, then ask again.
 	kill_wait "$COORD_PID" KILL; forget_pid "$COORD_PID"
 	restart_coord
-	wait_for 30 all_up
+	wait_for 30 all_up || viol W "agents not all registered 30 s after the last restart"
 	wait_for 30 quiescent || viol W "not quiescent 30 s after the last restart"
 	check_queries R
 	# the workload's figures: outcome by shape, and how many unheard ones committed

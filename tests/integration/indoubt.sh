@@ -42,8 +42,8 @@ is "$(q bank "SELECT count(*) FROM pg_prepared_xacts WHERE gid = '$long'")" 1 \
 	"the look-alike stays prepared: it is nobody's to decide here"
 out=$("$DTXCTL" resolve c1.99.17 --abort 2>&1); rc=$?
 is "$rc" 0 "the 17th branch can be resolved too"
-gone() { [ "$(q bank "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'dtx:c1:99:17:0'")" = 0 ]; }
-wait_for 10 gone; ok $? "it is rolled back (waited for it to leave pg_prepared_xacts)"
+branch17_gone() { [ "$(q bank "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'dtx:c1:99:17:0'")" = 0 ]; }
+wait_for 10 branch17_gone; ok $? "it is rolled back (waited for it to leave pg_prepared_xacts)"
 is "$("$DTXCTL" list --state in-doubt | grep -c '@bank')" 18 "18 are left to the operator"
 
 is "$(grep -c 'not a dtx GID: left alone' "$T/agent-bank.log")" 1 "the agent's scan leaves the look-alike out, saying so once"
