@@ -85,7 +85,7 @@ is "$rc" 0 "and still commits transactions after the bad frames"
 # the row lock that a prepared branch holds until its COMMIT PREPARED: the
 # decisions must not wait behind the blocked prepares.
 # (the last order's COMMIT PREPARED may still be on its way)
-wait_for 5 no_prepared_left
+wait_or_bail 10 no_prepared_left
 before=$(q bank "SELECT balance FROM wallets WHERE customer = 'alice'")
 pids=()
 for i in $(seq 1 12); do
