@@ -42,9 +42,7 @@ is "$rc" 0 "--create-log makes a new log"
 e2=$(printf '%s' "$out" | sed -n 's/.*first epoch \([0-9]*\).*/\1/p')
 ok "$([ -n "$e2" ] && [ "$e2" -gt "$e1" ]; echo $?)" "its first epoch ($e2) is above the lost log's ($e1)"
 dtx_start_coord || exit 1
-for a in shop bank stock; do
-	wait_for 10 participant_up $a || { echo "Bail out! agent $a did not register again"; exit 1; }
-done
+wait_all_up
 out=$("$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('g2', 'alice', 'widget', 1, 10)" --expect 1); rc=$?
 is "$rc" 0 "a transaction commits on the new log"
 g2=${out%% *}

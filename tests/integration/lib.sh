@@ -266,6 +266,14 @@ EOF
 }
 
 participant_up() { "$DTXCTL" --wait 1000 status | grep -q "participant $1 up"; }
+# wait_all_up: until shop, bank and stock are registered (after a restart
+# of the coordinator); Bail out naming the one that is not.
+wait_all_up() {
+	local a
+	for a in shop bank stock; do
+		wait_for 10 participant_up $a || bail "agent $a did not register (waited 10 s)"
+	done
+}
 
 # How often agent NAME has registered with the coordinator so far.
 registrations() { grep -cE "participant $1 (re)?connected" "$T/coord.log"; }

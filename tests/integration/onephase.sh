@@ -69,9 +69,7 @@ no_prepared_left; ok $? "nothing is left prepared"
 kill_wait "$COORD_PID"
 sed -i 's/^lazy_flush_ms = .*/lazy_flush_ms = 5000/' "$T/coord.conf"
 dtx_start_coord || exit 1
-for a in shop bank stock; do
-	wait_for 10 participant_up $a || { echo "Bail out! agent $a did not register again"; exit 1; }
-done
+wait_all_up
 out=$("$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('p4', 'alice', 'widget', 1, 10)" --expect 1); rc=$?
 is "$rc" 0 "a one-phase transaction commits with lazy records held back"
 g4=${out%% *}

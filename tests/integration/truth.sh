@@ -30,9 +30,7 @@ like "$out" '^ERROR -3 [^[]*$' "garbage, with no id to read, is refused without 
 # gives the client is the answer's, not a guess written before it.
 kill_wait "$COORD_PID"
 dtx_start_coord DTX_FAULT=drop:VOTE:1 || exit 1
-for a in shop bank stock; do
-	wait_for 10 participant_up $a || { echo "Bail out! agent $a did not register again"; exit 1; }
-done
+wait_all_up
 out=$("$DTXCTL" exec --timeout 1000 --on shop --sql "INSERT INTO orders VALUES ('t1', 'alice', 'widget', 1, 10)" --expect 1); rc=$?
 is "$rc" 0 "its vote lost, a one-phase branch that committed is reported committed"
 like "$out" 'committed: timed out waiting for the vote; the only participant committed its branch' \
@@ -49,9 +47,7 @@ kill -0 "$COORD_PID"; ok $? "coordinatord is still running"
 # after the client gave up waiting, across a coordinator crash.
 kill_wait "$COORD_PID"
 dtx_start_coord || exit 1
-for a in shop bank stock; do
-	wait_for 10 participant_up $a || { echo "Bail out! agent $a did not register again"; exit 1; }
-done
+wait_all_up
 bal() { q bank "SELECT balance FROM wallets WHERE customer = '$1'"; }
 pay() { # pay KEY [dtxctl options]: two branches, bob pays 1 into alice's wallet
 	local key=$1; shift
@@ -88,9 +84,7 @@ like "$out" "dtxctl: $g2: its outcome" "... the same GTID ($g2), not a new one"
 kill_wait "$COORD_PID" KILL
 kill -CONT "${AGENT_PID[bank]}"
 dtx_start_coord || exit 1
-for a in shop bank stock; do
-	wait_for 10 participant_up $a || { echo "Bail out! agent $a did not register again"; exit 1; }
-done
+wait_all_up
 done_g2() { "$DTXCTL" query "$g2"; [ $? -ne 6 ]; }
 wait_for 10 done_g2; ok $? "recovery finishes $g2 (waited for query to leave 'not decided')"
 wait_for 10 no_prepared_left; ok $? "... and its phase two (waited for no prepared branch)"
