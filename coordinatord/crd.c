@@ -1068,6 +1068,26 @@ static void s_reply_accepted(crd_t *self, s_tx_t *tx)
 
 static int s_logged_fn(const wal_rec_t *recs, unsigned n, void *arg);
 
+/* Whether records the log cannot take yet (it is failing) are still
+ * waiting: then the disk alone may lack an outcome, and could presume
+ * abort for work that committed. */
+static bool s_log_behind(crd_t *self)
+{
+	return self->log_failing && (wal_pending(self->wal) || wal_flush_busy(self->wal));
+}
+
+/* The outcome of an in-flight transaction as a client may hear it. */
+static int s_tx_outcome(const s_tx_t *tx)
+{
+	if (tx->heuristic)
+		return DTX_OUTCOME_HEURISTIC;
+	switch (tx->state) {
+	case WAL_COMMITTING: return tx->awaiting_flush ? DTX_OUTCOME_ACTIVE : DTX_OUTCOME_COMMITTED;
+	case WAL_ABORTING: return DTX_OUTCOME_ABORTED;
+	default: return DTX_OUTCOME_ACTIVE;
+	}
+}
+
 /*
  * A TX whose key names a transaction submitted before (its begin record
  * carries the key): it is answered with that transaction, never run
@@ -1101,9 +1121,7 @@ static bool s_on_tx_again(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
 		bool decided = (tx->state == WAL_COMMITTING && !tx->awaiting_flush) ||
 			       tx->state == WAL_ABORTING;
 		if (decided)
-			s_reply_client(self, tx, tx->heuristic ? DTX_OUTCOME_HEURISTIC
-					     : tx->state == WAL_COMMITTING ? DTX_OUTCOME_COMMITTED
-									   : DTX_OUTCOME_ABORTED);
+			s_reply_client(self, tx, s_tx_outcome(tx));
 		return true;
 	}
 	/* Finished: its last records may still be queued or in the batch
@@ -1114,7 +1132,7 @@ static bool s_on_tx_again(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
 		self->stop = 1;
 		return true;
 	}
-	if (self->log_failing && (wal_pending(self->wal) || wal_flush_busy(self->wal))) {
+	if (s_log_behind(self)) {
 		s_send_error(self->client, rid, true, m->id, DTX_EBUSY,
 			     "submitted before with this key; its outcome is not on disk yet "
 			     "(the log takes no writes): ask again");
@@ -1325,17 +1343,11 @@ static int s_status_of(crd_t *self, const char *gtid_s, dtx_gtid_t *g, s_tx_t **
 	s_tx_t *tx = s_find(self, g->seq);
 	if (tx && tx->epoch == g->epoch) {
 		*txp = tx;
-		if (tx->heuristic)
-			return DTX_OUTCOME_HEURISTIC;
-		switch (tx->state) {
-		case WAL_COMMITTING: return tx->awaiting_flush ? DTX_OUTCOME_ACTIVE
-							       : DTX_OUTCOME_COMMITTED;
-		case WAL_ABORTING: return DTX_OUTCOME_ABORTED;
-		default: return DTX_OUTCOME_ACTIVE;
-		}
+		return s_tx_outcome(tx);
 	}
 	return s_logged_outcome(self, g->seq, g->epoch);
 }
+
 
 static void s_on_query(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
 {
@@ -1360,9 +1372,7 @@ static void s_on_query(crd_t *self, const s_rid_t *rid, const dtx_msg_t *m)
 		return;
 	}
 	r.code = s_status_of(self, m->gtid, &g, &tx);
-	if (!tx && self->log_failing && (wal_pending(self->wal) || wal_flush_busy(self->wal))) {
-		/* Its last records may be among those the log cannot take yet:
-		 * the disk alone could presume abort for work that committed. */
+	if (!tx && s_log_behind(self)) {
 		s_send_error(self->client, rid, true, m->id, DTX_EBUSY,
 			     "the log takes no writes and outcomes wait to be written: ask again");
 		return;

@@ -20,9 +20,7 @@ is "$(prepared_count)" 21 "21 branches are prepared by hand"
 
 dtx_start_coord || exit 1
 for a in shop bank stock; do dtx_start_agent $a; done
-for a in shop bank stock; do
-	wait_for 10 participant_up $a || { echo "Bail out! agent $a did not register"; exit 1; }
-done
+wait_all_up
 listed() { [ "$("$DTXCTL" list --state in-doubt | grep -c '@bank')" -ge "$1" ]; }
 wait_for 10 listed 20; ok $? "the coordinator lists the branches it cannot decide (waited for 20 in-doubt rows)"
 rows=$("$DTXCTL" list --state in-doubt)

@@ -266,13 +266,14 @@ EOF
 }
 
 participant_up() { "$DTXCTL" --wait 1000 status | grep -q "participant $1 up"; }
+# query_decided GTID: dtxctl query answers anything but "not decided yet".
+query_decided() { "$DTXCTL" query "$1"; [ $? -ne 6 ]; }
+
 # wait_all_up: until shop, bank and stock are registered (after a restart
 # of the coordinator); Bail out naming the one that is not.
 wait_all_up() {
 	local a
-	for a in shop bank stock; do
-		wait_for 10 participant_up $a || bail "agent $a did not register (waited 10 s)"
-	done
+	for a in shop bank stock; do wait_or_bail 10 participant_up $a; done
 }
 
 # How often agent NAME has registered with the coordinator so far.
@@ -287,9 +288,7 @@ dtx_start_all() {
 	dtx_start_pg
 	dtx_start_coord || exit 1
 	for a in shop bank stock; do dtx_start_agent $a; done
-	for a in shop bank stock; do
-		wait_or_bail 10 participant_up $a
-	done
+	wait_all_up
 }
 
 # dtx_start_bench ACCOUNTS BALANCE: dtxbench's set-up (the caller sets

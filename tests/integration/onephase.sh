@@ -76,8 +76,7 @@ g4=${out%% *}
 kill_wait "$COORD_PID" KILL
 sed -i 's/^lazy_flush_ms = .*/lazy_flush_ms = 5/' "$T/coord.conf"
 dtx_start_coord || exit 1
-decided() { "$DTXCTL" query "$1"; [ $? -ne 6 ]; }
-wait_for 10 decided "$g4"; ok $? "after the crash its outcome is decided again (waited for: query $g4 to leave 'not decided')"
+wait_for 10 query_decided "$g4"; ok $? "after the crash its outcome is decided again (waited for: query $g4 to leave 'not decided')"
 out=$("$DTXCTL" query "$g4"); rc=$?
 is "$rc" 0 "the client was told committed, and the log agrees after the crash"
 like "$out" "^$g4 committed" "... query says committed, not presumed aborted"

@@ -85,8 +85,7 @@ kill_wait "$COORD_PID" KILL
 kill -CONT "${AGENT_PID[bank]}"
 dtx_start_coord || exit 1
 wait_all_up
-done_g2() { "$DTXCTL" query "$g2"; [ $? -ne 6 ]; }
-wait_for 10 done_g2; ok $? "recovery finishes $g2 (waited for query to leave 'not decided')"
+wait_for 10 query_decided "$g2"; ok $? "recovery finishes $g2 (waited for query to leave 'not decided')"
 wait_for 10 no_prepared_left; ok $? "... and its phase two (waited for no prepared branch)"
 b1=$(bal bob)
 out=$(pay k2); rc=$?
