@@ -75,7 +75,8 @@ typedef struct {
 
 /*
  * A global transaction under construction. Caller owns the return value of
- * dtx_tx_new() and frees it with dtx_tx_destroy(), which clears *self_p and
+ * dtx_tx_new() (NULL: out of memory, or no random bytes for its key) and
+ * frees it with dtx_tx_destroy(), which clears *self_p and
  * accepts NULL. Strings passed in are copied.
  */
 typedef struct dtx_tx dtx_tx_t;
@@ -97,7 +98,8 @@ int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql,
 void dtx_tx_set_timeout(dtx_tx_t *self, uint32_t timeout_ms);
 
 /*
- * The submission key: dtx_tx_new() makes a random one (128 bits). The
+ * The submission key: dtx_tx_new() makes one (the clock's milliseconds
+ * and 80 random bits). The
  * coordinator keeps key -> GTID as long as the outcome itself: a tx run
  * again with a key it knows (after a timeout, a lost connection, a
  * coordinator restart) is answered with that transaction and its outcome,

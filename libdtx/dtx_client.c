@@ -45,9 +45,8 @@ dtx_tx_t *dtx_tx_new(void)
 	for (int i = 5; i >= 0; i--, ms >>= 8)
 		r[i] = (uint8_t)ms;
 	if (getrandom(r + 6, sizeof(r) - 6, 0) != (ssize_t)(sizeof(r) - 6)) {
-		uint64_t a = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uintptr_t)self;
-		for (size_t i = 6; i < sizeof(r); i++, a = a * 6364136223846793005u + 1442695040888963407u)
-			r[i] = (uint8_t)(a >> 56);
+		free(self); /* no key that could not collide: no transaction */
+		return NULL;
 	}
 	for (size_t i = 0; i < sizeof(r); i++) {
 		self->key[2 * i] = hex[r[i] >> 4];
