@@ -37,6 +37,10 @@
 # (true: the coordinator's one_phase), NEMESIS_LAZY_FLUSH_MS (5, the
 # daemon's default). Speaks TAP, one test per invariant over all runs, and
 # prints the workload, the faults and the violations as comments.
+# Bounded in time as a whole: twice its workload time, and 300 s for the
+# set-up, the recoveries and the checks (lib.sh's default of 300 s would
+# stop make check-nemesis's 600 s run half way).
+: "${DTX_TEST_TIMEOUT:=$((300 + 2 * ${NEMESIS_SECONDS:-40}))}"
 . "$(dirname "$0")/../integration/lib.sh"
 BANKTEST=$top_builddir/tests/tools/dtx-banktest
 export LC_ALL=C # sort and join agree
