@@ -12,6 +12,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "dtx_frame.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
 
@@ -210,42 +211,30 @@ void dtx_client_destroy(dtx_client_t **self_p)
  * kept in out->gtid, and the wait goes on for the outcome. */
 static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wait_ms)
 {
-	char *buf = NULL;
-	size_t len = 0;
+	char why[sizeof(out->reason)];
 	int rc;
 	int64_t deadline = wait_ms < 0 ? -1 : dtx_now_ms() + wait_ms;
 
 	memset(out, 0, sizeof(*out));
 	req->id = self->next_id++;
 	req->has |= DTX_F_ID;
-	if ((rc = dtx_msg_encode(req, &buf, &len)))
+	if ((rc = dtx_send(self->sock, req, 0)))
 		return rc;
-	rc = zmq_send(self->sock, buf, len, 0);
-	free(buf);
-	if (rc < 0)
-		return DTX_EIO;
 
 	for (;;) {
-		zmq_pollitem_t item = {.socket = self->sock, .events = ZMQ_POLLIN};
+		dtx_msg_t rep;
 		long left = deadline < 0 ? -1 : (long)(deadline - dtx_now_ms());
 		if (deadline >= 0 && left <= 0)
 			return DTX_ETIMEOUT;
-		if (zmq_poll(&item, 1, left) < 0)
-			return DTX_EIO;
-		if (!(item.revents & ZMQ_POLLIN))
-			continue;
-		zmq_msg_t frame;
-		dtx_msg_t rep;
-		zmq_msg_init(&frame);
-		if (zmq_msg_recv(&frame, self->sock, 0) < 0) {
-			zmq_msg_close(&frame);
-			return DTX_EIO;
-		}
-		rc = dtx_msg_decode(zmq_msg_data(&frame), zmq_msg_size(&frame), &rep, out->reason,
-				    sizeof(out->reason));
-		zmq_msg_close(&frame);
-		if (rc)
+		rc = dtx_recv_wait(self->sock, &rep, left, why, sizeof(why));
+		if (rc == DTX_ETIMEOUT)
+			continue; /* the deadline above says whether time is up */
+		if (rc == DTX_EIO)
 			return rc;
+		if (rc) { /* an answer that does not decode: the reason is why */
+			snprintf(out->reason, sizeof(out->reason), "%s", why);
+			return rc;
+		}
 		if (!(rep.has & DTX_F_ID) || rep.id != req->id) {
 			dtx_msg_clear(&rep); /* a late answer to an earlier call */
 			continue;
