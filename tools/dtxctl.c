@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "dtx.h"
+#include "dtx_frame.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
 
@@ -110,8 +111,7 @@ static int s_admin_ask(const s_opts_t *o, const char *cmd, const char *arg, char
 	int zero = 0, rc = XC_ERROR;
 	dtx_msg_t req = {.type = DTX_T_ADMIN, .has = DTX_F_ID | DTX_F_NAME, .id = 1,
 			 .name = cmd}, rep;
-	char *buf = NULL, why[256];
-	size_t len;
+	char why[256];
 
 	if (arg) {
 		req.text = arg;
@@ -122,18 +122,13 @@ static int s_admin_ask(const s_opts_t *o, const char *cmd, const char *arg, char
 		fprintf(stderr, "dtxctl: cannot connect to %s: %s\n", o->admin, zmq_strerror(errno));
 		goto out;
 	}
-	if (dtx_msg_encode(&req, &buf, &len) || zmq_send(sock, buf, len, 0) < 0)
+	if (dtx_send(sock, &req, 0))
 		goto out;
-	zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
-	if (zmq_poll(&item, 1, o->wait_ms) <= 0) {
+	int drc = dtx_recv_wait(sock, &rep, o->wait_ms, why, sizeof(why));
+	if (drc == DTX_ETIMEOUT || drc == DTX_EIO) {
 		fprintf(stderr, "dtxctl: no answer from %s within %d ms\n", o->admin, o->wait_ms);
 		goto out;
 	}
-	zmq_msg_t f;
-	zmq_msg_init(&f);
-	zmq_msg_recv(&f, sock, 0);
-	int drc = dtx_msg_decode(zmq_msg_data(&f), zmq_msg_size(&f), &rep, why, sizeof(why));
-	zmq_msg_close(&f);
 	if (drc) {
 		fprintf(stderr, "dtxctl: bad answer: %s\n", why);
 		goto out;
@@ -149,7 +144,6 @@ static int s_admin_ask(const s_opts_t *o, const char *cmd, const char *arg, char
 	}
 	dtx_msg_clear(&rep);
 out:
-	free(buf);
 	zmq_close(sock);
 	zmq_ctx_term(ctx);
 	return rc;
