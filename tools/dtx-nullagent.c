@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "dtx.h"
+#include "dtx_frame.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
 
@@ -30,13 +31,8 @@ static void s_on_signal(int sig)
 
 static void s_send(void *sock, const dtx_msg_t *m)
 {
-	char *buf;
-	size_t len;
-	if (dtx_msg_encode(m, &buf, &len))
-		return;
-	if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) < 0 && errno != EAGAIN)
+	if (dtx_send(sock, m, ZMQ_DONTWAIT) == DTX_EIO && errno != EAGAIN)
 		dtx_warn("send: %s", zmq_strerror(errno));
-	free(buf);
 }
 
 static void s_hello(void *sock, const char *name)
@@ -45,17 +41,11 @@ static void s_hello(void *sock, const char *name)
 	s_send(sock, &m);
 }
 
-/* One frame from the coordinator. */
-static void s_on_frame(void *sock, const char *name, const void *data, size_t len,
-		       bool *welcomed)
+/* One message from the coordinator. */
+static void s_on_msg(void *sock, const char *name, const dtx_msg_t *m, bool *welcomed)
 {
-	dtx_msg_t m, r = {0};
-	char why[256];
-	if (dtx_msg_decode(data, len, &m, why, sizeof(why))) {
-		dtx_warn("frame refused: %s", why);
-		return;
-	}
-	switch (m.type) {
+	dtx_msg_t r = {0};
+	switch (m->type) {
 	case DTX_T_WELCOME:
 		if (!*welcomed)
 			dtx_notice("registered as %s", name);
@@ -63,26 +53,25 @@ static void s_on_frame(void *sock, const char *name, const void *data, size_t le
 		break;
 	case DTX_T_PREPARE:
 		r = (dtx_msg_t){.type = DTX_T_VOTE, .has = DTX_F_GTID | DTX_F_CODE,
-				.gtid = m.gtid, .code = DTX_VOTE_YES};
+				.gtid = m->gtid, .code = DTX_VOTE_YES};
 		s_send(sock, &r);
 		break;
 	case DTX_T_DECIDE:
 		r = (dtx_msg_t){.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE,
-				.gtid = m.gtid, .code = DTX_ACK_DONE};
+				.gtid = m->gtid, .code = DTX_ACK_DONE};
 		s_send(sock, &r);
 		break;
 	case DTX_T_ERROR:
-		if (m.code == DTX_ENOTREG) {
+		if (m->code == DTX_ENOTREG) {
 			*welcomed = false;
 			s_hello(sock, name);
 		} else {
-			dtx_err("coordinator says: %s", m.text ? m.text : "?");
+			dtx_err("coordinator says: %s", m->text ? m->text : "?");
 		}
 		break;
 	default:
 		break;
 	}
-	dtx_msg_clear(&m);
 }
 
 int main(int argc, char **argv)
@@ -115,14 +104,17 @@ int main(int argc, char **argv)
 		if (zmq_poll(&it, 1, 50) < 0 && errno != EINTR)
 			break;
 		for (int n = 0; n < 1000; n++) {
-			zmq_msg_t f;
-			zmq_msg_init(&f);
-			if (zmq_msg_recv(&f, sock, ZMQ_DONTWAIT) < 0) {
-				zmq_msg_close(&f);
-				break;
+			dtx_msg_t m;
+			char why[256];
+			int rc = dtx_recv(sock, &m, ZMQ_DONTWAIT, why, sizeof(why));
+			if (rc == DTX_ETIMEOUT || rc == DTX_EIO)
+				break; /* nothing more this round */
+			if (rc) {
+				dtx_warn("frame refused: %s", why);
+				continue;
 			}
-			s_on_frame(sock, name, zmq_msg_data(&f), zmq_msg_size(&f), &welcomed);
-			zmq_msg_close(&f);
+			s_on_msg(sock, name, &m, &welcomed);
+			dtx_msg_clear(&m);
 		}
 		int64_t now = dtx_now_ms();
 		if (!welcomed && now - last_hello >= 250) {
