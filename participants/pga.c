@@ -29,6 +29,7 @@
 #include <systemd/sd-daemon.h>
 #include <zmq.h>
 
+#include "dtx_frame.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
 #include "pga.h"
@@ -243,18 +244,13 @@ static s_job_t *s_next_job(pga_t *self)
 
 static void s_send(pga_t *self, const dtx_msg_t *msg)
 {
-	char *buf;
-	size_t len;
-	int rc = dtx_msg_encode(msg, &buf, &len);
-	if (rc) {
-		dtx_err("cannot encode %s: %s", dtx_msg_type_str(msg->type), dtx_strerror(rc));
-		return;
-	}
+	int rc = dtx_send(self->coord, msg, ZMQ_DONTWAIT);
 	/* Not connected: dropped. The coordinator resends decisions and
 	 * learns of prepared branches from the next INDOUBT. */
-	if (zmq_send(self->coord, buf, len, ZMQ_DONTWAIT) < 0)
+	if (rc == DTX_EIO)
 		dtx_debug("%s not sent: %s", dtx_msg_type_str(msg->type), zmq_strerror(errno));
-	free(buf);
+	else if (rc)
+		dtx_err("cannot encode %s: %s", dtx_msg_type_str(msg->type), dtx_strerror(rc));
 }
 
 static void s_hello(pga_t *self)
@@ -576,16 +572,20 @@ static void s_on_delayed(void *arg, const void *tag, const void *frame, size_t l
 	s_on_coord(arg, frame, len, false);
 }
 
-/* Take in every frame the coordinator has sent. */
+/* Take in every frame the coordinator has sent. Raw frames, not decoded
+ * messages: a delay fault holds the bytes back. */
 static void s_read_coord(pga_t *self)
 {
 	for (;;) {
 		zmq_msg_t f;
-		zmq_msg_init(&f);
-		if (zmq_msg_recv(&f, self->coord, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&f);
-			return;
+		char why[128];
+		int rc = dtx_recv_frame(self->coord, &f, ZMQ_DONTWAIT, why, sizeof(why));
+		if (rc == DTX_EPROTO) {
+			dtx_warn("frame from the coordinator refused: %s", why);
+			continue;
 		}
+		if (rc)
+			return; /* nothing more (or the socket failed: the poll says) */
 		s_on_coord(self, zmq_msg_data(&f), zmq_msg_size(&f), true);
 		zmq_msg_close(&f);
 	}
