@@ -1,7 +1,10 @@
 /*
  * dtx-rawframe — test helper: send one raw frame (given in hex) to a dtx
  * endpoint and print the answer as "TYPE code text [id N]". Used to prove that a
- * malformed frame gets an ERROR and leaves the daemon serving.
+ * malformed frame gets an ERROR and leaves the daemon serving. The frame
+ * goes out as given, not through dtx_send (it is meant to be malformed);
+ * the answer is read as any dtx client reads one. --req sends from a REQ
+ * socket instead of a DEALER, to see that a REQ client is answered.
  */
 #include "config.h"
 
@@ -10,44 +13,41 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "dtx_frame.h"
 #include "dtx_wire.h"
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: dtx-rawframe ENDPOINT HEX\n");
+	bool req = argc == 4 && strcmp(argv[1], "--req") == 0;
+	if (argc != 3 && !req) {
+		fprintf(stderr, "usage: dtx-rawframe [--req] ENDPOINT HEX\n");
 		return 2;
 	}
-	size_t n = strlen(argv[2]) / 2;
+	const char *endpoint = argv[argc - 2], *hex = argv[argc - 1];
+	size_t n = strlen(hex) / 2;
 	unsigned char *buf = malloc(n + 1);
 	for (size_t i = 0; i < n; i++)
-		sscanf(argv[2] + 2 * i, "%2hhx", &buf[i]);
-	void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+		sscanf(hex + 2 * i, "%2hhx", &buf[i]);
+	void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, req ? ZMQ_REQ : ZMQ_DEALER);
 	int zero = 0, rc = 1;
 	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_connect(s, argv[1]);
+	zmq_connect(s, endpoint);
 	zmq_send(s, buf, n, 0);
-	zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
-	if (zmq_poll(&it, 1, 5000) == 1) {
-		zmq_msg_t f;
-		dtx_msg_t m;
-		char why[256];
-		zmq_msg_init(&f);
-		zmq_msg_recv(&f, s, 0);
-		if (dtx_msg_decode(zmq_msg_data(&f), zmq_msg_size(&f), &m, why, sizeof(why)) == 0) {
-			printf("%s %lld %s", dtx_msg_type_str(m.type), (long long)m.code,
-			       (m.has & DTX_F_TEXT) ? m.text : "");
-			if (m.has & DTX_F_ID)
-				printf(" [id %llu]", (unsigned long long)m.id);
-			putchar('\n');
-			rc = 0;
-			dtx_msg_clear(&m);
-		} else {
-			printf("undecodable answer: %s\n", why);
-		}
-		zmq_msg_close(&f);
-	} else {
+	dtx_msg_t m;
+	char why[256];
+	int drc = dtx_recv_wait(s, &m, 5000, why, sizeof(why));
+	if (drc == 0) {
+		printf("%s %lld %s", dtx_msg_type_str(m.type), (long long)m.code,
+		       (m.has & DTX_F_TEXT) ? m.text : "");
+		if (m.has & DTX_F_ID)
+			printf(" [id %llu]", (unsigned long long)m.id);
+		putchar('\n');
+		rc = 0;
+		dtx_msg_clear(&m);
+	} else if (drc == DTX_ETIMEOUT || drc == DTX_EIO) {
 		printf("no answer\n");
+	} else {
+		printf("undecodable answer: %s\n", why);
 	}
 	zmq_close(s);
 	zmq_ctx_term(ctx);
