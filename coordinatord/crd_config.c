@@ -1,12 +1,19 @@
+/*
+ * crd_config.c — coordinatord's configuration: its keys in one table
+ * (name, type, bounds, field, whether SIGHUP changes it), read and
+ * compared by libdtx's dtx_conf engine. Every key is documented in
+ * coordinatord.conf(5) and in etc/coordinatord.conf (tests/integration/
+ * confkeys.sh checks both against this table).
+ */
 #include "config.h"
 
-#include <ini.h>
-#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "crd_config.h"
 #include "crd_metrics.h"
+#include "dtx_conf.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
 
@@ -32,166 +39,95 @@ void crd_config_defaults(crd_config_t *cfg)
 	cfg->log_level = DTX_LOG_INFO;
 }
 
-typedef struct {
-	crd_config_t *cfg;
-	char *why;
-	size_t why_len;
-} s_ctx_t;
-
-static int s_bad(s_ctx_t *c, const char *key, const char *reason)
+static bool s_id_ok(const char *val, char *why, size_t len)
 {
-	snprintf(c->why, c->why_len, "'%s': %s", key, reason);
-	return 0; /* inih: stop, report this line */
+	if (dtx_coord_id_valid(val))
+		return true;
+	snprintf(why, len, "1-32 characters of A-Z a-z 0-9 _ -");
+	return false;
 }
 
-#define STR(dst) dtx_conf_str(key, val, (dst), sizeof(dst), c->why, c->why_len)
-#define INT(min, max) dtx_conf_int(key, val, (min), (max), &v, c->why, c->why_len)
-
-static int s_participants(s_ctx_t *c, const char *val)
+static bool s_listen_ok(const char *val, char *why, size_t len)
 {
-	char buf[4096], *save = NULL;
-	crd_config_t *cfg = c->cfg;
-
-	if (strlen(val) >= sizeof(buf))
-		return s_bad(c, "participants", "too long");
-	snprintf(buf, sizeof(buf), "%s", val);
-	cfg->nparticipants = 0;
-	for (char *t = strtok_r(buf, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
-		if (!dtx_name_valid(t))
-			return s_bad(c, "participants",
-				     "names are 1-63 characters of A-Z a-z 0-9 _ -");
-		if (cfg->nparticipants == CRD_MAX_PARTICIPANTS)
-			return s_bad(c, "participants", "more than 64 participants");
-		for (unsigned i = 0; i < cfg->nparticipants; i++)
-			if (strcmp(cfg->participants[i], t) == 0)
-				return s_bad(c, "participants", "a name appears twice");
-		snprintf(cfg->participants[cfg->nparticipants++], 64, "%s", t);
-	}
-	return 1;
+	struct sockaddr_storage sa;
+	/* empty is the default, no endpoint; dtx_conf_str refuses it in a
+	 * file, as it always has */
+	return !val[0] || crd_listen_parse(val, &sa, why, len) == 0;
 }
 
-static int s_handler(void *arg, const char *section, const char *key, const char *val)
+static bool s_name_ok(const char *val, char *why, size_t len)
 {
-	s_ctx_t *c = arg;
-	crd_config_t *cfg = c->cfg;
-	long long v;
+	if (dtx_name_valid(val))
+		return true;
+	snprintf(why, len, "names are 1-63 characters of A-Z a-z 0-9 _ -");
+	return false;
+}
 
-	if (c->why[0])
-		return 0; /* inih goes on after an error: keep the first reason */
-	if (strcmp(section, "coordinator") != 0) {
-		snprintf(c->why, c->why_len, "unknown section [%s]", section);
-		return 0;
-	}
-	if (strcmp(key, "id") == 0) {
-		if (!dtx_coord_id_valid(val))
-			return s_bad(c, key, "1-32 characters of A-Z a-z 0-9 _ -");
-		return STR(cfg->id);
-	}
-	if (strcmp(key, "log_dir") == 0)
-		return STR(cfg->log_dir);
-	if (strcmp(key, "client_endpoint") == 0)
-		return STR(cfg->client_endpoint);
-	if (strcmp(key, "agent_endpoint") == 0)
-		return STR(cfg->agent_endpoint);
-	if (strcmp(key, "admin_endpoint") == 0)
-		return STR(cfg->admin_endpoint);
-	if (strcmp(key, "events_endpoint") == 0)
-		return STR(cfg->events_endpoint);
-	if (strcmp(key, "metrics_listen") == 0) {
-		struct sockaddr_storage sa;
-		char why[256];
-		if (val[0] && crd_listen_parse(val, &sa, why, sizeof(why)))
-			return s_bad(c, key, why);
-		return STR(cfg->metrics_listen);
-	}
-	if (strcmp(key, "participants") == 0)
-		return s_participants(c, val);
-	if (strcmp(key, "log_level") == 0) {
-		if ((cfg->log_level = dtx_log_level_parse(val)) < 0)
-			return s_bad(c, key, "one of err, warning, notice, info, debug");
-		return 1;
-	}
-	if (strcmp(key, "one_phase") == 0) {
-		if (strcmp(val, "true") && strcmp(val, "false"))
-			return s_bad(c, key, "true or false");
-		cfg->one_phase = strcmp(val, "true") == 0;
-		return 1;
-	}
-	if (strcmp(key, "default_timeout_ms") == 0) {
-		if (!INT(1, 3600000))
-			return 0;
-		cfg->default_timeout_ms = (uint32_t)v;
-	} else if (strcmp(key, "max_timeout_ms") == 0) {
-		if (!INT(1, 86400000))
-			return 0;
-		cfg->max_timeout_ms = (uint32_t)v;
-	} else if (strcmp(key, "heartbeat_ms") == 0) {
-		if (!INT(50, 600000))
-			return 0;
-		cfg->heartbeat_ms = (uint32_t)v;
-	} else if (strcmp(key, "lazy_flush_ms") == 0) {
-		if (!INT(0, 10000))
-			return 0;
-		cfg->lazy_flush_ms = (uint32_t)v;
-	} else if (strcmp(key, "shutdown_timeout_ms") == 0) {
-		if (!INT(0, 3600000))
-			return 0;
-		cfg->shutdown_timeout_ms = (uint32_t)v;
-	} else if (strcmp(key, "stuck_after_ms") == 0) {
-		if (!INT(0, 86400000))
-			return 0;
-		cfg->stuck_after_ms = (uint32_t)v;
-	} else if (strcmp(key, "max_frame_bytes") == 0) {
-		if (!INT(1024, 64 << 20))
-			return 0;
-		cfg->max_frame_bytes = (size_t)v;
-	} else if (strcmp(key, "map_size_mb") == 0) {
-		if (!INT(1, 1 << 20))
-			return 0;
-		cfg->map_size = (size_t)v << 20;
-	} else if (strcmp(key, "retention_s") == 0) {
-		if (!INT(0, 10LL * 365 * 86400))
-			return 0;
-		cfg->retention_s = (uint64_t)v;
-	} else if (strcmp(key, "max_inflight") == 0) {
-		if (!INT(1, 10000000))
-			return 0;
-		cfg->max_inflight = (unsigned)v;
-	} else {
-		snprintf(c->why, c->why_len, "unknown key '%s'", key);
-		return 0;
-	}
-	return 1;
+#define F(field) .off = offsetof(crd_config_t, field), \
+		 .size = sizeof(((crd_config_t *)0)->field)
+#define STR(name, field, fl, chk) \
+	{#name, DTX_CONF_STR, 0, 0, 0, F(field), 0, 0, (fl), (chk)}
+#define UINT(name, field, lo, hi, fl) \
+	{#name, DTX_CONF_UINT, (lo), (hi), 0, F(field), 0, 0, (fl), NULL}
+#define R DTX_CONF_RESTART
+
+/*
+ * The order is the one of the checks after reading: id is required before
+ * participants. Restart (R): what the sockets, the log and the GTIDs were
+ * made with.
+ */
+static const dtx_conf_key_t s_keys[] = {
+	STR(id, id, DTX_CONF_REQUIRED | R, s_id_ok),
+	{"participants", DTX_CONF_LIST, 0, CRD_MAX_PARTICIPANTS, 0, F(participants),
+	 sizeof(((crd_config_t *)0)->participants[0]), offsetof(crd_config_t, nparticipants),
+	 DTX_CONF_REQUIRED | DTX_CONF_CALLER, s_name_ok},
+	STR(log_dir, log_dir, R, NULL),
+	STR(client_endpoint, client_endpoint, R, NULL),
+	STR(agent_endpoint, agent_endpoint, R, NULL),
+	STR(admin_endpoint, admin_endpoint, R, NULL),
+	STR(metrics_listen, metrics_listen, R, s_listen_ok),
+	STR(events_endpoint, events_endpoint, R, NULL),
+	UINT(max_frame_bytes, max_frame_bytes, 1024, 64 << 20, R),
+	{"map_size_mb", DTX_CONF_UINT, 1, 1 << 20, 20, F(map_size), 0, 0, R, NULL},
+	UINT(default_timeout_ms, default_timeout_ms, 1, 3600000, 0),
+	UINT(max_timeout_ms, max_timeout_ms, 1, 86400000, 0),
+	UINT(heartbeat_ms, heartbeat_ms, 50, 600000, 0),
+	UINT(lazy_flush_ms, lazy_flush_ms, 0, 10000, 0),
+	UINT(stuck_after_ms, stuck_after_ms, 0, 86400000, 0),
+	UINT(shutdown_timeout_ms, shutdown_timeout_ms, 0, 3600000, 0),
+	UINT(retention_s, retention_s, 0, 10LL * 365 * 86400, 0),
+	UINT(max_inflight, max_inflight, 1, 10000000, 0),
+	{"one_phase", DTX_CONF_BOOL, 0, 0, 0, F(one_phase), 0, 0, 0, NULL},
+	{"log_level", DTX_CONF_LEVEL, 0, 0, 0, F(log_level), 0, 0, 0, NULL},
+	DTX_CONF_END,
+};
+
+#undef F
+#undef STR
+#undef UINT
+#undef R
+
+const dtx_conf_key_t *crd_config_keys(void)
+{
+	return s_keys;
 }
 
 int crd_config_load(crd_config_t *cfg, const char *path, char *why, size_t why_len)
 {
-	char reason[512] = "";
-	s_ctx_t c = {.cfg = cfg, .why = reason, .why_len = sizeof(reason)};
-	int line;
+	int rc;
 
 	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
-	line = ini_parse(path, s_handler, &c);
-
-	if (line < 0) {
-		snprintf(why, why_len, "%s:0: cannot read the file", path);
-		return DTX_ECONFIG;
-	}
-	if (line > 0) {
-		snprintf(why, why_len, "%s:%d: %s", path, line, reason[0] ? reason : "syntax error");
-		return DTX_ECONFIG;
-	}
-	if (!cfg->id[0]) {
-		snprintf(why, why_len, "%s:0: 'id' is required in [coordinator]", path);
-		return DTX_ECONFIG;
-	}
-	if (cfg->nparticipants == 0) {
-		snprintf(why, why_len, "%s:0: 'participants' is required in [coordinator]", path);
-		return DTX_ECONFIG;
-	}
+	if ((rc = dtx_conf_load(s_keys, "coordinator", cfg, path, why, why_len)))
+		return rc;
 	if (cfg->default_timeout_ms > cfg->max_timeout_ms) {
 		snprintf(why, why_len, "%s:0: default_timeout_ms exceeds max_timeout_ms", path);
 		return DTX_ECONFIG;
 	}
 	return 0;
+}
+
+void crd_config_reload(crd_config_t *inuse, const crd_config_t *fresh, char *changed,
+		       size_t changed_len, char *kept, size_t kept_len)
+{
+	dtx_conf_reload(s_keys, inuse, fresh, changed, changed_len, kept, kept_len);
 }

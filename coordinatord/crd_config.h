@@ -1,6 +1,8 @@
 /*
- * crd_config.h — coordinatord's configuration file (INI, parsed by inih).
- * Every key, its default and its bounds are in etc/coordinatord.conf.
+ * crd_config.h — coordinatord's configuration file (INI, parsed by inih
+ * through libdtx's dtx_conf from the key table in crd_config.c). Every
+ * key, its default and its bounds are in etc/coordinatord.conf and
+ * coordinatord.conf(5).
  */
 #ifndef CRD_CONFIG_H
 #define CRD_CONFIG_H
@@ -8,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "dtx_conf.h"
 
 #define CRD_MAX_PARTICIPANTS 64
 
@@ -45,5 +49,26 @@ void crd_config_defaults(crd_config_t *cfg);
  * key is missing).
  */
 int crd_config_load(crd_config_t *cfg, const char *path, char *why, size_t why_len);
+
+/*
+ * SIGHUP: fresh is the file just read (crd_config_load succeeded). Every
+ * key SIGHUP may change whose value differs is copied into *inuse and said
+ * in changed ("default_timeout_ms 5000 -> 1000", "one_phase false",
+ * "log_level debug"); every key that needs a restart and differs is named
+ * in kept (id, log_dir, the endpoints, metrics_listen, max_frame_bytes,
+ * map_size_mb), its value in use kept. Items are ", "-separated and
+ * appended to what the buffers hold.
+ *
+ * Left to the caller: participants (SIGHUP changes the allow-list, but the
+ * coordinator's registry applies it, and says what changed, itself: copy
+ * participants and nparticipants after that), and dtx_log_set_level() with
+ * inuse->log_level (this function only changes the struct). path is not a
+ * key and is never compared.
+ */
+void crd_config_reload(crd_config_t *inuse, const crd_config_t *fresh, char *changed,
+		       size_t changed_len, char *kept, size_t kept_len);
+
+/* The key table, ended by a NULL name (for tests: the keys' names). */
+const dtx_conf_key_t *crd_config_keys(void);
 
 #endif

@@ -1,16 +1,15 @@
 /*
- * coordinatord — the dtx transaction coordinator daemon.
+ * coordinatord — the dtx transaction coordinator daemon. What every dtx
+ * daemon does at start and exit is in libdtx's dtx_daemon; here only what
+ * the coordinator adds: --create-log, SIGHUP, and its loop.
  */
 #include "config.h"
 
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <systemd/sd-daemon.h>
 
 #include "crd.h"
-#include "dtx_journal.h"
+#include "dtx_daemon.h"
 #include "dtx_util.h"
 
 static crd_t *s_crd;
@@ -22,6 +21,7 @@ static void s_on_signal(int sig)
 		crd_stop(s_crd);
 }
 
+/* SIGHUP before crd_new() is ignored: the file was just read. */
 static void s_on_hup(int sig)
 {
 	(void)sig;
@@ -29,42 +29,39 @@ static void s_on_hup(int sig)
 		crd_reload(s_crd);
 }
 
+static int s_load(void *cfg, const char *path, char *why, size_t why_len)
+{
+	crd_config_defaults(cfg);
+	return crd_config_load(cfg, path, why, why_len);
+}
+
+/* --create-log: make the log of a new coordinator, then exit. */
+static int s_create_log(const crd_config_t *cfg)
+{
+	char why[1024];
+	uint32_t epoch;
+
+	if (crd_create_log(cfg, &epoch, why, sizeof(why))) {
+		fprintf(stderr, "coordinatord: cannot create the log: %s\n", why);
+		return 1;
+	}
+	printf("coordinatord: created the log of coordinator %s in %s (first epoch %u)\n",
+	       cfg->id, cfg->log_dir, (unsigned)epoch);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *path = NULL;
-	bool check = false, create = false;
+	bool create = false;
 	crd_config_t cfg;
 	char why[1024];
 	int rc;
 
-	if ((rc = dtx_daemon_args(argc, argv, "coordinatord", &path, &check, &create)) >= 0)
+	if ((rc = dtx_daemon_config(argc, argv, "coordinatord", s_load, &cfg, &create)) >= 0)
 		return rc;
-	crd_config_defaults(&cfg);
-	if (crd_config_load(&cfg, path, why, sizeof(why))) {
-		fprintf(stderr, "coordinatord: %s\n", why);
-		return 1;
-	}
-	if (check) {
-		printf("%s: ok\n", path);
-		return 0;
-	}
-	if (create) {
-		uint32_t epoch;
-		if (crd_create_log(&cfg, &epoch, why, sizeof(why))) {
-			fprintf(stderr, "coordinatord: cannot create the log: %s\n", why);
-			return 1;
-		}
-		printf("coordinatord: created the log of coordinator %s in %s (first epoch %u)\n",
-		       cfg.id, cfg.log_dir, (unsigned)epoch);
-		return 0;
-	}
-	dtx_daemon_start(cfg.log_level, s_on_signal);
-	dtx_journal_setup("coordinatord", NULL);
-	/* SIGHUP before crd_new() is ignored: the file was just read. */
-	struct sigaction hup = {.sa_handler = s_on_hup};
-	sigemptyset(&hup.sa_mask);
-	sigaction(SIGHUP, &hup, NULL);
-
+	if (create)
+		return s_create_log(&cfg);
+	dtx_daemon_up("coordinatord", NULL, cfg.log_level, s_on_signal, s_on_hup);
 	if ((rc = crd_new(&cfg, &s_crd, why, sizeof(why)))) {
 		dtx_err("cannot start: %s", why);
 		return 1;
@@ -76,10 +73,5 @@ int main(int argc, char **argv)
 		   cfg.client_endpoint);
 	rc = crd_run(s_crd); /* says STOPPING=1 when SIGTERM arrives */
 	crd_destroy(&s_crd);
-	if (rc) {
-		dtx_err("stopped: %s", dtx_strerror(rc));
-		return 1;
-	}
-	dtx_notice("stopped");
-	return 0;
+	return dtx_daemon_exit(rc);
 }

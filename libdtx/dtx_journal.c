@@ -1,3 +1,9 @@
+/*
+ * dtx_journal.c — the daemons' log sink for systemd's journal: each line
+ * with its priority and the structured fields of what it is about, taken
+ * from the caller's context (dtx_log_ctx) or, for a line without one, read
+ * from its text. See dtx_journal.h.
+ */
 #include "config.h"
 
 #define SD_JOURNAL_SUPPRESS_LOCATION
@@ -14,33 +20,57 @@
 
 static char s_ident[64], s_participant[64];
 
-static void s_sink(int level, const char *line, void *arg)
+/* id, a GTID or a branch's GID, into the fields: gtid always, gid for a
+ * GID. Neither when id is neither (the fields name only what they are). */
+static void s_ids(const char *id, char *gtid, size_t gtid_len, char *gid, size_t gid_len)
+{
+	dtx_gtid_t g;
+	uint32_t branch;
+
+	if (dtx_gtid_parse(id, &g) == 0) {
+		dtx_gtid_format(&g, gtid, gtid_len);
+	} else if (dtx_gid_parse(id, &g, &branch) == 0) {
+		snprintf(gid, gid_len, "%s", id);
+		dtx_gtid_format(&g, gtid, gtid_len);
+	}
+}
+
+/* A line logged without context (dtx_log): what it is about is read back
+ * from its text, "GTID: ..." or "GID: ..." first and "participant NAME"
+ * anywhere, as the coordinator's lines are written. */
+static void s_parse(const char *line, char *gtid, size_t gtid_len, char *gid, size_t gid_len,
+		    char *part, size_t part_len)
+{
+	const char *colon = strstr(line, ": ");
+	const char *p = strstr(line, "participant ");
+
+	if (colon && (size_t)(colon - line) < gid_len) {
+		char tok[160];
+		snprintf(tok, sizeof(tok), "%.*s", (int)(colon - line), line);
+		s_ids(tok, gtid, gtid_len, gid, gid_len);
+	}
+	if (p) {
+		p += strlen("participant ");
+		snprintf(part, part_len, "%.*s", (int)strcspn(p, " ,:;()"), p);
+		if (!dtx_name_valid(part))
+			part[0] = '\0';
+	}
+}
+
+static void s_sink(int level, const char *line, const dtx_log_ctx_t *ctx, void *arg)
 {
 	char gtid[160] = "", gid[160] = "", part[64] = "", buf[7][2100];
 	struct iovec iov[7];
 	int n = 0;
-	const char *colon = strstr(line, ": ");
 	(void)arg;
 
-	if (colon && (size_t)(colon - line) < sizeof(gid)) {
-		char tok[sizeof(gid)];
-		dtx_gtid_t g;
-		uint32_t branch;
-		memcpy(tok, line, (size_t)(colon - line));
-		tok[colon - line] = '\0';
-		if (dtx_gtid_parse(tok, &g) == 0) {
-			dtx_gtid_format(&g, gtid, sizeof(gtid));
-		} else if (dtx_gid_parse(tok, &g, &branch) == 0) {
-			snprintf(gid, sizeof(gid), "%s", tok);
-			dtx_gtid_format(&g, gtid, sizeof(gtid));
-		}
-	}
-	const char *p = strstr(line, "participant ");
-	if (p) {
-		p += strlen("participant ");
-		snprintf(part, sizeof(part), "%.*s", (int)strcspn(p, " ,:;()"), p);
-		if (!dtx_name_valid(part))
-			part[0] = '\0';
+	if (!ctx) {
+		s_parse(line, gtid, sizeof(gtid), gid, sizeof(gid), part, sizeof(part));
+	} else {
+		if (ctx->gtid)
+			s_ids(ctx->gtid, gtid, sizeof(gtid), gid, sizeof(gid));
+		if (ctx->participant && dtx_name_valid(ctx->participant))
+			snprintf(part, sizeof(part), "%s", ctx->participant);
 	}
 	if (!part[0] && s_participant[0])
 		snprintf(part, sizeof(part), "%s", s_participant);

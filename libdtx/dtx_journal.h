@@ -13,11 +13,13 @@
  * If JOURNAL_STREAM names this process's standard error (systemd sets it
  * for StandardError=journal), send every line with sd_journal_sendv():
  * MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=ident, and where the line is about
- * one: DTX_GTID (a line starting "GTID: " or "GID: " — the daemons' lines
- * about a transaction do), DTX_GID (a branch's PostgreSQL GID),
- * DTX_PARTICIPANT ("participant NAME" in the line, else participant when
- * not NULL). Returns whether it did; otherwise lines stay on standard error
- * with their "<N>" priority prefix.
+ * one: DTX_GTID, DTX_GID (a branch's PostgreSQL GID, DTX_GTID then being
+ * its transaction's), DTX_PARTICIPANT (else participant when not NULL).
+ * A line logged with context (dtx_log_ctx, dtx_info_tx...) gets them from
+ * its arguments; one logged without (dtx_log, dtx_info...) from its text: a
+ * line starting "GTID: " or "GID: ", "participant NAME" in the line.
+ * Returns whether it did; otherwise lines stay on standard error with
+ * their "<N>" priority prefix.
  */
 bool dtx_journal_setup(const char *ident, const char *participant);
 

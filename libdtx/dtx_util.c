@@ -94,21 +94,45 @@ const char *dtx_log_level_str(int level)
 	return level >= 0 && level < 8 ? s_level_names[level] : "?";
 }
 
-void dtx_log(int level, const char *fmt, ...)
+/* One line to the sink or stderr; prefix (a GTID) before the message. */
+static void s_log(int level, const dtx_log_ctx_t *ctx, const char *fmt, va_list ap)
 {
 	char line[2048];
+	size_t off = 0;
+
+	if (ctx && ctx->gtid) {
+		snprintf(line, sizeof(line), "%s: ", ctx->gtid);
+		off = strlen(line);
+	}
+	vsnprintf(line + off, sizeof(line) - off, fmt, ap);
+	if (s_fn) {
+		s_fn(level, line, ctx, s_fn_arg);
+		return;
+	}
+	fprintf(stderr, "<%d>%s\n", level, line);
+}
+
+void dtx_log(int level, const char *fmt, ...)
+{
 	va_list ap;
 
 	if (level > s_level)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	s_log(level, NULL, fmt, ap);
 	va_end(ap);
-	if (s_fn) {
-		s_fn(level, line, s_fn_arg);
+}
+
+void dtx_log_ctx(int level, const char *gtid, const char *participant, const char *fmt, ...)
+{
+	dtx_log_ctx_t ctx = {.gtid = gtid, .participant = participant};
+	va_list ap;
+
+	if (level > s_level)
 		return;
-	}
-	fprintf(stderr, "<%d>%s\n", level, line);
+	va_start(ap, fmt);
+	s_log(level, &ctx, fmt, ap);
+	va_end(ap);
 }
 
 /* --- clocks ----------------------------------------------------------- */

@@ -17,7 +17,20 @@
 enum { DTX_LOG_ERR = 3, DTX_LOG_WARNING = 4, DTX_LOG_NOTICE = 5, DTX_LOG_INFO = 6,
        DTX_LOG_DEBUG = 7 };
 
-typedef void (*dtx_log_fn)(int level, const char *line, void *arg);
+/*
+ * What a line is about, given by the caller rather than read back from the
+ * text: for sinks that keep it apart (the journal's DTX_GTID, DTX_GID,
+ * DTX_PARTICIPANT fields). Borrowed for the sink's call only.
+ */
+typedef struct {
+	const char *gtid;        /* a GTID, or a branch's PostgreSQL GID; NULL: none */
+	const char *participant; /* a participant's name; NULL: none */
+} dtx_log_ctx_t;
+
+/* A sink: line is the text as stderr would show it (no "<N>" prefix); ctx
+ * is NULL for a line logged without context (dtx_log), else what the
+ * caller said the line is about. */
+typedef void (*dtx_log_fn)(int level, const char *line, const dtx_log_ctx_t *ctx, void *arg);
 
 /* Lines above level are dropped. fn NULL: stderr with a "<level>" prefix as
  * journald reads it. */
@@ -29,6 +42,14 @@ void dtx_log_set_level(int level);
 int dtx_log_level_parse(const char *name);
 const char *dtx_log_level_str(int level);
 void dtx_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * A line about a transaction and/or a participant. With gtid, the text is
+ * "GTID: message", as the lines that wrote "%s: ..." themselves read; the
+ * participant is not added to the text (say it there if the reader needs
+ * it). Either may be NULL.
+ */
+void dtx_log_ctx(int level, const char *gtid, const char *participant, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #define dtx_err(...) dtx_log(DTX_LOG_ERR, __VA_ARGS__)
 #define dtx_warn(...) dtx_log(DTX_LOG_WARNING, __VA_ARGS__)
@@ -38,6 +59,29 @@ void dtx_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 	do {                                                                    \
 		if (dtx_log_level() >= DTX_LOG_DEBUG)                           \
 			dtx_log(DTX_LOG_DEBUG, __VA_ARGS__);                    \
+	} while (0)
+
+/* About one transaction: dtx_info_tx(gtid, "vote no: %s", why) logs
+ * "GTID: vote no: ..." with the GTID as context. */
+#define dtx_err_tx(gtid, ...) dtx_log_ctx(DTX_LOG_ERR, (gtid), NULL, __VA_ARGS__)
+#define dtx_warn_tx(gtid, ...) dtx_log_ctx(DTX_LOG_WARNING, (gtid), NULL, __VA_ARGS__)
+#define dtx_notice_tx(gtid, ...) dtx_log_ctx(DTX_LOG_NOTICE, (gtid), NULL, __VA_ARGS__)
+#define dtx_info_tx(gtid, ...) dtx_log_ctx(DTX_LOG_INFO, (gtid), NULL, __VA_ARGS__)
+#define dtx_debug_tx(gtid, ...)                                                 \
+	do {                                                                    \
+		if (dtx_log_level() >= DTX_LOG_DEBUG)                           \
+			dtx_log_ctx(DTX_LOG_DEBUG, (gtid), NULL, __VA_ARGS__);  \
+	} while (0)
+
+/* About one participant (no GTID): the text is the caller's alone. */
+#define dtx_err_part(part, ...) dtx_log_ctx(DTX_LOG_ERR, NULL, (part), __VA_ARGS__)
+#define dtx_warn_part(part, ...) dtx_log_ctx(DTX_LOG_WARNING, NULL, (part), __VA_ARGS__)
+#define dtx_notice_part(part, ...) dtx_log_ctx(DTX_LOG_NOTICE, NULL, (part), __VA_ARGS__)
+#define dtx_info_part(part, ...) dtx_log_ctx(DTX_LOG_INFO, NULL, (part), __VA_ARGS__)
+#define dtx_debug_part(part, ...)                                               \
+	do {                                                                    \
+		if (dtx_log_level() >= DTX_LOG_DEBUG)                           \
+			dtx_log_ctx(DTX_LOG_DEBUG, NULL, (part), __VA_ARGS__);  \
 	} while (0)
 
 /* --- clocks ----------------------------------------------------------- */

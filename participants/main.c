@@ -1,15 +1,15 @@
 /*
  * dtx-pgagent — the dtx participant agent for one PostgreSQL database.
+ * What every dtx daemon does at start and exit is in libdtx's dtx_daemon;
+ * here only what the agent adds: waiting for its database, and its loop.
  */
 #include "config.h"
 
 #include <signal.h>
-#include <stdio.h>
-#include <string.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "dtx_journal.h"
+#include "dtx_daemon.h"
 #include "dtx_util.h"
 #include "pga.h"
 
@@ -24,28 +24,22 @@ static void s_on_signal(int sig)
 		pga_stop(s_pga);
 }
 
+static int s_load(void *cfg, const char *path, char *why, size_t why_len)
+{
+	pga_config_defaults(cfg);
+	return pga_config_load(cfg, path, why, why_len);
+}
+
 int main(int argc, char **argv)
 {
-	const char *path = NULL;
-	bool check = false;
 	pga_config_t cfg;
 	char why[1024] = "";
 	int rc;
 	unsigned delay_ms = 200;
 
-	if ((rc = dtx_daemon_args(argc, argv, "dtx-pgagent", &path, &check, NULL)) >= 0)
+	if ((rc = dtx_daemon_config(argc, argv, "dtx-pgagent", s_load, &cfg, NULL)) >= 0)
 		return rc;
-	pga_config_defaults(&cfg);
-	if (pga_config_load(&cfg, path, why, sizeof(why))) {
-		fprintf(stderr, "dtx-pgagent: %s\n", why);
-		return 1;
-	}
-	if (check) {
-		printf("%s: ok\n", path);
-		return 0;
-	}
-	dtx_daemon_start(cfg.log_level, s_on_signal);
-	dtx_journal_setup("dtx-pgagent", cfg.name);
+	dtx_daemon_up("dtx-pgagent", cfg.name, cfg.log_level, s_on_signal, NULL);
 
 	/* PostgreSQL may not be up yet: wait for it with back-off. */
 	while ((rc = pga_new(&cfg, &s_pga, why, sizeof(why))) == DTX_EDB && !s_stopping) {
@@ -67,6 +61,5 @@ int main(int argc, char **argv)
 	rc = pga_run(s_pga);
 	sd_notify(0, "STOPPING=1");
 	pga_destroy(&s_pga);
-	dtx_notice("stopped");
-	return rc ? 1 : 0;
+	return dtx_daemon_exit(rc);
 }

@@ -367,7 +367,7 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 				       .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT,
 				       .gtid = m.gtid, .code = DTX_VOTE_NO,
 				       .text = "rolled back before its PREPARE arrived"};
-			dtx_info("%s: prepare refused: rolled back already", m.gtid);
+			dtx_info_tx(m.gtid, "prepare refused: rolled back already");
 			s_send(self, &v);
 			break;
 		}
@@ -383,7 +383,7 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 				v.has |= DTX_F_SQLSTATE;
 				v.sqlstate = sqlstate;
 			}
-			dtx_info("%s: vote no: %s", m.gtid, refused);
+			dtx_info_tx(m.gtid, "vote no: %s", refused);
 			s_send(self, &v);
 			break;
 		}
@@ -433,9 +433,9 @@ static void s_on_done(pga_t *self, s_job_t *job)
 			       .code = op->result};
 		if (op->result == PGA_VOTE_UNKNOWN) {
 			/* no vote: the coordinator times out and RESOLVEs */
-			dtx_warn("%s: %s; outcome unknown until asked", op->gid, op->why);
+			dtx_warn_tx(op->gid, "%s; outcome unknown until asked", op->why);
 		} else if (op->result == DTX_VOTE_NO) {
-			dtx_info("%s: vote no: %s", op->gid, op->why);
+			dtx_info_tx(op->gid, "vote no: %s", op->why);
 			v.has |= DTX_F_TEXT;
 			v.text = op->why;
 			if (op->sqlstate[0]) {
@@ -458,8 +458,8 @@ static void s_on_done(pga_t *self, s_job_t *job)
 		dtx_msg_t a = {.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE, .gtid = op->gid,
 			       .code = op->result};
 		if (op->result != DTX_ACK_DONE && op->result != DTX_ACK_COMMITTED) {
-			dtx_log(op->result == DTX_ACK_HEURISTIC ? DTX_LOG_ERR : DTX_LOG_WARNING,
-				"%s: %s", op->gid, op->why);
+			dtx_log_ctx(op->result == DTX_ACK_HEURISTIC ? DTX_LOG_ERR : DTX_LOG_WARNING,
+				    op->gid, NULL, "%s", op->why);
 			a.has |= DTX_F_TEXT;
 			a.text = op->why;
 		}

@@ -1,12 +1,16 @@
 /*
- * pga_config.h — dtx-pgagent's configuration file (INI, parsed by inih).
- * Every key, its default and its bounds are in etc/dtx-pgagent.conf.
+ * pga_config.h — dtx-pgagent's configuration file (INI, parsed by inih
+ * through libdtx's dtx_conf from the key table in pga_config.c). Every key,
+ * its default and its bounds are in etc/dtx-pgagent.conf and
+ * dtx-pgagent(8).
  */
 #ifndef PGA_CONFIG_H
 #define PGA_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "dtx_conf.h"
 
 typedef struct {
 	char name[64];              /* participant name, as the coordinator knows it */
@@ -25,5 +29,8 @@ typedef struct {
 void pga_config_defaults(pga_config_t *cfg);
 /* 0, or DTX_ECONFIG with why = "path:line: reason". */
 int pga_config_load(pga_config_t *cfg, const char *path, char *why, size_t why_len);
+
+/* The key table, ended by a NULL name (for tests: the keys' names). */
+const dtx_conf_key_t *pga_config_keys(void);
 
 #endif

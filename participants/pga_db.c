@@ -940,10 +940,10 @@ void pga_db_cancel(pga_db_t *self)
 		return;
 	PGcancel *c = PQgetCancel(self->conn);
 	if (!c || !PQcancel(c, err, sizeof(err)))
-		dtx_warn("%s: cannot cancel its statements: %s", self->op->gid,
-			 c ? err : "out of memory");
+		dtx_warn_tx(self->op->gid, "cannot cancel its statements: %s",
+			    c ? err : "out of memory");
 	else
-		dtx_info("%s: rolled back while running: its statements cancelled", self->op->gid);
+		dtx_info_tx(self->op->gid, "rolled back while running: its statements cancelled");
 	PQfreeCancel(c);
 }
 
