@@ -1,0 +1,117 @@
+/*
+ * crd_reload.c — SIGHUP: the configuration file read again, and what may
+ * change without a restart taken (log level, timeouts, the participant
+ * allow-list, ...). A file with an error changes nothing; keys that need a
+ * restart (what the sockets, the log and the GTIDs were made with) are
+ * named in the log and keep their values.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "crd_int.h"
+
+static void s_said(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void s_said(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t off = strlen(buf);
+	va_list ap;
+	if (off + 2 >= len)
+		return;
+	if (off)
+		buf[off++] = ',', buf[off++] = ' ', buf[off] = '\0';
+	va_start(ap, fmt);
+	vsnprintf(buf + off, len - off, fmt, ap);
+	va_end(ap);
+}
+
+/* The participant allow-list of cfg: new names are added, missing ones
+ * stay known (their transactions in flight finish, their agents may still
+ * connect for that) but no new transaction may name them. */
+static void s_reload_participants(crd_t *self, const crd_config_t *cfg, char *chg, size_t len)
+{
+	for (unsigned i = 0; i < self->nparts; i++) {
+		crd_part_t *p = &self->parts[i];
+		bool listed = false;
+		for (unsigned j = 0; j < cfg->nparticipants && !listed; j++)
+			listed = strcmp(cfg->participants[j], p->name) == 0;
+		if (p->allowed != listed)
+			s_said(chg, len, "participant %s %s", p->name, listed ? "allowed again" : "removed");
+		p->allowed = listed;
+	}
+	for (unsigned j = 0; j < cfg->nparticipants; j++) {
+		if (crd_part_index(self, cfg->participants[j]) >= 0)
+			continue;
+		if (self->nparts == CRD_MAX_PARTICIPANTS) {
+			dtx_warn("reload: participant %s not added: %d known already",
+				 cfg->participants[j], CRD_MAX_PARTICIPANTS);
+			continue;
+		}
+		crd_part_t *p = &self->parts[self->nparts++];
+		memset(p, 0, sizeof(*p));
+		snprintf(p->name, sizeof(p->name), "%s", cfg->participants[j]);
+		p->allowed = true;
+		s_said(chg, len, "participant %s added", p->name);
+	}
+}
+
+void crd_do_reload(crd_t *self)
+{
+	crd_config_t n, *o = &self->cfg;
+	char why[1200], chg[2048] = "", kept[512] = "";
+
+	sd_notify(0, "RELOADING=1");
+	crd_config_defaults(&n);
+	if (crd_config_load(&n, o->path, why, sizeof(why))) {
+		dtx_err("reload refused, the configuration in use is unchanged: %s", why);
+		sd_notify(0, "READY=1\nSTATUS=reload refused: the configuration has an error");
+		return;
+	}
+	/* What the sockets, the log and the GTIDs were made with. */
+#define FIXED_S(k) if (strcmp(n.k, o->k)) s_said(kept, sizeof(kept), #k)
+#define FIXED_N(k) if (n.k != o->k) s_said(kept, sizeof(kept), #k)
+	FIXED_S(id);
+	FIXED_S(log_dir);
+	FIXED_S(client_endpoint);
+	FIXED_S(agent_endpoint);
+	FIXED_S(admin_endpoint);
+	FIXED_S(metrics_listen);
+	FIXED_S(events_endpoint);
+	FIXED_N(max_frame_bytes);
+	FIXED_N(map_size);
+#undef FIXED_S
+#undef FIXED_N
+#define TAKE(k, fmt) do { if (n.k != o->k) { \
+		s_said(chg, sizeof(chg), #k " %" fmt " -> %" fmt, o->k, n.k); o->k = n.k; } } while (0)
+	TAKE(default_timeout_ms, PRIu32);
+	TAKE(max_timeout_ms, PRIu32);
+	TAKE(heartbeat_ms, PRIu32);
+	TAKE(lazy_flush_ms, PRIu32);
+	TAKE(stuck_after_ms, PRIu32);
+	TAKE(shutdown_timeout_ms, PRIu32);
+	TAKE(retention_s, PRIu64);
+	TAKE(max_inflight, "u");
+#undef TAKE
+	if (n.one_phase != o->one_phase) {
+		s_said(chg, sizeof(chg), "one_phase %s", n.one_phase ? "true" : "false");
+		o->one_phase = n.one_phase;
+	}
+	if (n.log_level != o->log_level) {
+		s_said(chg, sizeof(chg), "log_level %s", dtx_log_level_str(n.log_level));
+		o->log_level = n.log_level;
+		dtx_log_set_level(n.log_level);
+	}
+	s_reload_participants(self, &n, chg, sizeof(chg));
+	memcpy(o->participants, n.participants, sizeof(o->participants));
+	o->nparticipants = n.nparticipants;
+	dtx_notice("reloaded %s: %s", o->path, chg[0] ? chg : "nothing changed");
+	if (kept[0])
+		dtx_warn("reload: not changed without a restart: %s (the values in use are kept)",
+			 kept);
+	sd_notify(0, "READY=1\nSTATUS=configuration reloaded");
+}
