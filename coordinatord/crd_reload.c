@@ -7,28 +7,12 @@
  */
 #include "config.h"
 
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
 #include "crd_int.h"
-
-static void s_said(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void s_said(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t off = strlen(buf);
-	va_list ap;
-	if (off + 2 >= len)
-		return;
-	if (off)
-		buf[off++] = ',', buf[off++] = ' ', buf[off] = '\0';
-	va_start(ap, fmt);
-	vsnprintf(buf + off, len - off, fmt, ap);
-	va_end(ap);
-}
+#include "dtx_conf.h"
 
 /* The participant allow-list of cfg: new names are added, missing ones
  * stay known (their transactions in flight finish, their agents may still
@@ -41,7 +25,7 @@ static void s_reload_participants(crd_t *self, const crd_config_t *cfg, char *ch
 		for (unsigned j = 0; j < cfg->nparticipants && !listed; j++)
 			listed = strcmp(cfg->participants[j], p->name) == 0;
 		if (p->allowed != listed)
-			s_said(chg, len, "participant %s %s", p->name, listed ? "allowed again" : "removed");
+			dtx_conf_said(chg, len, "participant %s %s", p->name, listed ? "allowed again" : "removed");
 		p->allowed = listed;
 	}
 	for (unsigned j = 0; j < cfg->nparticipants; j++) {
@@ -56,7 +40,7 @@ static void s_reload_participants(crd_t *self, const crd_config_t *cfg, char *ch
 		memset(p, 0, sizeof(*p));
 		snprintf(p->name, sizeof(p->name), "%s", cfg->participants[j]);
 		p->allowed = true;
-		s_said(chg, len, "participant %s added", p->name);
+		dtx_conf_said(chg, len, "participant %s added", p->name);
 	}
 }
 
@@ -72,40 +56,10 @@ void crd_do_reload(crd_t *self)
 		sd_notify(0, "READY=1\nSTATUS=reload refused: the configuration has an error");
 		return;
 	}
-	/* What the sockets, the log and the GTIDs were made with. */
-#define FIXED_S(k) if (strcmp(n.k, o->k)) s_said(kept, sizeof(kept), #k)
-#define FIXED_N(k) if (n.k != o->k) s_said(kept, sizeof(kept), #k)
-	FIXED_S(id);
-	FIXED_S(log_dir);
-	FIXED_S(client_endpoint);
-	FIXED_S(agent_endpoint);
-	FIXED_S(admin_endpoint);
-	FIXED_S(metrics_listen);
-	FIXED_S(events_endpoint);
-	FIXED_N(max_frame_bytes);
-	FIXED_N(map_size);
-#undef FIXED_S
-#undef FIXED_N
-#define TAKE(k, fmt) do { if (n.k != o->k) { \
-		s_said(chg, sizeof(chg), #k " %" fmt " -> %" fmt, o->k, n.k); o->k = n.k; } } while (0)
-	TAKE(default_timeout_ms, PRIu32);
-	TAKE(max_timeout_ms, PRIu32);
-	TAKE(heartbeat_ms, PRIu32);
-	TAKE(lazy_flush_ms, PRIu32);
-	TAKE(stuck_after_ms, PRIu32);
-	TAKE(shutdown_timeout_ms, PRIu32);
-	TAKE(retention_s, PRIu64);
-	TAKE(max_inflight, "u");
-#undef TAKE
-	if (n.one_phase != o->one_phase) {
-		s_said(chg, sizeof(chg), "one_phase %s", n.one_phase ? "true" : "false");
-		o->one_phase = n.one_phase;
-	}
-	if (n.log_level != o->log_level) {
-		s_said(chg, sizeof(chg), "log_level %s", dtx_log_level_str(n.log_level));
-		o->log_level = n.log_level;
-		dtx_log_set_level(n.log_level);
-	}
+	/* The key table says what may change now; what the sockets, the log
+	 * and the GTIDs were made with is kept, and named. */
+	crd_config_reload(o, &n, chg, sizeof(chg), kept, sizeof(kept));
+	dtx_log_set_level(o->log_level);
 	s_reload_participants(self, &n, chg, sizeof(chg));
 	memcpy(o->participants, n.participants, sizeof(o->participants));
 	o->nparticipants = n.nparticipants;

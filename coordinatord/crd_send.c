@@ -15,16 +15,20 @@
 
 bool crd_send(void *sock, const dtx_peer_t *peer, const dtx_msg_t *msg)
 {
-	return dtx_send_to(sock, peer, msg) == 0;
+	int rc = dtx_send_to(sock, peer, msg);
+	if (rc && rc != DTX_EIO)
+		dtx_err("cannot encode %s: %s", dtx_msg_type_str(msg->type), dtx_strerror(rc));
+	return rc == 0;
 }
 
 bool crd_send_part(crd_t *self, crd_part_t *p, const dtx_msg_t *msg)
 {
 	if (!p->connected)
 		return false;
-	if (crd_send(self->agent, &p->peer, msg))
+	int rc = dtx_send_to(self->agent, &p->peer, msg);
+	if (rc == 0)
 		return true;
-	if (errno == EHOSTUNREACH) {
+	if (rc == DTX_EIO && errno == EHOSTUNREACH) {
 		dtx_warn("participant %s: connection gone: marked down", p->name);
 		p->connected = false;
 	}

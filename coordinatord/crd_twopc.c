@@ -44,7 +44,7 @@ bool crd_settle(crd_t *self, crd_tx_t *tx)
 	dtx_crash_point("crd.acks_in");
 	crd_tx_gtid(self, tx, gtid, sizeof(gtid));
 	bool commit = tx->state == CRD_TX_COMMITTING;
-	dtx_info("%s: %s on every participant", gtid, commit ? "COMMITTED" : "ABORTED");
+	dtx_info("%s: %s on every participant", gtid, commit ? "committed" : "aborted");
 	crd_tx_move(self, tx, commit ? CRD_TX_COMMITTED : CRD_TX_ABORTED, NULL, CRD_BY_PROTOCOL);
 	return true;
 }
