@@ -96,7 +96,7 @@ static void s_resolve_orphans(crd_t *self, FILE *f, const dtx_gtid_t *g, int o, 
 		else
 			fprintf(f, "%s: %s is not connected; it will report the branch again\n",
 				or->gid, or->part);
-		dtx_notice("%s on %s: %s (heuristic decision; %s)", or->gid, or->part, note,
+		dtx_log_ctx(DTX_LOG_NOTICE, or->gid, or->part, "%s on %s: %s (heuristic decision; %s)", or->gid, or->part, note,
 			   crd_orphan_why(self, (unsigned)o));
 		crd_orphan_drop(self, (unsigned)o);
 	}
@@ -198,7 +198,8 @@ static int s_admin_forget(crd_t *self, FILE *f, const char *arg)
 			return st == DTX_OUTCOME_UNKNOWN ? DTX_ENOTFOUND : DTX_ESTATE;
 		}
 		for (; o >= 0; o = crd_orphan_find(self, &g, (unsigned)o)) {
-			dtx_notice("%s@%s: forgotten by operator %s (left prepared in its database)",
+			dtx_log_ctx(DTX_LOG_NOTICE, self->orphans[o].gid, self->orphans[o].part,
+				    "%s@%s: forgotten by operator %s (left prepared in its database)",
 				   self->orphans[o].gid, self->orphans[o].part, arg + who_at);
 			fprintf(f, "%s@%s: forgotten; the branch stays prepared in its database\n",
 				self->orphans[o].gid, self->orphans[o].part);

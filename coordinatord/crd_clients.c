@@ -39,7 +39,7 @@ static bool s_on_tx_again(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *
 	crd_tx_t *tx = crd_tx_find(self, seq);
 	if (tx) {
 		crd_tx_gtid(self, tx, gtid_s, sizeof(gtid_s));
-		dtx_info("%s: submitted again with key %s: answered with it, not run again", gtid_s,
+		dtx_info_tx(gtid_s, "submitted again with key %s: answered with it, not run again",
 			 m->key);
 		tx->client = *peer;
 		tx->req_id = m->id;
@@ -77,7 +77,7 @@ static bool s_on_tx_again(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *
 		r.has |= DTX_F_GTID;
 		r.gtid = gtid_s;
 	}
-	dtx_info("%s: submitted again with key %s after it finished: %s", gtid_s, m->key,
+	dtx_info_tx(gtid_s, "submitted again with key %s after it finished: %s", m->key,
 		 dtx_outcome_str((int)r.code));
 	crd_send(self->client, peer, &r);
 	return true;
@@ -171,7 +171,7 @@ static void s_on_tx(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m)
 		return;
 	}
 	crd_tx_gtid(self, tx, gtid, sizeof(gtid));
-	dtx_debug("%s: begin, %" PRIu32 " branches", gtid, tx->nbranches);
+	dtx_debug_tx(gtid, "begin, %" PRIu32 " branches", tx->nbranches);
 	/* The GTID before the outcome: a client that never hears the outcome
 	 * can still ask for it (QUERY), or send the TX again with its key.
 	 * Only to a TX with a key: a client older than keys would take it for

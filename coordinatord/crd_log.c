@@ -258,7 +258,7 @@ void crd_log_late_heuristic(crd_t *self, const char *part, const dtx_gtid_t *g,
 	rc = wal_pending(self->wal) ? DTX_EFULL : 0;
 	wal_history(self->wal, g->seq, s_history_fn, &h);
 	bool commit = h.n && crd_logged_outcome(self, g->seq, g->epoch) != DTX_OUTCOME_ABORTED;
-	dtx_err("%s: heuristic outcome on %s", gtid, note);
+	dtx_log_ctx(DTX_LOG_ERR, gtid, part, "heuristic outcome on %s", note);
 	self->n_heuristic++;
 	crd_event(self, NULL, gtid, "heuristic", part, "%s", note);
 	if (rc || h.n + 2 > 255)
@@ -270,7 +270,7 @@ void crd_log_late_heuristic(crd_t *self, const char *part, const dtx_gtid_t *g,
 	e.kind = commit ? WAL_COMMITTED : WAL_ABORTED;
 	e.note = NULL;
 	if (wal_append(self->wal, &hr, false) || wal_append(self->wal, &e, false))
-		dtx_err("%s: cannot queue the heuristic record", gtid);
+		dtx_err_tx(gtid, "cannot queue the heuristic record");
 }
 
 /* --- recovery --------------------------------------------------------- */
@@ -286,7 +286,7 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 	snprintf(g.coord, sizeof(g.coord), "%s", self->cfg.id);
 	dtx_gtid_format(&g, gtid, sizeof(gtid));
 	if (recs[0].kind != WAL_ACTIVE) {
-		dtx_err("%s: log holds no begin record: cannot recover it", gtid);
+		dtx_err_tx(gtid, "log holds no begin record: cannot recover it");
 		return 0;
 	}
 	crd_tx_t *tx = crd_tx_alloc(recs[0].nparts);
@@ -300,7 +300,7 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 		snprintf(tx->br[i].name, sizeof(tx->br[i].name), "%s", recs[0].parts[i]);
 		tx->br[i].part = crd_part_index(self, recs[0].parts[i]);
 		if (tx->br[i].part < 0)
-			dtx_err("%s: participant %s is no longer configured: branch stuck", gtid,
+			dtx_err_tx(gtid, "participant %s is no longer configured: branch stuck",
 				recs[0].parts[i]);
 	}
 	if (crd_tx_insert(self, tx)) {
@@ -314,14 +314,14 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 	}
 	if (s_recs_commit(recs, n)) {
 		crd_tx_move(self, tx, CRD_TX_COMMITTING, NULL, CRD_BY_RECOVERY);
-		dtx_notice("%s: recovered with a commit decision: re-driving commit", gtid);
+		dtx_notice_tx(gtid, "recovered with a commit decision: re-driving commit");
 	} else if (!decided && recs[0].note && strcmp(recs[0].note, CRD_ONE_PHASE_NOTE) == 0 &&
 		   recs[0].nparts == 1) {
 		/* One phase: the participant may have committed. Ask. */
 		tx->one_phase = true;
 		crd_tx_move(self, tx, CRD_TX_RESOLVING, NULL, CRD_BY_RECOVERY);
 		snprintf(tx->reason, sizeof(tx->reason), "found undecided by recovery");
-		dtx_notice("%s: recovered one-phase and undecided: asking %s", gtid,
+		dtx_notice_tx(gtid, "recovered one-phase and undecided: asking %s",
 			   tx->br[0].name);
 	} else {
 		/* the last decision, or presumed abort */
@@ -330,7 +330,7 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 			crd_log_append(self, tx, WAL_ABORTING,
 				       "recovery: no decision logged, presumed abort", false);
 		snprintf(tx->reason, sizeof(tx->reason), "aborted by recovery");
-		dtx_notice("%s: recovered undecided: aborting", gtid);
+		dtx_notice_tx(gtid, "recovered undecided: aborting");
 	}
 	dtx_crash_point("crd.recovered_one");
 	return 0;

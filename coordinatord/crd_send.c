@@ -29,7 +29,7 @@ bool crd_send_part(crd_t *self, crd_part_t *p, const dtx_msg_t *msg)
 	if (rc == 0)
 		return true;
 	if (rc == DTX_EIO && errno == EHOSTUNREACH) {
-		dtx_warn("participant %s: connection gone: marked down", p->name);
+		dtx_warn_part(p->name, "participant %s: connection gone: marked down", p->name);
 		p->connected = false;
 	}
 	return false;

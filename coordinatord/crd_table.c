@@ -130,7 +130,7 @@ void crd_orphan_add(crd_t *self, const char *gid, const dtx_gtid_t *g, const cha
 		unsigned cap = self->orphans_cap ? 2 * self->orphans_cap : 16;
 		crd_orphan_t *o = realloc(self->orphans, cap * sizeof(*o));
 		if (!o) {
-			dtx_err("%s on %s: out of memory: not listed as in doubt (it will be "
+			dtx_log_ctx(DTX_LOG_ERR, gid, part, "%s on %s: out of memory: not listed as in doubt (it will be "
 				"reported again at the agent's next scan)", gid, part);
 			return;
 		}

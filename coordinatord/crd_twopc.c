@@ -26,7 +26,7 @@ bool crd_abort(crd_t *self, crd_tx_t *tx, const char *culprit, const char *sqlst
 	snprintf(tx->culprit, sizeof(tx->culprit), "%s", culprit ? culprit : "");
 	snprintf(tx->sqlstate, sizeof(tx->sqlstate), "%s", sqlstate ? sqlstate : "");
 	snprintf(tx->reason, sizeof(tx->reason), "%s", reason);
-	dtx_info("%s: abort%s%s: %s", gtid, culprit ? " by " : "", culprit ? culprit : "", reason);
+	dtx_info_tx(gtid, "abort%s%s: %s", culprit ? " by " : "", culprit ? culprit : "", reason);
 	if (crd_tx_move(self, tx, CRD_TX_ABORTING, reason, CRD_BY_PROTOCOL))
 		return true;
 	return !crd_settle(self, tx);
@@ -44,7 +44,7 @@ bool crd_settle(crd_t *self, crd_tx_t *tx)
 	dtx_crash_point("crd.acks_in");
 	crd_tx_gtid(self, tx, gtid, sizeof(gtid));
 	bool commit = tx->state == CRD_TX_COMMITTING;
-	dtx_info("%s: %s on every participant", gtid, commit ? "committed" : "aborted");
+	dtx_info_tx(gtid, "%s on every participant", commit ? "committed" : "aborted");
 	crd_tx_move(self, tx, commit ? CRD_TX_COMMITTED : CRD_TX_ABORTED, NULL, CRD_BY_PROTOCOL);
 	return true;
 }
@@ -55,7 +55,7 @@ void crd_one_phase_done(crd_t *self, crd_tx_t *tx, bool committed)
 
 	crd_tx_gtid(self, tx, gtid, sizeof(gtid));
 	tx->br[0].acked = true;
-	dtx_info("%s: one phase, %s", gtid, committed ? "committed" : "rolled back");
+	dtx_info_tx(gtid, "one phase, %s", committed ? "committed" : "rolled back");
 	/* The text is set here, from the result: a vote lost or a recovery
 	 * leaves in tx->reason only why the participant was asked. Nothing
 	 * forced: a crash before these lazy records land leaves the begin
@@ -85,7 +85,7 @@ static void s_resolve(crd_t *self, crd_tx_t *tx, const char *why)
 	crd_tx_gtid(self, tx, gtid, sizeof(gtid));
 	if (crd_tx_move(self, tx, CRD_TX_RESOLVING, NULL, CRD_BY_PROTOCOL))
 		return;
-	dtx_info("%s: one phase, %s: asking %s which way it went", gtid, why, tx->br[0].name);
+	dtx_info_tx(gtid, "one phase, %s: asking %s which way it went", why, tx->br[0].name);
 	snprintf(tx->reason, sizeof(tx->reason), "%s", why); /* the result is added to it */
 	tx->br[0].backoff_ms = 0;
 	crd_send_decision(self, tx, 0, dtx_now_ms());
@@ -187,8 +187,8 @@ void crd_after_flush(crd_t *self, crd_tx_t *list)
 		} else {
 			char gtid[DTX_GTID_MAX];
 			crd_tx_gtid(self, tx, gtid, sizeof(gtid));
-			dtx_err("%s: in %s after its group commit, which it did not wait for: "
-				"nothing sent", gtid, crd_txstate_str(tx->state));
+			dtx_err_tx(gtid, "in %s after its group commit, which it did not wait for: "
+				"nothing sent", crd_txstate_str(tx->state));
 		}
 	}
 }
@@ -210,7 +210,7 @@ void crd_tick(crd_t *self, int64_t now)
 	for (unsigned i = 0; i < self->nparts; i++) {
 		crd_part_t *p = &self->parts[i];
 		if (p->connected && now - p->last_seen_ms > 3 * (int64_t)self->cfg.heartbeat_ms) {
-			dtx_warn("participant %s silent for %" PRId64 " ms: marked down", p->name,
+			dtx_warn_part(p->name, "participant %s silent for %" PRId64 " ms: marked down", p->name,
 				 now - p->last_seen_ms);
 			p->connected = false;
 		}

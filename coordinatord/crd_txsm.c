@@ -196,18 +196,18 @@ int crd_tx_move(crd_t *self, crd_tx_t *tx, crd_txstate_t to, const char *note, u
 
 	crd_tx_gtid(self, tx, gtid, sizeof(gtid));
 	if (!mv || !(mv->by & by)) {
-		dtx_err("%s: refused transition %s -> %s", gtid, crd_txstate_str(from),
+		dtx_err_tx(gtid, "refused transition %s -> %s", crd_txstate_str(from),
 			crd_txstate_str(to));
 		return DTX_ESTATE;
 	}
 	bool forced = mv->durability == CRD_REC_FORCED ||
 		      (mv->durability == CRD_REC_FORCED_ONE_PHASE && tx->one_phase);
 	if (mv->record && forced && (rc = crd_log_append(self, tx, mv->record, note, true))) {
-		dtx_err("%s: cannot queue the %s record: %s", gtid, wal_kind_str(mv->record),
+		dtx_err_tx(gtid, "cannot queue the %s record: %s", wal_kind_str(mv->record),
 			dtx_strerror(rc));
 		return rc;
 	}
-	dtx_debug("%s: %s -> %s", gtid, crd_txstate_str(from), crd_txstate_str(to));
+	dtx_debug_tx(gtid, "%s -> %s", crd_txstate_str(from), crd_txstate_str(to));
 	tx->state = to;
 	if (by == CRD_BY_RECOVERY) {
 		tx->decided_ms = dtx_now_ms();
@@ -216,7 +216,7 @@ int crd_tx_move(crd_t *self, crd_tx_t *tx, crd_txstate_t to, const char *note, u
 	if (to == CRD_TX_DECIDING || to == CRD_TX_ABORTING)
 		tx->decided_ms = dtx_now_ms();
 	if (mv->record && !forced && (rc = crd_log_append(self, tx, mv->record, note, false)))
-		dtx_err("%s: cannot queue %s record: %s", gtid, wal_kind_str(mv->record),
+		dtx_err_tx(gtid, "cannot queue %s record: %s", wal_kind_str(mv->record),
 			dtx_strerror(rc));
 	s_entered(self, tx, from, gtid, note);
 	return 0;
@@ -227,9 +227,9 @@ void crd_tx_heuristic(crd_t *self, crd_tx_t *tx, const char *who, const char *wh
 	char gtid[DTX_GTID_MAX];
 	crd_tx_gtid(self, tx, gtid, sizeof(gtid));
 	if (who)
-		dtx_err("%s: heuristic outcome on %s", gtid, why);
+		dtx_log_ctx(DTX_LOG_ERR, gtid, who, "heuristic outcome on %s", why);
 	else
-		dtx_notice("%s: %s", gtid, why);
+		dtx_notice_tx(gtid, "%s", why);
 	crd_log_append(self, tx, WAL_HEURISTIC, why, false);
 	crd_event(self, tx, gtid, "heuristic", who, "%s", why);
 	tx->heuristic = true;

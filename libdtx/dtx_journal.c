@@ -1,8 +1,7 @@
 /*
  * dtx_journal.c — the daemons' log sink for systemd's journal: each line
  * with its priority and the structured fields of what it is about, taken
- * from the caller's context (dtx_log_ctx) or, for a line without one, read
- * from its text. See dtx_journal.h.
+ * from the caller's context (dtx_log_ctx). See dtx_journal.h.
  */
 #include "config.h"
 
@@ -35,28 +34,6 @@ static void s_ids(const char *id, char *gtid, size_t gtid_len, char *gid, size_t
 	}
 }
 
-/* A line logged without context (dtx_log): what it is about is read back
- * from its text, "GTID: ..." or "GID: ..." first and "participant NAME"
- * anywhere, as the coordinator's lines are written. */
-static void s_parse(const char *line, char *gtid, size_t gtid_len, char *gid, size_t gid_len,
-		    char *part, size_t part_len)
-{
-	const char *colon = strstr(line, ": ");
-	const char *p = strstr(line, "participant ");
-
-	if (colon && (size_t)(colon - line) < gid_len) {
-		char tok[160];
-		snprintf(tok, sizeof(tok), "%.*s", (int)(colon - line), line);
-		s_ids(tok, gtid, gtid_len, gid, gid_len);
-	}
-	if (p) {
-		p += strlen("participant ");
-		snprintf(part, part_len, "%.*s", (int)strcspn(p, " ,:;()"), p);
-		if (!dtx_name_valid(part))
-			part[0] = '\0';
-	}
-}
-
 static void s_sink(int level, const char *line, const dtx_log_ctx_t *ctx, void *arg)
 {
 	char gtid[160] = "", gid[160] = "", part[64] = "", buf[7][2100];
@@ -64,14 +41,12 @@ static void s_sink(int level, const char *line, const dtx_log_ctx_t *ctx, void *
 	int n = 0;
 	(void)arg;
 
-	if (!ctx) {
-		s_parse(line, gtid, sizeof(gtid), gid, sizeof(gid), part, sizeof(part));
-	} else {
-		if (ctx->gtid)
-			s_ids(ctx->gtid, gtid, sizeof(gtid), gid, sizeof(gid));
-		if (ctx->participant && dtx_name_valid(ctx->participant))
-			snprintf(part, sizeof(part), "%s", ctx->participant);
-	}
+	/* What the line is about comes from its caller (dtx_log_ctx), never
+	 * from its text. */
+	if (ctx && ctx->gtid)
+		s_ids(ctx->gtid, gtid, sizeof(gtid), gid, sizeof(gid));
+	if (ctx && ctx->participant && dtx_name_valid(ctx->participant))
+		snprintf(part, sizeof(part), "%s", ctx->participant);
 	if (!part[0] && s_participant[0])
 		snprintf(part, sizeof(part), "%s", s_participant);
 

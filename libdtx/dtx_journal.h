@@ -15,9 +15,9 @@
  * MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=ident, and where the line is about
  * one: DTX_GTID, DTX_GID (a branch's PostgreSQL GID, DTX_GTID then being
  * its transaction's), DTX_PARTICIPANT (else participant when not NULL).
- * A line logged with context (dtx_log_ctx, dtx_info_tx...) gets them from
- * its arguments; one logged without (dtx_log, dtx_info...) from its text: a
- * line starting "GTID: " or "GID: ", "participant NAME" in the line.
+ * They come from the caller's arguments (dtx_log_ctx, dtx_info_tx...),
+ * never from the text; a line logged without (dtx_log, dtx_info...) has
+ * none but the daemon's own participant.
  * Returns whether it did; otherwise lines stay on standard error with
  * their "<N>" priority prefix.
  */
