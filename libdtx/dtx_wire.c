@@ -139,8 +139,10 @@ dtx_attr_t dtx_attr_lookup(const char *name)
 	return name ? s_attr_lookup(name, strlen(name)) : DTX_A_NONE;
 }
 
-static size_t s_attr_max(dtx_attr_t attr)
+size_t dtx_attr_max(dtx_attr_t attr)
 {
+	if (attr <= DTX_A_NONE || attr >= DTX_A__COUNT)
+		return 0;
 	return s_attrs[attr].max ? s_attrs[attr].max : DTX_WIRE_MAX_STR;
 }
 
@@ -576,7 +578,7 @@ static int s_kvs(s_dec_t *d, const msgpack_object *o, const char *field, dtx_kvs
 		kv[n] = (dtx_kv_t){.attr = a};
 		switch (s_attrs[a].type) {
 		case DTX_V_STR:
-			rc = s_str(d, val, name, s_attr_max(a), &kv[n].s);
+			rc = s_str(d, val, name, dtx_attr_max(a), &kv[n].s);
 			break;
 		case DTX_V_UINT:
 			if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
@@ -595,7 +597,7 @@ static int s_kvs(s_dec_t *d, const msgpack_object *o, const char *field, dtx_kvs
 			rc = 0;
 			break;
 		case DTX_V_STRS:
-			rc = s_strs(d, val, name, s_attr_max(a), &kv[n].a.n, &kv[n].a.v);
+			rc = s_strs(d, val, name, dtx_attr_max(a), &kv[n].a.n, &kv[n].a.v);
 			break;
 		default:
 			rc = FAIL(d, DTX_EPROTO, "attribute '%s' has no type", name);
@@ -827,6 +829,14 @@ int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size
 		rc = FAIL(&d, DTX_EPROTO, "'%s' is not a valid participant name", msg->name);
 		goto out;
 	}
+	/* An event's names are printed in columns: each must be one word. */
+	for (uint32_t i = 0; i < msg->nparts + ((msg->has & DTX_F_WHO) != 0); i++) {
+		const char *p = i < msg->nparts ? msg->parts[i] : msg->who;
+		if (!dtx_name_valid(p)) {
+			rc = FAIL(&d, DTX_EPROTO, "'%s' is not a valid participant name", p);
+			goto out;
+		}
+	}
 	rc = 0;
 out:
 	msgpack_unpacked_destroy(&up);
@@ -912,10 +922,10 @@ static int s_check_kvs(const dtx_kvs_t *kvs)
 			if (kvs->kv[j].attr == kv->attr)
 				return DTX_EINVAL;
 		if (s_attrs[kv->attr].type == DTX_V_STR &&
-		    (!kv->s || strlen(kv->s) > s_attr_max(kv->attr)))
+		    (!kv->s || strlen(kv->s) > dtx_attr_max(kv->attr)))
 			return DTX_EINVAL;
 		if (s_attrs[kv->attr].type == DTX_V_STRS &&
-		    s_check_strs(kv->a.n, (const char *const *)kv->a.v, s_attr_max(kv->attr)))
+		    s_check_strs(kv->a.n, (const char *const *)kv->a.v, dtx_attr_max(kv->attr)))
 			return DTX_EINVAL;
 	}
 	return 0;
@@ -988,10 +998,15 @@ int dtx_msg_encode(const dtx_msg_t *m, char **buf, size_t *len)
 	}
 	if ((has & DTX_F_EVENT) && (!m->event || strlen(m->event) > 32))
 		return DTX_EINVAL;
-	if ((has & DTX_F_WHO) && (!m->who || strlen(m->who) > DTX_WIRE_MAX_NAME))
+	if ((has & DTX_F_WHO) && !dtx_name_valid(m->who))
 		return DTX_EINVAL;
-	if ((has & DTX_F_PARTS) && s_check_strs(m->nparts, m->parts, DTX_WIRE_MAX_NAME))
-		return DTX_EINVAL;
+	if (has & DTX_F_PARTS) {
+		if (s_check_strs(m->nparts, m->parts, DTX_WIRE_MAX_NAME))
+			return DTX_EINVAL;
+		for (uint32_t i = 0; i < m->nparts; i++)
+			if (!dtx_name_valid(m->parts[i]))
+				return DTX_EINVAL;
+	}
 	if ((has & DTX_F_DETAIL) && (!m->detail || strlen(m->detail) > DTX_WIRE_MAX_STR))
 		return DTX_EINVAL;
 

@@ -258,10 +258,12 @@ typedef struct {
 const char *dtx_msg_type_str(dtx_msg_type_t type);
 
 /* An attribute's name ("gtid"; "" for none), its value type (DTX_V_NONE
- * for none), and the attribute of a name (DTX_A_NONE if unknown). */
+ * for none), the attribute of a name (DTX_A_NONE if unknown). */
 const char *dtx_attr_name(dtx_attr_t attr);
 dtx_vtype_t dtx_attr_type(dtx_attr_t attr);
 dtx_attr_t dtx_attr_lookup(const char *name);
+/* The most bytes a string of attr (or each of its array) may have. */
+size_t dtx_attr_max(dtx_attr_t attr);
 
 /* Reset *msg to empty, freeing what a decode allocated. Idempotent. */
 void dtx_msg_clear(dtx_msg_t *msg);
