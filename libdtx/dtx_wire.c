@@ -23,6 +23,7 @@ static const char *const s_type_names[DTX_T__COUNT] = {
 	[DTX_T_DECIDE] = "DECIDE",   [DTX_T_ACK] = "ACK",
 	[DTX_T_PING] = "PING",       [DTX_T_PONG] = "PONG",
 	[DTX_T_ADMIN] = "ADMIN",     [DTX_T_REPLY] = "REPLY",
+	[DTX_T_EVENT] = "EVENT",
 };
 
 /* What each type requires and what it may carry besides. */
@@ -43,8 +44,65 @@ static const struct {
 	[DTX_T_ACK] = {DTX_F_GTID | DTX_F_CODE, DTX_F_TEXT},
 	[DTX_T_PING] = {0, 0},
 	[DTX_T_PONG] = {0, 0},
-	[DTX_T_ADMIN] = {DTX_F_ID | DTX_F_NAME, DTX_F_TEXT},
-	[DTX_T_REPLY] = {DTX_F_ID | DTX_F_CODE | DTX_F_TEXT, 0},
+	[DTX_T_ADMIN] = {DTX_F_ID | DTX_F_NAME, DTX_F_TEXT | DTX_F_ARGS},
+	[DTX_T_REPLY] = {DTX_F_ID | DTX_F_CODE, DTX_F_TEXT | DTX_F_ROWS},
+	[DTX_T_EVENT] = {DTX_F_GTID | DTX_F_EVENT | DTX_F_PARTS | DTX_F_AT,
+			 DTX_F_WHO | DTX_F_DETAIL},
+};
+
+/* Each attribute's name and type; max bounds a string's bytes (0: the
+ * frame's bound, DTX_WIRE_MAX_STR), each string of an array's too. */
+static const struct {
+	const char *name;
+	dtx_vtype_t type;
+	uint32_t max;
+} s_attrs[DTX_A__COUNT] = {
+	[DTX_A_KIND] = {"kind", DTX_V_STR, 32},
+	[DTX_A_GTID] = {"gtid", DTX_V_STR, 200},
+	[DTX_A_GID] = {"gid", DTX_V_STR, 200},
+	[DTX_A_STATE] = {"state", DTX_V_STR, 32},
+	[DTX_A_PARTICIPANT] = {"participant", DTX_V_STR, DTX_WIRE_MAX_NAME},
+	[DTX_A_PARTICIPANTS] = {"participants", DTX_V_STRS, DTX_WIRE_MAX_NAME},
+	[DTX_A_WHEN_US] = {"when_us", DTX_V_INT, 0},
+	[DTX_A_NOTE] = {"note", DTX_V_STR, 0},
+	[DTX_A_REASON] = {"reason", DTX_V_STR, 0},
+	[DTX_A_VERB] = {"verb", DTX_V_STR, 32},
+	[DTX_A_FORCE] = {"force", DTX_V_BOOL, 0},
+	[DTX_A_WHO] = {"who", DTX_V_STR, 256},
+	[DTX_A_COUNT] = {"count", DTX_V_UINT, 0},
+	[DTX_A_INDEX] = {"index", DTX_V_UINT, 0},
+	[DTX_A_VOTE] = {"vote", DTX_V_STR, 32},
+	[DTX_A_ACKED] = {"acked", DTX_V_BOOL, 0},
+	[DTX_A_UP] = {"up", DTX_V_BOOL, 0},
+	[DTX_A_ALLOWED] = {"allowed", DTX_V_BOOL, 0},
+	[DTX_A_LAST_SEEN_MS] = {"last_seen_ms", DTX_V_UINT, 0},
+	[DTX_A_AGE_MS] = {"age_ms", DTX_V_UINT, 0},
+	[DTX_A_WAITING] = {"waiting", DTX_V_STRS, DTX_WIRE_MAX_NAME},
+	[DTX_A_UNCONFIGURED] = {"unconfigured", DTX_V_STRS, DTX_WIRE_MAX_NAME},
+	[DTX_A_PRUNED] = {"pruned", DTX_V_BOOL, 0},
+	[DTX_A_SENT] = {"sent", DTX_V_BOOL, 0},
+	[DTX_A_RESENT] = {"resent", DTX_V_BOOL, 0},
+	[DTX_A_COORDINATOR] = {"coordinator", DTX_V_STR, 64},
+	[DTX_A_EPOCH] = {"epoch", DTX_V_UINT, 0},
+	[DTX_A_UPTIME_S] = {"uptime_s", DTX_V_UINT, 0},
+	[DTX_A_ENDPOINT] = {"endpoint", DTX_V_STR, 1024},
+	[DTX_A_ACTIVE] = {"active", DTX_V_UINT, 0},
+	[DTX_A_PREPARING] = {"preparing", DTX_V_UINT, 0},
+	[DTX_A_COMMITTING] = {"committing", DTX_V_UINT, 0},
+	[DTX_A_ABORTING] = {"aborting", DTX_V_UINT, 0},
+	[DTX_A_COMMITTED] = {"committed", DTX_V_UINT, 0},
+	[DTX_A_ABORTED] = {"aborted", DTX_V_UINT, 0},
+	[DTX_A_HEURISTIC] = {"heuristic", DTX_V_UINT, 0},
+	[DTX_A_IN_DOUBT] = {"in_doubt", DTX_V_UINT, 0},
+	[DTX_A_STUCK] = {"stuck", DTX_V_UINT, 0},
+	[DTX_A_ORPHANS] = {"orphans", DTX_V_UINT, 0},
+	[DTX_A_RETRIES] = {"retries", DTX_V_UINT, 0},
+	[DTX_A_RECORDS] = {"records", DTX_V_UINT, 0},
+	[DTX_A_DECISIONS] = {"decisions", DTX_V_UINT, 0},
+	[DTX_A_MEAN_US] = {"mean_us", DTX_V_UINT, 0},
+	[DTX_A_P50_US] = {"p50_us", DTX_V_UINT, 0},
+	[DTX_A_P99_US] = {"p99_us", DTX_V_UINT, 0},
+	[DTX_A_CODE] = {"code", DTX_V_INT, 0},
 };
 
 const char *dtx_msg_type_str(dtx_msg_type_t type)
@@ -52,6 +110,40 @@ const char *dtx_msg_type_str(dtx_msg_type_t type)
 	if (type <= DTX_T_NONE || type >= DTX_T__COUNT)
 		return "NONE";
 	return s_type_names[type];
+}
+
+const char *dtx_attr_name(dtx_attr_t attr)
+{
+	if (attr <= DTX_A_NONE || attr >= DTX_A__COUNT)
+		return "";
+	return s_attrs[attr].name;
+}
+
+dtx_vtype_t dtx_attr_type(dtx_attr_t attr)
+{
+	if (attr <= DTX_A_NONE || attr >= DTX_A__COUNT)
+		return DTX_V_NONE;
+	return s_attrs[attr].type;
+}
+
+static dtx_attr_t s_attr_lookup(const char *s, size_t n)
+{
+	for (int a = DTX_A_NONE + 1; a < DTX_A__COUNT; a++)
+		if (strlen(s_attrs[a].name) == n && memcmp(s_attrs[a].name, s, n) == 0)
+			return (dtx_attr_t)a;
+	return DTX_A_NONE;
+}
+
+dtx_attr_t dtx_attr_lookup(const char *name)
+{
+	return name ? s_attr_lookup(name, strlen(name)) : DTX_A_NONE;
+}
+
+size_t dtx_attr_max(dtx_attr_t attr)
+{
+	if (attr <= DTX_A_NONE || attr >= DTX_A__COUNT)
+		return 0;
+	return s_attrs[attr].max ? s_attrs[attr].max : DTX_WIRE_MAX_STR;
 }
 
 static dtx_msg_type_t s_type_lookup(const char *s, size_t n)
@@ -434,6 +526,112 @@ static int s_gids(s_dec_t *d, const msgpack_object *o)
 	return 0;
 }
 
+/* An array of strings, each of at most max bytes. */
+static int s_strs(s_dec_t *d, const msgpack_object *o, const char *field, size_t max,
+		  uint32_t *n_out, const char ***out)
+{
+	int rc;
+	if (o->type != MSGPACK_OBJECT_ARRAY)
+		return FAIL(d, DTX_EPROTO, "field '%s' must be an array of strings", field);
+	uint32_t n = o->via.array.size;
+	const char **v = s_alloc(d->msg, (n + 1) * sizeof(*v));
+	if (!v)
+		return DTX_ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		if ((rc = s_str(d, &o->via.array.ptr[i], field, max, &v[i])))
+			return rc;
+	v[n] = NULL;
+	*n_out = n;
+	*out = v;
+	return 0;
+}
+
+/*
+ * A map of attributes (ADMIN's args, one REPLY row) into *out. A name this
+ * decoder does not know is skipped whatever its value; a known one must
+ * have its type and appear once.
+ */
+static int s_kvs(s_dec_t *d, const msgpack_object *o, const char *field, dtx_kvs_t *out)
+{
+	int rc;
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return FAIL(d, DTX_EPROTO, "field '%s' must be a map", field);
+	if (o->via.map.size > DTX_WIRE_MAX_KV)
+		return FAIL(d, DTX_ETOOBIG, "field '%s' holds %" PRIu32 " attributes, more than %d",
+			    field, o->via.map.size, DTX_WIRE_MAX_KV);
+	dtx_kv_t *kv = s_alloc(d->msg, (o->via.map.size + 1) * sizeof(*kv));
+	uint32_t n = 0;
+	if (!kv)
+		return DTX_ENOMEM;
+	for (uint32_t k = 0; k < o->via.map.size; k++) {
+		const msgpack_object *key = &o->via.map.ptr[k].key;
+		const msgpack_object *val = &o->via.map.ptr[k].val;
+		if (key->type != MSGPACK_OBJECT_STR)
+			return FAIL(d, DTX_EPROTO, "map keys must be strings");
+		dtx_attr_t a = s_attr_lookup(key->via.str.ptr, key->via.str.size);
+		if (a == DTX_A_NONE)
+			continue;
+		const char *name = s_attrs[a].name;
+		for (uint32_t j = 0; j < n; j++)
+			if (kv[j].attr == a)
+				return FAIL(d, DTX_EPROTO, "attribute '%s' twice in '%s'", name, field);
+		kv[n] = (dtx_kv_t){.attr = a};
+		switch (s_attrs[a].type) {
+		case DTX_V_STR:
+			rc = s_str(d, val, name, dtx_attr_max(a), &kv[n].s);
+			break;
+		case DTX_V_UINT:
+			if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+				return FAIL(d, DTX_EPROTO, "attribute '%s' must be an unsigned integer",
+					    name);
+			kv[n].u = val->via.u64;
+			rc = 0;
+			break;
+		case DTX_V_INT:
+			rc = s_int(d, val, name, INT64_MIN, INT64_MAX, &kv[n].i);
+			break;
+		case DTX_V_BOOL:
+			if (val->type != MSGPACK_OBJECT_BOOLEAN)
+				return FAIL(d, DTX_EPROTO, "attribute '%s' must be a boolean", name);
+			kv[n].b = val->via.boolean;
+			rc = 0;
+			break;
+		case DTX_V_STRS:
+			rc = s_strs(d, val, name, dtx_attr_max(a), &kv[n].a.n, &kv[n].a.v);
+			break;
+		default:
+			rc = FAIL(d, DTX_EPROTO, "attribute '%s' has no type", name);
+		}
+		if (rc)
+			return rc;
+		n++;
+	}
+	out->n = n;
+	out->kv = kv;
+	return 0;
+}
+
+static int s_rows(s_dec_t *d, const msgpack_object *o)
+{
+	int rc;
+	if (o->type != MSGPACK_OBJECT_ARRAY)
+		return FAIL(d, DTX_EPROTO, "field 'rows' must be an array");
+	uint32_t n = o->via.array.size;
+	if (n > DTX_WIRE_MAX_ITEMS)
+		return FAIL(d, DTX_ETOOBIG, "more than %d rows", DTX_WIRE_MAX_ITEMS);
+	dtx_kvs_t *rows = s_alloc(d->msg, (n + 1) * sizeof(*rows));
+	if (!rows)
+		return DTX_ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		if ((rc = s_kvs(d, &o->via.array.ptr[i], "rows", &rows[i])))
+			return rc;
+	d->msg->nrows = n;
+	d->msg->rows = rows;
+	return 0;
+}
+
+/* The field of key into d->msg, its DTX_F_ bit in *bit; a string key this
+ * decoder does not know: 0 and *bit 0 (skipped). */
 static int s_field(s_dec_t *d, const msgpack_object *key, const msgpack_object *val,
 		   uint32_t *bit)
 {
@@ -496,10 +694,38 @@ static int s_field(s_dec_t *d, const msgpack_object *key, const msgpack_object *
 				    "[A-Za-z0-9_.:-]", DTX_KEY_MAX);
 		return 0;
 	}
-	if (key->type == MSGPACK_OBJECT_STR)
-		return FAIL(d, DTX_EPROTO, "unknown field '%.*s'",
-			    (int)(key->via.str.size > 32 ? 32 : key->via.str.size),
-			    key->via.str.ptr);
+	if (s_key_is(key, "args")) {
+		*bit = DTX_F_ARGS;
+		return s_kvs(d, val, "args", &m->args);
+	}
+	if (s_key_is(key, "rows")) {
+		*bit = DTX_F_ROWS;
+		return s_rows(d, val);
+	}
+	if (s_key_is(key, "event")) {
+		*bit = DTX_F_EVENT;
+		return s_str(d, val, "event", 32, &m->event);
+	}
+	if (s_key_is(key, "who")) {
+		*bit = DTX_F_WHO;
+		return s_str(d, val, "who", DTX_WIRE_MAX_NAME, &m->who);
+	}
+	if (s_key_is(key, "participants")) {
+		*bit = DTX_F_PARTS;
+		return s_strs(d, val, "participants", DTX_WIRE_MAX_NAME, &m->nparts, &m->parts);
+	}
+	if (s_key_is(key, "detail")) {
+		*bit = DTX_F_DETAIL;
+		return s_str(d, val, "detail", DTX_WIRE_MAX_STR, &m->detail);
+	}
+	if (s_key_is(key, "at_us")) {
+		*bit = DTX_F_AT;
+		return s_int(d, val, "at_us", INT64_MIN, INT64_MAX, &m->at_us);
+	}
+	if (key->type == MSGPACK_OBJECT_STR) {
+		*bit = 0; /* a newer peer's field: skipped */
+		return 0;
+	}
 	return FAIL(d, DTX_EPROTO, "map keys must be strings");
 }
 
@@ -581,6 +807,8 @@ int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size
 			continue;
 		if ((rc = s_field(&d, &kv->key, &kv->val, &bit)))
 			goto out;
+		if (!bit)
+			continue;
 		if (!(bit & allowed)) {
 			rc = FAIL(&d, DTX_EPROTO, "field not allowed in %s",
 				  dtx_msg_type_str(msg->type));
@@ -600,6 +828,14 @@ int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size
 	    msg->type != DTX_T_OUTCOME) {
 		rc = FAIL(&d, DTX_EPROTO, "'%s' is not a valid participant name", msg->name);
 		goto out;
+	}
+	/* An event's names are printed in columns: each must be one word. */
+	for (uint32_t i = 0; i < msg->nparts + ((msg->has & DTX_F_WHO) != 0); i++) {
+		const char *p = i < msg->nparts ? msg->parts[i] : msg->who;
+		if (!dtx_name_valid(p)) {
+			rc = FAIL(&d, DTX_EPROTO, "'%s' is not a valid participant name", p);
+			goto out;
+		}
 	}
 	rc = 0;
 out:
@@ -662,6 +898,68 @@ static int s_check_stmts(uint32_t n, const dtx_stmt_t *st)
 	return 0;
 }
 
+static int s_check_strs(uint32_t n, const char *const *v, size_t max)
+{
+	if (n > DTX_WIRE_MAX_ITEMS || (n && !v))
+		return DTX_EINVAL;
+	for (uint32_t i = 0; i < n; i++)
+		if (!v[i] || strlen(v[i]) > max)
+			return DTX_EINVAL;
+	return 0;
+}
+
+/* What the decoder would refuse is not encoded: a bad attribute, one
+ * twice, a string over its bound, too many. */
+static int s_check_kvs(const dtx_kvs_t *kvs)
+{
+	if (kvs->n > DTX_WIRE_MAX_KV || (kvs->n && !kvs->kv))
+		return DTX_EINVAL;
+	for (uint32_t i = 0; i < kvs->n; i++) {
+		const dtx_kv_t *kv = &kvs->kv[i];
+		if (kv->attr <= DTX_A_NONE || kv->attr >= DTX_A__COUNT)
+			return DTX_EINVAL;
+		for (uint32_t j = 0; j < i; j++)
+			if (kvs->kv[j].attr == kv->attr)
+				return DTX_EINVAL;
+		if (s_attrs[kv->attr].type == DTX_V_STR &&
+		    (!kv->s || strlen(kv->s) > dtx_attr_max(kv->attr)))
+			return DTX_EINVAL;
+		if (s_attrs[kv->attr].type == DTX_V_STRS &&
+		    s_check_strs(kv->a.n, (const char *const *)kv->a.v, dtx_attr_max(kv->attr)))
+			return DTX_EINVAL;
+	}
+	return 0;
+}
+
+static void s_pack_strs(msgpack_packer *pk, uint32_t n, const char *const *v)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		s_pack_str(pk, v[i]);
+}
+
+static void s_pack_kvs(msgpack_packer *pk, const dtx_kvs_t *kvs)
+{
+	msgpack_pack_map(pk, kvs->n);
+	for (uint32_t i = 0; i < kvs->n; i++) {
+		const dtx_kv_t *kv = &kvs->kv[i];
+		s_pack_str(pk, s_attrs[kv->attr].name);
+		switch (s_attrs[kv->attr].type) {
+		case DTX_V_STR: s_pack_str(pk, kv->s); break;
+		case DTX_V_UINT: msgpack_pack_uint64(pk, kv->u); break;
+		case DTX_V_INT: msgpack_pack_int64(pk, kv->i); break;
+		case DTX_V_BOOL:
+			if (kv->b)
+				msgpack_pack_true(pk);
+			else
+				msgpack_pack_false(pk);
+			break;
+		case DTX_V_STRS: s_pack_strs(pk, kv->a.n, (const char *const *)kv->a.v); break;
+		default: msgpack_pack_nil(pk); break; /* not reached: s_check_kvs */
+		}
+	}
+}
+
 int dtx_msg_encode(const dtx_msg_t *m, char **buf, size_t *len)
 {
 	msgpack_sbuffer sb;
@@ -688,6 +986,28 @@ int dtx_msg_encode(const dtx_msg_t *m, char **buf, size_t *len)
 	if ((has & DTX_F_KEY) && !dtx_key_valid(m->key))
 		return DTX_EINVAL;
 	if ((has & DTX_F_TEXT) && strlen(m->text) > DTX_WIRE_MAX_STR)
+		return DTX_EINVAL;
+	if ((has & DTX_F_ARGS) && s_check_kvs(&m->args))
+		return DTX_EINVAL;
+	if (has & DTX_F_ROWS) {
+		if (m->nrows > DTX_WIRE_MAX_ITEMS || (m->nrows && !m->rows))
+			return DTX_EINVAL;
+		for (uint32_t i = 0; i < m->nrows; i++)
+			if (s_check_kvs(&m->rows[i]))
+				return DTX_EINVAL;
+	}
+	if ((has & DTX_F_EVENT) && (!m->event || strlen(m->event) > 32))
+		return DTX_EINVAL;
+	if ((has & DTX_F_WHO) && !dtx_name_valid(m->who))
+		return DTX_EINVAL;
+	if (has & DTX_F_PARTS) {
+		if (s_check_strs(m->nparts, m->parts, DTX_WIRE_MAX_NAME))
+			return DTX_EINVAL;
+		for (uint32_t i = 0; i < m->nparts; i++)
+			if (!dtx_name_valid(m->parts[i]))
+				return DTX_EINVAL;
+	}
+	if ((has & DTX_F_DETAIL) && (!m->detail || strlen(m->detail) > DTX_WIRE_MAX_STR))
 		return DTX_EINVAL;
 
 	msgpack_sbuffer_init(&sb);
@@ -746,9 +1066,37 @@ int dtx_msg_encode(const dtx_msg_t *m, char **buf, size_t *len)
 	}
 	if (has & DTX_F_GIDS) {
 		s_pack_str(&pk, "gids");
-		msgpack_pack_array(&pk, m->ngids);
-		for (uint32_t i = 0; i < m->ngids; i++)
-			s_pack_str(&pk, m->gids[i]);
+		s_pack_strs(&pk, m->ngids, m->gids);
+	}
+	if (has & DTX_F_ARGS) {
+		s_pack_str(&pk, "args");
+		s_pack_kvs(&pk, &m->args);
+	}
+	if (has & DTX_F_ROWS) {
+		s_pack_str(&pk, "rows");
+		msgpack_pack_array(&pk, m->nrows);
+		for (uint32_t i = 0; i < m->nrows; i++)
+			s_pack_kvs(&pk, &m->rows[i]);
+	}
+	if (has & DTX_F_EVENT) {
+		s_pack_str(&pk, "event");
+		s_pack_str(&pk, m->event);
+	}
+	if (has & DTX_F_WHO) {
+		s_pack_str(&pk, "who");
+		s_pack_str(&pk, m->who);
+	}
+	if (has & DTX_F_PARTS) {
+		s_pack_str(&pk, "participants");
+		s_pack_strs(&pk, m->nparts, m->parts);
+	}
+	if (has & DTX_F_DETAIL) {
+		s_pack_str(&pk, "detail");
+		s_pack_str(&pk, m->detail);
+	}
+	if (has & DTX_F_AT) {
+		s_pack_str(&pk, "at_us");
+		msgpack_pack_int64(&pk, m->at_us);
 	}
 	if (!sb.data) {
 		msgpack_sbuffer_destroy(&sb);

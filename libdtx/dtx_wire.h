@@ -8,6 +8,21 @@
  * table of what each message type requires and allows. Anything else is
  * refused with a negative DTX_E... code and a message; nothing is trusted.
  *
+ * Unknown fields: a key this decoder does not know, at the top of a frame
+ * or inside ADMIN's args or a REPLY row, is skipped (the bounds pre-scan
+ * has still walked it), so that the protocol can grow: a newer peer's
+ * addition is ignored by an older one. An addition must therefore be one
+ * an older peer may safely ignore; one that changes what a message means
+ * needs a new type or version. A key must still be a string, and a known
+ * key keeps its type check; inside a statement or a branch of TX an
+ * unknown key is still refused (ignoring it would run other SQL than asked).
+ *
+ * Events: EVENT frames go out on the coordinator's XPUB socket. ZeroMQ's
+ * SUB side filters on a frame's first bytes, and those of a msgpack frame
+ * are its map header and "v" and "t", the same for every event: a watcher
+ * subscribes to everything ("") and picks what it wants (a GTID, a
+ * participant) after dtx_msg_decode().
+ *
  * Ownership: a decoded dtx_msg_t owns one arena holding all its strings and
  * arrays; every pointer in it lives until dtx_msg_clear(). A dtx_msg_t to be
  * encoded only borrows what it points at.
@@ -26,6 +41,7 @@
 #define DTX_WIRE_MAX_STR 65536     /* one SQL text or parameter */
 #define DTX_WIRE_MAX_ITEMS 4096    /* elements of one array or map */
 #define DTX_WIRE_MAX_NAME 63       /* participant names */
+#define DTX_WIRE_MAX_KV 64         /* attributes in ADMIN's args or one REPLY row */
 
 typedef enum {
 	DTX_T_NONE = 0,
@@ -48,8 +64,12 @@ typedef enum {
 	DTX_T_PING,
 	DTX_T_PONG,
 	/* dtxctl <-> coordinator (admin endpoint) */
-	DTX_T_ADMIN,    /* id, name=command, text=argument */
-	DTX_T_REPLY,    /* id, code, text */
+	DTX_T_ADMIN,    /* id, name=command, args (attributes; dtx_admin.h), text=the
+			 * former positional argument, kept for older peers */
+	DTX_T_REPLY,    /* id, code, text? (a summary line), rows? (each a list of
+			 * attributes: one transaction, record, participant...) */
+	/* coordinator -> watchers (events endpoint, XPUB) */
+	DTX_T_EVENT,    /* gtid, event, who?, participants, detail?, at_us */
 	DTX_T__COUNT
 } dtx_msg_type_t;
 
@@ -88,7 +108,110 @@ enum {
 	DTX_F_STMTS = 1u << 8,
 	DTX_F_GIDS = 1u << 9,
 	DTX_F_KEY = 1u << 10,
+	DTX_F_ARGS = 1u << 11,
+	DTX_F_ROWS = 1u << 12,
+	DTX_F_EVENT = 1u << 13,
+	DTX_F_WHO = 1u << 14,
+	DTX_F_PARTS = 1u << 15,
+	DTX_F_DETAIL = 1u << 16,
+	DTX_F_AT = 1u << 17,
 };
+
+/*
+ * Attributes: the typed fields of ADMIN's args and of REPLY's rows (the
+ * model is Knot's knot_ctl_idx_t). Each has one name, used as the msgpack
+ * key and as the JSON key, and one value type; the decoder checks the type
+ * of every attribute it knows and skips a name it does not. A row names
+ * what it is in DTX_A_KIND; dtx_admin.h lists the rows each command
+ * answers with. Append new attributes at the end: the numbers are not on
+ * the wire, but the names are, and a name never changes meaning.
+ */
+typedef enum {
+	DTX_A_NONE = 0,
+	DTX_A_KIND,         /* str: what a row is: "transaction", "record", "branch"... */
+	DTX_A_GTID,         /* str: a global transaction */
+	DTX_A_GID,          /* str: a branch's PostgreSQL GID */
+	DTX_A_STATE,        /* str: a transaction's state, a record's kind (as
+			     * wal_kind_str names them, and "deciding"), or list's filter */
+	DTX_A_PARTICIPANT,  /* str */
+	DTX_A_PARTICIPANTS, /* strs: a transaction's participants, in branch order */
+	DTX_A_WHEN_US,      /* int: wall clock, microseconds since 1970 (UTC) */
+	DTX_A_NOTE,         /* str: a log record's note */
+	DTX_A_REASON,       /* str: why a transaction aborted */
+	DTX_A_VERB,         /* str: commit, abort (resolve) or forget */
+	DTX_A_FORCE,        /* bool: resolve may contradict a logged decision */
+	DTX_A_WHO,          /* str: the operator an act is logged as */
+	DTX_A_COUNT,        /* uint: how many (in flight, answered, group commits...) */
+	DTX_A_INDEX,        /* uint: a branch's index in its transaction */
+	DTX_A_VOTE,         /* str: yes, no, read-only, committed, none */
+	DTX_A_ACKED,        /* bool: the branch acknowledged the decision */
+	DTX_A_UP,           /* bool: the participant's agent is registered */
+	DTX_A_ALLOWED,      /* bool: the participant is in the allow-list */
+	DTX_A_LAST_SEEN_MS, /* uint: milliseconds since the agent was last heard */
+	DTX_A_AGE_MS,       /* uint: milliseconds since the transaction was decided */
+	DTX_A_WAITING,      /* strs: participants that have not acknowledged */
+	DTX_A_UNCONFIGURED, /* strs: those of them no longer configured */
+	DTX_A_PRUNED,       /* bool: an in-doubt branch's transaction was pruned from
+			     * the log (false: its epoch is unknown to the log) */
+	DTX_A_SENT,         /* bool: the decision went to the agent (false: not connected) */
+	DTX_A_RESENT,       /* bool: the decision was logged already and sent again */
+	DTX_A_COORDINATOR,  /* str: the coordinator's id */
+	DTX_A_EPOCH,        /* uint */
+	DTX_A_UPTIME_S,     /* uint: seconds since the coordinator started */
+	DTX_A_ENDPOINT,     /* str: the events endpoint (watch) */
+	DTX_A_ACTIVE,       /* uint: transactions in flight in each state */
+	DTX_A_PREPARING,
+	DTX_A_COMMITTING,
+	DTX_A_ABORTING,
+	DTX_A_COMMITTED,    /* uint: transactions finished since start, by outcome */
+	DTX_A_ABORTED,
+	DTX_A_HEURISTIC,
+	DTX_A_IN_DOUBT,     /* uint: with a prepared branch waiting for the decision */
+	DTX_A_STUCK,        /* uint: decided, unacknowledged past stuck_after_ms */
+	DTX_A_ORPHANS,      /* uint: in-doubt branches left to the operator */
+	DTX_A_RETRIES,      /* uint: decisions sent again to a branch */
+	DTX_A_RECORDS,      /* uint: log records written by group commits */
+	DTX_A_DECISIONS,    /* uint: commit decisions made durable by group commits */
+	DTX_A_MEAN_US,      /* uint: a latency's mean, microseconds */
+	DTX_A_P50_US,       /* uint: a latency's histogram bucket holding the median,
+			     * its upper bound in microseconds; DTX_A_INF: beyond the last */
+	DTX_A_P99_US,       /* uint: the same for the 99th percentile */
+	DTX_A_CODE,         /* int: a DTX_E... code, 0 for none (the log's health) */
+	DTX_A__COUNT
+} dtx_attr_t;
+
+/* A latency quantile beyond the histogram's last bound (10 s). */
+#define DTX_A_INF UINT64_MAX
+
+typedef enum {
+	DTX_V_NONE = 0,
+	DTX_V_STR,   /* a string without NUL, at most the attribute's bound */
+	DTX_V_UINT,  /* msgpack positive integer */
+	DTX_V_INT,   /* msgpack integer in int64_t's range */
+	DTX_V_BOOL,
+	DTX_V_STRS,  /* array of strings, at most DTX_WIRE_MAX_ITEMS */
+} dtx_vtype_t;
+
+/* One attribute and its value; the value's type is dtx_attr_type(attr). */
+typedef struct {
+	dtx_attr_t attr;
+	union {
+		const char *s;
+		uint64_t u;
+		int64_t i;
+		bool b;
+		struct {
+			uint32_t n;
+			const char **v;
+		} a;
+	};
+} dtx_kv_t;
+
+/* A list of attributes: ADMIN's args, or one REPLY row. No attribute twice. */
+typedef struct {
+	uint32_t n;
+	dtx_kv_t *kv;
+} dtx_kvs_t;
 
 typedef struct {
 	const char *sql;
@@ -120,10 +243,27 @@ typedef struct {
 	dtx_stmt_t *stmts;
 	uint32_t ngids;
 	const char **gids;
+	dtx_kvs_t args;        /* ADMIN */
+	uint32_t nrows;        /* REPLY: at most DTX_WIRE_MAX_ITEMS */
+	dtx_kvs_t *rows;
+	const char *event;     /* EVENT: begun, voted, decided, completed, heuristic */
+	const char *who;       /* EVENT: the participant it is about */
+	const char *detail;    /* EVENT: free text */
+	uint32_t nparts;       /* EVENT: the transaction's participants */
+	const char **parts;
+	int64_t at_us;         /* EVENT: when, wall clock (dtx_wall_us) */
 	void *arena_;          /* private: decoded storage */
 } dtx_msg_t;
 
 const char *dtx_msg_type_str(dtx_msg_type_t type);
+
+/* An attribute's name ("gtid"; "" for none), its value type (DTX_V_NONE
+ * for none), the attribute of a name (DTX_A_NONE if unknown). */
+const char *dtx_attr_name(dtx_attr_t attr);
+dtx_vtype_t dtx_attr_type(dtx_attr_t attr);
+dtx_attr_t dtx_attr_lookup(const char *name);
+/* The most bytes a string of attr (or each of its array) may have. */
+size_t dtx_attr_max(dtx_attr_t attr);
 
 /* Reset *msg to empty, freeing what a decode allocated. Idempotent. */
 void dtx_msg_clear(dtx_msg_t *msg);

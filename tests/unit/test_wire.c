@@ -135,6 +135,55 @@ static void p_unknown_field(msgpack_packer *pk)
 	str(pk, "evil");
 	msgpack_pack_int(pk, 1);
 }
+static void p_int_key(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 3);
+	str(pk, "v");
+	msgpack_pack_int(pk, 1);
+	str(pk, "t");
+	str(pk, "PING");
+	msgpack_pack_int(pk, 7);
+	msgpack_pack_int(pk, 1);
+}
+static void p_unknown_deep(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 3);
+	str(pk, "v");
+	msgpack_pack_int(pk, 1);
+	str(pk, "t");
+	str(pk, "PING");
+	str(pk, "future");
+	for (int i = 0; i < 200; i++)
+		msgpack_pack_array(pk, 1);
+	msgpack_pack_nil(pk);
+}
+static void p_unknown_in_stmt(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 4);
+	str(pk, "v");
+	msgpack_pack_int(pk, 1);
+	str(pk, "t");
+	str(pk, "PREPARE");
+	str(pk, "gtid");
+	str(pk, "dtx:c1:1:1:0");
+	str(pk, "stmts");
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_map(pk, 2);
+	str(pk, "sql");
+	str(pk, "SELECT 1");
+	str(pk, "savepoint");
+	msgpack_pack_true(pk);
+}
+static void p_not_allowed(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 3);
+	str(pk, "v");
+	msgpack_pack_int(pk, 1);
+	str(pk, "t");
+	str(pk, "PING");
+	str(pk, "gtid");
+	str(pk, "c1.1.1");
+}
 static void p_wrong_field_type(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 4);
@@ -206,8 +255,29 @@ static void test_refusals(void)
 	ok(strstr(why, "version") != NULL, "... and the reason names the version");
 	is_int(decode_packed(p_no_v, why, sizeof(why)), DTX_EPROTO, "a frame without 'v' is refused");
 	is_int(decode_packed(p_bad_type, why, sizeof(why)), DTX_EPROTO, "an unknown type is refused");
-	is_int(decode_packed(p_unknown_field, why, sizeof(why)), DTX_EPROTO,
-	       "an unknown field is refused");
+	is_int(decode_packed(p_unknown_field, why, sizeof(why)), 0,
+	       "an unknown top-level field is skipped (the protocol can grow)");
+	{
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		dtx_msg_t d;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		p_unknown_field(&pk);
+		ok(dtx_msg_decode(sb.data, sb.size, &d, why, sizeof(why)) == 0 &&
+			   d.type == DTX_T_PING && d.has == 0,
+		   "... and leaves nothing behind in the message");
+		dtx_msg_clear(&d);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	is_int(decode_packed(p_unknown_deep, why, sizeof(why)), DTX_ETOOBIG,
+	       "an unknown field is still bounded by the pre-scan (deep nesting refused)");
+	is_int(decode_packed(p_int_key, why, sizeof(why)), DTX_EPROTO,
+	       "a key that is not a string is refused");
+	is_int(decode_packed(p_not_allowed, why, sizeof(why)), DTX_EPROTO,
+	       "a known field the type does not carry is refused");
+	is_int(decode_packed(p_unknown_in_stmt, why, sizeof(why)), DTX_EPROTO,
+	       "an unknown field inside a statement is still refused");
 	is_int(decode_packed(p_wrong_field_type, why, sizeof(why)), DTX_EPROTO,
 	       "a field of the wrong type is refused");
 	is_int(decode_packed(p_missing_required, why, sizeof(why)), DTX_EPROTO,
