@@ -248,6 +248,12 @@ static void s_on_query(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m)
 	if (tx && tx->reason[0]) {
 		r.text = tx->reason;
 		r.has |= DTX_F_TEXT;
+	} else if (r.code == DTX_OUTCOME_IN_DOUBT && !crd_epoch_known(self, g.epoch)) {
+		snprintf(text, sizeof(text), "epoch %" PRIu32 " is not one of this log's (%" PRIu32
+			 " to %" PRIu32 "): it was a log lost or replaced, so it may have committed",
+			 g.epoch, wal_first_epoch(self->wal), wal_epoch(self->wal));
+		r.text = text;
+		r.has |= DTX_F_TEXT;
 	} else if (r.code == DTX_OUTCOME_IN_DOUBT) {
 		r.text = "not in the log: it finished longer ago than retention_s and was "
 			 "pruned, so it may have committed";

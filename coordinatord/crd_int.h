@@ -206,8 +206,11 @@ int crd_flush_end(crd_t *self);
 /* Whether records the log cannot take yet are waiting (it is failing):
  * the disk alone may then lack an outcome. */
 bool crd_log_behind(crd_t *self);
+/* Whether the log handed out GTIDs of this epoch. */
+bool crd_epoch_known(crd_t *self, uint32_t epoch);
 /* The outcome the log gives for a transaction not in flight (UNKNOWN:
- * presumed abort; IN_DOUBT: pruned or unreadable). */
+ * presumed abort; IN_DOUBT: pruned, unreadable, or of an epoch the log
+ * never had). */
 int crd_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch);
 /* The log's outcome and epoch of seq: 0, DTX_ENOTFOUND or a read error. */
 int crd_logged_history(crd_t *self, uint64_t seq, int *outcome, uint32_t *epoch);

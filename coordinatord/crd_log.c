@@ -220,10 +220,19 @@ int crd_logged_history(crd_t *self, uint64_t seq, int *outcome, uint32_t *epoch)
 	return rc;
 }
 
+bool crd_epoch_known(crd_t *self, uint32_t epoch)
+{
+	return epoch >= wal_first_epoch(self->wal) && epoch <= wal_epoch(self->wal);
+}
+
 int crd_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch)
 {
 	int outcome;
 	uint32_t e;
+	/* An epoch this log never had: the transaction was in a log that was
+	 * lost or replaced, and may have committed. Nothing is presumed. */
+	if (!crd_epoch_known(self, epoch))
+		return DTX_OUTCOME_IN_DOUBT;
 	int rc = crd_logged_history(self, seq, &outcome, &e);
 	if (rc == DTX_ENOTFOUND)
 		return seq <= wal_pruned_hi(self->wal) ? DTX_OUTCOME_IN_DOUBT : DTX_OUTCOME_UNKNOWN;

@@ -96,7 +96,7 @@ crd_tx_t *crd_tx_by_gid(crd_t *self, const char *gid, uint32_t *branch, dtx_gtid
 	if (dtx_gid_parse(gid, g, branch) || strcmp(g->coord, self->cfg.id) != 0)
 		return NULL;
 	*ours = true;
-	*known = g->epoch >= wal_first_epoch(self->wal) && g->epoch <= wal_epoch(self->wal);
+	*known = crd_epoch_known(self, g->epoch);
 	crd_tx_t *tx = crd_tx_find(self, g->seq);
 	if (tx && (tx->epoch != g->epoch || *branch >= tx->nbranches))
 		return NULL;

@@ -51,4 +51,9 @@ listed() { "$DTXCTL" list --state in-doubt | grep -q "dtx:c1:$e1:999:0@bank"; }
 wait_for 10 listed; ok $? "the lost log's prepared branch is left in doubt, not presumed aborted (waited for it in list --state in-doubt)"
 is "$(q bank "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'dtx:c1:$e1:999:0'")" 1 "... and stays prepared"
 q bank "ROLLBACK PREPARED 'dtx:c1:$e1:999:0'" >/dev/null
+# g1 committed in the lost log: asked about on the new one, it is in doubt
+# (the new log cannot know), never presumed aborted.
+out=$("$DTXCTL" query "$g1" 2>&1); rc=$?
+is "$rc" 5 "a GTID of the lost log's epoch is in doubt on the new one (exit 5), not presumed aborted"
+like "$out" "epoch $e1 is not one of this log's" "... and the answer says why"
 done_testing
