@@ -34,7 +34,8 @@ static inline void fuzz_file_init(void)
 		close(s_fuzz_fd);
 	}
 	const char *tmp = getenv("TMPDIR");
-	snprintf(s_fuzz_path, sizeof(s_fuzz_path), "%s/dtx-fuzz.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	snprintf(s_fuzz_path, sizeof(s_fuzz_path), "%s/dtx-fuzz.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
 	s_fuzz_fd = mkstemp(s_fuzz_path);
 	FUZZ_CHECK(s_fuzz_fd >= 0);
 	atexit(s_fuzz_unlink);

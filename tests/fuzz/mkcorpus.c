@@ -54,7 +54,9 @@ static int s_frames(const char *dir)
 	const char *params[] = {"alice", NULL, "42"};
 	dtx_stmt_t stmts[] = {
 		{.sql = "UPDATE wallets SET balance = balance - $2 WHERE customer = $1",
-		 .nparams = 2, .params = params, .expect = 1},
+		 .nparams = 2,
+		 .params = params,
+		 .expect = 1},
 		{.sql = "SELECT $1::int", .nparams = 3, .params = params, .expect = -1},
 	};
 	dtx_branch_t branches[] = {
@@ -67,40 +69,81 @@ static int s_frames(const char *dir)
 		const char *name;
 		dtx_msg_t m;
 	} f[] = {
-		{"tx", {.type = DTX_T_TX, .has = DTX_F_ID | DTX_F_BRANCHES | DTX_F_TIMEOUT | DTX_F_KEY,
-			.id = 1, .timeout_ms = 5000, .nbranches = 2, .branches = branches,
-			.key = "order-1"}},
-		{"tx-min", {.type = DTX_T_TX, .has = DTX_F_ID | DTX_F_BRANCHES, .id = 2,
-			    .nbranches = 1, .branches = branches + 1}},
-		{"query", {.type = DTX_T_QUERY, .has = DTX_F_ID | DTX_F_GTID, .id = 3,
-			   .gtid = "c1:1:7"}},
-		{"outcome", {.type = DTX_T_OUTCOME,
-			     .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID | DTX_F_NAME |
-				    DTX_F_SQLSTATE | DTX_F_TEXT,
-			     .id = 1, .code = 2, .gtid = "c1:1:7", .name = "bank",
-			     .sqlstate = "23514", .text = "new row violates check constraint"}},
-		{"error", {.type = DTX_T_ERROR, .has = DTX_F_ID | DTX_F_CODE | DTX_F_TEXT, .id = 9,
-			   .code = DTX_EPROTO, .text = "frame has no type 't'"}},
+		{"tx",
+		 {.type = DTX_T_TX,
+		  .has = DTX_F_ID | DTX_F_BRANCHES | DTX_F_TIMEOUT | DTX_F_KEY,
+		  .id = 1,
+		  .timeout_ms = 5000,
+		  .nbranches = 2,
+		  .branches = branches,
+		  .key = "order-1"}},
+		{"tx-min",
+		 {.type = DTX_T_TX,
+		  .has = DTX_F_ID | DTX_F_BRANCHES,
+		  .id = 2,
+		  .nbranches = 1,
+		  .branches = branches + 1}},
+		{"query",
+		 {.type = DTX_T_QUERY, .has = DTX_F_ID | DTX_F_GTID, .id = 3, .gtid = "c1:1:7"}},
+		{"outcome",
+		 {.type = DTX_T_OUTCOME,
+		  .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID | DTX_F_NAME | DTX_F_SQLSTATE |
+			 DTX_F_TEXT,
+		  .id = 1,
+		  .code = 2,
+		  .gtid = "c1:1:7",
+		  .name = "bank",
+		  .sqlstate = "23514",
+		  .text = "new row violates check constraint"}},
+		{"error",
+		 {.type = DTX_T_ERROR,
+		  .has = DTX_F_ID | DTX_F_CODE | DTX_F_TEXT,
+		  .id = 9,
+		  .code = DTX_EPROTO,
+		  .text = "frame has no type 't'"}},
 		{"hello", {.type = DTX_T_HELLO, .has = DTX_F_NAME, .name = "shop"}},
 		{"welcome", {.type = DTX_T_WELCOME, .has = DTX_F_TEXT, .text = "c1"}},
 		{"indoubt", {.type = DTX_T_INDOUBT, .has = DTX_F_GIDS, .ngids = 2, .gids = gids}},
-		{"prepare", {.type = DTX_T_PREPARE,
-			     .has = DTX_F_GTID | DTX_F_STMTS | DTX_F_CODE | DTX_F_TIMEOUT,
-			     .gtid = gid, .nstmts = 2, .stmts = stmts,
-			     .code = DTX_PREPARE_ONE_PHASE, .timeout_ms = 4000}},
-		{"vote", {.type = DTX_T_VOTE, .has = DTX_F_GTID | DTX_F_CODE | DTX_F_SQLSTATE | DTX_F_TEXT,
-			  .gtid = gid, .code = DTX_VOTE_NO, .sqlstate = "40P01",
-			  .text = "deadlock detected"}},
-		{"decide", {.type = DTX_T_DECIDE, .has = DTX_F_GTID | DTX_F_CODE, .gtid = gid,
-			    .code = DTX_DECIDE_COMMIT}},
-		{"ack", {.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT, .gtid = gid,
-			 .code = DTX_ACK_HEURISTIC, .text = "rolled back by an operator"}},
+		{"prepare",
+		 {.type = DTX_T_PREPARE,
+		  .has = DTX_F_GTID | DTX_F_STMTS | DTX_F_CODE | DTX_F_TIMEOUT,
+		  .gtid = gid,
+		  .nstmts = 2,
+		  .stmts = stmts,
+		  .code = DTX_PREPARE_ONE_PHASE,
+		  .timeout_ms = 4000}},
+		{"vote",
+		 {.type = DTX_T_VOTE,
+		  .has = DTX_F_GTID | DTX_F_CODE | DTX_F_SQLSTATE | DTX_F_TEXT,
+		  .gtid = gid,
+		  .code = DTX_VOTE_NO,
+		  .sqlstate = "40P01",
+		  .text = "deadlock detected"}},
+		{"decide",
+		 {.type = DTX_T_DECIDE,
+		  .has = DTX_F_GTID | DTX_F_CODE,
+		  .gtid = gid,
+		  .code = DTX_DECIDE_COMMIT}},
+		{"ack",
+		 {.type = DTX_T_ACK,
+		  .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT,
+		  .gtid = gid,
+		  .code = DTX_ACK_HEURISTIC,
+		  .text = "rolled back by an operator"}},
 		{"ping", {.type = DTX_T_PING}},
 		{"pong", {.type = DTX_T_PONG}},
-		{"admin", {.type = DTX_T_ADMIN, .has = DTX_F_ID | DTX_F_NAME | DTX_F_TEXT, .id = 4,
-			   .name = "commit", .text = "c1:1:7"}},
-		{"reply", {.type = DTX_T_REPLY, .has = DTX_F_ID | DTX_F_CODE | DTX_F_TEXT, .id = 4,
-			   .code = 0, .text = "ok"}},
+		{"admin",
+		 {.type = DTX_T_ADMIN,
+		  .has = DTX_F_ID | DTX_F_NAME | DTX_F_TEXT,
+		  .id = 4,
+		  .name = "commit",
+		  .text = "c1:1:7"}},
+		{"reply",
+		 {.type = DTX_T_REPLY,
+		  .has = DTX_F_ID | DTX_F_CODE | DTX_F_TEXT,
+		  .id = 4,
+		  .code = 0,
+		  .text = "ok"}},
 	};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		if (s_frame(dir, f[i].name, &f[i].m))
@@ -120,14 +163,19 @@ static int s_records(const char *dir)
 		perror("mkdtemp");
 		return -1;
 	}
-	wal_opts_t o = {.dir = tmp, .coord_id = "c1", .map_size = 1 << 20, .seq_block = 10,
+	wal_opts_t o = {.dir = tmp,
+			.coord_id = "c1",
+			.map_size = 1 << 20,
+			.seq_block = 10,
 			.create = true};
 	if (wal_open(&o, &w, why, sizeof(why))) {
 		fprintf(stderr, "mkcorpus: wal_open: %s\n", why);
 		goto out;
 	}
 	wal_rec_t recs[] = {
-		{.kind = WAL_ACTIVE, .nparts = 3, .parts = {"shop", "bank", "stock"},
+		{.kind = WAL_ACTIVE,
+		 .nparts = 3,
+		 .parts = {"shop", "bank", "stock"},
 		 .key = "order-1"},
 		{.kind = WAL_ACTIVE, .nparts = 1, .parts = {"shop"}},
 		{.kind = WAL_PREPARING},
@@ -156,8 +204,9 @@ static int s_records(const char *dir)
 	MDB_cursor *cur;
 	MDB_val k, v;
 	if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 8) ||
-	    mdb_env_open(env, tmp, MDB_RDONLY, 0600) || mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) ||
-	    mdb_dbi_open(txn, "log", 0, &dbi) || mdb_cursor_open(txn, dbi, &cur)) {
+	    mdb_env_open(env, tmp, MDB_RDONLY, 0600) ||
+	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) || mdb_dbi_open(txn, "log", 0, &dbi) ||
+	    mdb_cursor_open(txn, dbi, &cur)) {
 		fprintf(stderr, "mkcorpus: cannot read the log back\n");
 		goto out;
 	}
