@@ -10,6 +10,11 @@ cd "$(dirname "$0")/.."
 PACKAGES="build-essential autoconf automake libtool pkg-config
 	liblmdb-dev libzmq3-dev libmsgpack-dev libpq-dev libinih-dev libpg-query-dev libjson-c-dev zlib1g-dev
 	libsystemd-dev libmicrohttpd-dev systemd postgresql-15 postgresql-client-15 curl groff-base jq"
+# The checks beyond make check: clang with libFuzzer's runtime (a
+# recommendation of clang's, so named) for make fuzz, llvm-symbolizer for
+# the sanitizers' stack traces, and the clang-format .clang-format is
+# written for.
+PACKAGES="$PACKAGES clang libclang-rt-dev llvm clang-format-19"
 
 missing=()
 for p in $PACKAGES; do

@@ -183,26 +183,24 @@ static uint32_t s_crc(const uint8_t *key, const uint8_t *val, size_t vlen)
 	return (uint32_t)c;
 }
 
-/*
- * Decode and verify one record. Strings are copied into *scratch (malloc'ed,
- * caller frees). DTX_ECRC if the checksum, version or layout is wrong.
- */
-static int s_decode(const MDB_val *k, const MDB_val *v, wal_rec_t *rec, char **scratch)
+/* Decode and verify one record (wal.h). */
+int wal_rec_decode(const void *kdata, size_t klen, const void *vdata, size_t vlen,
+		   wal_rec_t *rec, char **scratch)
 {
-	const uint8_t *p = v->mv_data;
-	size_t n = v->mv_size, off = HDR_LEN;
+	const uint8_t *p = vdata;
+	size_t n = vlen, off = HDR_LEN;
 	char *s;
 
 	*scratch = NULL;
-	if (k->mv_size != KEY_LEN || n < HDR_LEN + 4)
+	if (klen != KEY_LEN || n < HDR_LEN + 4)
 		return DTX_ECRC;
-	if ((uint32_t)s_get_le(p + n - 4, 4) != s_crc(k->mv_data, p, n - 4))
+	if ((uint32_t)s_get_le(p + n - 4, 4) != s_crc(kdata, p, n - 4))
 		return DTX_ECRC;
 	if (p[0] != WAL_FORMAT || p[2] > WAL_MAX_PARTS)
 		return DTX_ECRC;
 	memset(rec, 0, sizeof(*rec));
-	rec->seq = s_get_be64(k->mv_data);
-	rec->idx = ((const uint8_t *)k->mv_data)[8];
+	rec->seq = s_get_be64(kdata);
+	rec->idx = ((const uint8_t *)kdata)[8];
 	rec->kind = p[1];
 	rec->nparts = p[2];
 	rec->epoch = (uint32_t)s_get_le(p + 4, 4);
@@ -242,6 +240,11 @@ static int s_decode(const MDB_val *k, const MDB_val *v, wal_rec_t *rec, char **s
 		rec->key = s;
 	}
 	return 0;
+}
+
+static int s_decode(const MDB_val *k, const MDB_val *v, wal_rec_t *rec, char **scratch)
+{
+	return wal_rec_decode(k->mv_data, k->mv_size, v->mv_data, v->mv_size, rec, scratch);
 }
 
 /* --- meta ------------------------------------------------------------- */

@@ -155,6 +155,20 @@ int wal_scan(wal_t *self, bool unfinished_only, wal_tx_fn fn, void *arg);
 int wal_history(wal_t *self, uint64_t seq, wal_tx_fn fn, void *arg);
 
 /*
+ * Decode and verify one record as the log holds it: key (9 bytes: seq
+ * big-endian, idx) and value (the layout at the top of wal.c, its CRC-32
+ * last). wal_open, wal_scan and wal_history read every record through it;
+ * it is public for the fuzz target (tests/fuzz/fuzz_wal_rec.c) and trusts
+ * none of the bytes. On 0, *rec is filled and its strings point into
+ * *scratch. *scratch is malloc'ed or NULL on every return, errors
+ * included: the caller frees it, and rec's strings die with it. DTX_ECRC
+ * (the key's length, the checksum, the version or the layout is wrong),
+ * DTX_ENOMEM.
+ */
+int wal_rec_decode(const void *kdata, size_t klen, const void *vdata, size_t vlen,
+		   wal_rec_t *rec, char **scratch);
+
+/*
  * The transaction whose begin record carries submission key (queued,
  * being written or in the log): 0 and *seq, DTX_ENOTFOUND (never seen, or
  * pruned with its transaction by retention), DTX_EINVAL, DTX_ELOG. A key
