@@ -52,7 +52,6 @@ is "$(value 'dtx_transactions_total{outcome="committed"}')" 0 "nothing committed
 for i in 1 2 3 4 5; do place_order m$i alice widget 1 >/dev/null || echo "# order m$i failed"; done
 "$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('m6', 'bob', 'widget', 1, 1)" >/dev/null
 place_order m7 alice widget 100000 >/dev/null; is "$?" 1 "an order beyond the stock aborts"
-none_in_flight() { [ "$(in_flight)" = 0 ]; }
 wait_for 10 none_in_flight; ok $? "every transaction finishes"
 scrape
 out=$(well_formed <<<"$M"); ok $? "the scrape after transactions parses${out:+ ($out)}"
