@@ -418,7 +418,12 @@ static void s_cmd_show(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 	dtx_reply_str(r, DTX_A_STATE, tx ? crd_txstate_shown(tx->state) : dtx_outcome_str(st));
 	if (tx && tx->reason[0])
 		dtx_reply_str(r, DTX_A_REASON, tx->reason);
-	if (st == DTX_OUTCOME_UNKNOWN && !tx) {
+	/* Not found: presumed aborted (UNKNOWN), or not a GTID of this log at
+	 * all (another coordinator's, or of an epoch the log never had, which
+	 * a QUERY may call in doubt). A pruned one is found, its records gone. */
+	bool ours = strcmp(g.coord, self->cfg.id) == 0 && g.epoch >= wal_first_epoch(self->wal) &&
+		    g.epoch <= wal_epoch(self->wal);
+	if (!tx && (st == DTX_OUTCOME_UNKNOWN || !ours)) {
 		dtx_reply_code(r, DTX_ENOTFOUND);
 		return;
 	}
