@@ -1,14 +1,15 @@
 /*
  * crd_events.c — the event stream dtxctl watch reads: an XPUB socket,
- * one frame per event, made only while someone watches (subscriptions are
- * counted). A watcher too slow for the stream loses events (XPUB drops);
- * the loop never waits for it.
+ * one EVENT frame (dtx_wire.h) per event, made only while someone watches
+ * (subscriptions are counted). A watcher too slow for the stream loses
+ * events (XPUB drops); the loop never waits for it.
  *
- * One text frame per event, fields separated by one space:
- *   GTID EVENT WHO PARTICIPANTS DETAIL
- * EVENT is begun, voted, decided, completed or heuristic; WHO the
- * participant it is about or "-"; PARTICIPANTS the transaction's, comma
- * separated; DETAIL free text (may be empty).
+ * An event carries the GTID, what happened (begun, voted, decided,
+ * completed or heuristic), who it is about if one participant, the
+ * transaction's participants, a free-text detail and when it happened.
+ * A msgpack frame's first bytes are the same for every event, so the
+ * stream cannot be filtered by subscription prefix: watchers subscribe to
+ * everything and pick what they want after decoding.
  */
 #include "config.h"
 
@@ -22,9 +23,10 @@
 void crd_event(crd_t *self, const crd_tx_t *tx, const char *gtid, const char *event,
 	       const char *who, const char *fmt, ...)
 {
-	char buf[1024], g[DTX_GTID_MAX];
-	size_t off;
+	char detail[1024], g[DTX_GTID_MAX];
+	const char *parts[WAL_MAX_PARTS];
 	va_list ap;
+	int rc;
 
 	if (!self->watchers)
 		return;
@@ -32,22 +34,33 @@ void crd_event(crd_t *self, const crd_tx_t *tx, const char *gtid, const char *ev
 		crd_tx_gtid(self, tx, g, sizeof(g));
 		gtid = g;
 	}
-	off = (size_t)snprintf(buf, sizeof(buf), "%s %s %s ", gtid, event, who ? who : "-");
-	for (uint32_t i = 0; tx && i < tx->nbranches && off < sizeof(buf); i++)
-		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s", i ? "," : "",
-					tx->br[i].name);
-	if (!tx && off < sizeof(buf))
-		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s", who ? who : "-");
-	if (off < sizeof(buf) - 1) {
-		buf[off++] = ' ';
-		va_start(ap, fmt);
-		vsnprintf(buf + off, sizeof(buf) - off, fmt, ap);
-		va_end(ap);
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	dtx_msg_t ev = {.type = DTX_T_EVENT,
+			.has = DTX_F_GTID | DTX_F_EVENT | DTX_F_PARTS | DTX_F_DETAIL | DTX_F_AT,
+			.gtid = gtid, .event = event, .parts = parts, .detail = detail,
+			.at_us = dtx_wall_us()};
+	/* crd_clients.c admits at most WAL_MAX_PARTS branches a transaction. */
+	for (uint32_t i = 0; tx && i < tx->nbranches && i < WAL_MAX_PARTS; i++)
+		parts[ev.nparts++] = tx->br[i].name;
+	if (!tx && who)
+		parts[ev.nparts++] = who;
+	if (who) {
+		ev.who = who;
+		ev.has |= DTX_F_WHO;
 	}
-	zmq_send(self->events, buf, strlen(buf), ZMQ_DONTWAIT);
+	/* EAGAIN (nobody connected yet, or a full queue) loses the event, as
+	 * a slow watcher must; anything else is an event that cannot be
+	 * encoded. */
+	if ((rc = dtx_send(self->events, &ev, ZMQ_DONTWAIT)) && rc != DTX_EIO)
+		dtx_warn("event %s of %s not sent: %s", event, gtid, dtx_strerror(rc));
 }
 
-/* Subscriptions come and go as watchers connect and leave. */
+/* Subscriptions come and go as watchers connect and leave. What XPUB
+ * reads back are its subscription frames (1 or 0, then the prefix), not
+ * dtx frames: the one place in the coordinator that reads a raw zmq
+ * frame, and rightly so. */
 void crd_on_subscription(crd_t *self)
 {
 	char b[256];

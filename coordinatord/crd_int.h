@@ -256,8 +256,9 @@ int crd_status_of(crd_t *self, const char *gtid_s, dtx_gtid_t *g, crd_tx_t **txp
 void crd_stats_init(crd_t *self);
 /* The Prometheus text format (crd_metrics_fn). */
 void crd_metrics(void *arg, FILE *f);
-/* The same numbers for a person (dtxctl stats). */
-void crd_stats_text(crd_t *self, FILE *f);
+/* The same numbers as the rows of dtxctl stats' reply (dtx_admin.h). */
+struct dtx_reply;
+void crd_stats_rows(crd_t *self, struct dtx_reply *r);
 
 /* --- crd_reload.c ------------------------------------------------------- */
 

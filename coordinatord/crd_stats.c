@@ -1,8 +1,9 @@
 /*
  * crd_stats.c — what the coordinator counts, as numbers a program reads
  * (the Prometheus text format, served by crd_metrics.c's HTTP server) and
- * as lines a person reads (dtxctl stats). Both are written from one
- * snapshot of the gauges, taken by walking the in-flight list.
+ * as the rows of dtxctl stats' reply, which dtxctl prints for a person.
+ * Both are written from one snapshot of the gauges, taken by walking the
+ * in-flight list.
  */
 #include "config.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "crd_int.h"
+#include "dtx_admin.h"
 
 static const double s_le_decision[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
 				       0.1,    0.2,   0.5,   1,     2,    5,    10};
@@ -103,44 +105,61 @@ void crd_metrics(void *arg, FILE *f)
 	fprintf(f, "dtx_draining %d\n", self->draining != 0);
 }
 
-static void s_ms(FILE *f, const char *what, double s)
+/* A latency quantile in whole microseconds, or DTX_A_INF past the
+ * histogram's last bound. */
+static uint64_t s_quantile_us(const crd_hist_t *h, double q)
 {
-	if (isinf(s))
-		fprintf(f, " %s > 10 s", what);
-	else
-		fprintf(f, " %s <= %g ms", what, s * 1000);
+	double s = crd_hist_quantile(h, q);
+	return isinf(s) ? DTX_A_INF : (uint64_t)llround(s * 1e6);
 }
 
-void crd_stats_text(crd_t *self, FILE *f)
+static uint64_t s_mean_us(const crd_hist_t *h)
+{
+	return (uint64_t)llround(h->sum * 1e6 / (double)h->count);
+}
+
+void crd_stats_rows(crd_t *self, dtx_reply_t *r)
 {
 	s_gauges_t g;
 	s_gauges(self, &g);
-	fprintf(f, "transactions: committed %" PRIu64 ", aborted %" PRIu64 ", heuristic %" PRIu64
-		"\n", self->n_committed, self->n_aborted, self->n_heuristic);
-	fprintf(f, "in flight: %zu (active %u, preparing %u, committing %u, aborting %u); "
-		"in doubt %u; stuck %u; orphan branches %u\n", self->ntx,
-		g.by_kind[WAL_ACTIVE], g.by_kind[WAL_PREPARING], g.by_kind[WAL_COMMITTING],
-		g.by_kind[WAL_ABORTING], g.in_doubt, g.stuck, self->norphans);
+	dtx_reply_row(r, "transactions");
+	dtx_reply_u64(r, DTX_A_COMMITTED, self->n_committed);
+	dtx_reply_u64(r, DTX_A_ABORTED, self->n_aborted);
+	dtx_reply_u64(r, DTX_A_HEURISTIC, self->n_heuristic);
+	dtx_reply_row(r, "in_flight");
+	dtx_reply_u64(r, DTX_A_COUNT, self->ntx);
+	dtx_reply_u64(r, DTX_A_ACTIVE, g.by_kind[WAL_ACTIVE]);
+	dtx_reply_u64(r, DTX_A_PREPARING, g.by_kind[WAL_PREPARING]);
+	dtx_reply_u64(r, DTX_A_COMMITTING, g.by_kind[WAL_COMMITTING]);
+	dtx_reply_u64(r, DTX_A_ABORTING, g.by_kind[WAL_ABORTING]);
+	dtx_reply_u64(r, DTX_A_IN_DOUBT, g.in_doubt);
+	dtx_reply_u64(r, DTX_A_STUCK, g.stuck);
+	dtx_reply_u64(r, DTX_A_ORPHANS, self->norphans);
 	const crd_hist_t *h = &self->h_decision;
-	fprintf(f, "decision latency: %" PRIu64 " answered", h->count);
+	dtx_reply_row(r, "decision_latency");
+	dtx_reply_u64(r, DTX_A_COUNT, h->count);
 	if (h->count) {
-		fprintf(f, ", mean %.3f ms,", h->sum * 1000 / (double)h->count);
-		s_ms(f, "p50", crd_hist_quantile(h, 0.5));
-		s_ms(f, "p99", crd_hist_quantile(h, 0.99));
+		dtx_reply_u64(r, DTX_A_MEAN_US, s_mean_us(h));
+		dtx_reply_u64(r, DTX_A_P50_US, s_quantile_us(h, 0.5));
+		dtx_reply_u64(r, DTX_A_P99_US, s_quantile_us(h, 0.99));
 	}
-	fprintf(f, "\nphase-two retries: %" PRIu64 "\n", self->n_retries);
+	dtx_reply_row(r, "phase_two");
+	dtx_reply_u64(r, DTX_A_RETRIES, self->n_retries);
 	h = &self->h_commit;
-	fprintf(f, "group commits: %" PRIu64 ", records %" PRIu64 " (%.1f per commit), decisions %"
-		PRIu64 "", self->n_flushes, self->n_flushed,
-		self->n_flushes ? (double)self->n_flushed / (double)self->n_flushes : 0.0,
-		self->n_decisions);
+	dtx_reply_row(r, "group_commits");
+	dtx_reply_u64(r, DTX_A_COUNT, self->n_flushes);
+	dtx_reply_u64(r, DTX_A_RECORDS, self->n_flushed);
+	dtx_reply_u64(r, DTX_A_DECISIONS, self->n_decisions);
 	if (h->count) {
-		fprintf(f, "; commit time mean %.3f ms,", h->sum * 1000 / (double)h->count);
-		s_ms(f, "p99", crd_hist_quantile(h, 0.99));
+		dtx_reply_u64(r, DTX_A_MEAN_US, s_mean_us(h));
+		dtx_reply_u64(r, DTX_A_P99_US, s_quantile_us(h, 0.99));
 	}
-	fprintf(f, "\nlog: %s\nparticipants:", self->log_failing ? dtx_strerror(self->log_failing)
-							: "taking writes");
-	for (unsigned i = 0; i < self->nparts; i++)
-		fprintf(f, " %s %s", self->parts[i].name, self->parts[i].connected ? "up" : "down");
-	fputc('\n', f);
+	dtx_reply_row(r, "log");
+	dtx_reply_i64(r, DTX_A_CODE, self->log_failing);
+	for (unsigned i = 0; i < self->nparts; i++) {
+		dtx_reply_row(r, "participant");
+		dtx_reply_str(r, DTX_A_PARTICIPANT, self->parts[i].name);
+		dtx_reply_bool(r, DTX_A_UP, self->parts[i].connected);
+		dtx_reply_bool(r, DTX_A_ALLOWED, self->parts[i].allowed);
+	}
 }

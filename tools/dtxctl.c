@@ -11,11 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "dtx.h"
+#include "dtx_admin.h"
 #include "dtx_frame.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
@@ -30,6 +30,7 @@ typedef struct {
 	const char *admin;
 	const char *client;
 	int wait_ms;
+	bool json;             /* admin replies and events as JSON, one object a line */
 } s_opts_t;
 
 static const struct {
@@ -77,12 +78,15 @@ static const struct {
 
 static void s_usage(FILE *f)
 {
-	fprintf(f, "usage: dtxctl [--admin ENDPOINT] [--client ENDPOINT] [--wait MS] COMMAND ...\n"
+	fprintf(f, "usage: dtxctl [--admin ENDPOINT] [--client ENDPOINT] [--wait MS] [--json] "
+		   "COMMAND ...\n"
 		   "  --admin   coordinatord's admin endpoint (env DTX_ADMIN, default "
 		   "ipc:///run/dtx/admin.sock)\n"
 		   "  --client  coordinatord's client endpoint (env DTX_CLIENT, default "
 		   "tcp://127.0.0.1:7100)\n"
 		   "  --wait    how long to wait for an answer (default 30000 ms)\n"
+		   "  --json    admin commands: the reply as one JSON object; watch: one\n"
+		   "            JSON object a line, an event each\n"
 		   "commands:\n");
 	for (size_t i = 0; i < sizeof(s_cmds) / sizeof(s_cmds[0]); i++)
 		fprintf(f, "  %-50s\n", s_cmds[i].usage);
@@ -103,20 +107,48 @@ static int s_help(int argc, char **argv)
 	return XC_USAGE;
 }
 
-/* One request on the admin endpoint; the reply text in *text (caller
- * frees), or printed when text is NULL. */
-static int s_admin_ask(const s_opts_t *o, const char *cmd, const char *arg, char **text)
+/* "uid 0 (root)": who an operator act is logged as. */
+static void s_who(char *buf, size_t len)
 {
-	void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
-	int zero = 0, rc = XC_ERROR;
-	dtx_msg_t req = {.type = DTX_T_ADMIN, .has = DTX_F_ID | DTX_F_NAME, .id = 1,
-			 .name = cmd}, rep;
-	char why[256];
+	struct passwd *pw = getpwuid(getuid());
+	snprintf(buf, len, "uid %u (%s)", (unsigned)getuid(), pw ? pw->pw_name : "?");
+}
 
-	if (arg) {
-		req.text = arg;
-		req.has |= DTX_F_TEXT;
+/*
+ * One request on the admin endpoint, from dtxctl's words (args[0] the
+ * command): the reply in *rep (caller clears it) and XC_OK, or an exit
+ * code with a message printed. The words are checked against libdtx's
+ * command table here, so that a wrong one is a usage error before
+ * anything is sent.
+ */
+static int s_admin_ask(const s_opts_t *o, int n, char **args, dtx_msg_t *rep)
+{
+	void *ctx = NULL, *sock = NULL;
+	dtx_request_t *rq = NULL;
+	dtx_msg_t req = {0};
+	char why[256], who[128], *buf = NULL;
+	size_t len;
+	int zero = 0, rc = XC_ERROR, drc;
+
+	s_who(who, sizeof(who));
+	if ((drc = dtx_request_argv(&rq, 1, n, args, who, why, sizeof(why)))) {
+		const dtx_admin_cmd_t *cmd = dtx_admin_cmd_find(args[0]);
+		fprintf(stderr, "dtxctl: %s\n", drc == DTX_EINVAL ? why : dtx_strerror(drc));
+		if (drc != DTX_EINVAL)
+			return XC_ERROR;
+		if (cmd)
+			fprintf(stderr, "usage: dtxctl %s\n", cmd->usage);
+		return XC_USAGE;
 	}
+	/* The builder hands back bytes, dtx_send() takes a message: decoding
+	 * our own bytes also proves they are what the coordinator will read. */
+	if ((drc = dtx_request_encode(rq, &buf, &len)) ||
+	    (drc = dtx_msg_decode(buf, len, &req, why, sizeof(why)))) {
+		fprintf(stderr, "dtxctl: cannot build the request: %s\n", dtx_strerror(drc));
+		goto out;
+	}
+	ctx = zmq_ctx_new();
+	sock = zmq_socket(ctx, ZMQ_DEALER);
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
 	if (zmq_connect(sock, o->admin) != 0) {
 		fprintf(stderr, "dtxctl: cannot connect to %s: %s\n", o->admin, zmq_strerror(errno));
@@ -124,7 +156,7 @@ static int s_admin_ask(const s_opts_t *o, const char *cmd, const char *arg, char
 	}
 	if (dtx_send(sock, &req, 0))
 		goto out;
-	int drc = dtx_recv_wait(sock, &rep, o->wait_ms, why, sizeof(why));
+	drc = dtx_recv_wait(sock, rep, o->wait_ms, why, sizeof(why));
 	if (drc == DTX_ETIMEOUT || drc == DTX_EIO) {
 		fprintf(stderr, "dtxctl: no answer from %s within %d ms\n", o->admin, o->wait_ms);
 		goto out;
@@ -133,25 +165,40 @@ static int s_admin_ask(const s_opts_t *o, const char *cmd, const char *arg, char
 		fprintf(stderr, "dtxctl: bad answer: %s\n", why);
 		goto out;
 	}
-	if (rep.type == DTX_T_REPLY) {
-		if (text)
-			*text = strdup(rep.text);
-		else
-			fputs(rep.text, stdout);
-		rc = rep.code ? XC_ERROR : XC_OK;
-	} else if (rep.type == DTX_T_ERROR) {
-		fprintf(stderr, "dtxctl: %s\n", rep.text);
+	if (rep->type != DTX_T_REPLY && rep->type != DTX_T_ERROR) {
+		fprintf(stderr, "dtxctl: bad answer: %s\n", dtx_msg_type_str(rep->type));
+		dtx_msg_clear(rep);
+		goto out;
 	}
-	dtx_msg_clear(&rep);
+	rc = XC_OK;
 out:
-	zmq_close(sock);
-	zmq_ctx_term(ctx);
+	dtx_msg_clear(&req);
+	free(buf);
+	dtx_request_destroy(&rq);
+	if (sock)
+		zmq_close(sock);
+	if (ctx)
+		zmq_ctx_term(ctx);
 	return rc;
 }
 
-static int s_admin(const s_opts_t *o, const char *cmd, const char *arg)
+/* An admin command: its reply printed, as prose or JSON. */
+static int s_admin(const s_opts_t *o, int n, char **args)
 {
-	return s_admin_ask(o, cmd, arg, NULL);
+	dtx_msg_t rep;
+	int rc = s_admin_ask(o, n, args, &rep);
+
+	if (rc != XC_OK)
+		return rc;
+	if (o->json)
+		dtx_admin_print_json(stdout, &rep);
+	else if (rep.type == DTX_T_REPLY)
+		dtx_admin_print_text(stdout, args[0], &rep);
+	else
+		fprintf(stderr, "dtxctl: %s\n", rep.text);
+	rc = rep.type == DTX_T_REPLY && rep.code == 0 ? XC_OK : XC_ERROR;
+	dtx_msg_clear(&rep);
+	return rc;
 }
 
 static volatile sig_atomic_t s_interrupted;
@@ -166,7 +213,9 @@ static int s_watch(const s_opts_t *o, int n, char **args)
 {
 	const char *gtid = NULL, *part = NULL;
 	long long count = 0, v;
-	char *endpoint = NULL, prefix[DTX_GTID_MAX + 1] = "";
+	char *endpoint = NULL, *ask[] = {"watch"}, why[256];
+	void *ctx = NULL, *sock = NULL;
+	dtx_msg_t rep;
 	int rc;
 
 	for (int i = 1; i < n; i++) {
@@ -183,15 +232,26 @@ static int s_watch(const s_opts_t *o, int n, char **args)
 			return XC_USAGE;
 		}
 	}
-	if ((rc = s_admin_ask(o, "watch", NULL, &endpoint)) != XC_OK)
+	/* The filters stay here: the coordinator sends every event to all. */
+	if ((rc = s_admin_ask(o, 1, ask, &rep)) != XC_OK)
 		return rc;
-	void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_SUB);
+	const dtx_kvs_t *row = rep.type == DTX_T_REPLY && rep.code == 0
+				       ? dtx_reply_find(&rep, "endpoint") : NULL;
+	if (row && dtx_kvs_str(row, DTX_A_ENDPOINT))
+		endpoint = strdup(dtx_kvs_str(row, DTX_A_ENDPOINT));
+	if (!endpoint)
+		fprintf(stderr, "dtxctl: no event stream: %s\n",
+			rep.has & DTX_F_TEXT ? rep.text : "the reply names no endpoint");
+	dtx_msg_clear(&rep);
+	if (!endpoint)
+		return XC_ERROR;
+	ctx = zmq_ctx_new();
+	sock = zmq_socket(ctx, ZMQ_SUB);
 	int zero = 0;
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
-	/* A GTID is filtered by the stream itself: frames start "GTID ". */
-	if (gtid)
-		snprintf(prefix, sizeof(prefix), "%s ", gtid);
-	zmq_setsockopt(sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
+	/* Every event: a msgpack frame's first bytes are the same for all
+	 * (dtx_wire.h), so the filters run after decoding. */
+	zmq_setsockopt(sock, ZMQ_SUBSCRIBE, "", 0);
 	if (zmq_connect(sock, endpoint) != 0) {
 		fprintf(stderr, "dtxctl: cannot connect to %s: %s\n", endpoint, zmq_strerror(errno));
 		rc = XC_ERROR;
@@ -202,43 +262,28 @@ static int s_watch(const s_opts_t *o, int n, char **args)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	while (!s_interrupted) {
-		char buf[1100], *f[5], *save = NULL;
-		int len = zmq_recv(sock, buf, sizeof(buf) - 1, 0);
-		if (len < 0) {
-			if (errno == EINTR)
-				continue;
+		dtx_msg_t ev;
+		int drc = dtx_recv(sock, &ev, 0, why, sizeof(why));
+		if (drc == DTX_EIO && errno == EINTR)
+			continue;
+		if (drc == DTX_EIO) {
 			fprintf(stderr, "dtxctl: %s\n", zmq_strerror(errno));
 			rc = XC_ERROR;
 			break;
 		}
-		buf[len < (int)sizeof(buf) - 1 ? len : (int)sizeof(buf) - 1] = '\0';
-		/* GTID EVENT WHO PARTICIPANTS DETAIL */
-		int nf = 0;
-		for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-			f[nf++] = t;
-			if (nf == 4)
-				break; /* the rest is the detail */
+		if (drc)
+			continue; /* not a frame this dtxctl can read: skipped */
+		bool want = ev.type == DTX_T_EVENT && (!gtid || strcmp(ev.gtid, gtid) == 0) &&
+			    (!part || dtx_event_involves(&ev, part));
+		if (want) {
+			if (o->json)
+				dtx_admin_print_json(stdout, &ev);
+			else
+				dtx_event_print_text(stdout, &ev);
+			fflush(stdout);
 		}
-		if (nf < 4)
-			continue;
-		f[4] = save ? save : "";
-		if (part) {
-			bool in = false;
-			char parts[512], *ps = NULL;
-			snprintf(parts, sizeof(parts), "%s", f[3]);
-			for (char *t = strtok_r(parts, ",", &ps); t && !in; t = strtok_r(NULL, ",", &ps))
-				in = strcmp(t, part) == 0;
-			if (!in)
-				continue;
-		}
-		struct timespec ts;
-		struct tm tm;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		localtime_r(&ts.tv_sec, &tm);
-		printf("%02d:%02d:%02d.%03ld %s %-9s %s %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
-		       ts.tv_nsec / 1000000, f[0], f[1], strcmp(f[2], "-") ? f[2] : f[3], f[4]);
-		fflush(stdout);
-		if (count && --count == 0)
+		dtx_msg_clear(&ev);
+		if (want && count && --count == 0)
 			break;
 	}
 out:
@@ -475,38 +520,6 @@ static int s_query(const s_opts_t *o, const char *gtid)
 	return s_exit_for(&out);
 }
 
-/* "uid 0 (root)": who an operator act is logged as. */
-static void s_who(char *buf, size_t len)
-{
-	struct passwd *pw = getpwuid(getuid());
-	snprintf(buf, len, "uid %u (%s)", (unsigned)getuid(), pw ? pw->pw_name : "?");
-}
-
-static int s_resolve(const s_opts_t *o, int n, char **args)
-{
-	const char *verb = NULL;
-	bool force = false;
-	char arg[512], who[128];
-
-	for (int i = 2; i < n; i++) {
-		if (strcmp(args[i], "--commit") == 0 && !verb)
-			verb = "commit";
-		else if (strcmp(args[i], "--abort") == 0 && !verb)
-			verb = "abort";
-		else if (strcmp(args[i], "--force") == 0)
-			force = true;
-		else
-			verb = NULL, i = n;
-	}
-	if (n < 3 || !verb) {
-		fprintf(stderr, "usage: dtxctl resolve GTID --commit|--abort [--force]\n");
-		return XC_USAGE;
-	}
-	s_who(who, sizeof(who));
-	snprintf(arg, sizeof(arg), "%s %s %s %s", args[1], verb, force ? "force" : "-", who);
-	return s_admin(o, "resolve", arg);
-}
-
 int main(int argc, char **argv)
 {
 	s_opts_t o = {.admin = getenv("DTX_ADMIN"), .client = getenv("DTX_CLIENT"),
@@ -522,6 +535,10 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], "--help") == 0) {
 			s_usage(stdout);
 			return XC_OK;
+		}
+		if (strcmp(argv[i], "--json") == 0) {
+			o.json = true;
+			continue;
 		}
 		if (i + 1 >= argc) {
 			s_usage(stderr);
@@ -551,26 +568,10 @@ int main(int argc, char **argv)
 		char *h[] = {"help", (char *)cmd};
 		return s_help(2, h);
 	}
-	if (strcmp(cmd, "status") == 0 && n == 1)
-		return s_admin(&o, "status", NULL);
 	if (strcmp(cmd, "watch") == 0)
 		return s_watch(&o, n, args);
-	if (strcmp(cmd, "stats") == 0 && n == 1)
-		return s_admin(&o, "stats", NULL);
-	if (strcmp(cmd, "list") == 0 && n == 1)
-		return s_admin(&o, "list", NULL);
-	if (strcmp(cmd, "list") == 0 && n == 3 && strcmp(args[1], "--state") == 0)
-		return s_admin(&o, "list", args[2]);
-	if (strcmp(cmd, "show") == 0 && n == 2)
-		return s_admin(&o, "show", args[1]);
-	if (strcmp(cmd, "resolve") == 0)
-		return s_resolve(&o, n, args);
-	if (strcmp(cmd, "forget") == 0 && n == 2) {
-		char arg[512], who[128];
-		s_who(who, sizeof(who));
-		snprintf(arg, sizeof(arg), "%s %s", args[1], who);
-		return s_admin(&o, "forget", arg);
-	}
+	if (dtx_admin_cmd_find(cmd))
+		return s_admin(&o, n, args);
 	if (strcmp(cmd, "query") == 0 && n == 2)
 		return s_query(&o, args[1]);
 	if (strcmp(cmd, "exec") == 0)

@@ -37,7 +37,7 @@ t0=$(date +%s%N)
 dtx_start_coord || exit 1
 t_up=$(($(date +%s%N) - t0))
 dtx_start_agent stock
-quiescent() { no_prepared_left && "$DTXCTL" --wait 5000 status | grep -q 'in flight 0:'; }
+quiescent() { no_prepared_left && none_in_flight --wait 5000; }
 wait_for 600 quiescent; rc=$?
 t_done=$(($(date +%s%N) - t0))
 echo "# $(grep -o 'recovered [0-9]* unfinished transactions' "$T/coord.log")"

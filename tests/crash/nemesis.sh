@@ -184,7 +184,7 @@ heal() {
 }
 
 all_up() { for a in "${AGENTS[@]}"; do participant_up $a || return 1; done; }
-quiescent() { no_prepared_left && "$DTXCTL" --wait 1000 status | grep -q 'in flight 0:'; }
+quiescent() { no_prepared_left && none_in_flight --wait 1000; }
 
 # --- checks ---------------------------------------------------------------------
 # The databases' view: $T/ledger.DB holds "REF GTID" per transfer (REF
@@ -232,8 +232,8 @@ check_db() {
 	' "$out" >"$T/check.out"
 	grep '^GTID ' "$T/check.out" | cut -d' ' -f2- | sort -u -k1,1 >"$T/gtids"
 	grep -v '^GTID ' "$T/check.out" >>"$T/viol"
-	heur=$("$DTXCTL" list --state heuristic | wc -l)
-	[ "$heur" -eq 0 ] || viol I2 "the coordinator reports $heur heuristic outcomes"
+	heur=$(ctl_count transaction list --state heuristic)
+	[ "$heur" = 0 ] || viol I2 "the coordinator reports ${heur:-an unknown number of} heuristic outcomes"
 	[ "$(prepared_count)" = 0 ] || viol I3 "$(prepared_count) prepared branches left: $(q postgres "SELECT string_agg(gid, ' ') FROM pg_prepared_xacts")"
 	total=0 neg=0
 	for db in "${AGENTS[@]}"; do

@@ -112,8 +112,8 @@ check() {
 	# I2, the coordinator's side: nobody resolves branches by hand here, so
 	# a heuristic outcome means the coordinator contradicted itself.
 	local heur
-	heur=$("$DTXCTL" list --state heuristic | wc -l)
-	[ "$heur" -eq 0 ] || { echo "I2 the coordinator reports $heur heuristic outcomes"; v=$((v + 1)); }
+	heur=$(ctl_count transaction list --state heuristic)
+	[ "$heur" = 0 ] || { echo "I2 the coordinator reports ${heur:-an unknown number of} heuristic outcomes"; v=$((v + 1)); }
 	# I3
 	[ "$(prepared_count)" = 0 ] || { echo "I3 $(prepared_count) prepared branches left"; v=$((v + 1)); }
 	# I4
@@ -176,7 +176,7 @@ release_prepared_slots() {
 	done
 }
 
-quiescent() { no_prepared_left && "$DTXCTL" --wait 1000 status | grep -q 'in flight 0:'; }
+quiescent() { no_prepared_left && none_in_flight --wait 1000; }
 
 all_up() { for a in shop bank stock; do participant_up $a || return 1; done; }
 

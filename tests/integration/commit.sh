@@ -101,12 +101,13 @@ is "$failed" 0 "12 concurrent transactions on one hot row all commit"
 is "$(q bank "SELECT balance FROM wallets WHERE customer = 'alice'")" $((before - 12)) "the hot row took all 12"
 
 # --- read-only branches -----------------------------------------------------------
-decisions() { "$DTXCTL" status | sed -n 's/^group commits .* decisions \([0-9]*\)$/\1/p'; }
+decisions() { ctl_get group_commits decisions status; }
+records() { ctl_get record state show "$1" | tr '\n' ' '; }
 d0=$(decisions)
 out=$("$DTXCTL" exec --on shop --sql "SELECT count(*) FROM orders" --on bank --sql "SELECT 1"); rc=$?
 is "$rc" 0 "a transaction whose branches only read commits"
 ro=${out%% *}
-is "$("$DTXCTL" show "$ro" | awk 'NR > 1 {print $3}' | tr '\n' ' ')" "active preparing committed " \
+is "$(records "$ro")" "active preparing committed " \
 	"every branch voted read-only: committed without a forced decision"
 is "$(decisions)" "$d0" "the group commit carried no decision for it"
 is "$(prepared_count)" 0 "the agents finished their read-only branches: none is left prepared"
@@ -115,19 +116,22 @@ out=$("$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('ro1', 'bob', '
 is "$rc" 0 "a writing branch and a reading one commit"
 mixed=${out%% *}
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'ro1'")" 1 "the writing branch's row is there"
-is "$("$DTXCTL" show "$mixed" | awk 'NR > 1 {print $3}' | tr '\n' ' ')" "active preparing committing committed " \
+is "$(records "$mixed")" "active preparing committing committed " \
 	"with one writing branch the decision is forced as usual"
 
 # --- admin --------------------------------------------------------------------
 out=$("$DTXCTL" status)
-like "$out" 'since start: committed [0-9]+ aborted [0-9]+' "status counts outcomes"
-like "$out" 'participant stock up' "status shows participants' liveness"
-out=$("$DTXCTL" show "$gtid")
-like "$out" "^$gtid committed" "show names the outcome"
-like "$(echo "$out" | awk '{print $3}' | tr '\n' ' ')" 'active preparing committing committed' \
+like "$out" 'since start: committed [0-9]+ aborted [0-9]+' "status prints the outcomes for a person"
+like "$out" 'participant stock up, last seen [0-9]+ ms ago' "... and participants' liveness"
+like "$(ctl_rows transactions status)" '"committed":[1-9][0-9]*,"aborted":[1-9]' "status counts outcomes"
+is "$(ctl_get participant up status | tr '\n' ' ')" "true true true " "status shows participants' liveness"
+is "$(ctl_get transaction state show "$gtid")" committed "show names the outcome"
+like "$("$DTXCTL" show "$gtid")" "^$gtid committed" "... and prints it first"
+is "$(records "$gtid")" 'active preparing committing committed ' \
 	"show lists every logged transition in order"
-out=$("$DTXCTL" list --state aborted)
-is "$(echo "$out" | grep -c ' aborted ')" 4 "list --state aborted shows the four aborted ones"
+is "$(ctl_get transaction state list --state aborted | grep -cx aborted)" 4 \
+	"list --state aborted shows the four aborted ones"
+is "$(ctl_get transaction state list --state aborted | grep -cvx aborted)" 0 "... and nothing else"
 "$DTXCTL" show c1.999.1 >/dev/null 2>&1; is "$?" 3 "show of an unknown GTID fails"
 
 # --- a branch that would drop the agent's prepared marker statement -------

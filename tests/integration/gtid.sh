@@ -47,7 +47,7 @@ out=$("$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('g2', 'alice', 
 is "$rc" 0 "a transaction commits on the new log"
 g2=${out%% *}
 ok "$([ "$(epoch_of "$g2")" -gt "$e1" ]; echo $?)" "its GTID $g2 cannot be one the lost log handed out ($g1)"
-listed() { "$DTXCTL" list --state in-doubt | grep -q "dtx:c1:$e1:999:0@bank"; }
+listed() { ctl_rows in_doubt list --state in-doubt | grep -qF "\"gid\":\"dtx:c1:$e1:999:0\",\"participant\":\"bank\""; }
 wait_for 10 listed; ok $? "the lost log's prepared branch is left in doubt, not presumed aborted (waited for it in list --state in-doubt)"
 is "$(q bank "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'dtx:c1:$e1:999:0'")" 1 "... and stays prepared"
 q bank "ROLLBACK PREPARED 'dtx:c1:$e1:999:0'" >/dev/null

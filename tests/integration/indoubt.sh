@@ -21,18 +21,28 @@ is "$(prepared_count)" 21 "21 branches are prepared by hand"
 dtx_start_coord || exit 1
 for a in shop bank stock; do dtx_start_agent $a; done
 wait_all_up
-listed() { [ "$("$DTXCTL" list --state in-doubt | grep -c '@bank')" -ge "$1" ]; }
+# in_doubt_bank [COMMAND]: the in-doubt branches of bank that COMMAND
+# (list --state in-doubt, or status) reports, "GID pruned" a line
+in_doubt_bank() {
+	[ $# -gt 0 ] || set -- list --state in-doubt
+	"$DTXCTL" --json "$@" |
+		jq -r '.rows[] | select(.kind == "in_doubt" and .participant == "bank") | "\(.gid) \(.pruned)"'
+}
+listed() { [ "$(in_doubt_bank | wc -l)" -ge "$1" ]; }
 wait_for 10 listed 20; ok $? "the coordinator lists the branches it cannot decide (waited for 20 in-doubt rows)"
-rows=$("$DTXCTL" list --state in-doubt)
-is "$(printf '%s\n' "$rows" | grep -c '@bank')" 20 "all 20 are listed, none dropped"
-like "$rows" 'dtx:c1:99:20:0@bank +in-doubt' "each with its GID and participant whole"
+rows=$(in_doubt_bank list --state in-doubt)
+is "$(printf '%s\n' "$rows" | wc -l)" 20 "all 20 are listed, none dropped"
+is "$(printf '%s\n' "$rows" | grep -cx 'dtx:c1:99:20:0 false')" 1 "each with its GID and participant whole"
 is "$(printf '%s\n' "$rows" | grep -c '0000000')" 0 "the look-alike GID is not taken for a branch of ours"
-is "$("$DTXCTL" status | grep -c '^in doubt (epoch unknown to this log): dtx:c1:99:[0-9]*:0@bank$')" 20 \
-	"status shows the 20 with why they are in doubt"
+like "$("$DTXCTL" list --state in-doubt)" 'dtx:c1:99:20:0@bank +in-doubt +branch from an epoch this log never had' \
+	"... one line each for a person"
+is "$(in_doubt_bank status | grep -c '^dtx:c1:99:[0-9]*:0 false$')" 20 \
+	"status shows the 20 with why they are in doubt (an epoch unknown to the log)"
 
-out=$("$DTXCTL" resolve c1.99.5 --commit 2>&1); rc=$?
+out=$("$DTXCTL" --json resolve c1.99.5 --commit 2>&1); rc=$?
 is "$rc" 0 "resolving the transaction the look-alike claims to belong to works"
-like "$out" 'dtx:c1:99:5:0: commit sent to bank' "... and decides only the real branch"
+is "$(jq -r '.rows[] | select(.kind == "action") | "\(.gid) \(.verb) \(.participant) \(.sent)"' <<<"$out")" \
+	'dtx:c1:99:5:0 commit bank true' "... and decides only the real branch"
 "$DTXCTL" --wait 2000 status >/dev/null; ok $? "the coordinator is still up"
 committed() { [ "$(q bank "SELECT count(*) FROM marks WHERE n = 5")" = 1 ]; }
 wait_for 10 committed; ok $? "the branch is committed in bank (waited for its row)"
@@ -42,7 +52,7 @@ out=$("$DTXCTL" resolve c1.99.17 --abort 2>&1); rc=$?
 is "$rc" 0 "the 17th branch can be resolved too"
 branch17_gone() { [ "$(q bank "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'dtx:c1:99:17:0'")" = 0 ]; }
 wait_for 10 branch17_gone; ok $? "it is rolled back (waited for it to leave pg_prepared_xacts)"
-is "$("$DTXCTL" list --state in-doubt | grep -c '@bank')" 18 "18 are left to the operator"
+is "$(in_doubt_bank | wc -l)" 18 "18 are left to the operator"
 
 is "$(grep -c 'not a dtx GID: left alone' "$T/agent-bank.log")" 1 "the agent's scan leaves the look-alike out, saying so once"
 kill_wait "$COORD_PID"

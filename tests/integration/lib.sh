@@ -265,7 +265,52 @@ EOF
 	ALL_PIDS+=("$!")
 }
 
-participant_up() { "$DTXCTL" --wait 1000 status | grep -q "participant $1 up"; }
+# Tests read values from the admin commands' replies as JSON (dtxctl
+# --json, through jq): the prose is for an operator, and a test that checks
+# it says so.
+# ctl_rows KIND [DTXCTL ARGS...]: each row of KIND in the reply, one JSON
+# object a line. Like ctl_get and ctl_count, fails (printing nothing) when
+# dtxctl does, so that a check does not read "none" from a refusal.
+ctl_rows() {
+	local kind=$1 out
+	shift
+	out=$("$DTXCTL" --json "$@") || return
+	jq -c --arg k "$kind" '.rows[] | select(.kind == $k)' <<<"$out"
+}
+# ctl_get KIND ATTR [DTXCTL ARGS...]: ATTR of each row of KIND, one a line
+# (a string raw, a list comma-separated, an absent one "null").
+ctl_get() {
+	local kind=$1 attr=$2 out
+	shift 2
+	out=$("$DTXCTL" --json "$@") || return
+	jq -r --arg k "$kind" --arg a "$attr" \
+		'.rows[] | select(.kind == $k) | .[$a] | if type == "array" then join(",") else . end' <<<"$out"
+}
+# ctl_count KIND [DTXCTL ARGS...]: how many rows of KIND the reply has
+# (nothing printed when dtxctl fails: never a count of 0 by mistake).
+ctl_count() {
+	local kind=$1 out
+	shift
+	out=$("$DTXCTL" --json "$@") || return
+	jq --arg k "$kind" '[.rows[] | select(.kind == $k)] | length' <<<"$out"
+}
+# show_records GTID KIND ATTR: ATTR of each of GTID's log records of KIND
+# (active, preparing, ..., heuristic), as ctl_get prints it.
+show_records() {
+	"$DTXCTL" --json show "$1" | jq -r --arg s "$2" --arg a "$3" \
+		'.rows[] | select(.kind == "record" and .state == $s) | .[$a] | if type == "array" then join(",") else . end'
+}
+# in_flight [DTXCTL OPTIONS...]: how many transactions are in flight.
+in_flight() { ctl_get in_flight count "$@" status; }
+none_in_flight() { [ "$(in_flight "$@")" = 0 ]; }
+# participant_is NAME: "UP ALLOWED" of participant NAME in status ("true true")
+participant_is() {
+	ctl_rows participant --wait 1000 status | jq -r --arg p "$1" 'select(.participant == $p) | "\(.up) \(.allowed)"'
+}
+participant_up() {
+	"$DTXCTL" --wait 1000 --json status |
+		jq -e --arg p "$1" 'any(.rows[]; .kind == "participant" and .participant == $p and .up)' >/dev/null
+}
 # query_decided GTID: dtxctl query answers anything but "not decided yet".
 query_decided() { "$DTXCTL" query "$1"; [ $? -ne 6 ]; }
 

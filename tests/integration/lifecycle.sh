@@ -28,20 +28,20 @@ dtx_start_coord DTX_FAULT=delay:ACK:1:1500 || exit 1
 start_agents
 out=$(place_order d1 alice widget 1); rc=$?
 is "$rc" 0 "an order commits ($out)"
-like "$("$DTXCTL" status)" 'committing 1' "... and waits in flight for its acknowledgements"
+is "$(ctl_get in_flight committing status)" 1 "... and waits in flight for its acknowledgements"
 kill -TERM "$COORD_PID"
 sleep 0.2
 out=$(place_order d2 alice widget 1 2>&1); rc=$?
 ok $([ "$rc" != 0 ] && echo 0 || echo 1) "while draining, a new transaction is refused (exit $rc)"
 like "$out" 'shutting down' "... with a clear reason: $out"
-like "$("$DTXCTL" status 2>&1)" 'committing 1' "while draining the admin socket still answers"
+is "$(ctl_get in_flight committing status 2>&1)" 1 "while draining the admin socket still answers"
 coord_exited; is "$status" 0 "once the acknowledgements are in, coordinatord exits 0"
 like "$(grep 'shut down' "$T/coord.log")" 'nothing left in flight' "it says nothing was left in flight"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref IN ('d1', 'd2')")" 1 "the order placed before SIGTERM is in, the refused one is not"
 before=$(recovered)
 dtx_start_coord || exit 1
 is "$(recovered)" "$before" "the next start has nothing to recover"
-like "$("$DTXCTL" status)" 'in flight 0:' "... and nothing in flight"
+is "$(in_flight)" 0 "... and nothing in flight"
 
 # --- past the bound, recovery finishes the rest ---------------------------------
 kill_wait "$COORD_PID"
@@ -63,7 +63,7 @@ before=$(recovered)
 write_coord_conf
 dtx_start_coord || exit 1
 is "$(recovered)" "$((before + 1))" "the next start recovers it"
-wait_for 10 sh -c "'$DTXCTL' status | grep -q 'in flight 0:'"; ok $? "... and finishes it"
+wait_for 10 none_in_flight; ok $? "... and finishes it"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'd3'")" 1 "the order is in"
 is "$(wallet alice)" "$((alice - price))" "alice paid once"
 
@@ -99,8 +99,10 @@ like "$reload" 'not changed without a restart: id ' "... and the key that needs 
 out=$("$DTXCTL" exec --on stock --sql "UPDATE items SET qty = qty WHERE item = 'widget'" 2>&1); rc=$?
 ok $([ "$rc" != 0 ] && echo 0 || echo 1) "a transaction naming a removed participant is refused"
 like "$out" "unknown participant 'stock'" "... as unknown ($out)"
-like "$("$DTXCTL" status)" 'participant audit down' "the added participant is known (down until its agent comes)"
-like "$("$DTXCTL" status)" 'participant stock up.*removed from the allow-list' "the removed one's agent stays registered, marked removed"
+is "$(participant_is audit)" "false true" "the added participant is known (down until its agent comes)"
+is "$(participant_is stock)" "true false" "the removed one's agent stays registered, marked removed"
+like "$("$DTXCTL" status)" 'participant stock up, last seen [0-9]+ ms ago \(removed from the allow-list\)' \
+	"... which status tells a person"
 out=$("$DTXCTL" exec --on shop --sql "SELECT 1" --on bank --sql "SELECT 1"); rc=$?
 is "$rc" 0 "shop and bank still take transactions ($out)"
 # debug lines appear now

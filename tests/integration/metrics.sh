@@ -52,7 +52,7 @@ is "$(value 'dtx_transactions_total{outcome="committed"}')" 0 "nothing committed
 for i in 1 2 3 4 5; do place_order m$i alice widget 1 >/dev/null || echo "# order m$i failed"; done
 "$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('m6', 'bob', 'widget', 1, 1)" >/dev/null
 place_order m7 alice widget 100000 >/dev/null; is "$?" 1 "an order beyond the stock aborts"
-wait_for 10 sh -c "'$DTXCTL' status | grep -q 'in flight 0:'"; ok $? "every transaction finishes"
+wait_for 10 none_in_flight; ok $? "every transaction finishes"
 scrape
 out=$(well_formed <<<"$M"); ok $? "the scrape after transactions parses${out:+ ($out)}"
 is "$(value 'dtx_transactions_total{outcome="committed"}')" 6 "6 committed (5 orders, 1 one-phase)"
@@ -70,16 +70,30 @@ is "$(value 'dtx_transactions_in_flight{state="committing"}')" 0 "nothing in fli
 is "$(value 'dtx_participant_up{participant="stock"}')" 1 "stock is up"
 is "$(value dtx_log_failing)" 0 "the log takes writes"
 
-stats=$("$DTXCTL" stats)
-like "$stats" 'transactions: committed 6, aborted 1, heuristic 0' "dtxctl stats: the same outcomes"
-like "$stats" "phase-two retries: $(value dtx_phase2_retries_total)\$" "... the same retries"
-like "$stats" "decision latency: 7 answered, mean [0-9.]+ ms, p50 <= [0-9.]+ ms p99 <= [0-9.]+ ms" "... the decision latency"
-like "$stats" "group commits: $(value dtx_group_commits_total), records $(value dtx_group_commit_records_sum) " "... the group commits"
+stats=$("$DTXCTL" --json stats)
+# stat KIND ATTR: one number of dtxctl stats' reply
+stat() { jq -r --arg k "$1" --arg a "$2" '.rows[] | select(.kind == $k) | .[$a]' <<<"$stats"; }
+is "$(stat transactions committed) $(stat transactions aborted) $(stat transactions heuristic)" "6 1 0" \
+	"dtxctl stats: the same outcomes"
+is "$(stat phase_two retries)" "$(value dtx_phase2_retries_total)" "... the same retries"
+is "$(stat decision_latency count)" 7 "... the same decisions timed"
+ok $(awk -v m="$(stat decision_latency mean_us)" -v s="$(value dtx_decision_seconds_sum)" \
+	'BEGIN { exit !(m > 0 && (m * 7 - s * 1e6)^2 < 7 * 7) }'; echo $?) \
+	"... their mean, in microseconds ($(stat decision_latency mean_us))"
+ok $(awk -v a="$(stat decision_latency p50_us)" -v b="$(stat decision_latency p99_us)" \
+	'BEGIN { exit !(a > 0 && a <= b) }'; echo $?) "... p50 and p99 bounds"
+is "$(stat group_commits count) $(stat group_commits records)" \
+	"$(value dtx_group_commits_total) $(value dtx_group_commit_records_sum)" "... the group commits"
+is "$(stat log code)" 0 "... the log takes writes"
+like "$("$DTXCTL" stats)" "decision latency: 7 answered, mean [0-9.]+ ms, p50 <= [0-9.]+ ms p99 <= [0-9.]+ ms" \
+	"dtxctl stats prints the decision latency for a person"
 
 kill_wait "${AGENT_PID[stock]}"
 wait_for 5 sh -c "curl -sS '$URL' | grep -q 'dtx_participant_up{participant=\"stock\"} 0'"
 ok $? "an agent gone shows as participant_up 0"
-like "$("$DTXCTL" stats)" 'participants: shop up bank up stock down' "... and in dtxctl stats"
+is "$("$DTXCTL" --json stats | jq -r '[.rows[] | select(.kind == "participant") | "\(.participant) \(.up)"] | join(" ")')" \
+	'shop true bank true stock false' "... and in dtxctl stats"
+like "$("$DTXCTL" stats)" 'participants: shop up bank up stock down' "... which prints it for a person"
 
 # --- what is not a scrape --------------------------------------------------------
 is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/")" 404 "another path: 404"

@@ -8,8 +8,8 @@
 . "$(dirname "$0")/lib.sh"
 dtx_start_all
 
-decisions() { "$DTXCTL" status | sed -n 's/^group commits .* decisions \([0-9]*\)$/\1/p'; }
-records() { "$DTXCTL" show "$1" | awk 'NR > 1 {print $3}' | tr '\n' ' '; }
+decisions() { ctl_get group_commits decisions status; }
+records() { ctl_get record state show "$1" | tr '\n' ' '; }
 
 d0=$(decisions)
 out=$("$DTXCTL" exec --on shop --sql "INSERT INTO orders VALUES ('p1', 'alice', 'widget', 1, 10)" --expect 1); rc=$?
@@ -40,7 +40,7 @@ out=$("$DTXCTL" exec --timeout 1000 --on shop --sql "INSERT INTO orders VALUES (
 is "$rc" 1 "its vote lost, a one-phase branch that failed is reported aborted"
 like "$out" 'rolled its branch back' "... saying the participant rolled it back"
 "$DTXCTL" query "$g2" >/dev/null; is "$?" 0 "the outcome query agrees: committed"
-is "$("$DTXCTL" list --state heuristic | wc -l)" 0 "no heuristic outcome is reported"
+is "$(ctl_count transaction list --state heuristic)" 0 "no heuristic outcome is reported"
 
 # A coordinator crash while the vote is outstanding (the agent frozen with
 # the PREPARE in its socket, the begin record on disk): recovery does not
@@ -53,13 +53,13 @@ kill -STOP "${AGENT_PID[shop]}"
 kill_wait "$COORD_PID" KILL
 kill -CONT "${AGENT_PID[shop]}"
 dtx_start_coord
-wait_for 10 sh -c "'$DTXCTL' status | grep -q 'in flight 0:'"; ok $? "recovery finishes the transaction"
+wait_for 10 none_in_flight; ok $? "recovery finishes the transaction"
 g3=$(grep -o 'c1\.[0-9]*\.[0-9]*: recovered one-phase' "$T/coord.log" | tail -1 | cut -d: -f1)
 like "$g3" '^c1\.' "recovery found it undecided and asked its participant"
 is "$("$DTXCTL" query "$g3" | awk '{print $2}')" \
 	"$([ "$(q shop "SELECT count(*) FROM orders WHERE ref = 'p3'")" = 1 ] && echo committed || echo aborted)" \
 	"its logged outcome is what the database holds"
-is "$("$DTXCTL" list --state heuristic | wc -l)" 0 "no heuristic outcome is reported"
+is "$(ctl_count transaction list --state heuristic)" 0 "no heuristic outcome is reported"
 no_prepared_left; ok $? "nothing is left prepared"
 
 # The begin record is on disk before the PREPARE leaves. With lazy records

@@ -34,14 +34,17 @@ gid=$(bank_gid)
 q bank "ROLLBACK PREPARED '$gid'"
 dtx_start_coord || exit 1
 wait_for 10 no_prepared_left; ok $? "the re-driven commit ends every branch"
-gtid=$("$DTXCTL" list | awk 'NR==1 {print $1}')
+gtid=$(ctl_get transaction gtid list | head -1)
 out=$("$DTXCTL" query "$gtid"); rc=$?
 is "$rc" 4 "a client asking is told heuristic (exit 4), not committed"
 like "$out" "^$gtid heuristic" "query says heuristic"
-out=$("$DTXCTL" show "$gtid")
-like "$out" "heuristic +bank: $gid was rolled back outside dtx" "show names the branch and what happened to it"
-like "$("$DTXCTL" status)" 'heuristic outcomes in the log: 1' "status counts the heuristic outcome"
-like "$("$DTXCTL" list --state heuristic)" "^$gtid +heuristic" "list --state heuristic shows it"
+like "$(show_records "$gtid" heuristic note)" "^bank: $gid was rolled back outside dtx" \
+	"show names the branch and what happened to it"
+like "$("$DTXCTL" show "$gtid")" "heuristic +bank: $gid was rolled back outside dtx" "... in its prose too"
+is "$(ctl_get log heuristic status)" 1 "status counts the heuristic outcome"
+like "$("$DTXCTL" status)" 'heuristic outcomes in the log: 1 \(dtxctl list --state heuristic\)' \
+	"... and tells the operator where to look"
+is "$(ctl_get transaction gtid list --state heuristic)" "$gtid" "list --state heuristic shows it"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'h1'")" 1 "shop committed as decided"
 
 # --- no decision logged, one branch committed behind dtx's back -------------
@@ -54,11 +57,11 @@ restart_coord DTX_CRASH=crd.votes_in
 kill -STOP "${AGENT_PID[stock]}"
 place_order h2 alice widget 1 --wait 5000 >/dev/null 2>&1 &
 client=$!
-preparing() { [ -n "$("$DTXCTL" list --state preparing | awk 'NR==1 {print $1}')" ]; }
+preparing() { [ -n "$(ctl_get transaction gtid list --state preparing | head -1)" ]; }
 wait_ok 10 "h2 waits for the frozen stock's vote" preparing
-gtid=$("$DTXCTL" list --state preparing | awk 'NR==1 {print $1}')
+gtid=$(ctl_get transaction gtid list --state preparing | head -1)
 "$DTXCTL" query "$gtid" >/dev/null; is "$?" 6 "h2 is not decided yet; the query put its records on disk"
-like "$("$DTXCTL" show "$gtid")" "Z +active +participants shop,bank,stock" "h2's begin record is in the log"
+is "$(show_records "$gtid" active participants)" shop,bank,stock "h2's begin record is in the log"
 kill -CONT "${AGENT_PID[stock]}"
 coord_died_at crd.votes_in
 wait_exit 30 "$client" >/dev/null
@@ -68,9 +71,9 @@ q bank "COMMIT PREPARED '$gid'"
 dtx_start_coord || exit 1
 wait_for 10 no_prepared_left; ok $? "presumed abort ends every branch"
 # bank's branch is gone already: its heuristic answer comes with its ACK
-heuristic_h2() { "$DTXCTL" list --state heuristic | grep -q "^$gtid "; }
+heuristic_h2() { ctl_get transaction gtid list --state heuristic | grep -qxF "$gtid"; }
 wait_ok 10 "h2 is listed as heuristic" heuristic_h2
-like "$("$DTXCTL" show "$gtid")" "heuristic +bank: $gid was committed outside dtx" \
+like "$(show_records "$gtid" heuristic note)" "^bank: $gid was committed outside dtx" \
 	"a branch committed outside dtx against an abort is reported as heuristic"
 "$DTXCTL" query "$gtid" >/dev/null; is "$?" 4 "and queried as heuristic"
 
@@ -94,16 +97,25 @@ like "$(cat "$T/agent-shop.log")" 'index dtx.branches_created not made: prepared
 wait_ok 5 "the old marker row is pruned" old_marker_gone
 is "$(q shop "SELECT string_agg(gid, ',') FROM dtx.branches WHERE gid LIKE 'dtx:c1:1:_:9'")" \
 	dtx:c1:1:2:9 "the agent pruned the marker row older than marker_retention_s, not the younger one"
-in_doubt_shown() { "$DTXCTL" status | grep -q "$1"; }
-wait_ok 5 "status reports a branch in doubt" in_doubt_shown 'in doubt'
-like "$("$DTXCTL" status)" 'in doubt \(epoch unknown to this log\): dtx:c1:99:5:0@shop' \
+# in_doubt_shown PRUNED: status reports a branch in doubt, of a pruned
+# transaction (true) or from an unknown epoch (false)
+in_doubt_shown() {
+	"$DTXCTL" --json status | jq -e --argjson p "$1" 'any(.rows[]; .kind == "in_doubt" and .pruned == $p)' >/dev/null
+}
+wait_ok 5 "status reports a branch in doubt" in_doubt_shown false
+is "$(ctl_rows in_doubt status)" '{"kind":"in_doubt","gid":"dtx:c1:99:5:0","participant":"shop","pruned":false}' \
 	"status shows the branch from an unknown epoch as in doubt"
-like "$("$DTXCTL" list --state in-doubt)" '^dtx:c1:99:5:0@shop +in-doubt' "list --state in-doubt shows it"
+like "$("$DTXCTL" status)" 'in doubt \(epoch unknown to this log\): dtx:c1:99:5:0@shop' "... and says so for a person"
+is "$(ctl_rows in_doubt list --state in-doubt)" \
+	'{"kind":"in_doubt","gid":"dtx:c1:99:5:0","participant":"shop","pruned":false}' "list --state in-doubt shows it"
+like "$("$DTXCTL" list --state in-doubt)" '^dtx:c1:99:5:0@shop +in-doubt +branch from an epoch this log never had' \
+	"... as a line for a person"
 sleep 1
 is "$(prepared_count)" 1 "nothing was presumed: the branch is still prepared"
-out=$("$DTXCTL" resolve c1.99.5 --abort); rc=$?
+out=$("$DTXCTL" --json resolve c1.99.5 --abort); rc=$?
 is "$rc" 0 "the operator resolves it"
-like "$out" 'dtx:c1:99:5:0: abort sent to shop' "resolve says where the decision went"
+is "$(echo "$out" | jq -c '.rows')" '[{"kind":"action","gid":"dtx:c1:99:5:0","participant":"shop","verb":"abort","sent":true}]' \
+	"resolve says where the decision went"
 wait_for 5 no_prepared_left; ok $? "the branch is rolled back"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'ghost'")" 0 "its row never became visible"
 like "$(grep 'dtx:c1:99:5:0' "$T/coord.log" | tail -1)" 'operator uid [0-9]+ \(.*\): resolve abort' "the act is logged with who did it"
@@ -113,16 +125,17 @@ kill -STOP "${AGENT_PID[stock]}"
 out=$(place_order h3 alice widget 1 --timeout 30000 2>&1) &
 client=$!
 wait_ok 5 "h3 waits for the frozen stock's vote" preparing
-gtid=$("$DTXCTL" list --state preparing | awk 'NR==1 {print $1}')
+gtid=$(ctl_get transaction gtid list --state preparing | head -1)
 out=$("$DTXCTL" query "$gtid"); rc=$?
 is "$rc" 6 "a query of the undecided transaction exits 6 (not decided yet), not 1 (aborted)"
 like "$out" "^$gtid active" "and says active"
 out=$("$DTXCTL" resolve "$gtid" --abort); rc=$?
 is "$rc" 0 "the operator aborts a transaction waiting for a frozen participant"
+like "$out" "^$gtid: operator uid [0-9]+ \(.*\): resolve abort$" "... and is told what was logged"
 wait_exit 60 "$client"; is "$?" 1 "the waiting client is told aborted"
 kill -CONT "${AGENT_PID[stock]}"
 wait_for 10 no_prepared_left; ok $? "every branch is rolled back"
-like "$("$DTXCTL" show "$gtid")" "heuristic +operator uid [0-9]+ \(.*\): resolve abort" "show lists the operator's act"
+like "$(show_records "$gtid" heuristic note)" "^operator uid [0-9]+ \(.*\): resolve abort$" "show lists the operator's act"
 
 # --- a decided transaction that cannot finish: refuse to contradict, forget --
 wait_or_bail 10 participant_up stock
@@ -133,16 +146,21 @@ wait_registered stock "$seen"
 out=$(place_order h4 alice widget 1); rc=$?
 is "$rc" 0 "an order commits; stock's agent dies before applying it"
 gtid=${out%% *}
-stuck_listed() { "$DTXCTL" list --state stuck | grep -q "$gtid"; }
+stuck_listed() { ctl_get transaction gtid list --state stuck | grep -qxF "$gtid"; }
 wait_ok 5 "after stuck_after_ms it is listed as stuck" stuck_listed
-like "$("$DTXCTL" list --state stuck)" "^$gtid +committing .* waiting for stock" "... waiting for stock"
+is "$(ctl_get transaction state list --state stuck)" committing "... committing"
+is "$(ctl_get transaction waiting list --state stuck)" stock "... waiting for stock"
+like "$("$DTXCTL" list --state stuck)" "^$gtid +committing +decided [0-9]+ s ago, waiting for stock$" \
+	"... as a line for a person"
 out=$("$DTXCTL" resolve "$gtid" --abort 2>&1); rc=$?
 is "$rc" 3 "aborting it against the logged COMMIT is refused"
 like "$out" 'the log holds COMMIT for it; --force contradicts it' "with the reason"
-out=$("$DTXCTL" forget "$gtid"); rc=$?
+out=$("$DTXCTL" --json forget "$gtid"); rc=$?
 is "$rc" 0 "the operator forgets it"
-like "$("$DTXCTL" status)" 'in flight 0' "nothing is in flight any more"
-like "$("$DTXCTL" show "$gtid")" 'forgotten; unacknowledged: stock' "show says what was left unacknowledged"
+is "$(echo "$out" | jq -r '.rows[] | select(.kind == "result") | .waiting | join(",")')" stock \
+	"forget names the branches left unacknowledged"
+is "$(in_flight)" 0 "nothing is in flight any more"
+like "$(show_records "$gtid" heuristic note)" 'forgotten; unacknowledged: stock$' "show says what was left unacknowledged"
 dtx_start_agent stock
 wait_for 10 no_prepared_left; ok $? "when stock comes back, the log's COMMIT still reaches its branch"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'h4'")" 1 "h4 is committed"
@@ -166,9 +184,11 @@ seen=$(registrations shop)
 kill_wait "${AGENT_PID[shop]}" KILL
 dtx_start_agent shop
 wait_registered shop "$seen"
-wait_ok 5 "status reports the pruned transaction's branch in doubt" in_doubt_shown 'in doubt (pruned'
-like "$("$DTXCTL" status)" "in doubt \(pruned from this log: it may have committed\): $gid@shop" \
+wait_ok 5 "status reports the pruned transaction's branch in doubt" in_doubt_shown true
+is "$(ctl_rows in_doubt status)" "{\"kind\":\"in_doubt\",\"gid\":\"$gid\",\"participant\":\"shop\",\"pruned\":true}" \
 	"status shows the branch of the pruned transaction as in doubt"
+like "$("$DTXCTL" status)" "in doubt \(pruned from this log: it may have committed\): $gid@shop" \
+	"... and warns a person it may have committed"
 sleep 1
 is "$(prepared_count)" 1 "nothing was presumed: the branch is still prepared"
 out=$("$DTXCTL" resolve "$gtid" --abort); rc=$?

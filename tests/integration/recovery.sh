@@ -38,7 +38,7 @@ wait_for 10 no_prepared_left; ok $? "after the restart every branch is resolved"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'r1'")" 1 "the order is committed in shop"
 is "$(balance alice)" 90 "and in bank"
 is "$(widgets)" 4 "and in stock"
-gtid=$("$DTXCTL" list --state committed | awk 'NR==1 {print $1}')
+gtid=$(ctl_get transaction gtid list --state committed | head -1)
 out=$("$DTXCTL" query "$gtid"); is "$?" 0 "a client asking for $gtid is told committed"
 
 # --- coordinator dies after COMMIT reached one participant ----------------
@@ -136,5 +136,5 @@ dtx_start_agent stock
 wait_for 10 no_prepared_left; ok $? "the restarted agent applies the commit"
 is "$(widgets)" 2 "stock took the widget"
 
-is "$("$DTXCTL" status | grep -o 'in flight [0-9]*')" "in flight 0" "nothing is left in flight in the coordinator"
+is "$(in_flight)" 0 "nothing is left in flight in the coordinator"
 done_testing

@@ -18,7 +18,8 @@ ok $? "the prepared branches of shop and bank are rolled back"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 't1'")" 0 "shop has no order t1"
 is "$(q bank "SELECT balance FROM wallets WHERE customer = 'alice'")" 100 "alice's wallet is untouched"
 
-wait_for 5 sh -c "! '$DTXCTL' status | grep -q 'participant stock up'"
+stock_down() { [[ "$(participant_is stock)" == "false "* ]]; }
+wait_for 5 stock_down
 ok $? "the silent agent is marked down"
 out=$(place_order t2 alice widget 1 2>&1); rc=$?
 is "$rc" 3 "a transaction on a participant that is down is refused at once"
