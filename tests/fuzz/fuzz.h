@@ -27,10 +27,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The code under test logs through libdtx; a fuzzer's millions of refusals
  * would bury libFuzzer's own report. */
-static inline void s_fuzz_quiet(int level, const char *line, void *arg)
+static inline void s_fuzz_quiet(int level, const char *line, const dtx_log_ctx_t *ctx, void *arg)
 {
 	(void)level;
 	(void)line;
+	(void)ctx;
 	(void)arg;
 }
 
