@@ -117,19 +117,19 @@ static void s_resolve_orphans(crd_t *self, dtx_reply_t *r, const dtx_gtid_t *g, 
 			      bool commit, const char *verb, const char *note)
 {
 	for (; o >= 0; o = crd_orphan_find(self, g, (unsigned)o)) {
-		const crd_orphan_t *or = &self->orphans[o];
-		int idx = crd_part_index(self, or->part);
+		const crd_orphan_t *orph = &self->orphans[o];
+		int idx = crd_part_index(self, orph->part);
 		dtx_msg_t d = {.type = DTX_T_DECIDE, .has = DTX_F_GTID | DTX_F_CODE,
-			       .gtid = or->gid,
+			       .gtid = orph->gid,
 			       .code = commit ? DTX_DECIDE_COMMIT : DTX_DECIDE_ROLLBACK};
 		bool sent = idx >= 0 && crd_send_part(self, &self->parts[idx], &d);
 		dtx_reply_row(r, "action");
-		dtx_reply_str(r, DTX_A_GID, or->gid);
-		dtx_reply_str(r, DTX_A_PARTICIPANT, or->part);
+		dtx_reply_str(r, DTX_A_GID, orph->gid);
+		dtx_reply_str(r, DTX_A_PARTICIPANT, orph->part);
 		dtx_reply_str(r, DTX_A_VERB, verb);
 		dtx_reply_bool(r, DTX_A_SENT, sent);
-		dtx_log_ctx(DTX_LOG_NOTICE, or->gid, or->part, "%s on %s: %s (heuristic decision; %s)",
-			    or->gid, or->part, note, crd_orphan_why(self, (unsigned)o));
+		dtx_log_ctx(DTX_LOG_NOTICE, orph->gid, orph->part, "%s on %s: %s (heuristic decision; %s)",
+			    orph->gid, orph->part, note, crd_orphan_why(self, (unsigned)o));
 		crd_orphan_drop(self, (unsigned)o);
 	}
 }
