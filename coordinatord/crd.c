@@ -49,7 +49,8 @@ static bool s_drained(crd_t *self, int64_t now)
 		self->drain_since_ms = now;
 		sd_notify(0, "STOPPING=1");
 		dtx_notice("shutting down: refusing new transactions, finishing %zu in flight "
-			   "(at most %" PRIu32 " ms)", self->ntx, self->cfg.shutdown_timeout_ms);
+			   "(at most %" PRIu32 " ms)",
+			   self->ntx, self->cfg.shutdown_timeout_ms);
 	}
 	if (self->ntx == 0 && !wal_pending(self->wal) && !wal_flush_busy(self->wal)) {
 		dtx_notice("shut down: nothing left in flight after %" PRId64 " ms",
@@ -101,14 +102,16 @@ static void s_timers(crd_t *self, int64_t now)
 	 * lazy record has waited lazy_flush_ms; in the background, one batch
 	 * at a time. */
 	if (wal_forced_pending(self->wal) || wal_prune_pending(self->wal) ||
-	    (wal_pending(self->wal) && now - self->first_lazy_ms >= (int64_t)self->cfg.lazy_flush_ms))
+	    (wal_pending(self->wal) &&
+	     now - self->first_lazy_ms >= (int64_t)self->cfg.lazy_flush_ms))
 		crd_flush_begin(self);
 	/* Retention: the log writer prunes, a bounded number in each group
 	 * commit (a commit of its own when no record is queued), so the loop
 	 * never waits on it and no decision waits long. */
 	if (self->cfg.retention_s && now - self->last_prune_ms >= PRUNE_EVERY_MS) {
 		self->last_prune_ms = now;
-		wal_prune_later(self->wal, dtx_wall_us() - (int64_t)self->cfg.retention_s * 1000000);
+		wal_prune_later(self->wal,
+				dtx_wall_us() - (int64_t)self->cfg.retention_s * 1000000);
 	}
 }
 
@@ -239,7 +242,8 @@ int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len)
 		return DTX_ENOMEM;
 	}
 	for (unsigned i = 0; i < cfg->nparticipants; i++) {
-		snprintf(self->parts[i].name, sizeof(self->parts[i].name), "%s", cfg->participants[i]);
+		snprintf(self->parts[i].name, sizeof(self->parts[i].name), "%s",
+			 cfg->participants[i]);
 		self->parts[i].allowed = true;
 	}
 	self->nparts = cfg->nparticipants;
@@ -261,8 +265,8 @@ int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len)
 		goto fail;
 	if (!(self->events = s_bind_events(self, cfg->events_endpoint, why, why_len)))
 		goto fail;
-	if (cfg->metrics_listen[0] &&
-	    (rc = crd_http_start(cfg->metrics_listen, crd_metrics, self, &self->http, why, why_len)))
+	if (cfg->metrics_listen[0] && (rc = crd_http_start(cfg->metrics_listen, crd_metrics, self,
+							   &self->http, why, why_len)))
 		goto fail;
 	*out = self;
 	return 0;
@@ -273,7 +277,9 @@ fail:
 
 int crd_create_log(const crd_config_t *cfg, uint32_t *epoch, char *why, size_t why_len)
 {
-	wal_opts_t wo = {.dir = cfg->log_dir, .coord_id = cfg->id, .map_size = cfg->map_size,
+	wal_opts_t wo = {.dir = cfg->log_dir,
+			 .coord_id = cfg->id,
+			 .map_size = cfg->map_size,
 			 .create = true};
 	wal_t *w = NULL;
 	int rc = wal_open(&wo, &w, why, why_len);

@@ -113,13 +113,14 @@ static void s_unack_all(crd_tx_t *tx)
 
 /* A decision on branches the log does not know (orphans of g): sent to
  * each agent holding one, then left to it. One action row a branch. */
-static void s_resolve_orphans(crd_t *self, dtx_reply_t *r, const dtx_gtid_t *g, int o,
-			      bool commit, const char *verb, const char *note)
+static void s_resolve_orphans(crd_t *self, dtx_reply_t *r, const dtx_gtid_t *g, int o, bool commit,
+			      const char *verb, const char *note)
 {
 	for (; o >= 0; o = crd_orphan_find(self, g, (unsigned)o)) {
 		const crd_orphan_t *orph = &self->orphans[o];
 		int idx = crd_part_index(self, orph->part);
-		dtx_msg_t d = {.type = DTX_T_DECIDE, .has = DTX_F_GTID | DTX_F_CODE,
+		dtx_msg_t d = {.type = DTX_T_DECIDE,
+			       .has = DTX_F_GTID | DTX_F_CODE,
 			       .gtid = orph->gid,
 			       .code = commit ? DTX_DECIDE_COMMIT : DTX_DECIDE_ROLLBACK};
 		bool sent = idx >= 0 && crd_send_part(self, &self->parts[idx], &d);
@@ -128,8 +129,9 @@ static void s_resolve_orphans(crd_t *self, dtx_reply_t *r, const dtx_gtid_t *g, 
 		dtx_reply_str(r, DTX_A_PARTICIPANT, orph->part);
 		dtx_reply_str(r, DTX_A_VERB, verb);
 		dtx_reply_bool(r, DTX_A_SENT, sent);
-		dtx_log_ctx(DTX_LOG_NOTICE, orph->gid, orph->part, "%s on %s: %s (heuristic decision; %s)",
-			    orph->gid, orph->part, note, crd_orphan_why(self, (unsigned)o));
+		dtx_log_ctx(DTX_LOG_NOTICE, orph->gid, orph->part,
+			    "%s on %s: %s (heuristic decision; %s)", orph->gid, orph->part, note,
+			    crd_orphan_why(self, (unsigned)o));
 		crd_orphan_drop(self, (unsigned)o);
 	}
 }
@@ -148,7 +150,8 @@ static void s_cmd_resolve(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 	int rc;
 
 	int st = crd_status_of(self, gtid_s, &g, &tx);
-	snprintf(note, sizeof(note), "operator %s: resolve %s%s", who, verb, force ? " (forced)" : "");
+	snprintf(note, sizeof(note), "operator %s: resolve %s%s", who, verb,
+		 force ? " (forced)" : "");
 
 	if (!tx) {
 		int o = strcmp(g.coord, self->cfg.id) == 0 ? crd_orphan_find(self, &g, 0) : -1;
@@ -157,16 +160,20 @@ static void s_cmd_resolve(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 			return;
 		}
 		if (st == DTX_OUTCOME_UNKNOWN || st == DTX_OUTCOME_IN_DOUBT) {
-			dtx_reply_error(r, DTX_ENOTFOUND, "%s: no such transaction in flight or in the log%s",
-					gtid_s, st == DTX_OUTCOME_IN_DOUBT
-							? " (pruned?), and no branch of it in doubt" : "");
+			dtx_reply_error(r, DTX_ENOTFOUND,
+					"%s: no such transaction in flight or in the log%s", gtid_s,
+					st == DTX_OUTCOME_IN_DOUBT
+						? " (pruned?), and no branch of it in doubt"
+						: "");
 			return;
 		}
-		dtx_reply_error(r, DTX_ESTATE, "%s: already finished (%s)", gtid_s, dtx_outcome_str(st));
+		dtx_reply_error(r, DTX_ESTATE, "%s: already finished (%s)", gtid_s,
+				dtx_outcome_str(st));
 		return;
 	}
 	if (crd_txstate_awaits_flush(tx->state)) {
-		dtx_reply_error(r, DTX_EBUSY, "%s: its decision is being written: try again", gtid_s);
+		dtx_reply_error(r, DTX_EBUSY, "%s: its decision is being written: try again",
+				gtid_s);
 		return;
 	}
 	bool decided = crd_txstate_in_phase_two(tx->state);
@@ -182,9 +189,10 @@ static void s_cmd_resolve(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 		return;
 	}
 	if (decided && !force) {
-		dtx_reply_error(r, DTX_ESTATE, "%s: the log holds %s for it; --force contradicts it "
-				"(branches that already applied it become heuristic)", gtid_s,
-				tx->state == CRD_TX_COMMITTING ? "COMMIT" : "ABORT");
+		dtx_reply_error(r, DTX_ESTATE,
+				"%s: the log holds %s for it; --force contradicts it "
+				"(branches that already applied it become heuristic)",
+				gtid_s, tx->state == CRD_TX_COMMITTING ? "COMMIT" : "ABORT");
 		return;
 	}
 	crd_tx_heuristic(self, tx, NULL, note);
@@ -235,9 +243,10 @@ static void s_cmd_forget(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 			return;
 		}
 		for (; o >= 0; o = crd_orphan_find(self, &g, (unsigned)o)) {
-			dtx_log_ctx(DTX_LOG_NOTICE, self->orphans[o].gid, self->orphans[o].part,
-				    "%s@%s: forgotten by operator %s (left prepared in its database)",
-				    self->orphans[o].gid, self->orphans[o].part, who);
+			dtx_log_ctx(
+				DTX_LOG_NOTICE, self->orphans[o].gid, self->orphans[o].part,
+				"%s@%s: forgotten by operator %s (left prepared in its database)",
+				self->orphans[o].gid, self->orphans[o].part, who);
 			dtx_reply_row(r, "action");
 			dtx_reply_str(r, DTX_A_GID, self->orphans[o].gid);
 			dtx_reply_str(r, DTX_A_PARTICIPANT, self->orphans[o].part);
@@ -247,7 +256,8 @@ static void s_cmd_forget(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 		return;
 	}
 	if (tx->state == CRD_TX_DECIDING) {
-		dtx_reply_error(r, DTX_EBUSY, "%s: its decision is being written: try again", gtid_s);
+		dtx_reply_error(r, DTX_EBUSY, "%s: its decision is being written: try again",
+				gtid_s);
 		return;
 	}
 	if (!crd_txstate_in_phase_two(tx->state)) {
@@ -259,14 +269,15 @@ static void s_cmd_forget(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 	/* The decision it was driving: crd_settle() below ends (and frees) it. */
 	dtx_reply_str(r, DTX_A_STATE, crd_txstate_shown(tx->state));
 	dtx_reply_strs_empty(r, DTX_A_WAITING);
-	size_t off = (size_t)snprintf(note, sizeof(note), "operator %s: forgotten; unacknowledged:",
-				      who);
+	size_t off = (size_t)snprintf(note, sizeof(note),
+				      "operator %s: forgotten; unacknowledged:", who);
 	for (uint32_t i = 0; i < tx->nbranches; i++) {
 		if (tx->br[i].acked)
 			continue;
 		dtx_reply_push(r, DTX_A_WAITING, tx->br[i].name);
 		if (off < sizeof(note))
-			off += (size_t)snprintf(note + off, sizeof(note) - off, " %s", tx->br[i].name);
+			off += (size_t)snprintf(note + off, sizeof(note) - off, " %s",
+						tx->br[i].name);
 	}
 	dtx_reply_str(r, DTX_A_NOTE, note);
 	crd_tx_heuristic(self, tx, NULL, note);
@@ -346,7 +357,8 @@ static void s_cmd_status(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 		dtx_reply_bool(r, DTX_A_UP, p->connected);
 		if (p->connected)
 			dtx_reply_u64(r, DTX_A_LAST_SEEN_MS,
-				      now > p->last_seen_ms ? (uint64_t)(now - p->last_seen_ms) : 0);
+				      now > p->last_seen_ms ? (uint64_t)(now - p->last_seen_ms)
+							    : 0);
 		dtx_reply_bool(r, DTX_A_ALLOWED, p->allowed);
 	}
 	wal_scan(self->wal, false, s_count_heuristic_fn, &heur);
@@ -445,7 +457,7 @@ static const struct {
 	const char *name;
 	void (*fn)(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r);
 } s_cmds[] = {
-	{"status", s_cmd_status}, {"watch", s_cmd_watch},	{"stats", s_cmd_stats},
+	{"status", s_cmd_status},   {"watch", s_cmd_watch},   {"stats", s_cmd_stats},
 	{"resolve", s_cmd_resolve}, {"forget", s_cmd_forget}, {"list", s_cmd_list},
 	{"show", s_cmd_show},
 };

@@ -42,9 +42,13 @@ static void s_on_vote(crd_t *self, crd_part_t *p, const dtx_msg_t *m)
 			return;
 		/* Presumed abort: a vote for a transaction we do not hold. */
 		if (m->code == DTX_VOTE_YES) {
-			dtx_msg_t d = {.type = DTX_T_DECIDE, .has = DTX_F_GTID | DTX_F_CODE,
-				       .gtid = m->gtid, .code = DTX_DECIDE_ROLLBACK};
-			dtx_info_tx(m->gtid, "vote from %s for a transaction not in flight: rollback", p->name);
+			dtx_msg_t d = {.type = DTX_T_DECIDE,
+				       .has = DTX_F_GTID | DTX_F_CODE,
+				       .gtid = m->gtid,
+				       .code = DTX_DECIDE_ROLLBACK};
+			dtx_info_tx(m->gtid,
+				    "vote from %s for a transaction not in flight: rollback",
+				    p->name);
 			crd_send_part(self, p, &d);
 		}
 		return;
@@ -71,7 +75,8 @@ static void s_on_vote(crd_t *self, crd_part_t *p, const dtx_msg_t *m)
 		char reason[600];
 		snprintf(reason, sizeof(reason), "%s voted no: %s", p->name,
 			 (m->has & DTX_F_TEXT) ? m->text : "no reason given");
-		crd_abort(self, tx, p->name, (m->has & DTX_F_SQLSTATE) ? m->sqlstate : NULL, reason);
+		crd_abort(self, tx, p->name, (m->has & DTX_F_SQLSTATE) ? m->sqlstate : NULL,
+			  reason);
 		return;
 	}
 	crd_all_voted(self, tx);
@@ -129,8 +134,10 @@ static void s_on_indoubt_one(crd_t *self, crd_part_t *p, const char *gid)
 		/* Presumed abort is only safe while the log is intact: a branch
 		 * from an epoch this log never had means the log was lost or
 		 * replaced. Leave it to the operator. */
-		dtx_log_ctx(DTX_LOG_ERR, gid, p->name, "%s on %s: epoch %" PRIu32 " unknown to this log (epoch %" PRIu32
-			"): left in doubt", gid, p->name, g.epoch, wal_epoch(self->wal));
+		dtx_log_ctx(DTX_LOG_ERR, gid, p->name,
+			    "%s on %s: epoch %" PRIu32 " unknown to this log (epoch %" PRIu32
+			    "): left in doubt",
+			    gid, p->name, g.epoch, wal_epoch(self->wal));
 		crd_orphan_add(self, gid, &g, p->name, false);
 		return;
 	}
@@ -148,7 +155,8 @@ static void s_on_indoubt_one(crd_t *self, crd_part_t *p, const char *gid)
 			tx->br[bi].vote = DTX_VOTE_NO;
 			crd_event(self, tx, NULL, "voted", p->name,
 				  "no: prepared, but not voted on before the scan");
-			crd_abort(self, tx, p->name, NULL, "the branch was found prepared with no vote");
+			crd_abort(self, tx, p->name, NULL,
+				  "the branch was found prepared with no vote");
 		}
 		return;
 	}
@@ -156,14 +164,16 @@ static void s_on_indoubt_one(crd_t *self, crd_part_t *p, const char *gid)
 	if (outcome == DTX_OUTCOME_IN_DOUBT) {
 		/* Finished and pruned (or the log cannot be read): it may have
 		 * committed. Nothing is presumed. */
-		dtx_log_ctx(DTX_LOG_ERR, gid, p->name, "%s on %s: not in the log, which pruned transactions up to sequence %" PRIu64
-			": left in doubt", gid, p->name, wal_pruned_hi(self->wal));
+		dtx_log_ctx(DTX_LOG_ERR, gid, p->name,
+			    "%s on %s: not in the log, which pruned transactions up to sequence "
+			    "%" PRIu64 ": left in doubt",
+			    gid, p->name, wal_pruned_hi(self->wal));
 		crd_orphan_add(self, gid, &g, p->name, true);
 		return;
 	}
 	d.code = outcome == DTX_OUTCOME_COMMITTED ? DTX_DECIDE_COMMIT : DTX_DECIDE_ROLLBACK;
-	dtx_log_ctx(DTX_LOG_INFO, gid, p->name, "%s on %s: not in flight, log says %s", gid, p->name,
-		 d.code == DTX_DECIDE_COMMIT ? "commit" : "rollback");
+	dtx_log_ctx(DTX_LOG_INFO, gid, p->name, "%s on %s: not in flight, log says %s", gid,
+		    p->name, d.code == DTX_DECIDE_COMMIT ? "commit" : "rollback");
 	crd_send_part(self, p, &d);
 }
 
@@ -180,7 +190,8 @@ static void s_on_hello(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m)
 		return;
 	}
 	crd_part_t *p = &self->parts[idx];
-	dtx_notice_part(p->name, "participant %s %s", p->name, p->connected ? "reconnected" : "connected");
+	dtx_notice_part(p->name, "participant %s %s", p->name,
+			p->connected ? "reconnected" : "connected");
 	p->connected = true;
 	p->peer = *peer;
 	p->last_seen_ms = now;
@@ -223,7 +234,8 @@ static void s_on_agent_msg(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t 
 		break;
 	}
 	default:
-		dtx_warn_part(p->name, "participant %s sent an unexpected %s", p->name, dtx_msg_type_str(m->type));
+		dtx_warn_part(p->name, "participant %s sent an unexpected %s", p->name,
+			      dtx_msg_type_str(m->type));
 		crd_send_error(self->agent, peer, false, 0, DTX_EPROTO, "unexpected message type");
 	}
 }

@@ -40,7 +40,7 @@ static bool s_on_tx_again(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *
 	if (tx) {
 		crd_tx_gtid(self, tx, gtid_s, sizeof(gtid_s));
 		dtx_info_tx(gtid_s, "submitted again with key %s: answered with it, not run again",
-			 m->key);
+			    m->key);
 		tx->client = *peer;
 		tx->req_id = m->id;
 		tx->client_waiting = true;
@@ -71,14 +71,17 @@ static bool s_on_tx_again(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *
 	dtx_gtid_format(&g, gtid_s, sizeof(gtid_s));
 	snprintf(text, sizeof(text), "submitted before with this key: %s",
 		 rc ? "its records cannot be read" : "the outcome is the log's");
-	dtx_msg_t r = {.type = DTX_T_OUTCOME, .has = DTX_F_ID | DTX_F_CODE | DTX_F_TEXT,
-		       .id = m->id, .code = rc ? DTX_OUTCOME_IN_DOUBT : outcome, .text = text};
+	dtx_msg_t r = {.type = DTX_T_OUTCOME,
+		       .has = DTX_F_ID | DTX_F_CODE | DTX_F_TEXT,
+		       .id = m->id,
+		       .code = rc ? DTX_OUTCOME_IN_DOUBT : outcome,
+		       .text = text};
 	if (rc == 0) {
 		r.has |= DTX_F_GTID;
 		r.gtid = gtid_s;
 	}
 	dtx_info_tx(gtid_s, "submitted again with key %s after it finished: %s", m->key,
-		 dtx_outcome_str((int)r.code));
+		    dtx_outcome_str((int)r.code));
 	crd_send(self->client, peer, &r);
 	return true;
 }
@@ -122,7 +125,8 @@ static void s_on_tx(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m)
 	crd_tx_t *tx;
 
 	if (m->nbranches > WAL_MAX_PARTS) {
-		snprintf(text, sizeof(text), "at most %d participants per transaction", WAL_MAX_PARTS);
+		snprintf(text, sizeof(text), "at most %d participants per transaction",
+			 WAL_MAX_PARTS);
 		crd_send_error(self->client, peer, true, m->id, DTX_EINVAL, text);
 		return;
 	}
@@ -133,7 +137,8 @@ static void s_on_tx(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m)
 		return;
 	}
 	if ((rc = wal_next_seq(self->wal, &seq))) {
-		snprintf(text, sizeof(text), "cannot allocate a transaction id: %s", dtx_strerror(rc));
+		snprintf(text, sizeof(text), "cannot allocate a transaction id: %s",
+			 dtx_strerror(rc));
 		crd_send_error(self->client, peer, true, m->id, rc, text);
 		return;
 	}
@@ -144,7 +149,7 @@ static void s_on_tx(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m)
 	tx->seq = seq;
 	tx->epoch = wal_epoch(self->wal);
 	uint32_t timeout = (m->has & DTX_F_TIMEOUT) && m->timeout_ms ? m->timeout_ms
-								      : self->cfg.default_timeout_ms;
+								     : self->cfg.default_timeout_ms;
 	if (timeout > self->cfg.max_timeout_ms)
 		timeout = self->cfg.max_timeout_ms;
 	tx->begun_us = dtx_now_us();
@@ -221,15 +226,19 @@ static void s_on_query(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m)
 {
 	dtx_gtid_t g;
 	crd_tx_t *tx;
-	dtx_msg_t r = {.type = DTX_T_OUTCOME, .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID,
-		       .id = m->id, .gtid = m->gtid};
+	dtx_msg_t r = {.type = DTX_T_OUTCOME,
+		       .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID,
+		       .id = m->id,
+		       .gtid = m->gtid};
 	char text[160];
 
 	/* "unknown" means presumed aborted: never the answer to a GTID that
 	 * is not one, or not one of ours. */
 	if (dtx_gtid_parse(m->gtid, &g)) {
-		snprintf(text, sizeof(text), "malformed GTID '%.40s': a GTID reads "
-			 "<coordinator>.<epoch>.<sequence>", m->gtid);
+		snprintf(text, sizeof(text),
+			 "malformed GTID '%.40s': a GTID reads "
+			 "<coordinator>.<epoch>.<sequence>",
+			 m->gtid);
 		crd_send_error(self->client, peer, true, m->id, DTX_EINVAL, text);
 		return;
 	}
@@ -241,16 +250,18 @@ static void s_on_query(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m)
 	}
 	r.code = crd_status_of(self, m->gtid, &g, &tx);
 	if (!tx && crd_log_behind(self)) {
-		crd_send_error(self->client, peer, true, m->id, DTX_EBUSY,
-			       "the log takes no writes and outcomes wait to be written: ask again");
+		crd_send_error(
+			self->client, peer, true, m->id, DTX_EBUSY,
+			"the log takes no writes and outcomes wait to be written: ask again");
 		return;
 	}
 	if (tx && tx->reason[0]) {
 		r.text = tx->reason;
 		r.has |= DTX_F_TEXT;
 	} else if (r.code == DTX_OUTCOME_IN_DOUBT && !crd_epoch_known(self, g.epoch)) {
-		snprintf(text, sizeof(text), "epoch %" PRIu32 " is not one of this log's (%" PRIu32
-			 " to %" PRIu32 "): it was a log lost or replaced, so it may have committed",
+		snprintf(text, sizeof(text),
+			 "epoch %" PRIu32 " is not one of this log's (%" PRIu32 " to %" PRIu32
+			 "): it was a log lost or replaced, so it may have committed",
 			 g.epoch, wal_first_epoch(self->wal), wal_epoch(self->wal));
 		r.text = text;
 		r.has |= DTX_F_TEXT;

@@ -63,11 +63,9 @@ static bool s_name_ok(const char *val, char *why, size_t len)
 	return false;
 }
 
-#define F(field) .off = offsetof(crd_config_t, field), \
-		 .size = sizeof(((crd_config_t *)0)->field)
-#define STR(name, field, fl, chk) \
-	{#name, DTX_CONF_STR, 0, 0, 0, F(field), 0, 0, (fl), (chk)}
-#define UINT(name, field, lo, hi, fl) \
+#define F(field) .off = offsetof(crd_config_t, field), .size = sizeof(((crd_config_t *)0)->field)
+#define STR(name, field, fl, chk) {#name, DTX_CONF_STR, 0, 0, 0, F(field), 0, 0, (fl), (chk)}
+#define UINT(name, field, lo, hi, fl)                                                              \
 	{#name, DTX_CONF_UINT, (lo), (hi), 0, F(field), 0, 0, (fl), NULL}
 #define R DTX_CONF_RESTART
 

@@ -39,7 +39,10 @@ void crd_event(crd_t *self, const crd_tx_t *tx, const char *gtid, const char *ev
 	va_end(ap);
 	dtx_msg_t ev = {.type = DTX_T_EVENT,
 			.has = DTX_F_GTID | DTX_F_EVENT | DTX_F_PARTS | DTX_F_DETAIL | DTX_F_AT,
-			.gtid = gtid, .event = event, .parts = parts, .detail = detail,
+			.gtid = gtid,
+			.event = event,
+			.parts = parts,
+			.detail = detail,
 			.at_us = dtx_wall_us()};
 	/* crd_clients.c admits at most WAL_MAX_PARTS branches a transaction. */
 	for (uint32_t i = 0; tx && i < tx->nbranches && i < WAL_MAX_PARTS; i++)

@@ -76,7 +76,7 @@ typedef struct crd_tx {
 	/* Two properties beside the state, not states themselves: */
 	bool one_phase;                /* its only branch commits on its own */
 	bool heuristic;                /* a branch went against the decision, or an
-	                                * operator overruled it: its outcome says so */
+			 * operator overruled it: its outcome says so */
 	bool answered;                 /* the client has had an outcome once */
 	int64_t begun_us;              /* when the client's TX arrived (monotonic) */
 	int64_t deadline_ms;
@@ -151,8 +151,8 @@ void crd_tx_gtid(const crd_t *self, const crd_tx_t *tx, char *buf, size_t len);
 void crd_tx_gid(const crd_t *self, const crd_tx_t *tx, uint32_t branch, char *buf, size_t len);
 /* Resolve a branch GID to one of our in-flight transactions. *ours: it
  * names this coordinator; *known: and the log has seen its epoch. */
-crd_tx_t *crd_tx_by_gid(crd_t *self, const char *gid, uint32_t *branch, dtx_gtid_t *g,
-			bool *ours, bool *known);
+crd_tx_t *crd_tx_by_gid(crd_t *self, const char *gid, uint32_t *branch, dtx_gtid_t *g, bool *ours,
+			bool *known);
 int crd_part_index(const crd_t *self, const char *name);
 crd_part_t *crd_part_by_peer(crd_t *self, const dtx_peer_t *peer);
 /* Leave branch gid of participant part to the operator (once). */
@@ -216,8 +216,7 @@ int crd_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch);
 int crd_logged_history(crd_t *self, uint64_t seq, int *outcome, uint32_t *epoch);
 bool crd_recs_heuristic(const wal_rec_t *recs, unsigned n);
 /* HEURISTIC and END records for a transaction no longer in flight. */
-void crd_log_late_heuristic(crd_t *self, const char *part, const dtx_gtid_t *g,
-			    const char *note);
+void crd_log_late_heuristic(crd_t *self, const char *part, const dtx_gtid_t *g, const char *note);
 /* Load every unfinished transaction (crd_new, before any socket). */
 int crd_recover(crd_t *self, char *why, size_t why_len);
 

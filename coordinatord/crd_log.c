@@ -23,8 +23,12 @@
 
 int crd_log_append(crd_t *self, crd_tx_t *tx, int kind, const char *note, bool forced)
 {
-	wal_rec_t r = {.seq = tx->seq, .idx = tx->nlog, .kind = (uint8_t)kind,
-		       .epoch = tx->epoch, .at_us = dtx_wall_us(), .note = note};
+	wal_rec_t r = {.seq = tx->seq,
+		       .idx = tx->nlog,
+		       .kind = (uint8_t)kind,
+		       .epoch = tx->epoch,
+		       .at_us = dtx_wall_us(),
+		       .note = note};
 	int rc;
 
 	if (tx->nlog == 255)
@@ -72,7 +76,8 @@ static int s_flushed(crd_t *self, int rc, size_t n, crd_tx_t *list)
 		}
 		if (!self->log_failing)
 			dtx_err("group commit failed: %s; refusing new transactions until the "
-				"log takes writes again", dtx_strerror(rc));
+				"log takes writes again",
+				dtx_strerror(rc));
 		self->log_failing = rc;
 		return 0;
 	}
@@ -130,7 +135,8 @@ int crd_flush_end(crd_t *self)
 		dtx_debug("pruned %u finished transactions from the log", pruned);
 	if (prune_rc && !self->prune_failing) {
 		dtx_warn("cannot prune finished transactions from the log: %s; trying again "
-			 "every second", dtx_strerror(prune_rc));
+			 "every second",
+			 dtx_strerror(prune_rc));
 		self->prune_failing = true;
 	} else if (pruned && self->prune_failing) {
 		dtx_notice("pruning the log works again");
@@ -249,8 +255,7 @@ int crd_logged_outcome(crd_t *self, uint64_t seq, uint32_t epoch)
  * outcome, so that show, list and query report it and recovery still sees
  * the transaction finished.
  */
-void crd_log_late_heuristic(crd_t *self, const char *part, const dtx_gtid_t *g,
-			    const char *note)
+void crd_log_late_heuristic(crd_t *self, const char *part, const dtx_gtid_t *g, const char *note)
 {
 	char gtid[DTX_GTID_MAX];
 	s_hist_t h = {0};
@@ -272,8 +277,12 @@ void crd_log_late_heuristic(crd_t *self, const char *part, const dtx_gtid_t *g,
 	crd_event(self, NULL, gtid, "heuristic", part, "%s", note);
 	if (rc || h.n + 2 > 255)
 		return; /* the daemon log line above is all that can be kept */
-	wal_rec_t hr = {.seq = g->seq, .idx = (uint8_t)h.n, .kind = WAL_HEURISTIC,
-			.epoch = g->epoch, .at_us = dtx_wall_us(), .note = note};
+	wal_rec_t hr = {.seq = g->seq,
+			.idx = (uint8_t)h.n,
+			.kind = WAL_HEURISTIC,
+			.epoch = g->epoch,
+			.at_us = dtx_wall_us(),
+			.note = note};
 	wal_rec_t e = hr;
 	e.idx++;
 	e.kind = commit ? WAL_COMMITTED : WAL_ABORTED;
@@ -310,7 +319,7 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 		tx->br[i].part = crd_part_index(self, recs[0].parts[i]);
 		if (tx->br[i].part < 0)
 			dtx_err_tx(gtid, "participant %s is no longer configured: branch stuck",
-				recs[0].parts[i]);
+				   recs[0].parts[i]);
 	}
 	if (crd_tx_insert(self, tx)) {
 		free(tx);
@@ -330,8 +339,7 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 		tx->one_phase = true;
 		crd_tx_move(self, tx, CRD_TX_RESOLVING, NULL, CRD_BY_RECOVERY);
 		snprintf(tx->reason, sizeof(tx->reason), "found undecided by recovery");
-		dtx_notice_tx(gtid, "recovered one-phase and undecided: asking %s",
-			   tx->br[0].name);
+		dtx_notice_tx(gtid, "recovered one-phase and undecided: asking %s", tx->br[0].name);
 	} else {
 		/* the last decision, or presumed abort */
 		crd_tx_move(self, tx, CRD_TX_ABORTING, NULL, CRD_BY_RECOVERY);

@@ -106,7 +106,8 @@ int crd_listen_parse(const char *listen, struct sockaddr_storage *sa, char *why,
 	s4->sin_port = htons((uint16_t)port);
 	return 0;
 not_loopback:
-	snprintf(why, why_len, "metrics are served on a loopback address only (127.0.0.0/8, [::1])");
+	snprintf(why, why_len,
+		 "metrics are served on a loopback address only (127.0.0.0/8, [::1])");
 	return -1;
 }
 
@@ -122,8 +123,7 @@ struct crd_http {
 static enum MHD_Result s_answer(struct MHD_Connection *c, unsigned status, const char *type,
 				char *body, size_t len)
 {
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	enum MHD_Result rc;
 	if (!r) {
 		free(body);
@@ -151,7 +151,8 @@ static enum MHD_Result s_request(void *cls, struct MHD_Connection *c, const char
 		return MHD_YES;
 	}
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
-		return s_answer(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", strdup("GET only\n"), 9);
+		return s_answer(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", strdup("GET only\n"),
+				9);
 	if (strcmp(url, "/metrics") != 0)
 		return s_answer(c, MHD_HTTP_NOT_FOUND, "text/plain", strdup("try /metrics\n"), 13);
 	if (!(f = open_memstream(&body, &len)))
@@ -161,8 +162,8 @@ static enum MHD_Result s_request(void *cls, struct MHD_Connection *c, const char
 	return s_answer(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len);
 }
 
-int crd_http_start(const char *listen, crd_metrics_fn fn, void *arg, crd_http_t **out,
-		   char *why, size_t why_len)
+int crd_http_start(const char *listen, crd_metrics_fn fn, void *arg, crd_http_t **out, char *why,
+		   size_t why_len)
 {
 	struct sockaddr_storage sa;
 	crd_http_t *h;
@@ -179,9 +180,9 @@ int crd_http_start(const char *listen, crd_metrics_fn fn, void *arg, crd_http_t 
 	 * and calls MHD_run(), so the handler reads the loop's numbers
 	 * without a lock. */
 	errno = 0;
-	h->d = MHD_start_daemon(MHD_USE_EPOLL | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-				0, NULL, NULL, s_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+	h->d = MHD_start_daemon(MHD_USE_EPOLL | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0,
+				NULL, NULL, s_request, h, MHD_OPTION_SOCK_ADDR,
+				(struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(why, why_len, "cannot serve metrics on %s: %s", listen,

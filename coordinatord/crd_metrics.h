@@ -35,8 +35,8 @@ typedef struct crd_http crd_http_t;
 typedef void (*crd_metrics_fn)(void *arg, FILE *f);
 
 /* listen is "HOST:PORT" (numeric, loopback). 0, or DTX_EIO with why. */
-int crd_http_start(const char *listen, crd_metrics_fn fn, void *arg, crd_http_t **out,
-		   char *why, size_t why_len);
+int crd_http_start(const char *listen, crd_metrics_fn fn, void *arg, crd_http_t **out, char *why,
+		   size_t why_len);
 /* A descriptor to poll for input; then crd_http_run(). */
 int crd_http_fd(const crd_http_t *h);
 /* Serve whatever is ready, never blocks; also call it now and then for

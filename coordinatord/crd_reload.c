@@ -25,7 +25,8 @@ static void s_reload_participants(crd_t *self, const crd_config_t *cfg, char *ch
 		for (unsigned j = 0; j < cfg->nparticipants && !listed; j++)
 			listed = strcmp(cfg->participants[j], p->name) == 0;
 		if (p->allowed != listed)
-			dtx_conf_said(chg, len, "participant %s %s", p->name, listed ? "allowed again" : "removed");
+			dtx_conf_said(chg, len, "participant %s %s", p->name,
+				      listed ? "allowed again" : "removed");
 		p->allowed = listed;
 	}
 	for (unsigned j = 0; j < cfg->nparticipants; j++) {

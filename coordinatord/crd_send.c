@@ -45,8 +45,11 @@ void crd_send_error(void *sock, const dtx_peer_t *peer, bool has_id, uint64_t id
 void crd_reply_client(crd_t *self, crd_tx_t *tx, int outcome)
 {
 	char gtid[DTX_GTID_MAX];
-	dtx_msg_t m = {.type = DTX_T_OUTCOME, .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID,
-		       .id = tx->req_id, .code = outcome, .gtid = gtid};
+	dtx_msg_t m = {.type = DTX_T_OUTCOME,
+		       .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID,
+		       .id = tx->req_id,
+		       .code = outcome,
+		       .gtid = gtid};
 	if (!tx->client_waiting)
 		return;
 	crd_tx_gtid(self, tx, gtid, sizeof(gtid));
@@ -74,8 +77,11 @@ void crd_reply_client(crd_t *self, crd_tx_t *tx, int outcome)
 void crd_reply_accepted(crd_t *self, crd_tx_t *tx)
 {
 	char gtid[DTX_GTID_MAX];
-	dtx_msg_t m = {.type = DTX_T_OUTCOME, .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID,
-		       .id = tx->req_id, .code = DTX_OUTCOME_ACTIVE, .gtid = gtid};
+	dtx_msg_t m = {.type = DTX_T_OUTCOME,
+		       .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID,
+		       .id = tx->req_id,
+		       .code = DTX_OUTCOME_ACTIVE,
+		       .gtid = gtid};
 	crd_tx_gtid(self, tx, gtid, sizeof(gtid));
 	crd_send(self->client, &tx->client, &m);
 }
@@ -84,7 +90,9 @@ void crd_send_decision(crd_t *self, crd_tx_t *tx, uint32_t i, int64_t now)
 {
 	crd_branch_t *b = &tx->br[i];
 	char gid[DTX_GID_MAX];
-	dtx_msg_t m = {.type = DTX_T_DECIDE, .has = DTX_F_GTID | DTX_F_CODE, .gtid = gid,
+	dtx_msg_t m = {.type = DTX_T_DECIDE,
+		       .has = DTX_F_GTID | DTX_F_CODE,
+		       .gtid = gid,
 		       .code = tx->state == CRD_TX_RESOLVING    ? DTX_DECIDE_RESOLVE
 			       : tx->state == CRD_TX_COMMITTING ? DTX_DECIDE_COMMIT
 								: DTX_DECIDE_ROLLBACK};
@@ -92,7 +100,7 @@ void crd_send_decision(crd_t *self, crd_tx_t *tx, uint32_t i, int64_t now)
 	if (b->backoff_ms)
 		self->n_retries++;
 	b->backoff_ms = b->backoff_ms ? (b->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
-									   : b->backoff_ms * 2)
+									  : b->backoff_ms * 2)
 				      : RETRY_FIRST_MS;
 	b->next_send_ms = now + b->backoff_ms;
 	if (b->part < 0 || !self->parts[b->part].connected)

@@ -61,14 +61,16 @@ void crd_metrics(void *arg, FILE *f)
 	s_gauges_t g;
 	s_gauges(self, &g);
 	HELP("dtx_transactions_total", "counter", "Global transactions finished, by outcome.");
-	fprintf(f, "dtx_transactions_total{outcome=\"committed\"} %" PRIu64 "\n", self->n_committed);
+	fprintf(f, "dtx_transactions_total{outcome=\"committed\"} %" PRIu64 "\n",
+		self->n_committed);
 	fprintf(f, "dtx_transactions_total{outcome=\"aborted\"} %" PRIu64 "\n", self->n_aborted);
-	fprintf(f, "dtx_transactions_total{outcome=\"heuristic\"} %" PRIu64 "\n", self->n_heuristic);
+	fprintf(f, "dtx_transactions_total{outcome=\"heuristic\"} %" PRIu64 "\n",
+		self->n_heuristic);
 	HELP("dtx_transactions_in_flight", "gauge", "Transactions not finished, by state.");
 	for (int st = WAL_ACTIVE; st <= WAL_ABORTING; st++)
 		if (st != WAL_COMMITTED)
-			fprintf(f, "dtx_transactions_in_flight{state=\"%s\"} %u\n", wal_kind_str(st),
-				g.by_kind[st]);
+			fprintf(f, "dtx_transactions_in_flight{state=\"%s\"} %u\n",
+				wal_kind_str(st), g.by_kind[st]);
 	HELP("dtx_transactions_in_doubt", "gauge",
 	     "Transactions with a prepared branch still waiting for its decision.");
 	fprintf(f, "dtx_transactions_in_doubt %u\n", g.in_doubt);

@@ -89,8 +89,8 @@ void crd_tx_gid(const crd_t *self, const crd_tx_t *tx, uint32_t branch, char *bu
 	dtx_gid_format(&g, branch, buf, len);
 }
 
-crd_tx_t *crd_tx_by_gid(crd_t *self, const char *gid, uint32_t *branch, dtx_gtid_t *g,
-			bool *ours, bool *known)
+crd_tx_t *crd_tx_by_gid(crd_t *self, const char *gid, uint32_t *branch, dtx_gtid_t *g, bool *ours,
+			bool *known)
 {
 	*ours = *known = false;
 	if (dtx_gid_parse(gid, g, branch) || strcmp(g->coord, self->cfg.id) != 0)
@@ -124,14 +124,17 @@ void crd_orphan_add(crd_t *self, const char *gid, const dtx_gtid_t *g, const cha
 		    bool pruned)
 {
 	for (unsigned k = 0; k < self->norphans; k++)
-		if (strcmp(self->orphans[k].gid, gid) == 0 && strcmp(self->orphans[k].part, part) == 0)
+		if (strcmp(self->orphans[k].gid, gid) == 0 &&
+		    strcmp(self->orphans[k].part, part) == 0)
 			return;
 	if (self->norphans == self->orphans_cap) {
 		unsigned cap = self->orphans_cap ? 2 * self->orphans_cap : 16;
 		crd_orphan_t *o = realloc(self->orphans, cap * sizeof(*o));
 		if (!o) {
-			dtx_log_ctx(DTX_LOG_ERR, gid, part, "%s on %s: out of memory: not listed as in doubt (it will be "
-				"reported again at the agent's next scan)", gid, part);
+			dtx_log_ctx(DTX_LOG_ERR, gid, part,
+				    "%s on %s: out of memory: not listed as in doubt (it will be "
+				    "reported again at the agent's next scan)",
+				    gid, part);
 			return;
 		}
 		self->orphans = o;
@@ -164,5 +167,5 @@ void crd_orphan_drop(crd_t *self, unsigned i)
 const char *crd_orphan_why(const crd_t *self, unsigned i)
 {
 	return self->orphans[i].pruned ? "pruned from this log: it may have committed"
-				      : "epoch unknown to this log";
+				       : "epoch unknown to this log";
 }

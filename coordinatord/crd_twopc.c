@@ -124,8 +124,10 @@ bool crd_send_prepares(crd_t *self, crd_tx_t *tx)
 
 	for (uint32_t i = 0; i < tx->nbranches; i++) {
 		char gid[DTX_GID_MAX];
-		dtx_msg_t prep = {.type = DTX_T_PREPARE, .has = DTX_F_GTID | DTX_F_STMTS,
-				  .gtid = gid, .nstmts = tx->req.branches[i].nstmts,
+		dtx_msg_t prep = {.type = DTX_T_PREPARE,
+				  .has = DTX_F_GTID | DTX_F_STMTS,
+				  .gtid = gid,
+				  .nstmts = tx->req.branches[i].nstmts,
 				  .stmts = tx->req.branches[i].stmts};
 		if (tx->one_phase) {
 			prep.has |= DTX_F_CODE;
@@ -136,7 +138,8 @@ bool crd_send_prepares(crd_t *self, crd_tx_t *tx)
 		prep.has |= DTX_F_TIMEOUT;
 		prep.timeout_ms = left > 1 ? (uint32_t)left : 1;
 		crd_tx_gid(self, tx, i, gid, sizeof(gid));
-		if (tx->br[i].part < 0 || !crd_send_part(self, &self->parts[tx->br[i].part], &prep)) {
+		if (tx->br[i].part < 0 ||
+		    !crd_send_part(self, &self->parts[tx->br[i].part], &prep)) {
 			snprintf(text, sizeof(text), "participant '%s' is not connected",
 				 tx->br[i].name);
 			dtx_msg_clear(&tx->req);
@@ -187,8 +190,10 @@ void crd_after_flush(crd_t *self, crd_tx_t *list)
 		} else {
 			char gtid[DTX_GTID_MAX];
 			crd_tx_gtid(self, tx, gtid, sizeof(gtid));
-			dtx_err_tx(gtid, "in %s after its group commit, which it did not wait for: "
-				"nothing sent", crd_txstate_str(tx->state));
+			dtx_err_tx(gtid,
+				   "in %s after its group commit, which it did not wait for: "
+				   "nothing sent",
+				   crd_txstate_str(tx->state));
 		}
 	}
 }
@@ -210,8 +215,9 @@ void crd_tick(crd_t *self, int64_t now)
 	for (unsigned i = 0; i < self->nparts; i++) {
 		crd_part_t *p = &self->parts[i];
 		if (p->connected && now - p->last_seen_ms > 3 * (int64_t)self->cfg.heartbeat_ms) {
-			dtx_warn_part(p->name, "participant %s silent for %" PRId64 " ms: marked down", p->name,
-				 now - p->last_seen_ms);
+			dtx_warn_part(p->name,
+				      "participant %s silent for %" PRId64 " ms: marked down",
+				      p->name, now - p->last_seen_ms);
 			p->connected = false;
 		}
 	}
@@ -242,8 +248,7 @@ void crd_tick(crd_t *self, int64_t now)
 				if (!tx->br[i].acked && now >= tx->br[i].next_send_ms)
 					crd_send_decision(self, tx, i, now);
 			break;
-		default:
-			break; /* LOGGING, DECIDING: crd_after_flush() acts */
+		default: break; /* LOGGING, DECIDING: crd_after_flush() acts */
 		}
 	}
 }

@@ -78,11 +78,16 @@ const crd_move_t *crd_move_find(const crd_move_t *table, size_t n, int from, int
 const char *crd_txstate_str(crd_txstate_t s)
 {
 	static const char *const names[CRD_TX__COUNT] = {
-		[CRD_TX_NONE] = "NONE",		    [CRD_TX_ACTIVE] = "ACTIVE",
-		[CRD_TX_LOGGING] = "LOGGING",	    [CRD_TX_PREPARING] = "PREPARING",
-		[CRD_TX_RESOLVING] = "RESOLVING",   [CRD_TX_DECIDING] = "DECIDING",
-		[CRD_TX_COMMITTING] = "COMMITTING", [CRD_TX_ABORTING] = "ABORTING",
-		[CRD_TX_COMMITTED] = "COMMITTED",   [CRD_TX_ABORTED] = "ABORTED",
+		[CRD_TX_NONE] = "NONE",
+		[CRD_TX_ACTIVE] = "ACTIVE",
+		[CRD_TX_LOGGING] = "LOGGING",
+		[CRD_TX_PREPARING] = "PREPARING",
+		[CRD_TX_RESOLVING] = "RESOLVING",
+		[CRD_TX_DECIDING] = "DECIDING",
+		[CRD_TX_COMMITTING] = "COMMITTING",
+		[CRD_TX_ABORTING] = "ABORTING",
+		[CRD_TX_COMMITTED] = "COMMITTED",
+		[CRD_TX_ABORTED] = "ABORTED",
 	};
 	return (unsigned)s < CRD_TX__COUNT ? names[s] : "?";
 }
@@ -197,14 +202,14 @@ int crd_tx_move(crd_t *self, crd_tx_t *tx, crd_txstate_t to, const char *note, u
 	crd_tx_gtid(self, tx, gtid, sizeof(gtid));
 	if (!mv || !(mv->by & by)) {
 		dtx_err_tx(gtid, "refused transition %s -> %s", crd_txstate_str(from),
-			crd_txstate_str(to));
+			   crd_txstate_str(to));
 		return DTX_ESTATE;
 	}
 	bool forced = mv->durability == CRD_REC_FORCED ||
 		      (mv->durability == CRD_REC_FORCED_ONE_PHASE && tx->one_phase);
 	if (mv->record && forced && (rc = crd_log_append(self, tx, mv->record, note, true))) {
 		dtx_err_tx(gtid, "cannot queue the %s record: %s", wal_kind_str(mv->record),
-			dtx_strerror(rc));
+			   dtx_strerror(rc));
 		return rc;
 	}
 	dtx_debug_tx(gtid, "%s -> %s", crd_txstate_str(from), crd_txstate_str(to));
@@ -217,7 +222,7 @@ int crd_tx_move(crd_t *self, crd_tx_t *tx, crd_txstate_t to, const char *note, u
 		tx->decided_ms = dtx_now_ms();
 	if (mv->record && !forced && (rc = crd_log_append(self, tx, mv->record, note, false)))
 		dtx_err_tx(gtid, "cannot queue %s record: %s", wal_kind_str(mv->record),
-			dtx_strerror(rc));
+			   dtx_strerror(rc));
 	s_entered(self, tx, from, gtid, note);
 	return 0;
 }

@@ -32,13 +32,13 @@ typedef enum {
 	CRD_TX_NONE = 0,    /* not yet (or no longer) a transaction: where moves start */
 	CRD_TX_ACTIVE,      /* begun: its begin record queued, nothing sent */
 	CRD_TX_LOGGING,     /* one phase: waits for the group commit of its forced
-	                     * begin record before its PREPARE may leave */
+			 * begin record before its PREPARE may leave */
 	CRD_TX_PREPARING,   /* PREPAREs sent: collecting votes */
 	CRD_TX_RESOLVING,   /* one phase, its vote never heard (timed out, or found
-	                     * undecided by recovery): RESOLVE sent, the participant's
-	                     * answer is the outcome */
+			   * undecided by recovery): RESOLVE sent, the participant's
+			   * answer is the outcome */
 	CRD_TX_DECIDING,    /* COMMIT decided; its forced record is in a group commit
-	                     * and nobody has been told */
+			  * and nobody has been told */
 	CRD_TX_COMMITTING,  /* COMMIT durable: phase two, until every branch acks */
 	CRD_TX_ABORTING,    /* ABORT decided (not forced: presumed abort): phase two */
 	CRD_TX_COMMITTED,   /* end: every branch committed; forgotten */
@@ -51,7 +51,7 @@ enum {
 	CRD_BY_PROTOCOL = 1u << 0, /* votes, acks, timeouts, group commits */
 	CRD_BY_OPERATOR = 1u << 1, /* dtxctl resolve --force: may contradict a decision */
 	CRD_BY_RECOVERY = 1u << 2, /* restoring a state read from the log: nothing
-	                            * logged, sent or told (it was, before the crash) */
+				    * logged, sent or told (it was, before the crash) */
 };
 
 /* How a move's record goes to the log. */

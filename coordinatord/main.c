@@ -45,8 +45,8 @@ static int s_create_log(const crd_config_t *cfg)
 		fprintf(stderr, "coordinatord: cannot create the log: %s\n", why);
 		return 1;
 	}
-	printf("coordinatord: created the log of coordinator %s in %s (first epoch %u)\n",
-	       cfg->id, cfg->log_dir, (unsigned)epoch);
+	printf("coordinatord: created the log of coordinator %s in %s (first epoch %u)\n", cfg->id,
+	       cfg->log_dir, (unsigned)epoch);
 	return 0;
 }
 
@@ -69,8 +69,7 @@ int main(int argc, char **argv)
 	dtx_notice("coordinator %s serving clients on %s, agents on %s, admin on %s", cfg.id,
 		   cfg.client_endpoint, cfg.agent_endpoint, cfg.admin_endpoint);
 	/* Ready only now: the log is recovered and every socket is bound. */
-	sd_notifyf(0, "READY=1\nSTATUS=coordinator %s serving on %s", cfg.id,
-		   cfg.client_endpoint);
+	sd_notifyf(0, "READY=1\nSTATUS=coordinator %s serving on %s", cfg.id, cfg.client_endpoint);
 	rc = crd_run(s_crd); /* says STOPPING=1 when SIGTERM arrives */
 	crd_destroy(&s_crd);
 	return dtx_daemon_exit(rc);

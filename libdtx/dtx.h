@@ -56,8 +56,8 @@ typedef enum {
 	DTX_OUTCOME_COMMITTED = 2, /* decision COMMIT is durable */
 	DTX_OUTCOME_ABORTED = 3,   /* aborted; see reason */
 	DTX_OUTCOME_IN_DOUBT = 4,  /* the log cannot say: needs an operator, or it
-				    * finished longer ago than the coordinator's
-				    * retention_s and may have committed */
+				   * finished longer ago than the coordinator's
+				   * retention_s and may have committed */
 	DTX_OUTCOME_HEURISTIC = 5, /* some branch went against the decision, or an
 				    * operator decided: see dtxctl show */
 } dtx_outcome_status_t;
@@ -91,8 +91,8 @@ void dtx_tx_destroy(dtx_tx_t **self_p);
  * votes NO unless the statement reports exactly that many rows.
  * Returns 0, DTX_EINVAL (empty name or sql, too many params) or DTX_ENOMEM.
  */
-int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql,
-	       int nparams, const char *const *params, int64_t expect);
+int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql, int nparams,
+	       const char *const *params, int64_t expect);
 
 /* Time the coordinator allows for the decision; 0 = its default. */
 void dtx_tx_set_timeout(dtx_tx_t *self, uint32_t timeout_ms);
@@ -129,12 +129,10 @@ void dtx_client_destroy(dtx_client_t **self_p);
  * the coordinator's error code (e.g. DTX_EUNKNOWNPART) with out->reason
  * set; nothing ran.
  */
-int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out,
-		   int wait_ms);
+int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out, int wait_ms);
 
 /* Ask for the outcome of gtid. 0 with out->status set, or an error. */
-int dtx_client_query(dtx_client_t *self, const char *gtid, dtx_outcome_t *out,
-		     int wait_ms);
+int dtx_client_query(dtx_client_t *self, const char *gtid, dtx_outcome_t *out, int wait_ms);
 
 #ifdef __cplusplus
 }

@@ -19,8 +19,8 @@
 /* --- the command table ------------------------------------------------ */
 
 static const char *const s_list_states[] = {
-	"active",   "preparing", "deciding",  "committing", "committed", "aborting",
-	"aborted",  "heuristic", "in-doubt",  "stuck",      NULL,
+	"active",  "preparing", "deciding", "committing", "committed", "aborting",
+	"aborted", "heuristic", "in-doubt", "stuck",      NULL,
 };
 static const char *const s_verbs[] = {"commit", "abort", NULL};
 
@@ -29,23 +29,44 @@ static const char *const s_verbs[] = {"commit", "abort", NULL};
 
 /* The order is dtxctl help's. */
 const dtx_admin_cmd_t dtx_admin_cmds[] = {
-	{"status", 0, "status",
-	 "uptime, transactions in flight by state, participants and their liveness", 0, {{0}}},
-	{"stats", 0, "stats", "the numbers of the coordinator's /metrics endpoint, for a person",
-	 0, {{0}}},
-	{"list", 0, "list [--state STATE]",
-	 "transactions in the log, or those in STATE, in-doubt branches or stuck ones", 1,
+	{"status",
+	 0,
+	 "status",
+	 "uptime, transactions in flight by state, participants and their liveness",
+	 0,
+	 {{0}}},
+	{"stats",
+	 0,
+	 "stats",
+	 "the numbers of the coordinator's /metrics endpoint, for a person",
+	 0,
+	 {{0}}},
+	{"list",
+	 0,
+	 "list [--state STATE]",
+	 "transactions in the log, or those in STATE, in-doubt branches or stuck ones",
+	 1,
 	 {{DTX_A_STATE, 0, "--state", s_list_states}}},
-	{"show", 0, "show GTID", "every logged transition of GTID with its time, and its branches",
-	 1, {GTID_ARG}},
-	{"resolve", DTX_CMD_CHANGES, "resolve GTID --commit|--abort [--force]",
-	 "decide GTID by hand (a heuristic decision, logged with who and when)", 4,
+	{"show",
+	 0,
+	 "show GTID",
+	 "every logged transition of GTID with its time, and its branches",
+	 1,
+	 {GTID_ARG}},
+	{"resolve",
+	 DTX_CMD_CHANGES,
+	 "resolve GTID --commit|--abort [--force]",
+	 "decide GTID by hand (a heuristic decision, logged with who and when)",
+	 4,
 	 {GTID_ARG,
 	  {DTX_A_VERB, DTX_ARG_REQUIRED | DTX_ARG_VALUE_FLAG, NULL, s_verbs},
 	  {DTX_A_FORCE, 0, "--force", NULL},
 	  WHO_ARG}},
-	{"forget", DTX_CMD_CHANGES, "forget GTID",
-	 "stop driving a decided transaction whose branches cannot be reached", 2,
+	{"forget",
+	 DTX_CMD_CHANGES,
+	 "forget GTID",
+	 "stop driving a decided transaction whose branches cannot be reached",
+	 2,
 	 {GTID_ARG, WHO_ARG}},
 	{"watch", 0, "watch", "the endpoint of the live stream of transaction events", 0, {{0}}},
 };
@@ -111,7 +132,8 @@ static int s_check_args(const dtx_admin_cmd_t *cmd, const dtx_kvs_t *args, char 
 		}
 	}
 	for (unsigned j = 0; j < cmd->nargs; j++)
-		if ((cmd->args[j].flags & DTX_ARG_REQUIRED) && !dtx_kvs_find(args, cmd->args[j].attr)) {
+		if ((cmd->args[j].flags & DTX_ARG_REQUIRED) &&
+		    !dtx_kvs_find(args, cmd->args[j].attr)) {
 			s_why(why, why_len, "%s needs '%s'", cmd->name,
 			      dtx_attr_name(cmd->args[j].attr));
 			return DTX_EINVAL;
@@ -516,8 +538,11 @@ uint32_t dtx_reply_nrows(const dtx_reply_t *self)
 
 int dtx_reply_msg(const dtx_reply_t *self, dtx_msg_t *out)
 {
-	*out = (dtx_msg_t){.type = DTX_T_REPLY, .has = DTX_F_ID | DTX_F_CODE | DTX_F_ROWS,
-			   .id = self->id, .code = self->code, .nrows = self->b.nrows,
+	*out = (dtx_msg_t){.type = DTX_T_REPLY,
+			   .has = DTX_F_ID | DTX_F_CODE | DTX_F_ROWS,
+			   .id = self->id,
+			   .code = self->code,
+			   .nrows = self->b.nrows,
 			   .rows = self->b.rows};
 	if (self->text) {
 		out->text = self->text;
@@ -587,8 +612,11 @@ int dtx_request_bool(dtx_request_t *self, dtx_attr_t attr, bool v)
 
 int dtx_request_encode(const dtx_request_t *self, char **buf, size_t *len)
 {
-	dtx_msg_t m = {.type = DTX_T_ADMIN, .has = DTX_F_ID | DTX_F_NAME | DTX_F_ARGS,
-		       .id = self->id, .name = self->cmd, .args = self->b.rows[0]};
+	dtx_msg_t m = {.type = DTX_T_ADMIN,
+		       .has = DTX_F_ID | DTX_F_NAME | DTX_F_ARGS,
+		       .id = self->id,
+		       .name = self->cmd,
+		       .args = self->b.rows[0]};
 	if (self->b.err)
 		return self->b.err;
 	if (dtx_admin_check(&m, NULL, NULL, 0))
@@ -605,8 +633,8 @@ static void s_placeholder(char *buf, size_t len, dtx_attr_t attr)
 			*p = (char)(*p - 'a' + 'A');
 }
 
-int dtx_request_argv(dtx_request_t **out, uint64_t id, int argc, char *const *argv,
-		     const char *who, char *why, size_t why_len)
+int dtx_request_argv(dtx_request_t **out, uint64_t id, int argc, char *const *argv, const char *who,
+		     char *why, size_t why_len)
 {
 	const dtx_admin_cmd_t *cmd = argc > 0 ? dtx_admin_cmd_find(argv[0]) : NULL;
 	dtx_request_t *rq = NULL;
@@ -630,11 +658,13 @@ int dtx_request_argv(dtx_request_t **out, uint64_t id, int argc, char *const *ar
 			const dtx_admin_arg_t *c = &cmd->args[j];
 			if (flag && c->option && strcmp(c->option, w) == 0)
 				a = c;
-			else if (flag && (c->flags & DTX_ARG_VALUE_FLAG) && s_among(c->values, w + 2))
+			else if (flag && (c->flags & DTX_ARG_VALUE_FLAG) &&
+				 s_among(c->values, w + 2))
 				a = c, val = w + 2;
 		}
 		if (!a && !flag) {
-			while (next_pos < cmd->nargs && !(cmd->args[next_pos].flags & DTX_ARG_POSITIONAL))
+			while (next_pos < cmd->nargs &&
+			       !(cmd->args[next_pos].flags & DTX_ARG_POSITIONAL))
 				next_pos++;
 			if (next_pos < cmd->nargs)
 				a = &cmd->args[next_pos++], val = w;
@@ -690,7 +720,9 @@ int dtx_request_argv(dtx_request_t **out, uint64_t id, int argc, char *const *ar
 			size_t off = 0;
 			for (unsigned v = 0; a->values[v] && off < sizeof(name); v++)
 				off += (size_t)snprintf(name + off, sizeof(name) - off, "%s--%s",
-							!v ? "" : a->values[v + 1] ? ", " : " or ",
+							!v                 ? ""
+							: a->values[v + 1] ? ", "
+									   : " or ",
 							a->values[v]);
 			s_why(why, why_len, "%s: needs %s", cmd->name, name);
 		} else {
@@ -755,19 +787,25 @@ static void s_text_status(FILE *f, const dtx_msg_t *r)
 		const dtx_kvs_t *row = &r->rows[i];
 		if (s_is(row, "coordinator")) {
 			fprintf(f, "coordinator %s epoch %" PRIu64 " up %" PRIu64 " s\n",
-				S(row, DTX_A_COORDINATOR), U(row, DTX_A_EPOCH), U(row, DTX_A_UPTIME_S));
+				S(row, DTX_A_COORDINATOR), U(row, DTX_A_EPOCH),
+				U(row, DTX_A_UPTIME_S));
 		} else if (s_is(row, "in_flight")) {
-			fprintf(f, "in flight %" PRIu64 ": active %" PRIu64 " preparing %" PRIu64
-				" committing %" PRIu64 " aborting %" PRIu64 "\n", U(row, DTX_A_COUNT),
-				U(row, DTX_A_ACTIVE), U(row, DTX_A_PREPARING),
+			fprintf(f,
+				"in flight %" PRIu64 ": active %" PRIu64 " preparing %" PRIu64
+				" committing %" PRIu64 " aborting %" PRIu64 "\n",
+				U(row, DTX_A_COUNT), U(row, DTX_A_ACTIVE), U(row, DTX_A_PREPARING),
 				U(row, DTX_A_COMMITTING), U(row, DTX_A_ABORTING));
 		} else if (s_is(row, "transactions")) {
-			fprintf(f, "since start: committed %" PRIu64 " aborted %" PRIu64
-				" heuristic %" PRIu64 "\n", U(row, DTX_A_COMMITTED),
-				U(row, DTX_A_ABORTED), U(row, DTX_A_HEURISTIC));
+			fprintf(f,
+				"since start: committed %" PRIu64 " aborted %" PRIu64
+				" heuristic %" PRIu64 "\n",
+				U(row, DTX_A_COMMITTED), U(row, DTX_A_ABORTED),
+				U(row, DTX_A_HEURISTIC));
 		} else if (s_is(row, "group_commits")) {
-			fprintf(f, "group commits %" PRIu64 " records %" PRIu64 " decisions %" PRIu64
-				"\n", U(row, DTX_A_COUNT), U(row, DTX_A_RECORDS),
+			fprintf(f,
+				"group commits %" PRIu64 " records %" PRIu64 " decisions %" PRIu64
+				"\n",
+				U(row, DTX_A_COUNT), U(row, DTX_A_RECORDS),
 				U(row, DTX_A_DECISIONS));
 		} else if (s_is(row, "participant")) {
 			if (dtx_kvs_bool(row, DTX_A_UP, false))
@@ -796,11 +834,14 @@ static void s_text_stats(FILE *f, const dtx_msg_t *r)
 	for (uint32_t i = 0; i < r->nrows; i++) {
 		const dtx_kvs_t *row = &r->rows[i];
 		if (s_is(row, "transactions")) {
-			fprintf(f, "transactions: committed %" PRIu64 ", aborted %" PRIu64
-				", heuristic %" PRIu64 "\n", U(row, DTX_A_COMMITTED),
-				U(row, DTX_A_ABORTED), U(row, DTX_A_HEURISTIC));
+			fprintf(f,
+				"transactions: committed %" PRIu64 ", aborted %" PRIu64
+				", heuristic %" PRIu64 "\n",
+				U(row, DTX_A_COMMITTED), U(row, DTX_A_ABORTED),
+				U(row, DTX_A_HEURISTIC));
 		} else if (s_is(row, "in_flight")) {
-			fprintf(f, "in flight: %" PRIu64 " (active %" PRIu64 ", preparing %" PRIu64
+			fprintf(f,
+				"in flight: %" PRIu64 " (active %" PRIu64 ", preparing %" PRIu64
 				", committing %" PRIu64 ", aborting %" PRIu64 "); in doubt %" PRIu64
 				"; stuck %" PRIu64 "; orphan branches %" PRIu64 "\n",
 				U(row, DTX_A_COUNT), U(row, DTX_A_ACTIVE), U(row, DTX_A_PREPARING),
@@ -818,9 +859,10 @@ static void s_text_stats(FILE *f, const dtx_msg_t *r)
 			fprintf(f, "phase-two retries: %" PRIu64 "\n", U(row, DTX_A_RETRIES));
 		} else if (s_is(row, "group_commits")) {
 			uint64_t n = U(row, DTX_A_COUNT), rec = U(row, DTX_A_RECORDS);
-			fprintf(f, "group commits: %" PRIu64 ", records %" PRIu64
-				" (%.1f per commit), decisions %" PRIu64, n, rec,
-				n ? (double)rec / (double)n : 0.0, U(row, DTX_A_DECISIONS));
+			fprintf(f,
+				"group commits: %" PRIu64 ", records %" PRIu64
+				" (%.1f per commit), decisions %" PRIu64,
+				n, rec, n ? (double)rec / (double)n : 0.0, U(row, DTX_A_DECISIONS));
 			if (dtx_kvs_find(row, DTX_A_MEAN_US)) {
 				fprintf(f, "; commit time mean %.3f ms,",
 					(double)U(row, DTX_A_MEAN_US) / 1000);
@@ -847,8 +889,9 @@ static void s_text_in_doubt(FILE *f, const dtx_kvs_t *row)
 	char id[300];
 	snprintf(id, sizeof(id), "%s@%s", S(row, DTX_A_GID), S(row, DTX_A_PARTICIPANT));
 	fprintf(f, "%-40s in-doubt    %s\n", id,
-		dtx_kvs_bool(row, DTX_A_PRUNED, false) ? "branch of a transaction pruned from this log"
-						       : "branch from an epoch this log never had");
+		dtx_kvs_bool(row, DTX_A_PRUNED, false)
+			? "branch of a transaction pruned from this log"
+			: "branch from an epoch this log never had");
 }
 
 static void s_text_list(FILE *f, const dtx_msg_t *r)
@@ -857,13 +900,15 @@ static void s_text_list(FILE *f, const dtx_msg_t *r)
 		const dtx_kvs_t *row = &r->rows[i];
 		if (s_is(row, "transaction") && dtx_kvs_find(row, DTX_A_AGE_MS)) {
 			fprintf(f, "%-24s %-11s decided %" PRIu64 " s ago, waiting for",
-				S(row, DTX_A_GTID), S(row, DTX_A_STATE), U(row, DTX_A_AGE_MS) / 1000);
+				S(row, DTX_A_GTID), S(row, DTX_A_STATE),
+				U(row, DTX_A_AGE_MS) / 1000);
 			const char *const *w;
 			uint32_t n = dtx_kvs_strs(row, DTX_A_WAITING, &w);
 			for (uint32_t k = 0; k < n; k++)
 				fprintf(f, " %s%s", w[k],
 					dtx_kvs_strs_has(row, DTX_A_UNCONFIGURED, w[k])
-						? " (not configured)" : "");
+						? " (not configured)"
+						: "");
 			fputc('\n', f);
 		} else if (s_is(row, "transaction")) {
 			char when[40];

@@ -77,7 +77,7 @@ typedef struct {
 	dtx_attr_t attr;
 	unsigned flags;                /* DTX_ARG_* */
 	const char *option;            /* dtxctl: "--state" takes the next word; a bool's
-					* option ("--force") takes none; NULL: see flags */
+			     * option ("--force") takes none; NULL: see flags */
 	const char *const *values;     /* the strings allowed, NULL-terminated; NULL: any */
 } dtx_admin_arg_t;
 
@@ -109,8 +109,7 @@ const dtx_admin_cmd_t *dtx_admin_cmd_find(const char *name);
  * sentence in why ("unknown admin command 'x'", "resolve needs 'verb'")
  * fit for the refusal's text.
  */
-int dtx_admin_check(const dtx_msg_t *req, const dtx_admin_cmd_t **cmd, char *why,
-		    size_t why_len);
+int dtx_admin_check(const dtx_msg_t *req, const dtx_admin_cmd_t **cmd, char *why, size_t why_len);
 
 /* An argument of req: NULL, false or 0 when absent (or of another type).
  * Strings live as long as req. */
@@ -209,8 +208,8 @@ int dtx_request_encode(const dtx_request_t *self, char **buf, size_t *len);
  * no argument here: dtxctl's --gtid, --participant and --count filter the
  * stream on its side.
  */
-int dtx_request_argv(dtx_request_t **out, uint64_t id, int argc, char *const *argv,
-		     const char *who, char *why, size_t why_len);
+int dtx_request_argv(dtx_request_t **out, uint64_t id, int argc, char *const *argv, const char *who,
+		     char *why, size_t why_len);
 
 /* --- what dtxctl prints ----------------------------------------------- */
 

@@ -254,7 +254,8 @@ static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wa
 			if (rep.has & DTX_F_GTID)
 				snprintf(out->gtid, sizeof(out->gtid), "%s", rep.gtid);
 			if (rep.has & DTX_F_NAME)
-				snprintf(out->participant, sizeof(out->participant), "%s", rep.name);
+				snprintf(out->participant, sizeof(out->participant), "%s",
+					 rep.name);
 			if (rep.has & DTX_F_SQLSTATE)
 				snprintf(out->sqlstate, sizeof(out->sqlstate), "%s", rep.sqlstate);
 			if (rep.has & DTX_F_TEXT)
@@ -270,8 +271,11 @@ static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wa
 
 int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out, int wait_ms)
 {
-	dtx_msg_t req = {.type = DTX_T_TX, .has = DTX_F_BRANCHES | DTX_F_KEY,
-			 .nbranches = tx->nbranches, .branches = tx->branches, .key = tx->key};
+	dtx_msg_t req = {.type = DTX_T_TX,
+			 .has = DTX_F_BRANCHES | DTX_F_KEY,
+			 .nbranches = tx->nbranches,
+			 .branches = tx->branches,
+			 .key = tx->key};
 	if (tx->nbranches == 0)
 		return DTX_EINVAL;
 	if (tx->timeout_ms) {

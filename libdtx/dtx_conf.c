@@ -118,9 +118,8 @@ static bool s_value(s_ctx_t *c, const dtx_conf_key_t *k, const char *val)
 
 	switch (k->type) {
 	case DTX_CONF_STR:
-		return s_checked(c, k, val) &&
-		       dtx_conf_str(k->name, val, s_field(c->cfg, k), k->size, c->why,
-				    sizeof(c->why));
+		return s_checked(c, k, val) && dtx_conf_str(k->name, val, s_field(c->cfg, k),
+							    k->size, c->why, sizeof(c->why));
 	case DTX_CONF_UINT:
 		if (k->size != sizeof(uint32_t) && k->size != sizeof(uint64_t))
 			return s_bad(c, k, "no such type"); /* a table entry with a bad field */
@@ -138,8 +137,7 @@ static bool s_value(s_ctx_t *c, const dtx_conf_key_t *k, const char *val)
 			return s_bad(c, k, "one of err, warning, notice, info, debug");
 		*(int *)s_field(c->cfg, k) = level;
 		return true;
-	case DTX_CONF_LIST:
-		return s_list(c, k, val);
+	case DTX_CONF_LIST: return s_list(c, k, val);
 	}
 	return s_bad(c, k, "no such type"); /* a table entry with a bad type */
 }
@@ -170,8 +168,8 @@ static bool s_empty(const void *cfg, const dtx_conf_key_t *k)
 	}
 }
 
-int dtx_conf_load(const dtx_conf_key_t *keys, const char *section, void *cfg,
-		  const char *path, char *why, size_t why_len)
+int dtx_conf_load(const dtx_conf_key_t *keys, const char *section, void *cfg, const char *path,
+		  char *why, size_t why_len)
 {
 	s_ctx_t c = {.keys = keys, .section = section, .cfg = cfg};
 	int line = ini_parse(path, s_handler, &c);
@@ -211,18 +209,16 @@ void dtx_conf_said(char *buf, size_t len, const char *fmt, ...)
 static bool s_differs(const dtx_conf_key_t *k, const void *a, const void *b)
 {
 	switch (k->type) {
-	case DTX_CONF_STR:
-		return strcmp(s_cfield(a, k), s_cfield(b, k)) != 0;
+	case DTX_CONF_STR: return strcmp(s_cfield(a, k), s_cfield(b, k)) != 0;
 	case DTX_CONF_LIST:
 		return s_count(a, k) != s_count(b, k) ||
 		       memcmp(s_cfield(a, k), s_cfield(b, k), s_count(a, k) * k->elem) != 0;
-	default:
-		return memcmp(s_cfield(a, k), s_cfield(b, k), k->size) != 0;
+	default: return memcmp(s_cfield(a, k), s_cfield(b, k), k->size) != 0;
 	}
 }
 
-void dtx_conf_reload(const dtx_conf_key_t *keys, void *inuse, const void *fresh,
-		     char *changed, size_t changed_len, char *kept, size_t kept_len)
+void dtx_conf_reload(const dtx_conf_key_t *keys, void *inuse, const void *fresh, char *changed,
+		     size_t changed_len, char *kept, size_t kept_len)
 {
 	for (const dtx_conf_key_t *k = keys; k->name; k++) {
 		if ((k->flags & DTX_CONF_CALLER) || !s_differs(k, inuse, fresh))

@@ -18,7 +18,7 @@ typedef enum {
 	DTX_CONF_BOOL,  /* bool: "true" or "false" */
 	DTX_CONF_LEVEL, /* int: a log level's name (dtx_log_level_parse) */
 	DTX_CONF_LIST,  /* char[max][elem]: names separated by commas or spaces, each
-			 * once, their count an unsigned at count_off */
+			* once, their count an unsigned at count_off */
 } dtx_conf_type_t;
 
 enum {
@@ -55,8 +55,8 @@ typedef struct {
  * cannot be read or a DTX_CONF_REQUIRED key is missing (the first of the
  * table's order).
  */
-int dtx_conf_load(const dtx_conf_key_t *keys, const char *section, void *cfg,
-		  const char *path, char *why, size_t why_len);
+int dtx_conf_load(const dtx_conf_key_t *keys, const char *section, void *cfg, const char *path,
+		  char *why, size_t why_len);
 
 /*
  * A reload: for every key whose value differs between inuse and fresh,
@@ -67,8 +67,8 @@ int dtx_conf_load(const dtx_conf_key_t *keys, const char *section, void *cfg,
  * by ", " and appended to what the buffers hold already; what does not
  * fit is cut.
  */
-void dtx_conf_reload(const dtx_conf_key_t *keys, void *inuse, const void *fresh,
-		     char *changed, size_t changed_len, char *kept, size_t kept_len);
+void dtx_conf_reload(const dtx_conf_key_t *keys, void *inuse, const void *fresh, char *changed,
+		     size_t changed_len, char *kept, size_t kept_len);
 
 /* Append ", "-separated printf text to buf (NUL-terminated); cut if full. */
 void dtx_conf_said(char *buf, size_t len, const char *fmt, ...)

@@ -11,8 +11,8 @@
 #include "dtx_journal.h"
 #include "dtx_util.h"
 
-int dtx_daemon_config(int argc, char **argv, const char *prog, dtx_daemon_load_fn load,
-		      void *cfg, bool *create_log)
+int dtx_daemon_config(int argc, char **argv, const char *prog, dtx_daemon_load_fn load, void *cfg,
+		      bool *create_log)
 {
 	const char *path = NULL;
 	bool check = false;
@@ -32,8 +32,8 @@ int dtx_daemon_config(int argc, char **argv, const char *prog, dtx_daemon_load_f
 	return -1;
 }
 
-void dtx_daemon_up(const char *ident, const char *participant, int log_level,
-		   void (*on_stop)(int), void (*on_hup)(int))
+void dtx_daemon_up(const char *ident, const char *participant, int log_level, void (*on_stop)(int),
+		   void (*on_hup)(int))
 {
 	dtx_daemon_start(log_level, on_stop); /* SIGHUP ignored from here */
 	dtx_journal_setup(ident, participant);

@@ -22,8 +22,8 @@ typedef int (*dtx_daemon_load_fn)(void *cfg, const char *path, char *why, size_t
  * (*create_log set for --create-log), else the exit code: 0 after --help
  * or a good --check-config, 1 for a bad file, 2 for a usage error.
  */
-int dtx_daemon_config(int argc, char **argv, const char *prog, dtx_daemon_load_fn load,
-		      void *cfg, bool *create_log);
+int dtx_daemon_config(int argc, char **argv, const char *prog, dtx_daemon_load_fn load, void *cfg,
+		      bool *create_log);
 
 /*
  * Once the one-shot work is done and the daemon starts serving:
@@ -32,8 +32,8 @@ int dtx_daemon_config(int argc, char **argv, const char *prog, dtx_daemon_load_f
  * name, for its lines that name none; NULL for the coordinator), and
  * on_hup for SIGHUP when not NULL (else SIGHUP is ignored).
  */
-void dtx_daemon_up(const char *ident, const char *participant, int log_level,
-		   void (*on_stop)(int), void (*on_hup)(int));
+void dtx_daemon_up(const char *ident, const char *participant, int log_level, void (*on_stop)(int),
+		   void (*on_hup)(int));
 
 /* The last line: "stopped", or "stopped: REASON" at err for rc, a DTX_E
  * code from the daemon's loop. Returns the exit code, 0 or 1. */

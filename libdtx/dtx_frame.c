@@ -85,7 +85,9 @@ int dtx_send_to(void *sock, const dtx_peer_t *peer, const dtx_msg_t *msg)
 int dtx_send_error_to(void *sock, const dtx_peer_t *peer, const dtx_msg_t *req, int code,
 		      const char *text)
 {
-	dtx_msg_t m = {.type = DTX_T_ERROR, .has = DTX_F_CODE | DTX_F_TEXT, .code = code,
+	dtx_msg_t m = {.type = DTX_T_ERROR,
+		       .has = DTX_F_CODE | DTX_F_TEXT,
+		       .code = code,
 		       .text = text};
 	if (req && (req->has & DTX_F_ID)) {
 		m.id = req->id;

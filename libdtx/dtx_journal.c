@@ -50,9 +50,13 @@ static void s_sink(int level, const char *line, const dtx_log_ctx_t *ctx, void *
 	if (!part[0] && s_participant[0])
 		snprintf(part, sizeof(part), "%s", s_participant);
 
-#define FIELD(...) do { \
-		snprintf(buf[n], sizeof(buf[n]), __VA_ARGS__); \
-		iov[n].iov_base = buf[n]; iov[n].iov_len = strlen(buf[n]); n++; } while (0)
+#define FIELD(...)                                                                                 \
+	do {                                                                                       \
+		snprintf(buf[n], sizeof(buf[n]), __VA_ARGS__);                                     \
+		iov[n].iov_base = buf[n];                                                          \
+		iov[n].iov_len = strlen(buf[n]);                                                   \
+		n++;                                                                               \
+	} while (0)
 	FIELD("MESSAGE=%s", line);
 	FIELD("PRIORITY=%d", level);
 	FIELD("SYSLOG_IDENTIFIER=%s", s_ident);

@@ -2,8 +2,8 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,8 +78,8 @@ int dtx_log_level(void)
 	return s_level;
 }
 
-static const char *const s_level_names[] = {"emerg", "alert", "crit", "err", "warning",
-					    "notice", "info", "debug"};
+static const char *const s_level_names[] = {"emerg",   "alert",  "crit", "err",
+					    "warning", "notice", "info", "debug"};
 
 int dtx_log_level_parse(const char *name)
 {
@@ -185,8 +185,8 @@ void dtx_gtid_format(const dtx_gtid_t *g, char *buf, size_t len)
 
 void dtx_gid_format(const dtx_gtid_t *g, uint32_t branch, char *buf, size_t len)
 {
-	snprintf(buf, len, "dtx:%s:%" PRIu32 ":%" PRIu64 ":%" PRIu32, g->coord, g->epoch,
-		 g->seq, branch);
+	snprintf(buf, len, "dtx:%s:%" PRIu32 ":%" PRIu64 ":%" PRIu32, g->coord, g->epoch, g->seq,
+		 branch);
 }
 
 /* Parse "<coord><sep><epoch><sep><seq>" followed by end or sep; returns the
@@ -299,8 +299,7 @@ bool dtx_parse_int(const char *s, long long min, long long max, long long *out)
 	return true;
 }
 
-bool dtx_conf_str(const char *key, const char *val, char *dst, size_t n, char *why,
-		  size_t why_len)
+bool dtx_conf_str(const char *key, const char *val, char *dst, size_t n, char *why, size_t why_len)
 {
 	size_t len = strlen(val);
 	if (len == 0 || len >= n) {
@@ -311,13 +310,13 @@ bool dtx_conf_str(const char *key, const char *val, char *dst, size_t n, char *w
 	return true;
 }
 
-bool dtx_conf_int(const char *key, const char *val, long long min, long long max,
-		  long long *out, char *why, size_t why_len)
+bool dtx_conf_int(const char *key, const char *val, long long min, long long max, long long *out,
+		  char *why, size_t why_len)
 {
 	if (dtx_parse_int(val, min, max, out))
 		return true;
-	snprintf(why, why_len, "'%s': '%s' is not a whole number from %lld to %lld", key, val,
-		 min, max);
+	snprintf(why, why_len, "'%s': '%s' is not a whole number from %lld to %lld", key, val, min,
+		 max);
 	return false;
 }
 
@@ -350,7 +349,7 @@ void dtx_fault_init(void)
 		if (sscanf(t, "%15[a-z]:%15[A-Z]:%ld:%d", action, type, &every, &ms) < 3 ||
 		    every < 1)
 			continue;
-		dtx_fault_t a = strcmp(action, "drop") == 0   ? DTX_FAULT_DROP
+		dtx_fault_t a = strcmp(action, "drop") == 0    ? DTX_FAULT_DROP
 				: strcmp(action, "dup") == 0   ? DTX_FAULT_DUP
 				: strcmp(action, "delay") == 0 ? DTX_FAULT_DELAY
 							       : DTX_FAULT_NONE;
@@ -430,12 +429,15 @@ void dtx_delayed_free(dtx_delayed_t **list)
 
 static void s_daemon_usage(FILE *f, const char *prog, bool create)
 {
-	fprintf(f, "usage: %s -c FILE [--check-config%s]\n"
-		   "  -c, --config FILE   configuration (see etc/%s.conf)\n"
-		   "      --check-config  read and check the configuration, then exit\n"
-		   "%s"
-		   "  -h, --help          this text\n", prog, create ? " | --create-log" : "", prog,
-		create ? "      --create-log    create the log (refused if one is there), then exit\n"
+	fprintf(f,
+		"usage: %s -c FILE [--check-config%s]\n"
+		"  -c, --config FILE   configuration (see etc/%s.conf)\n"
+		"      --check-config  read and check the configuration, then exit\n"
+		"%s"
+		"  -h, --help          this text\n",
+		prog, create ? " | --create-log" : "", prog,
+		create ? "      --create-log    create the log (refused if one is there), then "
+			 "exit\n"
 		       : "");
 }
 

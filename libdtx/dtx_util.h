@@ -14,8 +14,13 @@
 
 /* --- logging: syslog levels, one line each, to stderr by default ------ */
 
-enum { DTX_LOG_ERR = 3, DTX_LOG_WARNING = 4, DTX_LOG_NOTICE = 5, DTX_LOG_INFO = 6,
-       DTX_LOG_DEBUG = 7 };
+enum {
+	DTX_LOG_ERR = 3,
+	DTX_LOG_WARNING = 4,
+	DTX_LOG_NOTICE = 5,
+	DTX_LOG_INFO = 6,
+	DTX_LOG_DEBUG = 7
+};
 
 /*
  * What a line is about, given by the caller rather than read back from the
@@ -55,10 +60,10 @@ void dtx_log_ctx(int level, const char *gtid, const char *participant, const cha
 #define dtx_warn(...) dtx_log(DTX_LOG_WARNING, __VA_ARGS__)
 #define dtx_notice(...) dtx_log(DTX_LOG_NOTICE, __VA_ARGS__)
 #define dtx_info(...) dtx_log(DTX_LOG_INFO, __VA_ARGS__)
-#define dtx_debug(...)                                                          \
-	do {                                                                    \
-		if (dtx_log_level() >= DTX_LOG_DEBUG)                           \
-			dtx_log(DTX_LOG_DEBUG, __VA_ARGS__);                    \
+#define dtx_debug(...)                                                                             \
+	do {                                                                                       \
+		if (dtx_log_level() >= DTX_LOG_DEBUG)                                              \
+			dtx_log(DTX_LOG_DEBUG, __VA_ARGS__);                                       \
 	} while (0)
 
 /* About one transaction: dtx_info_tx(gtid, "vote no: %s", why) logs
@@ -67,10 +72,10 @@ void dtx_log_ctx(int level, const char *gtid, const char *participant, const cha
 #define dtx_warn_tx(gtid, ...) dtx_log_ctx(DTX_LOG_WARNING, (gtid), NULL, __VA_ARGS__)
 #define dtx_notice_tx(gtid, ...) dtx_log_ctx(DTX_LOG_NOTICE, (gtid), NULL, __VA_ARGS__)
 #define dtx_info_tx(gtid, ...) dtx_log_ctx(DTX_LOG_INFO, (gtid), NULL, __VA_ARGS__)
-#define dtx_debug_tx(gtid, ...)                                                 \
-	do {                                                                    \
-		if (dtx_log_level() >= DTX_LOG_DEBUG)                           \
-			dtx_log_ctx(DTX_LOG_DEBUG, (gtid), NULL, __VA_ARGS__);  \
+#define dtx_debug_tx(gtid, ...)                                                                    \
+	do {                                                                                       \
+		if (dtx_log_level() >= DTX_LOG_DEBUG)                                              \
+			dtx_log_ctx(DTX_LOG_DEBUG, (gtid), NULL, __VA_ARGS__);                     \
 	} while (0)
 
 /* About one participant (no GTID): the text is the caller's alone. */
@@ -78,10 +83,10 @@ void dtx_log_ctx(int level, const char *gtid, const char *participant, const cha
 #define dtx_warn_part(part, ...) dtx_log_ctx(DTX_LOG_WARNING, NULL, (part), __VA_ARGS__)
 #define dtx_notice_part(part, ...) dtx_log_ctx(DTX_LOG_NOTICE, NULL, (part), __VA_ARGS__)
 #define dtx_info_part(part, ...) dtx_log_ctx(DTX_LOG_INFO, NULL, (part), __VA_ARGS__)
-#define dtx_debug_part(part, ...)                                               \
-	do {                                                                    \
-		if (dtx_log_level() >= DTX_LOG_DEBUG)                           \
-			dtx_log_ctx(DTX_LOG_DEBUG, NULL, (part), __VA_ARGS__);  \
+#define dtx_debug_part(part, ...)                                                                  \
+	do {                                                                                       \
+		if (dtx_log_level() >= DTX_LOG_DEBUG)                                              \
+			dtx_log_ctx(DTX_LOG_DEBUG, NULL, (part), __VA_ARGS__);                     \
 	} while (0)
 
 /* --- clocks ----------------------------------------------------------- */
@@ -125,8 +130,6 @@ int dtx_gid_parse(const char *s, dtx_gtid_t *out, uint32_t *branch);
  */
 void dtx_crash_init(void);
 void dtx_crash_point(const char *name);
-
-
 
 /* --- message faults (tests) ------------------------------------------ */
 
@@ -179,8 +182,7 @@ bool dtx_parse_int(const char *s, long long min, long long max, long long *out);
 
 /* For INI handlers: store val, or write "'key': reason" to why and return
  * false. dtx_conf_str refuses empty and too-long values. */
-bool dtx_conf_str(const char *key, const char *val, char *dst, size_t n, char *why,
-		  size_t why_len);
-bool dtx_conf_int(const char *key, const char *val, long long min, long long max,
-		  long long *out, char *why, size_t why_len);
+bool dtx_conf_str(const char *key, const char *val, char *dst, size_t n, char *why, size_t why_len);
+bool dtx_conf_int(const char *key, const char *val, long long min, long long max, long long *out,
+		  char *why, size_t why_len);
 #endif /* DTX_UTIL_H */

@@ -15,15 +15,12 @@
 /* --- names ------------------------------------------------------------ */
 
 static const char *const s_type_names[DTX_T__COUNT] = {
-	[DTX_T_NONE] = "NONE",       [DTX_T_TX] = "TX",
-	[DTX_T_QUERY] = "QUERY",     [DTX_T_OUTCOME] = "OUTCOME",
-	[DTX_T_ERROR] = "ERROR",     [DTX_T_HELLO] = "HELLO",
-	[DTX_T_WELCOME] = "WELCOME", [DTX_T_INDOUBT] = "INDOUBT",
-	[DTX_T_PREPARE] = "PREPARE", [DTX_T_VOTE] = "VOTE",
-	[DTX_T_DECIDE] = "DECIDE",   [DTX_T_ACK] = "ACK",
-	[DTX_T_PING] = "PING",       [DTX_T_PONG] = "PONG",
-	[DTX_T_ADMIN] = "ADMIN",     [DTX_T_REPLY] = "REPLY",
-	[DTX_T_EVENT] = "EVENT",
+	[DTX_T_NONE] = "NONE",       [DTX_T_TX] = "TX",           [DTX_T_QUERY] = "QUERY",
+	[DTX_T_OUTCOME] = "OUTCOME", [DTX_T_ERROR] = "ERROR",     [DTX_T_HELLO] = "HELLO",
+	[DTX_T_WELCOME] = "WELCOME", [DTX_T_INDOUBT] = "INDOUBT", [DTX_T_PREPARE] = "PREPARE",
+	[DTX_T_VOTE] = "VOTE",       [DTX_T_DECIDE] = "DECIDE",   [DTX_T_ACK] = "ACK",
+	[DTX_T_PING] = "PING",       [DTX_T_PONG] = "PONG",       [DTX_T_ADMIN] = "ADMIN",
+	[DTX_T_REPLY] = "REPLY",     [DTX_T_EVENT] = "EVENT",
 };
 
 /* What each type requires and what it may carry besides. */
@@ -158,7 +155,8 @@ bool dtx_key_valid(const char *key)
 {
 	size_t n = key ? strlen(key) : 0;
 	return n > 0 && n <= DTX_KEY_MAX &&
-	       strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") == n;
+	       strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") ==
+		       n;
 }
 
 bool dtx_name_valid(const char *name)
@@ -168,8 +166,8 @@ bool dtx_name_valid(const char *name)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
 			return false;
 	}
 	return true;
@@ -284,42 +282,57 @@ static int s_scan(s_scan_t *s, int depth)
 		goto container;
 	}
 	switch (b) {
-	case 0xc4: case 0xc5: case 0xc6:
+	case 0xc4:
+	case 0xc5:
+	case 0xc6:
 		if ((rc = s_need(s, 1u << (b - 0xc4), &n)))
 			return rc;
 		return s_skip_bytes(s, n, true);
-	case 0xc7: case 0xc8: case 0xc9:
+	case 0xc7:
+	case 0xc8:
+	case 0xc9:
 		if ((rc = s_need(s, 1u << (b - 0xc7), &n)))
 			return rc;
 		return s_skip_bytes(s, n + 1, true);
 	case 0xca: return s_skip_bytes(s, 4, false);
 	case 0xcb: return s_skip_bytes(s, 8, false);
-	case 0xcc: case 0xcd: case 0xce: case 0xcf:
-		return s_skip_bytes(s, 1u << (b - 0xcc), false);
-	case 0xd0: case 0xd1: case 0xd2: case 0xd3:
-		return s_skip_bytes(s, 1u << (b - 0xd0), false);
-	case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-		return s_skip_bytes(s, 1 + (1u << (b - 0xd4)), false);
-	case 0xd9: case 0xda: case 0xdb:
+	case 0xcc:
+	case 0xcd:
+	case 0xce:
+	case 0xcf: return s_skip_bytes(s, 1u << (b - 0xcc), false);
+	case 0xd0:
+	case 0xd1:
+	case 0xd2:
+	case 0xd3: return s_skip_bytes(s, 1u << (b - 0xd0), false);
+	case 0xd4:
+	case 0xd5:
+	case 0xd6:
+	case 0xd7:
+	case 0xd8: return s_skip_bytes(s, 1 + (1u << (b - 0xd4)), false);
+	case 0xd9:
+	case 0xda:
+	case 0xdb:
 		if ((rc = s_need(s, 1u << (b - 0xd9), &n)))
 			return rc;
 		return s_skip_bytes(s, n, true);
-	case 0xdc: case 0xdd:
+	case 0xdc:
+	case 0xdd:
 		if ((rc = s_need(s, b == 0xdc ? 2 : 4, &items)))
 			return rc;
 		goto container;
-	case 0xde: case 0xdf:
+	case 0xde:
+	case 0xdf:
 		if ((rc = s_need(s, b == 0xde ? 2 : 4, &items)))
 			return rc;
 		items *= 2;
 		goto container;
-	default:
-		return s_fail(s->why, s->why_len, DTX_EPROTO, "invalid msgpack byte 0x%02x", b);
+	default: return s_fail(s->why, s->why_len, DTX_EPROTO, "invalid msgpack byte 0x%02x", b);
 	}
 container:
 	if (items > 2 * (uint64_t)DTX_WIRE_MAX_ITEMS)
 		return s_fail(s->why, s->why_len, DTX_ETOOBIG,
-			      "container of %" PRIu64 " items exceeds %d", items, DTX_WIRE_MAX_ITEMS);
+			      "container of %" PRIu64 " items exceeds %d", items,
+			      DTX_WIRE_MAX_ITEMS);
 	/* Every element takes at least one byte: a count the frame cannot
 	 * hold is refused before anything is allocated from it. */
 	if (items > (uint64_t)(s->end - s->p))
@@ -373,8 +386,8 @@ static int s_str(s_dec_t *d, const msgpack_object *o, const char *field, size_t 
 	return 0;
 }
 
-static int s_int(s_dec_t *d, const msgpack_object *o, const char *field, int64_t min,
-		 int64_t max, int64_t *out)
+static int s_int(s_dec_t *d, const msgpack_object *o, const char *field, int64_t min, int64_t max,
+		 int64_t *out)
 {
 	int64_t v;
 	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -397,11 +410,8 @@ static int s_param(s_dec_t *d, const msgpack_object *o, const char **out)
 {
 	char buf[64];
 	switch (o->type) {
-	case MSGPACK_OBJECT_NIL:
-		*out = NULL;
-		return 0;
-	case MSGPACK_OBJECT_STR:
-		return s_str(d, o, "params", DTX_WIRE_MAX_STR, out);
+	case MSGPACK_OBJECT_NIL: *out = NULL; return 0;
+	case MSGPACK_OBJECT_STR: return s_str(d, o, "params", DTX_WIRE_MAX_STR, out);
 	case MSGPACK_OBJECT_BOOLEAN:
 		snprintf(buf, sizeof(buf), "%s", o->via.boolean ? "true" : "false");
 		break;
@@ -412,11 +422,8 @@ static int s_param(s_dec_t *d, const msgpack_object *o, const char **out)
 		snprintf(buf, sizeof(buf), "%" PRId64, o->via.i64);
 		break;
 	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64:
-		snprintf(buf, sizeof(buf), "%.17g", o->via.f64);
-		break;
-	default:
-		return FAIL(d, DTX_EPROTO, "a parameter must be a string, number, boolean or nil");
+	case MSGPACK_OBJECT_FLOAT64: snprintf(buf, sizeof(buf), "%.17g", o->via.f64); break;
+	default: return FAIL(d, DTX_EPROTO, "a parameter must be a string, number, boolean or nil");
 	}
 	if (!(*out = s_dup(d, buf, strlen(buf))))
 		return DTX_ENOMEM;
@@ -448,13 +455,16 @@ static int s_stmts(s_dec_t *d, const msgpack_object *o, uint32_t *n_out, dtx_stm
 					return rc;
 			} else if (s_key_is(key, "params")) {
 				if (val->type != MSGPACK_OBJECT_ARRAY)
-					return FAIL(d, DTX_EPROTO, "field 'params' must be an array");
+					return FAIL(d, DTX_EPROTO,
+						    "field 'params' must be an array");
 				st[i].nparams = val->via.array.size;
-				st[i].params = s_alloc(d->msg, (st[i].nparams + 1) * sizeof(char *));
+				st[i].params = s_alloc(d->msg,
+						       (st[i].nparams + 1) * sizeof(char *));
 				if (!st[i].params)
 					return DTX_ENOMEM;
 				for (uint32_t p = 0; p < st[i].nparams; p++)
-					if ((rc = s_param(d, &val->via.array.ptr[p], &st[i].params[p])))
+					if ((rc = s_param(d, &val->via.array.ptr[p],
+							  &st[i].params[p])))
 						return rc;
 			} else {
 				return FAIL(d, DTX_EPROTO, "unknown field in a statement");
@@ -486,7 +496,8 @@ static int s_branches(s_dec_t *d, const msgpack_object *o)
 			const msgpack_object *key = &m->via.map.ptr[k].key;
 			const msgpack_object *val = &m->via.map.ptr[k].val;
 			if (s_key_is(key, "p")) {
-				if ((rc = s_str(d, val, "p", DTX_WIRE_MAX_NAME, &br[i].participant)))
+				if ((rc = s_str(d, val, "p", DTX_WIRE_MAX_NAME,
+						&br[i].participant)))
 					return rc;
 			} else if (s_key_is(key, "stmts")) {
 				if ((rc = s_stmts(d, val, &br[i].nstmts, &br[i].stmts)))
@@ -574,33 +585,30 @@ static int s_kvs(s_dec_t *d, const msgpack_object *o, const char *field, dtx_kvs
 		const char *name = s_attrs[a].name;
 		for (uint32_t j = 0; j < n; j++)
 			if (kv[j].attr == a)
-				return FAIL(d, DTX_EPROTO, "attribute '%s' twice in '%s'", name, field);
+				return FAIL(d, DTX_EPROTO, "attribute '%s' twice in '%s'", name,
+					    field);
 		kv[n] = (dtx_kv_t){.attr = a};
 		switch (s_attrs[a].type) {
-		case DTX_V_STR:
-			rc = s_str(d, val, name, dtx_attr_max(a), &kv[n].s);
-			break;
+		case DTX_V_STR: rc = s_str(d, val, name, dtx_attr_max(a), &kv[n].s); break;
 		case DTX_V_UINT:
 			if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-				return FAIL(d, DTX_EPROTO, "attribute '%s' must be an unsigned integer",
-					    name);
+				return FAIL(d, DTX_EPROTO,
+					    "attribute '%s' must be an unsigned integer", name);
 			kv[n].u = val->via.u64;
 			rc = 0;
 			break;
-		case DTX_V_INT:
-			rc = s_int(d, val, name, INT64_MIN, INT64_MAX, &kv[n].i);
-			break;
+		case DTX_V_INT: rc = s_int(d, val, name, INT64_MIN, INT64_MAX, &kv[n].i); break;
 		case DTX_V_BOOL:
 			if (val->type != MSGPACK_OBJECT_BOOLEAN)
-				return FAIL(d, DTX_EPROTO, "attribute '%s' must be a boolean", name);
+				return FAIL(d, DTX_EPROTO, "attribute '%s' must be a boolean",
+					    name);
 			kv[n].b = val->via.boolean;
 			rc = 0;
 			break;
 		case DTX_V_STRS:
 			rc = s_strs(d, val, name, dtx_attr_max(a), &kv[n].a.n, &kv[n].a.v);
 			break;
-		default:
-			rc = FAIL(d, DTX_EPROTO, "attribute '%s' has no type", name);
+		default: rc = FAIL(d, DTX_EPROTO, "attribute '%s' has no type", name);
 		}
 		if (rc)
 			return rc;
@@ -632,8 +640,7 @@ static int s_rows(s_dec_t *d, const msgpack_object *o)
 
 /* The field of key into d->msg, its DTX_F_ bit in *bit; a string key this
  * decoder does not know: 0 and *bit 0 (skipped). */
-static int s_field(s_dec_t *d, const msgpack_object *key, const msgpack_object *val,
-		   uint32_t *bit)
+static int s_field(s_dec_t *d, const msgpack_object *key, const msgpack_object *val, uint32_t *bit)
 {
 	dtx_msg_t *m = d->msg;
 	int64_t v;
@@ -690,8 +697,10 @@ static int s_field(s_dec_t *d, const msgpack_object *key, const msgpack_object *
 		if ((rc = s_str(d, val, "key", DTX_KEY_MAX, &m->key)))
 			return rc;
 		if (!dtx_key_valid(m->key))
-			return FAIL(d, DTX_EPROTO, "field 'key' must be 1 to %d bytes of "
-				    "[A-Za-z0-9_.:-]", DTX_KEY_MAX);
+			return FAIL(d, DTX_EPROTO,
+				    "field 'key' must be 1 to %d bytes of "
+				    "[A-Za-z0-9_.:-]",
+				    DTX_KEY_MAX);
 		return 0;
 	}
 	if (s_key_is(key, "args")) {
@@ -731,7 +740,9 @@ static int s_field(s_dec_t *d, const msgpack_object *key, const msgpack_object *
 
 int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len)
 {
-	s_scan_t scan = {.p = data, .end = (const uint8_t *)data + len, .why = why,
+	s_scan_t scan = {.p = data,
+			 .end = (const uint8_t *)data + len,
+			 .why = why,
 			 .why_len = why_len};
 	s_dec_t d = {.msg = msg, .why = why, .why_len = why_len};
 	msgpack_unpacked up;
@@ -777,15 +788,16 @@ int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size
 				goto out;
 			}
 			if (kv->val.via.u64 != DTX_WIRE_VERSION) {
-				rc = FAIL(&d, DTX_EVERSION, "protocol version %" PRIu64
-					  " not supported (this is %d)", kv->val.via.u64,
-					  DTX_WIRE_VERSION);
+				rc = FAIL(&d, DTX_EVERSION,
+					  "protocol version %" PRIu64 " not supported (this is %d)",
+					  kv->val.via.u64, DTX_WIRE_VERSION);
 				goto out;
 			}
 			seen_v = true;
 		} else if (s_key_is(&kv->key, "t")) {
 			if (kv->val.type != MSGPACK_OBJECT_STR ||
-			    !(msg->type = s_type_lookup(kv->val.via.str.ptr, kv->val.via.str.size))) {
+			    !(msg->type = s_type_lookup(kv->val.via.str.ptr,
+							kv->val.via.str.size))) {
 				rc = FAIL(&d, DTX_EPROTO, "field 't' is not a known message type");
 				goto out;
 			}
@@ -815,7 +827,8 @@ int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size
 			goto out;
 		}
 		if (msg->has & bit) {
-			rc = FAIL(&d, DTX_EPROTO, "duplicate field in %s", dtx_msg_type_str(msg->type));
+			rc = FAIL(&d, DTX_EPROTO, "duplicate field in %s",
+				  dtx_msg_type_str(msg->type));
 			goto out;
 		}
 		msg->has |= bit;

@@ -50,14 +50,14 @@ typedef enum {
 	DTX_T_QUERY,    /* outcome of gtid */
 	/* coordinator -> client */
 	DTX_T_OUTCOME,  /* id, gtid, code=status, name=participant, sqlstate, text;
-	                 * to a TX, first code=ACTIVE with the GTID once assigned */
+			* to a TX, first code=ACTIVE with the GTID once assigned */
 	DTX_T_ERROR,    /* id?, code, text */
 	/* agent <-> coordinator */
 	DTX_T_HELLO,    /* agent: name */
 	DTX_T_WELCOME,  /* coordinator: text=coordinator id */
 	DTX_T_INDOUBT,  /* agent: gids prepared in its database */
 	DTX_T_PREPARE,  /* coordinator: gtid=branch gid, stmts, code=DTX_PREPARE_*,
-			 * timeout=ms left of the global timeout */
+			* timeout=ms left of the global timeout */
 	DTX_T_VOTE,     /* agent: gtid=gid, code=vote, sqlstate, text */
 	DTX_T_DECIDE,   /* coordinator: gtid=gid, code=DTX_DECIDE_* */
 	DTX_T_ACK,      /* agent: gtid=gid, code=ack result, text */
@@ -65,9 +65,9 @@ typedef enum {
 	DTX_T_PONG,
 	/* dtxctl <-> coordinator (admin endpoint) */
 	DTX_T_ADMIN,    /* id, name=command, args (attributes; dtx_admin.h), text=the
-			 * former positional argument, kept for older peers */
+		      * former positional argument, kept for older peers */
 	DTX_T_REPLY,    /* id, code, text? (a summary line), rows? (each a list of
-			 * attributes: one transaction, record, participant...) */
+		      * attributes: one transaction, record, participant...) */
 	/* coordinator -> watchers (events endpoint, XPUB) */
 	DTX_T_EVENT,    /* gtid, event, who?, participants, detail?, at_us */
 	DTX_T__COUNT
@@ -132,7 +132,7 @@ typedef enum {
 	DTX_A_GTID,         /* str: a global transaction */
 	DTX_A_GID,          /* str: a branch's PostgreSQL GID */
 	DTX_A_STATE,        /* str: a transaction's state, a record's kind (as
-			     * wal_kind_str names them, and "deciding"), or list's filter */
+		      * wal_kind_str names them, and "deciding"), or list's filter */
 	DTX_A_PARTICIPANT,  /* str */
 	DTX_A_PARTICIPANTS, /* strs: a transaction's participants, in branch order */
 	DTX_A_WHEN_US,      /* int: wall clock, microseconds since 1970 (UTC) */
@@ -152,7 +152,7 @@ typedef enum {
 	DTX_A_WAITING,      /* strs: participants that have not acknowledged */
 	DTX_A_UNCONFIGURED, /* strs: those of them no longer configured */
 	DTX_A_PRUNED,       /* bool: an in-doubt branch's transaction was pruned from
-			     * the log (false: its epoch is unknown to the log) */
+		       * the log (false: its epoch is unknown to the log) */
 	DTX_A_SENT,         /* bool: the decision went to the agent (false: not connected) */
 	DTX_A_RESENT,       /* bool: the decision was logged already and sent again */
 	DTX_A_COORDINATOR,  /* str: the coordinator's id */
@@ -174,7 +174,7 @@ typedef enum {
 	DTX_A_DECISIONS,    /* uint: commit decisions made durable by group commits */
 	DTX_A_MEAN_US,      /* uint: a latency's mean, microseconds */
 	DTX_A_P50_US,       /* uint: a latency's histogram bucket holding the median,
-			     * its upper bound in microseconds; DTX_A_INF: beyond the last */
+		       * its upper bound in microseconds; DTX_A_INF: beyond the last */
 	DTX_A_P99_US,       /* uint: the same for the 99th percentile */
 	DTX_A_CODE,         /* int: a DTX_E... code, 0 for none (the log's health) */
 	DTX_A__COUNT
@@ -282,8 +282,7 @@ int dtx_msg_encode(const dtx_msg_t *msg, char **buf, size_t *len);
  * when the frame passed the bounds check and held an unsigned "id", that
  * is kept (msg->id, DTX_F_ID in msg->has) for the refusal to echo.
  */
-int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why,
-		   size_t why_len);
+int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len);
 
 /* Participant names: [A-Za-z0-9_-], 1..63 bytes. */
 bool dtx_name_valid(const char *name);

@@ -112,9 +112,10 @@ static void s_keep_ours(pga_t *self, pga_op_t *op)
 			continue;
 		}
 		if (s_odd_first(self, op->gids[i]))
-			dtx_warn("prepared transaction '%.80s%s' has coordinator %s's prefix but is "
-				 "not a dtx GID: left alone, not reported", op->gids[i],
-				 strlen(op->gids[i]) > 80 ? "..." : "", op->coord);
+			dtx_warn(
+				"prepared transaction '%.80s%s' has coordinator %s's prefix but is "
+				"not a dtx GID: left alone, not reported",
+				op->gids[i], strlen(op->gids[i]) > 80 ? "..." : "", op->coord);
 		free(op->gids[i]);
 	}
 	op->ngids = n;
@@ -307,8 +308,10 @@ static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 			 * nothing was done, and say so. */
 			s_unqueue(self, job);
 			s_drop_job(self, job);
-			dtx_msg_t ack = {.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE,
-					 .gtid = m->gtid, .code = DTX_ACK_DONE};
+			dtx_msg_t ack = {.type = DTX_T_ACK,
+					 .has = DTX_F_GTID | DTX_F_CODE,
+					 .gtid = m->gtid,
+					 .code = DTX_ACK_DONE};
 			s_send(self, &ack);
 			return;
 		}
@@ -334,9 +337,7 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		return;
 	}
 	switch (faults ? dtx_fault_on_recv(dtx_msg_type_str(m.type), &delay_ms) : DTX_FAULT_NONE) {
-	case DTX_FAULT_DROP:
-		dtx_msg_clear(&m);
-		return;
+	case DTX_FAULT_DROP: dtx_msg_clear(&m); return;
 	case DTX_FAULT_DUP:
 		s_on_coord(self, data, len, false); /* then this one below */
 		break;
@@ -344,8 +345,7 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		dtx_delayed_hold(&self->delayed, delay_ms, NULL, 0, data, len);
 		dtx_msg_clear(&m);
 		return;
-	default:
-		break;
+	default: break;
 	}
 	self->last_heard_ms = dtx_now_ms();
 	switch (m.type) {
@@ -365,7 +365,8 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		if (s_tomb_has(self, m.gtid)) {
 			dtx_msg_t v = {.type = DTX_T_VOTE,
 				       .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT,
-				       .gtid = m.gtid, .code = DTX_VOTE_NO,
+				       .gtid = m.gtid,
+				       .code = DTX_VOTE_NO,
 				       .text = "rolled back before its PREPARE arrived"};
 			dtx_info_tx(m.gtid, "prepare refused: rolled back already");
 			s_send(self, &v);
@@ -378,7 +379,9 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		if (pga_stmt_check(m.nstmts, m.stmts, sqlstate, refused, sizeof(refused))) {
 			dtx_msg_t v = {.type = DTX_T_VOTE,
 				       .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT,
-				       .gtid = m.gtid, .code = DTX_VOTE_NO, .text = refused};
+				       .gtid = m.gtid,
+				       .code = DTX_VOTE_NO,
+				       .text = refused};
 			if (sqlstate[0]) {
 				v.has |= DTX_F_SQLSTATE;
 				v.sqlstate = sqlstate;
@@ -403,11 +406,8 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		s_enqueue(self, job, false);
 		break;
 	}
-	case DTX_T_DECIDE:
-		s_on_decide(self, &m);
-		break;
-	case DTX_T_PONG:
-		break;
+	case DTX_T_DECIDE: s_on_decide(self, &m); break;
+	case DTX_T_PONG: break;
 	case DTX_T_ERROR:
 		if (m.code == DTX_ENOTREG) {
 			dtx_notice("coordinator does not know us (it restarted?): hello again");
@@ -416,8 +416,7 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 			dtx_err("coordinator says: %s (%s)", m.text, dtx_strerror((int)m.code));
 		}
 		break;
-	default:
-		dtx_warn("unexpected %s from the coordinator", dtx_msg_type_str(m.type));
+	default: dtx_warn("unexpected %s from the coordinator", dtx_msg_type_str(m.type));
 	}
 	dtx_msg_clear(&m);
 }
@@ -429,7 +428,9 @@ static void s_on_done(pga_t *self, s_job_t *job)
 	switch (op->kind) {
 	case PGA_OP_PREPARE: {
 		self->nprepares--;
-		dtx_msg_t v = {.type = DTX_T_VOTE, .has = DTX_F_GTID | DTX_F_CODE, .gtid = op->gid,
+		dtx_msg_t v = {.type = DTX_T_VOTE,
+			       .has = DTX_F_GTID | DTX_F_CODE,
+			       .gtid = op->gid,
 			       .code = op->result};
 		if (op->result == PGA_VOTE_UNKNOWN) {
 			/* no vote: the coordinator times out and RESOLVEs */
@@ -455,7 +456,9 @@ static void s_on_done(pga_t *self, s_job_t *job)
 		break;
 	}
 	case PGA_OP_DECIDE: {
-		dtx_msg_t a = {.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE, .gtid = op->gid,
+		dtx_msg_t a = {.type = DTX_T_ACK,
+			       .has = DTX_F_GTID | DTX_F_CODE,
+			       .gtid = op->gid,
 			       .code = op->result};
 		if (op->result != DTX_ACK_DONE && op->result != DTX_ACK_COMMITTED) {
 			dtx_log_ctx(op->result == DTX_ACK_HEURISTIC ? DTX_LOG_ERR : DTX_LOG_WARNING,
@@ -478,7 +481,9 @@ static void s_on_done(pga_t *self, s_job_t *job)
 		}
 		s_keep_ours(self, op);
 		dtx_info("%u prepared branches of coordinator %s found", op->ngids, op->coord);
-		dtx_msg_t d = {.type = DTX_T_INDOUBT, .has = DTX_F_GIDS, .ngids = op->ngids,
+		dtx_msg_t d = {.type = DTX_T_INDOUBT,
+			       .has = DTX_F_GIDS,
+			       .ngids = op->ngids,
 			       .gids = (const char **)op->gids};
 		s_send(self, &d);
 		break;
@@ -616,7 +621,8 @@ static int s_poll(pga_t *self, long timeout_ms)
 		if (fd < 0)
 			continue;
 		self->items[n] = (zmq_pollitem_t){
-			.fd = fd, .events = (short)(ZMQ_POLLIN | (want_write ? ZMQ_POLLOUT : 0))};
+			.fd = fd,
+			.events = (short)(ZMQ_POLLIN | (want_write ? ZMQ_POLLOUT : 0))};
 		self->item_db[n - 1] = i;
 		n++;
 	}
@@ -702,8 +708,8 @@ int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 	    !(self->buckets = calloc(BUCKETS, sizeof(*self->buckets))))
 		goto fail;
 	for (unsigned i = 0; i < cfg->pool_size; i++) {
-		if (!(self->dbs[i] = pga_db_new(cfg->conninfo, cfg->lock_timeout_ms, cfg->max_result_rows,
-					    cfg->max_result_bytes)))
+		if (!(self->dbs[i] = pga_db_new(cfg->conninfo, cfg->lock_timeout_ms,
+						cfg->max_result_rows, cfg->max_result_bytes)))
 			goto fail;
 		/* the lowest index on top: jobs go to few connections when few run */
 		self->idle[self->nidle++] = cfg->pool_size - 1 - i;

@@ -36,8 +36,7 @@ static bool s_name_ok(const char *val, char *why, size_t len)
 	return false;
 }
 
-#define F(field) .off = offsetof(pga_config_t, field), \
-		 .size = sizeof(((pga_config_t *)0)->field)
+#define F(field) .off = offsetof(pga_config_t, field), .size = sizeof(((pga_config_t *)0)->field)
 #define STR(name, fl, chk) {#name, DTX_CONF_STR, 0, 0, 0, F(name), 0, 0, (fl), (chk)}
 #define UINT(name, lo, hi) {#name, DTX_CONF_UINT, (lo), (hi), 0, F(name), 0, 0, 0, NULL}
 

@@ -20,12 +20,12 @@
 
 typedef enum {
 	ST_SETUP,    /* the session reset (SET lock_timeout included) and/or
-		      * PREPARE the marker statement */
+		   * PREPARE the marker statement */
 	ST_WORK,     /* prepare: BEGIN, SET LOCAL statement_timeout, the
-		      * statements, the guard, the marker row, and PREPARE
-		      * TRANSACTION and the session reset unless one phase */
+		  * statements, the guard, the marker row, and PREPARE
+		  * TRANSACTION and the session reset unless one phase */
 	ST_END,      /* prepare: COMMIT (one phase), COMMIT PREPARED (read-only),
-		      * then the session reset */
+		 * then the session reset */
 	ST_ROLLBACK, /* prepare: ROLLBACK (PREPARED) after a failure, then the
 		      * session reset; vote no */
 	ST_APPLY,    /* decide: COMMIT / ROLLBACK PREPARED */
@@ -55,7 +55,7 @@ struct pga_db {
 	bool want_write;        /* connecting, or output not yet flushed */
 	bool marked;            /* MARK_STMT is prepared in this session */
 	bool clean;             /* the session is as the reset leaves it: no
-				 * branch ran in it since */
+		     * branch ran in it since */
 	/* the operation running */
 	pga_op_t *op;
 	s_step_t step;
@@ -82,11 +82,10 @@ struct pga_db {
 	unsigned nq, qcap, nres, nulls;
 };
 
-static const char SQL_SCHEMA[] =
-	"CREATE SCHEMA IF NOT EXISTS dtx;"
-	"CREATE TABLE IF NOT EXISTS dtx.branches ("
-	" gid text PRIMARY KEY,"
-	" created timestamptz NOT NULL DEFAULT now())";
+static const char SQL_SCHEMA[] = "CREATE SCHEMA IF NOT EXISTS dtx;"
+				 "CREATE TABLE IF NOT EXISTS dtx.branches ("
+				 " gid text PRIMARY KEY,"
+				 " created timestamptz NOT NULL DEFAULT now())";
 /* Rows are appended in time order: a block range index lets the prune
  * read only the old part of the table, at little cost to the insert on
  * every branch's path. CREATE INDEX waits for the table's lock even when
@@ -102,8 +101,9 @@ static const char SQL_PRUNE_INDEX[] =
  * connection; it runs after the branch's statements, under a search_path
  * they may have set, so every name in it is qualified. */
 #define MARK_STMT "dtx_mark"
-static const char SQL_MARK[] = "INSERT INTO dtx.branches (gid)"
-			       " SELECT $1 WHERE pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL";
+static const char SQL_MARK[] =
+	"INSERT INTO dtx.branches (gid)"
+	" SELECT $1 WHERE pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL";
 /* The guard, just before the marker and PREPARE TRANSACTION: SAVEPOINT
  * fails (25P01) unless the session is still inside a transaction block,
  * and no statement a branch may send can open one, so the block is the
@@ -140,7 +140,7 @@ static const char SQL_PRUNE[] =
 	" AND gid NOT IN (SELECT gid FROM pg_prepared_xacts)";
 
 pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms, uint64_t max_rows,
-		      uint64_t max_bytes)
+		     uint64_t max_bytes)
 {
 	pga_db_t *self = calloc(1, sizeof(*self));
 	if (!self)
@@ -148,8 +148,8 @@ pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms, uint64_t ma
 	self->max_rows = max_rows;
 	self->max_bytes = max_bytes;
 	if (lock_timeout_ms)
-		snprintf(self->lock_timeout, sizeof(self->lock_timeout),
-			 "SET lock_timeout = %u", (unsigned)lock_timeout_ms);
+		snprintf(self->lock_timeout, sizeof(self->lock_timeout), "SET lock_timeout = %u",
+			 (unsigned)lock_timeout_ms);
 	self->params[0] = self->param;
 	if (!(self->conninfo = strdup(conninfo))) {
 		free(self);
@@ -239,7 +239,8 @@ int pga_db_ensure_schema(const char *conninfo, char *why, size_t why_len)
 				} else {
 					dtx_warn("index dtx.branches_created not made: prepared "
 						 "branches hold dtx.branches; until a later start "
-						 "makes it, pruning marker rows reads the whole table");
+						 "makes it, pruning marker rows reads the whole "
+						 "table");
 				}
 			}
 			PQclear(res);
@@ -306,10 +307,10 @@ static bool s_send(pga_db_t *self, unsigned n)
 		s_query_t *q = &self->q[i];
 		q->res = NULL;
 		int ok = q->prepare ? PQsendPrepare(conn, q->name, q->sql, q->nparams, NULL)
-			 : q->name  ? PQsendQueryPrepared(conn, q->name, q->nparams, q->params, NULL,
-							  NULL, 0)
-				    : PQsendQueryParams(conn, q->sql, q->nparams, NULL, q->params,
-							NULL, NULL, 0);
+			 : q->name ? PQsendQueryPrepared(conn, q->name, q->nparams, q->params, NULL,
+							 NULL, 0)
+				   : PQsendQueryParams(conn, q->sql, q->nparams, NULL, q->params,
+						       NULL, NULL, 0);
 		if (ok != 1)
 			return false;
 	}
@@ -395,12 +396,9 @@ static pga_op_t *s_finish(pga_db_t *self, int result)
 static pga_op_t *s_fail(pga_db_t *self)
 {
 	switch (self->op->kind) {
-	case PGA_OP_PREPARE:
-		return s_finish(self, DTX_VOTE_NO);
-	case PGA_OP_DECIDE:
-		return s_finish(self, DTX_ACK_RETRY);
-	default:
-		return s_finish(self, DTX_EDB);
+	case PGA_OP_PREPARE: return s_finish(self, DTX_VOTE_NO);
+	case PGA_OP_DECIDE: return s_finish(self, DTX_ACK_RETRY);
+	default: return s_finish(self, DTX_EDB);
 	}
 }
 
@@ -513,7 +511,8 @@ static bool s_send_first(pga_db_t *self)
 		if (op->deadline_ms) {
 			int64_t left = op->deadline_ms - dtx_now_ms();
 			snprintf(self->stmt_timeout, sizeof(self->stmt_timeout),
-				 "SET LOCAL statement_timeout = %lld", (long long)(left > 1 ? left : 1));
+				 "SET LOCAL statement_timeout = %lld",
+				 (long long)(left > 1 ? left : 1));
 			self->q[n++] = (s_query_t){.sql = self->stmt_timeout};
 		}
 		self->i_stmt = n;
@@ -525,7 +524,9 @@ static bool s_send_first(pga_db_t *self)
 		self->q[n++] = (s_query_t){.sql = SQL_GUARD};
 		self->q[n++] = (s_query_t){.sql = SQL_UNGUARD};
 		self->i_mark = n;
-		self->q[n++] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .params = self->mark,
+		self->q[n++] = (s_query_t){.sql = SQL_MARK,
+					   .nparams = 1,
+					   .params = self->mark,
 					   .name = MARK_STMT};
 		/* From here on the session holds whatever the branch left. */
 		self->clean = false;
@@ -551,8 +552,7 @@ static bool s_send_first(pga_db_t *self)
 			return false;
 		self->step = ST_APPLY;
 		return s_send1(self, self->cmd, 0);
-	case PGA_OP_PRUNE:
-		return s_send_prune(self);
+	case PGA_OP_PRUNE: return s_send_prune(self);
 	default:
 		snprintf(self->param, sizeof(self->param), "dtx:%s:", op->coord);
 		self->step = ST_LIST;
@@ -573,7 +573,9 @@ static bool s_send_begin(pga_db_t *self)
 	if (!self->clean)
 		s_add_reset(self, &n);
 	if (!self->marked)
-		self->q[n++] = (s_query_t){.sql = SQL_MARK, .nparams = 1, .name = MARK_STMT,
+		self->q[n++] = (s_query_t){.sql = SQL_MARK,
+					   .nparams = 1,
+					   .name = MARK_STMT,
 					   .prepare = true};
 	return s_send(self, n);
 }
@@ -680,18 +682,20 @@ static pga_op_t *s_on_work(pga_db_t *self)
 			if (i == 0)
 				snprintf(op->why, sizeof(op->why), "BEGIN failed: %s", tmp);
 			else if (i < self->i_stmt)
-				snprintf(op->why, sizeof(op->why), "cannot set statement_timeout: %s",
-					 tmp);
+				snprintf(op->why, sizeof(op->why),
+					 "cannot set statement_timeout: %s", tmp);
 			else if (is_stmt)
-				snprintf(op->why, sizeof(op->why), "statement %u failed: %s", stmt, tmp);
+				snprintf(op->why, sizeof(op->why), "statement %u failed: %s", stmt,
+					 tmp);
 			else if (i < self->i_mark)
 				snprintf(op->why, sizeof(op->why),
-					 "the branch is no longer in the transaction the agent began: "
+					 "the branch is no longer in the transaction the agent "
+					 "began: "
 					 "%s",
 					 tmp);
 			else {
-				snprintf(op->why, sizeof(op->why), "cannot write the marker row: %s",
-					 tmp);
+				snprintf(op->why, sizeof(op->why),
+					 "cannot write the marker row: %s", tmp);
 				/* gone: prepare it again next time */
 				if (strcmp(op->sqlstate, "26000") == 0)
 					self->marked = false;
@@ -702,16 +706,18 @@ static pga_op_t *s_on_work(pga_db_t *self)
 			snprintf(op->sqlstate, 6, "54000");
 			snprintf(op->why, sizeof(op->why),
 				 "statement %u returned more than %llu rows or %llu bytes", stmt,
-				 (unsigned long long)self->max_rows, (unsigned long long)self->max_bytes);
-			return prep && !prepared ? s_finish(self, DTX_VOTE_NO) : s_undo(self, prepared);
+				 (unsigned long long)self->max_rows,
+				 (unsigned long long)self->max_bytes);
+			return prep && !prepared ? s_finish(self, DTX_VOTE_NO)
+						 : s_undo(self, prepared);
 		}
 		if (is_stmt && op->stmts[stmt - 1].expect >= 0) {
 			const char *t = PQcmdTuples(self->q[i].res);
 			long long rows = t && *t ? atoll(t) : (long long)PQntuples(self->q[i].res);
 			if (rows != op->stmts[stmt - 1].expect) {
 				snprintf(op->why, sizeof(op->why),
-					 "statement %u touched %lld rows, expected %lld", stmt, rows,
-					 (long long)op->stmts[stmt - 1].expect);
+					 "statement %u touched %lld rows, expected %lld", stmt,
+					 rows, (long long)op->stmts[stmt - 1].expect);
 				/* a failed PREPARE cancelled the transaction */
 				return prep && !prepared ? s_finish(self, DTX_VOTE_NO)
 							 : s_undo(self, prepared);
@@ -901,14 +907,10 @@ static pga_op_t *s_on_step(pga_db_t *self, bool lost, const char *lost_why)
 		if (lost)
 			return s_unreachable(self, lost_why);
 		return s_on_work(self);
-	case ST_END:
-		return s_on_end(self, lost, lost_why);
-	case ST_ROLLBACK:
-		return s_finish(self, DTX_VOTE_NO); /* why says what failed */
-	case ST_APPLY:
-		return s_on_apply(self, lost, lost_why);
-	case ST_MARKED:
-		return s_on_marked(self, lost, lost_why);
+	case ST_END: return s_on_end(self, lost, lost_why);
+	case ST_ROLLBACK: return s_finish(self, DTX_VOTE_NO); /* why says what failed */
+	case ST_APPLY: return s_on_apply(self, lost, lost_why);
+	case ST_MARKED: return s_on_marked(self, lost, lost_why);
 	case ST_LIST:
 		if (lost) {
 			snprintf(op->why, sizeof(op->why), "%s", lost_why);
@@ -935,8 +937,8 @@ pga_op_t *pga_db_expire(pga_db_t *self, int64_t now_ms)
 void pga_db_cancel(pga_db_t *self)
 {
 	char err[256];
-	if (!self->op || self->op->kind != PGA_OP_PREPARE || self->step != ST_WORK ||
-	    !self->conn || self->connecting)
+	if (!self->op || self->op->kind != PGA_OP_PREPARE || self->step != ST_WORK || !self->conn ||
+	    self->connecting)
 		return;
 	PGcancel *c = PQgetCancel(self->conn);
 	if (!c || !PQcancel(c, err, sizeof(err)))
@@ -954,15 +956,12 @@ pga_op_t *pga_db_advance(pga_db_t *self)
 		return NULL;
 	if (self->connecting) {
 		switch (PQconnectPoll(self->conn)) {
-		case PGRES_POLLING_READING:
-			self->want_write = false;
-			return NULL;
-		case PGRES_POLLING_WRITING:
-			self->want_write = true;
-			return NULL;
+		case PGRES_POLLING_READING: self->want_write = false; return NULL;
+		case PGRES_POLLING_WRITING: self->want_write = true; return NULL;
 		case PGRES_POLLING_OK:
 			self->connecting = self->want_write = false;
-			if (PQsetnonblocking(self->conn, 1) == 0 && PQenterPipelineMode(self->conn) == 1)
+			if (PQsetnonblocking(self->conn, 1) == 0 &&
+			    PQenterPipelineMode(self->conn) == 1)
 				return s_send_begin(self) ? NULL : s_lost(self);
 			/* fall through */
 		default:

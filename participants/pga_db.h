@@ -79,7 +79,7 @@ typedef struct {
  * kept).
  */
 pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms, uint64_t max_rows,
-		      uint64_t max_bytes);
+		     uint64_t max_bytes);
 
 /* Closes the connection; an operation still running is abandoned (an open
  * transaction rolls back, a prepared one stays prepared). */

@@ -27,24 +27,34 @@
 static const char S_TAKES[] = "a branch takes one SELECT, INSERT, UPDATE, DELETE or MERGE";
 
 /* The statements a branch may run: data manipulation only. */
-static const char *const s_accepted[] = {"SelectStmt", "InsertStmt", "UpdateStmt",
-					 "DeleteStmt", "MergeStmt"};
+static const char *const s_accepted[] = {"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt",
+					 "MergeStmt"};
 
 /* Names a client knows for the nodes most often sent by mistake (or not
  * by mistake); any other node is named by its parser node type. */
 static const struct {
 	const char *node, *name;
 } s_names[] = {
-	{"VariableSetStmt", "SET"},   {"VariableShowStmt", "SHOW"},
-	{"CopyStmt", "COPY"},         {"DoStmt", "DO"},
-	{"CallStmt", "CALL"},         {"DiscardStmt", "DISCARD"},
-	{"LockStmt", "LOCK"},         {"ExplainStmt", "EXPLAIN"},
-	{"PrepareStmt", "PREPARE"},   {"ExecuteStmt", "EXECUTE"},
-	{"DeallocateStmt", "DEALLOCATE"}, {"ListenStmt", "LISTEN"},
-	{"UnlistenStmt", "UNLISTEN"}, {"NotifyStmt", "NOTIFY"},
-	{"DeclareCursorStmt", "DECLARE"}, {"FetchStmt", "FETCH"},
-	{"ClosePortalStmt", "CLOSE"}, {"VacuumStmt", "VACUUM"},
-	{"TruncateStmt", "TRUNCATE"}, {"CreateTableAsStmt", "CREATE TABLE AS"},
+	{"VariableSetStmt", "SET"},
+	{"VariableShowStmt", "SHOW"},
+	{"CopyStmt", "COPY"},
+	{"DoStmt", "DO"},
+	{"CallStmt", "CALL"},
+	{"DiscardStmt", "DISCARD"},
+	{"LockStmt", "LOCK"},
+	{"ExplainStmt", "EXPLAIN"},
+	{"PrepareStmt", "PREPARE"},
+	{"ExecuteStmt", "EXECUTE"},
+	{"DeallocateStmt", "DEALLOCATE"},
+	{"ListenStmt", "LISTEN"},
+	{"UnlistenStmt", "UNLISTEN"},
+	{"NotifyStmt", "NOTIFY"},
+	{"DeclareCursorStmt", "DECLARE"},
+	{"FetchStmt", "FETCH"},
+	{"ClosePortalStmt", "CLOSE"},
+	{"VacuumStmt", "VACUUM"},
+	{"TruncateStmt", "TRUNCATE"},
+	{"CreateTableAsStmt", "CREATE TABLE AS"},
 	{"CheckPointStmt", "CHECKPOINT"},
 };
 
@@ -68,7 +78,8 @@ static const struct {
 /* The one node of {"NodeType": {...}}: its type, and its body in *body. */
 static const char *s_node(json_object *wrapper, json_object **body)
 {
-	if (!json_object_is_type(wrapper, json_type_object) || json_object_object_length(wrapper) != 1)
+	if (!json_object_is_type(wrapper, json_type_object) ||
+	    json_object_object_length(wrapper) != 1)
 		return NULL;
 	json_object_object_foreach(wrapper, key, val)
 	{
@@ -120,7 +131,8 @@ static void s_judge(json_object *root, char *what, size_t len)
 		snprintf(what, len, "it holds %zu statements", n);
 		return;
 	}
-	const char *node = json_object_object_get_ex(json_object_array_get_idx(stmts, 0), "stmt", &stmt)
+	const char *node = json_object_object_get_ex(json_object_array_get_idx(stmts, 0), "stmt",
+						     &stmt)
 				   ? s_node(stmt, &body)
 				   : NULL;
 	if (!node) {
@@ -172,7 +184,8 @@ static int s_check_one(const char *sql, char *sqlstate, char *what, size_t len)
 	 * parameters. */
 	if (strchr(sql, '\\')) {
 		snprintf(sqlstate, 6, "0A000");
-		snprintf(what, len, "it holds a backslash, which PostgreSQL may read otherwise than "
+		snprintf(what, len,
+			 "it holds a backslash, which PostgreSQL may read otherwise than "
 			 "this check does (standard_conforming_strings); pass such text as a "
 			 "parameter");
 		return DTX_EINVAL;
@@ -181,8 +194,8 @@ static int s_check_one(const char *sql, char *sqlstate, char *what, size_t len)
 	int rc = 0;
 	if (r.error) {
 		snprintf(sqlstate, 6, "42601");
-		snprintf(what, len, "%s (at character %d)", r.error->message ? r.error->message : "",
-			 r.error->cursorpos);
+		snprintf(what, len, "%s (at character %d)",
+			 r.error->message ? r.error->message : "", r.error->cursorpos);
 		rc = DTX_EINVAL;
 		goto out;
 	}
@@ -212,20 +225,19 @@ out:
 	return rc;
 }
 
-int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why,
-		   size_t why_len)
+int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len)
 {
 	char what[400];
 	for (uint32_t i = 0; i < n; i++) {
 		int rc = s_check_one(stmts[i].sql, sqlstate, what, sizeof(what));
 		if (rc == DTX_ENOMEM) {
-			snprintf(why, why_len, "statement %u cannot be checked: %s", (unsigned)(i + 1),
-				 what);
+			snprintf(why, why_len, "statement %u cannot be checked: %s",
+				 (unsigned)(i + 1), what);
 			return rc;
 		}
 		if (rc) {
-			snprintf(why, why_len, "statement %u refused: %s; %s", (unsigned)(i + 1), what,
-				 S_TAKES);
+			snprintf(why, why_len, "statement %u refused: %s; %s", (unsigned)(i + 1),
+				 what, S_TAKES);
 			return rc;
 		}
 	}

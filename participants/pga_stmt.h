@@ -28,7 +28,6 @@
  * parser refused it, 0A000: a kind of statement a branch may not run;
  * at least 6 bytes) set. DTX_ENOMEM when out of memory (why set).
  */
-int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why,
-		   size_t why_len);
+int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len);
 
 #endif

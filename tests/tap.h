@@ -27,11 +27,11 @@ static inline int tap_ok(int cond, const char *fmt, ...)
 }
 
 #define ok(cond, ...) tap_ok(!!(cond), __VA_ARGS__)
-#define is_int(got, want, name)                                                      \
-	do {                                                                         \
-		long long g_ = (long long)(got), w_ = (long long)(want);             \
-		if (!ok(g_ == w_, "%s", name))                                       \
-			printf("#   got %lld, want %lld\n", g_, w_);                     \
+#define is_int(got, want, name)                                                                    \
+	do {                                                                                       \
+		long long g_ = (long long)(got), w_ = (long long)(want);                           \
+		if (!ok(g_ == w_, "%s", name))                                                     \
+			printf("#   got %lld, want %lld\n", g_, w_);                               \
 	} while (0)
 
 static inline int tap_done(void)

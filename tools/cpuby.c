@@ -70,10 +70,14 @@ static bool s_read(int pid, s_proc_t *out)
 	int ppid;
 	unsigned long long ut, st, cut, cst, start;
 	if (sscanf(close + 2,
-		   "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu %*d %*d %*d %*d %llu",
+		   "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu %*d %*d %*d %*d "
+		   "%llu",
 		   &ppid, &ut, &st, &cut, &cst, &start) != 6)
 		return false;
-	*out = (s_proc_t){.pid = pid, .ppid = ppid, .start = start, .ticks = ut + st + cut + cst,
+	*out = (s_proc_t){.pid = pid,
+			  .ppid = ppid,
+			  .start = start,
+			  .ticks = ut + st + cut + cst,
 			  .wakeups = s_wakeups(pid)};
 	if (pid == 2 || ppid == 2)
 		snprintf(out->name, sizeof(out->name), "[kernel]");

@@ -52,13 +52,17 @@ static void s_on_msg(void *sock, const char *name, const dtx_msg_t *m, bool *wel
 		*welcomed = true;
 		break;
 	case DTX_T_PREPARE:
-		r = (dtx_msg_t){.type = DTX_T_VOTE, .has = DTX_F_GTID | DTX_F_CODE,
-				.gtid = m->gtid, .code = DTX_VOTE_YES};
+		r = (dtx_msg_t){.type = DTX_T_VOTE,
+				.has = DTX_F_GTID | DTX_F_CODE,
+				.gtid = m->gtid,
+				.code = DTX_VOTE_YES};
 		s_send(sock, &r);
 		break;
 	case DTX_T_DECIDE:
-		r = (dtx_msg_t){.type = DTX_T_ACK, .has = DTX_F_GTID | DTX_F_CODE,
-				.gtid = m->gtid, .code = DTX_ACK_DONE};
+		r = (dtx_msg_t){.type = DTX_T_ACK,
+				.has = DTX_F_GTID | DTX_F_CODE,
+				.gtid = m->gtid,
+				.code = DTX_ACK_DONE};
 		s_send(sock, &r);
 		break;
 	case DTX_T_ERROR:
@@ -69,8 +73,7 @@ static void s_on_msg(void *sock, const char *name, const dtx_msg_t *m, bool *wel
 			dtx_err("coordinator says: %s", m->text ? m->text : "?");
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 

@@ -144,8 +144,8 @@ static bool s_cpu_ticks(uint64_t *busy, uint64_t *total)
 	FILE *f = fopen("/proc/stat", "r");
 	if (!f)
 		return false;
-	int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-		       &v[3], &v[4], &v[5], &v[6], &v[7]);
+	int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		       &v[4], &v[5], &v[6], &v[7]);
 	fclose(f);
 	if (n < 5)
 		return false;
@@ -183,8 +183,7 @@ static uint64_t s_mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-static void s_build(const s_opts_t *o, unsigned client, unsigned nclients, uint64_t n,
-		    s_work_t *w)
+static void s_build(const s_opts_t *o, unsigned client, unsigned nclients, uint64_t n, s_work_t *w)
 {
 	char a[32], b[96], c[96], ref[96];
 	w->n = 0;
@@ -197,12 +196,14 @@ static void s_build(const s_opts_t *o, unsigned client, unsigned nclients, uint6
 		snprintf(c, sizeof(c), "%s-%u", o->item, client);
 		s_stmt(w, "shop",
 		       "INSERT INTO orders (ref, customer, item, qty, total) "
-		       "VALUES ($1, $2, $3, $4, $5)", 1, 5, ref, b, c, "1", "1");
+		       "VALUES ($1, $2, $3, $4, $5)",
+		       1, 5, ref, b, c, "1", "1");
 		s_stmt(w, "bank",
-		       "UPDATE wallets SET balance = balance - $2 WHERE customer = $1 AND balance >= $2",
+		       "UPDATE wallets SET balance = balance - $2 WHERE customer = $1 AND balance "
+		       ">= $2",
 		       1, 2, b, "1");
-		s_stmt(w, "stock", "UPDATE items SET qty = qty - $2 WHERE item = $1 AND qty >= $2", 1,
-		       2, c, "1");
+		s_stmt(w, "stock", "UPDATE items SET qty = qty - $2 WHERE item = $1 AND qty >= $2",
+		       1, 2, c, "1");
 	} else {
 		/* the client's own account, or one drawn from the client's share
 		 * of 1..accounts (client + 1 + k * nclients): clients never
@@ -213,8 +214,9 @@ static void s_build(const s_opts_t *o, unsigned client, unsigned nclients, uint6
 		snprintf(a, sizeof(a), "%u", id);
 		snprintf(b, sizeof(b), "%d", -(int)(o->ndbs - 1));
 		for (unsigned i = 0; i < o->ndbs; i++)
-			s_stmt(w, o->dbs[i], "UPDATE bench_accounts SET balance = balance + $2 WHERE id = $1",
-			       1, 2, a, i ? "1" : b);
+			s_stmt(w, o->dbs[i],
+			       "UPDATE bench_accounts SET balance = balance + $2 WHERE id = $1", 1,
+			       2, a, i ? "1" : b);
 	}
 }
 
@@ -238,7 +240,8 @@ static int s_run_dtx(s_client_t *c, dtx_client_t *cl, const s_work_t *w, bool *c
 		dtx_tx_set_timeout(tx, c->o->timeout_ms);
 	rc = dtx_client_run(cl, tx, &out, 30000);
 	if (rc)
-		snprintf(c->last_error, sizeof(c->last_error), "%s: %s", dtx_strerror(rc), out.reason);
+		snprintf(c->last_error, sizeof(c->last_error), "%s: %s", dtx_strerror(rc),
+			 out.reason);
 	else if (!(*committed = out.status == DTX_OUTCOME_COMMITTED))
 		snprintf(c->last_error, sizeof(c->last_error), "aborted: %s", out.reason);
 done:
@@ -261,8 +264,8 @@ static int s_direct_open(s_client_t *c, s_direct_t *d)
 		snprintf(ci, sizeof(ci), "%s dbname=%s", c->o->conninfo, c->o->dbs[i]);
 		d->conn[i] = PQconnectdb(ci);
 		if (PQstatus(d->conn[i]) != CONNECTION_OK) {
-			snprintf(c->last_error, sizeof(c->last_error), "cannot connect to %s: %s", c->o->dbs[i],
-				 PQerrorMessage(d->conn[i]));
+			snprintf(c->last_error, sizeof(c->last_error), "cannot connect to %s: %s",
+				 c->o->dbs[i], PQerrorMessage(d->conn[i]));
 			return DTX_EDB;
 		}
 	}
@@ -289,8 +292,9 @@ static bool s_direct_result(s_client_t *c, PGconn *conn, int64_t expect)
 					 PQresultErrorMessage(r));
 			ok = false;
 		} else if (ok && expect >= 0 && atoll(PQcmdTuples(r)) != expect) {
-			snprintf(c->last_error, sizeof(c->last_error), "%s touched %s rows, not %" PRId64,
-				 PQcmdStatus(r), PQcmdTuples(r), expect);
+			snprintf(c->last_error, sizeof(c->last_error),
+				 "%s touched %s rows, not %" PRId64, PQcmdStatus(r), PQcmdTuples(r),
+				 expect);
 			ok = false;
 		}
 		PQclear(r);
@@ -312,10 +316,12 @@ static bool s_direct_step(s_client_t *c, s_direct_t *d, const s_work_t *w, const
 			snprintf(sql, sizeof(sql), fmt, gid, i);
 			r = PQsendQuery(d->conn[i], sql);
 		} else {
-			r = PQsendQueryParams(d->conn[i], s->sql, s->nparams, NULL, s->pv, NULL, NULL, 0);
+			r = PQsendQueryParams(d->conn[i], s->sql, s->nparams, NULL, s->pv, NULL,
+					      NULL, 0);
 		}
 		if (!(sent[i] = r == 1)) {
-			snprintf(c->last_error, sizeof(c->last_error), "%s", PQerrorMessage(d->conn[i]));
+			snprintf(c->last_error, sizeof(c->last_error), "%s",
+				 PQerrorMessage(d->conn[i]));
 			ok = false;
 		}
 	}
@@ -381,7 +387,8 @@ static void *s_client(void *arg)
 			goto out;
 		}
 	} else if (!(cl = dtx_client_new(c->o->endpoint))) {
-		snprintf(c->last_error, sizeof(c->last_error), "cannot connect to %s", c->o->endpoint);
+		snprintf(c->last_error, sizeof(c->last_error), "cannot connect to %s",
+			 c->o->endpoint);
 		c->errors++;
 		goto out;
 	}
@@ -446,11 +453,18 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 	bool cpu_ok = false;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int64_t stop = rec + (int64_t)(o->seconds * 1000);
-	s_gate_t gate = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+	s_gate_t gate = {.mu = PTHREAD_MUTEX_INITIALIZER,
+			 .cv = PTHREAD_COND_INITIALIZER,
 			 .working = clients};
 	for (unsigned i = 0; i < clients; i++) {
-		cs[i] = (s_client_t){.o = o, .gate = &gate, .mode = mode, .id = i, .nclients = clients,
-				     .start_ms = t0, .record_ms = rec, .stop_ms = stop};
+		cs[i] = (s_client_t){.o = o,
+				     .gate = &gate,
+				     .mode = mode,
+				     .id = i,
+				     .nclients = clients,
+				     .start_ms = t0,
+				     .record_ms = rec,
+				     .stop_ms = stop};
 		if (o->count)
 			cs[i].quota = o->count / clients + (i < o->count % clients);
 		if (pthread_create(&th[i], NULL, s_client, &cs[i])) {
@@ -475,7 +489,8 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 			}
 			int64_t now = dtx_now_ms();
 			if (now - lt >= 1000 || !alive) {
-				fprintf(stderr, "\r%-6s %3u clients %5.1f s %9" PRIu64 " tx %8.0f tx/s ",
+				fprintf(stderr,
+					"\r%-6s %3u clients %5.1f s %9" PRIu64 " tx %8.0f tx/s ",
 					s_mode_names[mode], clients, (now - t0) / 1000.0, done,
 					(double)(done - last) * 1000.0 / (double)(now - lt));
 				last = done;
@@ -603,7 +618,8 @@ static void s_print_by(const s_result_t *r, unsigned n, bool wakeups)
 		if (!r[i].nby || !tx)
 			continue;
 		if (!head)
-			printf("%s per transaction by program%s:\n", wakeups ? "wake-ups" : "cpu-us",
+			printf("%s per transaction by program%s:\n",
+			       wakeups ? "wake-ups" : "cpu-us",
 			       wakeups ? " (its threads blocked and woken)" : "");
 		head = true;
 		printf("  %-6s %3u:", s_mode_names[r[i].mode], r[i].clients);
@@ -626,9 +642,10 @@ static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 	       "errors", "cores", "cpu-us");
 	for (unsigned i = 0; i < n; i++)
 		printf("%-6s %-8s %7u %9.0f %7.2f %7.2f %7.2f %7.2f %8.2f %9" PRIu64 " %7" PRIu64
-		       " %6" PRIu64 " %5.2f %7.0f\n", s_mode_names[r[i].mode], o->workload,
-		       r[i].clients, r[i].tps, r[i].p50, r[i].p90, r[i].p99, r[i].p999, r[i].max,
-		       r[i].committed, r[i].aborted, r[i].errors, r[i].cpu, s_cpu_us(&r[i], false));
+		       " %6" PRIu64 " %5.2f %7.0f\n",
+		       s_mode_names[r[i].mode], o->workload, r[i].clients, r[i].tps, r[i].p50,
+		       r[i].p90, r[i].p99, r[i].p999, r[i].max, r[i].committed, r[i].aborted,
+		       r[i].errors, r[i].cpu, s_cpu_us(&r[i], false));
 	printf("(latencies in ms; cores: the machine's busy cores on average during the run;\n"
 	       " cpu-us: busy CPU time of the whole machine per transaction, in microseconds)\n");
 	s_print_by(r, n, false);
@@ -641,7 +658,8 @@ static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 		if (r[i].mode != MODE_DTX)
 			continue;
 		for (unsigned j = 0; j < n; j++)
-			if (r[j].mode == MODE_DIRECT && r[j].clients == r[i].clients && r[j].tps > 0) {
+			if (r[j].mode == MODE_DIRECT && r[j].clients == r[i].clients &&
+			    r[j].tps > 0) {
 				double d = s_cpu_us(&r[j], false), x = s_cpu_us(&r[i], false),
 				       xf = s_cpu_us(&r[i], true);
 				if (!head)
@@ -675,7 +693,8 @@ static int s_json(const s_opts_t *o, const s_result_t *r, unsigned n)
 		json_object_object_add(x, "clients", json_object_new_int((int)r[i].clients));
 		json_object_object_add(x, "seconds", json_object_new_double(r[i].secs));
 		json_object_object_add(x, "tps", json_object_new_double(r[i].tps));
-		json_object_object_add(x, "committed", json_object_new_int64((int64_t)r[i].committed));
+		json_object_object_add(x, "committed",
+				       json_object_new_int64((int64_t)r[i].committed));
 		json_object_object_add(x, "aborted", json_object_new_int64((int64_t)r[i].aborted));
 		json_object_object_add(x, "errors", json_object_new_int64((int64_t)r[i].errors));
 		if (r[i].cpu >= 0)
@@ -690,7 +709,8 @@ static int s_json(const s_opts_t *o, const s_result_t *r, unsigned n)
 			double tx = (double)(r[i].committed + r[i].aborted);
 			for (size_t k = 0; k < r[i].nby; k++)
 				json_object_object_add(w, r[i].by[k].name,
-						       json_object_new_double(r[i].by[k].wakeups / tx));
+						       json_object_new_double(r[i].by[k].wakeups /
+									      tx));
 			json_object_object_add(x, "wakeups_by_program", w);
 		}
 		json_object_object_add(l, "p50", json_object_new_double(r[i].p50));
@@ -700,7 +720,8 @@ static int s_json(const s_opts_t *o, const s_result_t *r, unsigned n)
 		json_object_object_add(l, "max", json_object_new_double(r[i].max));
 		json_object_object_add(x, "latency_ms", l);
 		if (r[i].last_error[0])
-			json_object_object_add(x, "last_error", json_object_new_string(r[i].last_error));
+			json_object_object_add(x, "last_error",
+					       json_object_new_string(r[i].last_error));
 		json_object_array_add(runs, x);
 	}
 	int rc = strcmp(o->json_path, "-") == 0
@@ -727,8 +748,7 @@ static unsigned s_split(char *s, const char **out, unsigned max)
 }
 
 /* A whole number option in [lo, hi], or a message and false. */
-static bool s_int_opt(const char *what, const char *arg, long long lo, long long hi,
-		      long long *v)
+static bool s_int_opt(const char *what, const char *arg, long long lo, long long hi, long long *v)
 {
 	if (dtx_parse_int(arg, lo, hi, v))
 		return true;
@@ -826,7 +846,8 @@ static int s_wakeup_cost(void)
 static void s_usage(void)
 {
 	fprintf(stderr,
-		"usage: dtxbench [-m dtx,direct,null] [-c CLIENTS[,CLIENTS...]] [-s SECONDS | -n COUNT]\n"
+		"usage: dtxbench [-m dtx,direct,null] [-c CLIENTS[,CLIENTS...]] [-s SECONDS | -n "
+		"COUNT]\n"
 		"                [-w transfer|shop|select] [--dbs DB,DB...] [--null NAME,NAME...]\n"
 		"                [-e ENDPOINT] [--conninfo CONNINFO] [--warmup SECONDS]\n"
 		"                [--json FILE|-] [--progress] [--timeout MS]\n"
@@ -839,23 +860,38 @@ static void s_usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"endpoint", required_argument, NULL, 'e'}, {"clients", required_argument, NULL, 'c'},
-		{"seconds", required_argument, NULL, 's'},  {"workload", required_argument, NULL, 'w'},
-		{"mode", required_argument, NULL, 'm'},     {"count", required_argument, NULL, 'n'},
-		{"dbs", required_argument, NULL, 'd'},      {"null", required_argument, NULL, 'N'},
-		{"conninfo", required_argument, NULL, 'C'}, {"warmup", required_argument, NULL, 'W'},
-		{"json", required_argument, NULL, 'j'},     {"progress", no_argument, NULL, 'p'},
-		{"customer", required_argument, NULL, 'u'}, {"item", required_argument, NULL, 'i'},
-		{"timeout", required_argument, NULL, 't'},  {"fire", required_argument, NULL, 'f'},
-		{"accounts", required_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'},
+		{"endpoint", required_argument, NULL, 'e'},
+		{"clients", required_argument, NULL, 'c'},
+		{"seconds", required_argument, NULL, 's'},
+		{"workload", required_argument, NULL, 'w'},
+		{"mode", required_argument, NULL, 'm'},
+		{"count", required_argument, NULL, 'n'},
+		{"dbs", required_argument, NULL, 'd'},
+		{"null", required_argument, NULL, 'N'},
+		{"conninfo", required_argument, NULL, 'C'},
+		{"warmup", required_argument, NULL, 'W'},
+		{"json", required_argument, NULL, 'j'},
+		{"progress", no_argument, NULL, 'p'},
+		{"customer", required_argument, NULL, 'u'},
+		{"item", required_argument, NULL, 'i'},
+		{"timeout", required_argument, NULL, 't'},
+		{"fire", required_argument, NULL, 'f'},
+		{"accounts", required_argument, NULL, 'a'},
+		{"help", no_argument, NULL, 'h'},
 		{"wakeup-cost", no_argument, NULL, 'K'},
 		{NULL, 0, NULL, 0},
 	};
 	static char dbs_default[] = "bank,stock", nulls_default[] = "null1,null2",
-		    shop_dbs[] = "shop,bank,stock", modes_default[] = "dtx", clients_default[] = "1";
-	s_opts_t o = {.endpoint = getenv("DTX_CLIENT"), .workload = "shop", .customer = "bench",
-		      .item = "bolt", .seconds = 5, .conninfo = ""};
-	char *dbs = NULL, *nulls = nulls_default, *modes = modes_default, *clients = clients_default;
+		    shop_dbs[] = "shop,bank,stock", modes_default[] = "dtx",
+		    clients_default[] = "1";
+	s_opts_t o = {.endpoint = getenv("DTX_CLIENT"),
+		      .workload = "shop",
+		      .customer = "bench",
+		      .item = "bolt",
+		      .seconds = 5,
+		      .conninfo = ""};
+	char *dbs = NULL, *nulls = nulls_default, *modes = modes_default,
+	     *clients = clients_default;
 	const char *list[MAX_DBS + 1];
 	int c;
 	long long v;
@@ -924,7 +960,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(o.workload, "shop") == 0) {
 		if (dbs) {
-			fprintf(stderr, "dtxbench: the shop workload always uses shop, bank and stock\n");
+			fprintf(stderr,
+				"dtxbench: the shop workload always uses shop, bank and stock\n");
 			return 2;
 		}
 		dbs = shop_dbs;
@@ -932,7 +969,8 @@ int main(int argc, char **argv)
 	o.ndbs = s_split(dbs ? dbs : dbs_default, o.dbs, MAX_DBS);
 	o.nnulls = s_split(nulls, o.nulls, MAX_DBS);
 	if (o.ndbs < 1 || o.ndbs > MAX_DBS || o.nnulls < 1 || o.nnulls > MAX_DBS) {
-		fprintf(stderr, "dtxbench: between 1 and %d databases and null participants\n", MAX_DBS);
+		fprintf(stderr, "dtxbench: between 1 and %d databases and null participants\n",
+			MAX_DBS);
 		return 2;
 	}
 	unsigned nm = s_split(modes, list, MAX_DBS);
@@ -941,7 +979,8 @@ int main(int argc, char **argv)
 		while (m < MODE__COUNT && strcmp(list[i], s_mode_names[m]))
 			m++;
 		if (m == MODE__COUNT || o.nmodes == MODE__COUNT) {
-			fprintf(stderr, "dtxbench: unknown mode '%s' (dtx, direct, null)\n", list[i]);
+			fprintf(stderr, "dtxbench: unknown mode '%s' (dtx, direct, null)\n",
+				list[i]);
 			return 2;
 		}
 		o.modes[o.nmodes++] = m;

@@ -22,7 +22,12 @@
 
 /* Exit codes. */
 enum {
-	XC_OK = 0, XC_ABORTED = 1, XC_USAGE = 2, XC_ERROR = 3, XC_HEURISTIC = 4, XC_IN_DOUBT = 5,
+	XC_OK = 0,
+	XC_ABORTED = 1,
+	XC_USAGE = 2,
+	XC_ERROR = 3,
+	XC_HEURISTIC = 4,
+	XC_IN_DOUBT = 5,
 	XC_ACTIVE = 6
 };
 
@@ -36,7 +41,8 @@ typedef struct {
 static const struct {
 	const char *name, *usage, *help;
 } s_cmds[] = {
-	{"status", "status", "uptime, transactions in flight by state, participants and their liveness"},
+	{"status", "status",
+	 "uptime, transactions in flight by state, participants and their liveness"},
 	{"stats", "stats",
 	 "the numbers of the coordinator's /metrics endpoint, for a person: outcomes,\n"
 	 "in flight and in doubt, decision latency, phase-two retries, group commits,\n"
@@ -151,7 +157,8 @@ static int s_admin_ask(const s_opts_t *o, int n, char **args, dtx_msg_t *rep)
 	sock = zmq_socket(ctx, ZMQ_DEALER);
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
 	if (zmq_connect(sock, o->admin) != 0) {
-		fprintf(stderr, "dtxctl: cannot connect to %s: %s\n", o->admin, zmq_strerror(errno));
+		fprintf(stderr, "dtxctl: cannot connect to %s: %s\n", o->admin,
+			zmq_strerror(errno));
 		goto out;
 	}
 	if (dtx_send(sock, &req, 0))
@@ -236,7 +243,8 @@ static int s_watch(const s_opts_t *o, int n, char **args)
 	if ((rc = s_admin_ask(o, 1, ask, &rep)) != XC_OK)
 		return rc;
 	const dtx_kvs_t *row = rep.type == DTX_T_REPLY && rep.code == 0
-				       ? dtx_reply_find(&rep, "endpoint") : NULL;
+				       ? dtx_reply_find(&rep, "endpoint")
+				       : NULL;
 	if (row && dtx_kvs_str(row, DTX_A_ENDPOINT))
 		endpoint = strdup(dtx_kvs_str(row, DTX_A_ENDPOINT));
 	if (!endpoint)
@@ -253,7 +261,8 @@ static int s_watch(const s_opts_t *o, int n, char **args)
 	 * (dtx_wire.h), so the filters run after decoding. */
 	zmq_setsockopt(sock, ZMQ_SUBSCRIBE, "", 0);
 	if (zmq_connect(sock, endpoint) != 0) {
-		fprintf(stderr, "dtxctl: cannot connect to %s: %s\n", endpoint, zmq_strerror(errno));
+		fprintf(stderr, "dtxctl: cannot connect to %s: %s\n", endpoint,
+			zmq_strerror(errno));
 		rc = XC_ERROR;
 		goto out;
 	}
@@ -362,16 +371,17 @@ static int s_tx_from_json(dtx_tx_t *tx, const char *path)
 				if (np > DTX_WIRE_MAX_ITEMS)
 					np = DTX_WIRE_MAX_ITEMS;
 				for (int i = 0; i < np; i++) {
-					json_object *e = json_object_array_get_idx(params, (size_t)i);
+					json_object *e = json_object_array_get_idx(params,
+										   (size_t)i);
 					pv[i] = e ? json_object_get_string(e) : NULL;
 				}
 			}
 			if (json_object_object_get_ex(st, "expect", &ex))
 				expect = json_object_get_int64(ex);
-			if (dtx_tx_add(tx, json_object_get_string(p), json_object_get_string(sql), np,
-				       pv, expect)) {
-				fprintf(stderr, "dtxctl: %s: invalid statement in branch %zu\n", path,
-					b + 1);
+			if (dtx_tx_add(tx, json_object_get_string(p), json_object_get_string(sql),
+				       np, pv, expect)) {
+				fprintf(stderr, "dtxctl: %s: invalid statement in branch %zu\n",
+					path, b + 1);
 				goto out;
 			}
 		}
@@ -396,7 +406,8 @@ static int s_flush_stmt(dtx_tx_t *tx, s_pending_stmt_t *p)
 	if (!p->sql)
 		return 0;
 	if ((rc = dtx_tx_add(tx, p->on, p->sql, p->nparams, p->params, p->expect))) {
-		fprintf(stderr, "dtxctl: invalid statement for '%s': %s\n", p->on, dtx_strerror(rc));
+		fprintf(stderr, "dtxctl: invalid statement for '%s': %s\n", p->on,
+			dtx_strerror(rc));
 		return XC_USAGE;
 	}
 	p->sql = NULL;
@@ -448,7 +459,8 @@ static int s_exec(const s_opts_t *opts, int argc, char **argv)
 			p.on = argv[++i];
 		} else if (strcmp(a, "--sql") == 0 && has_val) {
 			if (!p.on) {
-				fprintf(stderr, "dtxctl: --sql needs a --on PARTICIPANT before it\n");
+				fprintf(stderr,
+					"dtxctl: --sql needs a --on PARTICIPANT before it\n");
 				goto out;
 			}
 			if (s_flush_stmt(tx, &p))
@@ -467,7 +479,8 @@ static int s_exec(const s_opts_t *opts, int argc, char **argv)
 			}
 			p.expect = v;
 		} else {
-			fprintf(stderr, "dtxctl: exec: unexpected '%s' (see dtxctl help exec)\n", a);
+			fprintf(stderr, "dtxctl: exec: unexpected '%s' (see dtxctl help exec)\n",
+				a);
 			goto out;
 		}
 	}
@@ -487,8 +500,10 @@ static int s_exec(const s_opts_t *opts, int argc, char **argv)
 		fprintf(stderr, "dtxctl: %s%s%s\n", dtx_strerror(r), out.reason[0] ? ": " : "",
 			out.reason);
 		if (out.gtid[0])
-			fprintf(stderr, "dtxctl: %s: its outcome: dtxctl query %s, or the same exec "
-					"with --key %s\n", out.gtid, out.gtid, dtx_tx_key(tx));
+			fprintf(stderr,
+				"dtxctl: %s: its outcome: dtxctl query %s, or the same exec "
+				"with --key %s\n",
+				out.gtid, out.gtid, dtx_tx_key(tx));
 		rc = XC_ERROR;
 		goto out;
 	}
@@ -522,7 +537,8 @@ static int s_query(const s_opts_t *o, const char *gtid)
 
 int main(int argc, char **argv)
 {
-	s_opts_t o = {.admin = getenv("DTX_ADMIN"), .client = getenv("DTX_CLIENT"),
+	s_opts_t o = {.admin = getenv("DTX_ADMIN"),
+		      .client = getenv("DTX_CLIENT"),
 		      .wait_ms = 30000};
 	long long v;
 	int i = 1;
@@ -548,7 +564,8 @@ int main(int argc, char **argv)
 			o.admin = argv[++i];
 		else if (strcmp(argv[i], "--client") == 0)
 			o.client = argv[++i];
-		else if (strcmp(argv[i], "--wait") == 0 && dtx_parse_int(argv[i + 1], 1, 86400000, &v))
+		else if (strcmp(argv[i], "--wait") == 0 &&
+			 dtx_parse_int(argv[i + 1], 1, 86400000, &v))
 			o.wait_ms = (int)v, i++;
 		else {
 			s_usage(stderr);

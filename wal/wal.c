@@ -72,7 +72,7 @@ struct wal {
 	MDB_dbi keys;
 	uint64_t seq_next, seq_hi, seq_block;
 	uint64_t pruned_hi;            /* read and raised with __atomic: the
-					* writer thread raises it */
+			     * writer thread raises it */
 	uint64_t pruned_hi_disk;       /* as committed; with the write lock */
 	s_pending_t *q;
 	size_t nq, capq;
@@ -84,7 +84,7 @@ struct wal {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool job, stop;                /* under mu */
-	int wrc;                       /* under mu: the batch's result */
+	int wrc;         /* under mu: the batch's result */
 	s_pending_t *wq;
 	size_t wnq, wcapq;
 	/* retention in the background: transactions that ended before
@@ -184,8 +184,8 @@ static uint32_t s_crc(const uint8_t *key, const uint8_t *val, size_t vlen)
 }
 
 /* Decode and verify one record (wal.h). */
-int wal_rec_decode(const void *kdata, size_t klen, const void *vdata, size_t vlen,
-		   wal_rec_t *rec, char **scratch)
+int wal_rec_decode(const void *kdata, size_t klen, const void *vdata, size_t vlen, wal_rec_t *rec,
+		   char **scratch)
 {
 	const uint8_t *p = vdata;
 	size_t n = vlen, off = HDR_LEN;
@@ -380,7 +380,8 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 
 	*out = NULL;
 	if (!opts->dir || !opts->coord_id)
-		return s_why(why, why_len, DTX_EINVAL, "log folder and coordinator id are required");
+		return s_why(why, why_len, DTX_EINVAL,
+			     "log folder and coordinator id are required");
 	if (!(self = calloc(1, sizeof(*self))))
 		return DTX_ENOMEM;
 	self->lock_fd = -1;
@@ -399,7 +400,8 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 	if (!opts->create && !exists) {
 		rc = s_why(why, why_len, DTX_ENOTFOUND,
 			   "no log in %s: creating one is an explicit act (coordinatord -c FILE "
-			   "--create-log)", opts->dir);
+			   "--create-log)",
+			   opts->dir);
 		goto fail;
 	}
 	if (opts->create && exists && dst.st_size > 0) {
@@ -407,7 +409,8 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 		goto fail;
 	}
 	if (opts->create && mkdir(opts->dir, 0700) != 0 && errno != EEXIST) {
-		rc = s_why(why, why_len, DTX_EIO, "cannot create %s: %s", opts->dir, strerror(errno));
+		rc = s_why(why, why_len, DTX_EIO, "cannot create %s: %s", opts->dir,
+			   strerror(errno));
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "%s/coordinatord.lock", opts->dir);
@@ -422,8 +425,7 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 			   opts->dir);
 		goto fail;
 	}
-	if ((mrc = mdb_env_create(&self->env)) ||
-	    (mrc = mdb_env_set_maxdbs(self->env, 5)) ||
+	if ((mrc = mdb_env_create(&self->env)) || (mrc = mdb_env_set_maxdbs(self->env, 5)) ||
 	    (mrc = mdb_env_set_mapsize(self->env, opts->map_size ? opts->map_size : (1u << 30))) ||
 	    (mrc = mdb_env_open(self->env, opts->dir, MDB_NORDAHEAD, 0600))) {
 		rc = s_why(why, why_len, s_err(mrc), "cannot open the log in %s: %s", opts->dir,
@@ -449,7 +451,8 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 		rc = s_why(why, why_len, DTX_ELOG,
 			   "the log in %s holds no coordinator record: it is damaged or was never "
 			   "created; refusing to start (if it is lost for good, move it away and "
-			   "create a new one with --create-log)", opts->dir);
+			   "create a new one with --create-log)",
+			   opts->dir);
 		goto fail;
 	}
 	if (mrc == 0 && opts->create) {
@@ -1062,7 +1065,8 @@ static int s_prune_txn(wal_t *self, MDB_txn *txn, int64_t older_than_us, unsigne
 		for (rc = mdb_cursor_get(lcur, &lkv, &lv, MDB_SET_RANGE);
 		     rc == 0 && memcmp(lkv.mv_data, lk, 8) == 0;
 		     rc = mdb_cursor_get(lcur, &lkv, &lv, MDB_NEXT)) {
-			if ((rc = s_prune_key(self, txn, &lkv, &lv)) || (rc = mdb_cursor_del(lcur, 0)))
+			if ((rc = s_prune_key(self, txn, &lkv, &lv)) ||
+			    (rc = mdb_cursor_del(lcur, 0)))
 				goto out;
 		}
 		if (rc && rc != MDB_NOTFOUND)

@@ -65,7 +65,7 @@ typedef struct {
 	size_t map_size;        /* LMDB map size: the most the log may hold */
 	uint64_t seq_block;     /* sequence numbers reserved per meta write */
 	bool create;            /* create a new log: refused if one is there; without
-	                         * it, a missing or empty log is refused */
+		      * it, a missing or empty log is refused */
 } wal_opts_t;
 
 typedef struct wal wal_t;
@@ -165,8 +165,8 @@ int wal_history(wal_t *self, uint64_t seq, wal_tx_fn fn, void *arg);
  * (the key's length, the checksum, the version or the layout is wrong),
  * DTX_ENOMEM.
  */
-int wal_rec_decode(const void *kdata, size_t klen, const void *vdata, size_t vlen,
-		   wal_rec_t *rec, char **scratch);
+int wal_rec_decode(const void *kdata, size_t klen, const void *vdata, size_t vlen, wal_rec_t *rec,
+		   char **scratch);
 
 /*
  * The transaction whose begin record carries submission key (queued,

@@ -82,14 +82,17 @@ static void *s_run(void *arg)
 			three = false;
 		}
 		dtx_tx_add(tx, s_dbs[a],
-			   "UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance >= $2",
+			   "UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance "
+			   ">= $2",
 			   2, debit, 1);
 		dtx_tx_add(tx, s_dbs[a], "INSERT INTO ledger VALUES ($1, $2, $3)", 3, la, 1);
 		dtx_tx_add(tx, s_dbs[b], "UPDATE accounts SET balance = balance + $2 WHERE id = $1",
 			   2, credit, 1);
-		dtx_tx_add(tx, s_dbs[b], "INSERT INTO ledger VALUES ($1, $2, $3)", 3, one ? lb2 : lb, 1);
+		dtx_tx_add(tx, s_dbs[b], "INSERT INTO ledger VALUES ($1, $2, $3)", 3,
+			   one ? lb2 : lb, 1);
 		if (three)
-			dtx_tx_add(tx, s_dbs[third], "INSERT INTO ledger VALUES ($1, 0, 0)", 1, lz, 1);
+			dtx_tx_add(tx, s_dbs[third], "INSERT INTO ledger VALUES ($1, 0, 0)", 1, lz,
+				   1);
 		dtx_tx_set_timeout(tx, 2000);
 
 		dtx_outcome_t out;
@@ -117,8 +120,10 @@ static void *s_run(void *arg)
 		pthread_mutex_lock(c->lock);
 		fprintf(c->out, "%s %s %s%s\n", ref, what, dbs, tail);
 		pthread_mutex_unlock(c->lock);
-		if (rc == 0 && out.status != DTX_OUTCOME_COMMITTED && out.status != DTX_OUTCOME_ABORTED)
-			fprintf(stderr, "banktest: %s answered %s\n", ref, dtx_outcome_str(out.status));
+		if (rc == 0 && out.status != DTX_OUTCOME_COMMITTED &&
+		    out.status != DTX_OUTCOME_ABORTED)
+			fprintf(stderr, "banktest: %s answered %s\n", ref,
+				dtx_outcome_str(out.status));
 		if (strcmp(what, "unknown") == 0 || strcmp(what, "refused") == 0) {
 			/* A late answer may still come on this connection: start a
 			 * new one, and give a restarting peer a moment. */
@@ -160,8 +165,9 @@ static int s_query_all(const char *endpoint, int wait_ms)
 
 static int s_usage(void)
 {
-	fprintf(stderr, "usage: dtx-banktest [-g] [-s SEED] ENDPOINT CLIENTS SECONDS ACCOUNTS OUTFILE\n"
-			"       dtx-banktest -Q ENDPOINT WAIT_MS < GTIDS\n");
+	fprintf(stderr,
+		"usage: dtx-banktest [-g] [-s SEED] ENDPOINT CLIENTS SECONDS ACCOUNTS OUTFILE\n"
+		"       dtx-banktest -Q ENDPOINT WAIT_MS < GTIDS\n");
 	return 2;
 }
 
@@ -172,9 +178,7 @@ int main(int argc, char **argv)
 	int opt;
 	while ((opt = getopt(argc, argv, "gs:Q")) != -1) {
 		switch (opt) {
-		case 'g':
-			gtids = true;
-			break;
+		case 'g': gtids = true; break;
 		case 's':
 			seed = (unsigned)strtoul(optarg, NULL, 10);
 			seeded = true;
@@ -183,8 +187,7 @@ int main(int argc, char **argv)
 			if (argc - optind != 2)
 				return s_usage();
 			return s_query_all(argv[optind], atoi(argv[optind + 1]));
-		default:
-			return s_usage();
+		default: return s_usage();
 		}
 	}
 	argc -= optind - 1;
@@ -202,8 +205,12 @@ int main(int argc, char **argv)
 		return 2;
 	setvbuf(out, NULL, _IOLBF, 0);
 	for (unsigned i = 0; i < n; i++) {
-		cs[i] = (s_client_t){.endpoint = argv[1], .id = i, .accounts = (unsigned)atoi(argv[4]),
-				     .stop_ms = stop, .out = out, .lock = &lock,
+		cs[i] = (s_client_t){.endpoint = argv[1],
+				     .id = i,
+				     .accounts = (unsigned)atoi(argv[4]),
+				     .stop_ms = stop,
+				     .out = out,
+				     .lock = &lock,
 				     .seed = (seeded ? seed : (unsigned)getpid()) * 7919u + i,
 				     .gtids = gtids};
 		pthread_create(&th[i], NULL, s_run, &cs[i]);
@@ -215,7 +222,8 @@ int main(int argc, char **argv)
 			tot[k] += cs[i].n[k];
 	}
 	fclose(out);
-	printf("committed %lu aborted %lu refused %lu unknown %lu\n", tot[0], tot[1], tot[2], tot[3]);
+	printf("committed %lu aborted %lu refused %lu unknown %lu\n", tot[0], tot[1], tot[2],
+	       tot[3]);
 	free(cs);
 	free(th);
 	return 0;

@@ -16,11 +16,11 @@
 #include "dtx_util.h"
 #include "dtx_wire.h"
 
-#define is_str(got, want, name)                                                      \
-	do {                                                                         \
-		const char *g_ = (got), *w_ = (want);                                \
-		if (!ok(g_ && strcmp(g_, w_) == 0, "%s", name))                      \
-			printf("#   got  '%s'\n#   want '%s'\n", g_ ? g_ : "(null)", w_); \
+#define is_str(got, want, name)                                                                    \
+	do {                                                                                       \
+		const char *g_ = (got), *w_ = (want);                                              \
+		if (!ok(g_ && strcmp(g_, w_) == 0, "%s", name))                                    \
+			printf("#   got  '%s'\n#   want '%s'\n", g_ ? g_ : "(null)", w_);          \
 	} while (0)
 
 /* What f received, as a string the caller frees. */
@@ -105,11 +105,13 @@ static void test_requests(void)
 	is_str(dtx_admin_arg_str(&m, DTX_A_STATE), "in-doubt", "... carries state=in-doubt");
 	dtx_msg_clear(&m);
 	char *l3[] = {"list", "--state", "bogus"};
-	is_int(ask(3, l3, NULL, &m, &cmd, why, sizeof(why)), DTX_EINVAL, "list --state bogus is refused");
-	ok(strstr(why, "--state takes one of active, preparing") != NULL, "... saying what it takes (%s)",
-	   why);
+	is_int(ask(3, l3, NULL, &m, &cmd, why, sizeof(why)), DTX_EINVAL,
+	       "list --state bogus is refused");
+	ok(strstr(why, "--state takes one of active, preparing") != NULL,
+	   "... saying what it takes (%s)", why);
 	char *l4[] = {"list", "--state"};
-	is_int(ask(2, l4, NULL, &m, &cmd, why, sizeof(why)), DTX_EINVAL, "list --state without a value");
+	is_int(ask(2, l4, NULL, &m, &cmd, why, sizeof(why)), DTX_EINVAL,
+	       "list --state without a value");
 
 	char *s1[] = {"show", "c1.1.42"};
 	is_int(ask(2, s1, NULL, &m, &cmd, why, sizeof(why)), 0, "show GTID");
@@ -122,7 +124,8 @@ static void test_requests(void)
 	is_int(ask(3, s3, NULL, &m, &cmd, why, sizeof(why)), DTX_EINVAL, "show with two GTIDs");
 
 	char *r1[] = {"resolve", "c1.1.42", "--abort", "--force"};
-	is_int(ask(4, r1, "uid 0 (root)", &m, &cmd, why, sizeof(why)), 0, "resolve GTID --abort --force");
+	is_int(ask(4, r1, "uid 0 (root)", &m, &cmd, why, sizeof(why)), 0,
+	       "resolve GTID --abort --force");
 	ok(strcmp(dtx_admin_arg_str(&m, DTX_A_GTID), "c1.1.42") == 0 &&
 		   strcmp(dtx_admin_arg_str(&m, DTX_A_VERB), "abort") == 0 &&
 		   dtx_admin_arg_bool(&m, DTX_A_FORCE) &&
@@ -131,44 +134,56 @@ static void test_requests(void)
 	dtx_msg_clear(&m);
 	char *r2[] = {"resolve", "--commit", "c1.1.42"};
 	is_int(ask(3, r2, "op", &m, &cmd, why, sizeof(why)), 0, "resolve: flags before the GTID");
-	ok(!dtx_admin_arg_bool(&m, DTX_A_FORCE) && strcmp(dtx_admin_arg_str(&m, DTX_A_VERB), "commit") == 0,
+	ok(!dtx_admin_arg_bool(&m, DTX_A_FORCE) &&
+		   strcmp(dtx_admin_arg_str(&m, DTX_A_VERB), "commit") == 0,
 	   "... verb=commit, not forced");
 	dtx_msg_clear(&m);
 	char *r3[] = {"resolve", "c1.1.42"};
 	is_int(ask(2, r3, "op", &m, &cmd, why, sizeof(why)), DTX_EINVAL, "resolve without a verb");
 	is_str(why, "resolve: needs --commit or --abort", "... says which");
 	char *r4[] = {"resolve", "c1.1.42", "--commit", "--abort"};
-	is_int(ask(4, r4, "op", &m, &cmd, why, sizeof(why)), DTX_EINVAL, "resolve --commit --abort");
+	is_int(ask(4, r4, "op", &m, &cmd, why, sizeof(why)), DTX_EINVAL,
+	       "resolve --commit --abort");
 	char *r5[] = {"resolve", "c1.1.42", "--commit", "--now"};
-	is_int(ask(4, r5, "op", &m, &cmd, why, sizeof(why)), DTX_EINVAL, "resolve with an unknown flag");
+	is_int(ask(4, r5, "op", &m, &cmd, why, sizeof(why)), DTX_EINVAL,
+	       "resolve with an unknown flag");
 	is_str(why, "resolve: unexpected '--now'", "... names it");
 	is_int(ask(3, r2, NULL, &m, &cmd, why, sizeof(why)), DTX_EINVAL,
 	       "resolve without an operator's name");
 
 	char *f1[] = {"forget", "c1.1.42"};
 	is_int(ask(2, f1, "op", &m, &cmd, why, sizeof(why)), 0, "forget GTID");
-	ok(strcmp(dtx_admin_arg_str(&m, DTX_A_WHO), "op") == 0 && m.args.n == 2, "... gtid and who");
+	ok(strcmp(dtx_admin_arg_str(&m, DTX_A_WHO), "op") == 0 && m.args.n == 2,
+	   "... gtid and who");
 	dtx_msg_clear(&m);
 	char *x[] = {"launch"};
 	is_int(ask(1, x, NULL, &m, &cmd, why, sizeof(why)), DTX_EINVAL, "an unknown command");
 
 	/* What a peer built by hand: the coordinator's check. */
 	dtx_kv_t kv[2] = {{.attr = DTX_A_GTID, .s = "c1.1.1"}, {.attr = DTX_A_FORCE, .b = true}};
-	dtx_msg_t h = {.type = DTX_T_ADMIN, .has = DTX_F_ID | DTX_F_NAME | DTX_F_ARGS, .id = 1,
-		       .name = "forget", .args = {2, kv}};
+	dtx_msg_t h = {.type = DTX_T_ADMIN,
+		       .has = DTX_F_ID | DTX_F_NAME | DTX_F_ARGS,
+		       .id = 1,
+		       .name = "forget",
+		       .args = {2, kv}};
 	is_int(dtx_admin_check(&h, &cmd, why, sizeof(why)), DTX_EINVAL,
 	       "check: an argument the command does not take is refused");
 	is_str(why, "forget takes no 'force'", "... naming it");
 	h.args.n = 1;
-	is_int(dtx_admin_check(&h, &cmd, why, sizeof(why)), DTX_EINVAL, "check: forget without who");
+	is_int(dtx_admin_check(&h, &cmd, why, sizeof(why)), DTX_EINVAL,
+	       "check: forget without who");
 	is_str(why, "forget needs 'who'", "... naming what is missing");
 	h.name = "nope";
-	is_int(dtx_admin_check(&h, &cmd, why, sizeof(why)), DTX_EINVAL, "check: an unknown command");
+	is_int(dtx_admin_check(&h, &cmd, why, sizeof(why)), DTX_EINVAL,
+	       "check: an unknown command");
 	is_str(why, "unknown admin command 'nope'", "... in the words the coordinator used");
 	dtx_kv_t bad = {.attr = DTX_A_VERB, .s = "maybe"};
 	dtx_kv_t r[4] = {{.attr = DTX_A_GTID, .s = "c1.1.1"}, bad, {.attr = DTX_A_WHO, .s = "op"}};
-	h = (dtx_msg_t){.type = DTX_T_ADMIN, .has = DTX_F_ID | DTX_F_NAME | DTX_F_ARGS, .id = 1,
-			.name = "resolve", .args = {3, r}};
+	h = (dtx_msg_t){.type = DTX_T_ADMIN,
+			.has = DTX_F_ID | DTX_F_NAME | DTX_F_ARGS,
+			.id = 1,
+			.name = "resolve",
+			.args = {3, r}};
 	is_int(dtx_admin_check(&h, &cmd, why, sizeof(why)), DTX_EINVAL, "check: verb=maybe");
 	is_str(why, "resolve: 'verb' must be one of commit, abort", "... with the values allowed");
 	dtx_request_t *rq = dtx_request_new("resolve", 1);
@@ -177,7 +192,8 @@ static void test_requests(void)
 	size_t len;
 	is_int(dtx_request_encode(rq, &buf, &len), DTX_EINVAL,
 	       "a request missing a required argument is not encoded");
-	is_int(dtx_request_u64(rq, DTX_A_GTID, 5), DTX_EINVAL, "a request argument of the wrong type");
+	is_int(dtx_request_u64(rq, DTX_A_GTID, 5), DTX_EINVAL,
+	       "a request argument of the wrong type");
 	dtx_request_destroy(&rq);
 	dtx_request_destroy(&rq);
 	ok(1, "dtx_request_destroy is idempotent");
@@ -235,9 +251,11 @@ static void test_replies(void)
 		   strcmp(dtx_kvs_str(&d.rows[1], DTX_A_STATE), "aborted") == 0 &&
 		   dtx_kvs_strs(&d.rows[1], DTX_A_PARTICIPANTS, &v) == 1,
 	   "strings, integers and string arrays survive, row by row");
-	ok(dtx_reply_find(&d, "limit") && dtx_kvs_u64(dtx_reply_find(&d, "limit"), DTX_A_COUNT, 0) == 1000,
+	ok(dtx_reply_find(&d, "limit") &&
+		   dtx_kvs_u64(dtx_reply_find(&d, "limit"), DTX_A_COUNT, 0) == 1000,
 	   "dtx_reply_find finds a row by kind");
-	ok(dtx_kvs_str(&d.rows[0], DTX_A_COUNT) == NULL && dtx_kvs_u64(&d.rows[0], DTX_A_COUNT, 5) == 5,
+	ok(dtx_kvs_str(&d.rows[0], DTX_A_COUNT) == NULL &&
+		   dtx_kvs_u64(&d.rows[0], DTX_A_COUNT, 5) == 5,
 	   "an absent attribute reads as the default");
 	dtx_msg_clear(&d);
 
@@ -532,7 +550,8 @@ static void test_wire_refusals(void)
 	       "unknown arguments, of any shape, are skipped");
 	ok(d.args.n == 1 && strcmp(dtx_admin_arg_str(&d, DTX_A_GTID), "c1.1.1") == 0,
 	   "... and the known one is there");
-	is_int(dtx_admin_check(&d, NULL, why, sizeof(why)), 0, "... and passes the command's check");
+	is_int(dtx_admin_check(&d, NULL, why, sizeof(why)), 0,
+	       "... and passes the command's check");
 	dtx_msg_clear(&d);
 	is_int(decode_packed(p_unknown_in_row, &d, why, sizeof(why)), 0,
 	       "an unknown attribute in a row is skipped");
@@ -542,13 +561,16 @@ static void test_wire_refusals(void)
 
 	/* The encoder refuses what the decoder would. */
 	dtx_kv_t kv[2] = {{.attr = DTX_A_GTID, .s = "a"}, {.attr = DTX_A_GTID, .s = "b"}};
-	dtx_msg_t m = {.type = DTX_T_REPLY, .has = DTX_F_ID | DTX_F_CODE | DTX_F_ROWS,
-		       .nrows = 1, .rows = (dtx_kvs_t[]){{2, kv}}};
+	dtx_msg_t m = {.type = DTX_T_REPLY,
+		       .has = DTX_F_ID | DTX_F_CODE | DTX_F_ROWS,
+		       .nrows = 1,
+		       .rows = (dtx_kvs_t[]){{2, kv}}};
 	char *buf;
 	size_t len;
 	is_int(dtx_msg_encode(&m, &buf, &len), DTX_EINVAL, "encoding refuses an attribute twice");
 	kv[1] = (dtx_kv_t){.attr = DTX_A__COUNT};
-	is_int(dtx_msg_encode(&m, &buf, &len), DTX_EINVAL, "... and an attribute that does not exist");
+	is_int(dtx_msg_encode(&m, &buf, &len), DTX_EINVAL,
+	       "... and an attribute that does not exist");
 	kv[1] = (dtx_kv_t){.attr = DTX_A_STATE, .s = NULL};
 	is_int(dtx_msg_encode(&m, &buf, &len), DTX_EINVAL, "... and a NULL string");
 
@@ -686,11 +708,13 @@ static void test_text(void)
 	dtx_reply_bool(r, DTX_A_UP, false);
 	is_str(t = text_of("stats", r),
 	       "transactions: committed 6, aborted 1, heuristic 0\n"
-	       "in flight: 0 (active 0, preparing 0, committing 0, aborting 0); in doubt 0; stuck 0; "
+	       "in flight: 0 (active 0, preparing 0, committing 0, aborting 0); in doubt 0; stuck "
+	       "0; "
 	       "orphan branches 2\n"
 	       "decision latency: 7 answered, mean 1.234 ms, p50 <= 2 ms p99 > 10 s\n"
 	       "phase-two retries: 3\n"
-	       "group commits: 4, records 21 (5.2 per commit), decisions 6; commit time mean 0.250 ms,"
+	       "group commits: 4, records 21 (5.2 per commit), decisions 6; commit time mean 0.250 "
+	       "ms,"
 	       " p99 <= 0.5 ms\n"
 	       "log: taking writes\n"
 	       "participants: shop up stock down\n",
@@ -747,7 +771,8 @@ static void test_text(void)
 	       "configured)\n"
 	       "dtx:c1:99:5:0@shop                       in-doubt    branch from an epoch this log "
 	       "never had\n"
-	       "dtx:c1:3:8:1@bank                        in-doubt    branch of a transaction pruned "
+	       "dtx:c1:3:8:1@bank                        in-doubt    branch of a transaction "
+	       "pruned "
 	       "from this log\n",
 	       "list of stuck and in-doubt rows");
 	free(t);
@@ -837,10 +862,12 @@ static void test_text(void)
 	free(t);
 	dtx_reply_destroy(&r);
 	r = dtx_reply_new(1);
-	dtx_reply_error(r, DTX_ESTATE, "c1.3.22: the log holds COMMIT for it; --force contradicts "
-				       "it (branches that already applied it become heuristic)");
+	dtx_reply_error(r, DTX_ESTATE,
+			"c1.3.22: the log holds COMMIT for it; --force contradicts "
+			"it (branches that already applied it become heuristic)");
 	is_str(t = text_of("resolve", r),
-	       "c1.3.22: the log holds COMMIT for it; --force contradicts it (branches that already "
+	       "c1.3.22: the log holds COMMIT for it; --force contradicts it (branches that "
+	       "already "
 	       "applied it become heuristic)\n",
 	       "a refusal prints its text");
 	free(t);
@@ -876,7 +903,8 @@ static void test_text(void)
 	dtx_msg_t d;
 	reply_round_trip(r, &d);
 	is_str(t = json_of(&d),
-	       "{\"code\":0,\"rows\":[{\"kind\":\"endpoint\",\"endpoint\":\"ipc:///run/dtx/events.sock\"}]}\n",
+	       "{\"code\":0,\"rows\":[{\"kind\":\"endpoint\",\"endpoint\":\"ipc:///run/dtx/"
+	       "events.sock\"}]}\n",
 	       "JSON of a reply: code and rows, no text when there is none");
 	free(t);
 	dtx_msg_clear(&d);
@@ -895,12 +923,15 @@ static void test_text(void)
 	       "{\"kind\":\"transaction\",\"gtid\":\"c1.3.18\",\"state\":\"aborted\","
 	       "\"when_us\":1700000001000000,\"participants\":[\"shop\"]},"
 	       "{\"kind\":\"limit\",\"count\":1000},"
-	       "{\"kind\":\"flags\",\"force\":true,\"count\":18446744073709551615,\"code\":-19}]}\n",
+	       "{\"kind\":\"flags\",\"force\":true,\"count\":18446744073709551615,\"code\":-19}]}"
+	       "\n",
 	       "JSON of a reply with rows: every type, in order, escaped");
 	free(t);
 	dtx_msg_clear(&d);
 	dtx_reply_destroy(&r);
-	dtx_msg_t e = {.type = DTX_T_ERROR, .has = DTX_F_CODE | DTX_F_TEXT, .code = DTX_EPROTO,
+	dtx_msg_t e = {.type = DTX_T_ERROR,
+		       .has = DTX_F_CODE | DTX_F_TEXT,
+		       .code = DTX_EPROTO,
 		       .text = "the admin endpoint takes ADMIN only"};
 	is_str(t = json_of(&e), "{\"code\":-3,\"text\":\"the admin endpoint takes ADMIN only\"}\n",
 	       "JSON of an ERROR");
@@ -917,8 +948,13 @@ static void test_events(void)
 	dtx_msg_t ev = {.type = DTX_T_EVENT,
 			.has = DTX_F_GTID | DTX_F_EVENT | DTX_F_WHO | DTX_F_PARTS | DTX_F_DETAIL |
 			       DTX_F_AT,
-			.gtid = "c1.3.30", .event = "voted", .who = "bank", .nparts = 3,
-			.parts = parts, .detail = "yes", .at_us = 1700000000123456},
+			.gtid = "c1.3.30",
+			.event = "voted",
+			.who = "bank",
+			.nparts = 3,
+			.parts = parts,
+			.detail = "yes",
+			.at_us = 1700000000123456},
 		  d;
 	char *buf, why[256], *t;
 	size_t len;
@@ -927,9 +963,10 @@ static void test_events(void)
 	is_int(dtx_msg_encode(&ev, &buf, &len), 0, "EVENT encodes");
 	is_int(dtx_msg_decode(buf, len, &d, why, sizeof(why)), 0, "EVENT decodes");
 	free(buf);
-	ok(d.type == DTX_T_EVENT && strcmp(d.gtid, "c1.3.30") == 0 && strcmp(d.event, "voted") == 0 &&
-		   strcmp(d.who, "bank") == 0 && d.nparts == 3 && strcmp(d.parts[2], "stock") == 0 &&
-		   strcmp(d.detail, "yes") == 0 && d.at_us == 1700000000123456,
+	ok(d.type == DTX_T_EVENT && strcmp(d.gtid, "c1.3.30") == 0 &&
+		   strcmp(d.event, "voted") == 0 && strcmp(d.who, "bank") == 0 && d.nparts == 3 &&
+		   strcmp(d.parts[2], "stock") == 0 && strcmp(d.detail, "yes") == 0 &&
+		   d.at_us == 1700000000123456,
 	   "every field of the event survives");
 	ok(dtx_event_involves(&d, "stock") && dtx_event_involves(&d, "bank") &&
 		   !dtx_event_involves(&d, "audit"),
@@ -959,7 +996,8 @@ static void test_events(void)
 	dtx_msg_clear(&d);
 
 	ev.has &= ~DTX_F_PARTS;
-	is_int(dtx_msg_encode(&ev, &buf, &len), DTX_EINVAL, "an event without participants is not encoded");
+	is_int(dtx_msg_encode(&ev, &buf, &len), DTX_EINVAL,
+	       "an event without participants is not encoded");
 	ev.has |= DTX_F_PARTS | DTX_F_WHO;
 	ev.who = "shop; DROP TABLE x";
 	is_int(dtx_msg_encode(&ev, &buf, &len), DTX_EINVAL, "... nor one whose who is not a name");

@@ -86,8 +86,11 @@ static int s_send_raw(void *sock, const void *buf, size_t len, int flags)
 static void test_round_trip(void *peer_sock, const char *kind, uint64_t id, bool req)
 {
 	char what[128];
-	dtx_msg_t q = {.type = DTX_T_QUERY, .has = DTX_F_ID | DTX_F_GTID, .id = id,
-		       .gtid = "c1.1.7"}, m, r;
+	dtx_msg_t q = {.type = DTX_T_QUERY,
+		       .has = DTX_F_ID | DTX_F_GTID,
+		       .id = id,
+		       .gtid = "c1.1.7"},
+		  m, r;
 	dtx_peer_t peer;
 
 	is_int(dtx_send(peer_sock, &q, 0), 0, "a QUERY leaves a peer socket");
@@ -101,8 +104,11 @@ static void test_round_trip(void *peer_sock, const char *kind, uint64_t id, bool
 	   req ? "a REQ socket" : "no REQ socket");
 	dtx_msg_clear(&m);
 
-	dtx_msg_t o = {.type = DTX_T_OUTCOME, .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID,
-		       .id = id, .code = DTX_OUTCOME_COMMITTED, .gtid = "c1.1.7"};
+	dtx_msg_t o = {.type = DTX_T_OUTCOME,
+		       .has = DTX_F_ID | DTX_F_CODE | DTX_F_GTID,
+		       .id = id,
+		       .code = DTX_OUTCOME_COMMITTED,
+		       .gtid = "c1.1.7"};
 	is_int(dtx_send_to(s_router, &peer, &o), 0, "the OUTCOME leaves the ROUTER");
 	snprintf(what, sizeof(what), "the OUTCOME on the %s peer", kind);
 	is_int(s_peer_recv(peer_sock, &r, what), 0, what);
@@ -117,8 +123,11 @@ static void test_multi_frame(void *peer_sock, const char *kind, uint64_t id)
 {
 	char *buf, what[128];
 	size_t len;
-	dtx_msg_t q = {.type = DTX_T_QUERY, .has = DTX_F_ID | DTX_F_GTID, .id = id,
-		       .gtid = "c1.1.7"}, m, r;
+	dtx_msg_t q = {.type = DTX_T_QUERY,
+		       .has = DTX_F_ID | DTX_F_GTID,
+		       .id = id,
+		       .gtid = "c1.1.7"},
+		  m, r;
 	dtx_peer_t peer;
 
 	if (dtx_msg_encode(&q, &buf, &len) != 0)
@@ -147,8 +156,8 @@ static void test_multi_frame(void *peer_sock, const char *kind, uint64_t id)
 static void test_malformed(void)
 {
 	/* {"id": 5, "v": 1, "t": "BOGUS"} */
-	static const unsigned char bogus[] = {0x83, 0xa2, 'i', 'd', 0x05, 0xa1, 'v', 0x01,
-					      0xa1, 't', 0xa5, 'B', 'O', 'G', 'U', 'S'};
+	static const unsigned char bogus[] = {0x83, 0xa2, 'i',  'd', 0x05, 0xa1, 'v', 0x01,
+					      0xa1, 't',  0xa5, 'B', 'O',  'G',  'U', 'S'};
 	static const unsigned char junk[] = {0xc1, 0x00};
 	dtx_peer_t peer;
 	dtx_msg_t m, r;
@@ -197,8 +206,8 @@ static void test_recv_refuses_multi(void)
 	free(buf);
 	int rc = dtx_recv(s_dealer, &r, 0, why, sizeof(why));
 	is_int(rc, DTX_EPROTO, "dtx_recv refuses a message of two frames");
-	ok(rc == DTX_EPROTO && strstr(why, "2 frames") && r.type == DTX_T_NONE,
-	   "and says why (%s)", why);
+	ok(rc == DTX_EPROTO && strstr(why, "2 frames") && r.type == DTX_T_NONE, "and says why (%s)",
+	   why);
 	is_int(dtx_send_to(s_router, &peer, &pong), 0, "the ROUTER sends one PONG");
 	is_int(s_peer_recv(s_dealer, &r, "the single PONG"), 0, "the single PONG is read");
 	ok(r.type == DTX_T_PONG, "as a PONG");
@@ -222,8 +231,7 @@ static void test_nothing_and_gone(void)
 	errno = 0;
 	int rc = dtx_send_to(s_router, &gone, &pong);
 	ok(rc == DTX_EIO && errno == EHOSTUNREACH,
-	   "a send to a gone peer: DTX_EIO with errno EHOSTUNREACH (%d, %s)", rc,
-	   strerror(errno));
+	   "a send to a gone peer: DTX_EIO with errno EHOSTUNREACH (%d, %s)", rc, strerror(errno));
 	dtx_msg_t bad = {.type = DTX_T_QUERY}; /* no id, no gtid: does not encode */
 	errno = EHOSTUNREACH;
 	rc = dtx_send_to(s_router, &gone, &bad);

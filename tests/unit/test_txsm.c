@@ -66,20 +66,22 @@ static void test_table(void)
 			unsigned got = m ? m->by : 0;
 			if (got != s_want(from, to)) {
 				printf("# %s -> %s: table allows %#x, the design %#x\n",
-				       crd_txstate_str(from), crd_txstate_str(to), got, s_want(from, to));
+				       crd_txstate_str(from), crd_txstate_str(to), got,
+				       s_want(from, to));
 				bad++;
 			}
 			legal += got != 0;
 		}
-	ok(bad == 0, "every one of the %d (from, to) pairs is legal exactly for whom the design says",
-	   N * N);
+	ok(bad == 0,
+	   "every one of the %d (from, to) pairs is legal exactly for whom the design says", N * N);
 	is_int(legal, sizeof(want) / sizeof(want[0]), "the table has one row per legal move");
 	bool ends_closed = true, forced_decide = true;
 	for (size_t i = 0; i < crd_tx_nmoves; i++) {
 		const crd_move_t *m = &crd_tx_moves[i];
 		ends_closed &= !crd_txstate_ended(m->from);
 		if (m->to == CRD_TX_DECIDING)
-			forced_decide &= m->record == WAL_COMMITTING && m->durability == CRD_REC_FORCED;
+			forced_decide &= m->record == WAL_COMMITTING &&
+					 m->durability == CRD_REC_FORCED;
 		if (m->by == CRD_BY_RECOVERY)
 			ends_closed &= m->record == 0;
 	}
@@ -117,7 +119,8 @@ static int setup(void)
 	snprintf(cfg.admin_endpoint, sizeof(cfg.admin_endpoint), "ipc://%s/admin", dir);
 	snprintf(cfg.events_endpoint, sizeof(cfg.events_endpoint), "ipc://%s/events", dir);
 	cfg.metrics_listen[0] = '\0';
-	if (crd_create_log(&cfg, &epoch, why, sizeof(why)) || crd_new(&cfg, &crd, why, sizeof(why))) {
+	if (crd_create_log(&cfg, &epoch, why, sizeof(why)) ||
+	    crd_new(&cfg, &crd, why, sizeof(why))) {
 		printf("# coordinator: %s\n", why);
 		return -1;
 	}
@@ -223,11 +226,13 @@ static void test_effects(void)
 	is_int(crd_tx_move(crd, tx, CRD_TX_COMMITTED, NULL, CRD_BY_PROTOCOL), DTX_ESTATE,
 	       "ACTIVE -> COMMITTED is refused with DTX_ESTATE");
 	is_int(tx->state, CRD_TX_ACTIVE, "... and the state is unchanged");
-	is_int(crd_tx_move(crd, tx, CRD_TX_PREPARING, NULL, CRD_BY_PROTOCOL), 0, "ACTIVE -> PREPARING");
+	is_int(crd_tx_move(crd, tx, CRD_TX_PREPARING, NULL, CRD_BY_PROTOCOL), 0,
+	       "ACTIVE -> PREPARING");
 	tx->br[0].acked = true;
 	is_int(crd_tx_move(crd, tx, CRD_TX_COMMITTED, "read-only", CRD_BY_PROTOCOL), 0,
 	       "PREPARING -> COMMITTED");
-	is_int(outcome(true), DTX_OUTCOME_COMMITTED, "entering COMMITTED answers the waiting client: committed");
+	is_int(outcome(true), DTX_OUTCOME_COMMITTED,
+	       "entering COMMITTED answers the waiting client: committed");
 	is_int(crd->n_committed, committed + 1, "... counts it committed");
 	ok(crd_tx_find(crd, seq) == NULL && crd->ntx == ntx, "... and forgets it");
 	ok(strcmp(records(seq), "APC") == 0, "... its records: ACTIVE PREPARING COMMITTED (%s)",
@@ -241,7 +246,8 @@ static void test_effects(void)
 	snprintf(tx->reason, sizeof(tx->reason), "p1 voted no");
 	is_int(crd_tx_move(crd, tx, CRD_TX_ABORTING, tx->reason, CRD_BY_PROTOCOL), 0,
 	       "PREPARING -> ABORTING");
-	is_int(outcome(true), DTX_OUTCOME_ABORTED, "entering ABORTING answers the client: aborted (presumed abort)");
+	is_int(outcome(true), DTX_OUTCOME_ABORTED,
+	       "entering ABORTING answers the client: aborted (presumed abort)");
 	ok(tx->decided_ms > 0 && tx->br[0].next_send_ms > 0,
 	   "... stamps the decision and starts phase two (the ROLLBACK's back-off is set)");
 	is_int(crd_tx_move(crd, tx, CRD_TX_DECIDING, NULL, CRD_BY_PROTOCOL), DTX_ESTATE,
@@ -251,8 +257,8 @@ static void test_effects(void)
 	is_int(outcome(false), -2, "entering ABORTED tells the client nothing more");
 	is_int(crd->n_aborted, aborted + 1, "... counts it aborted");
 	ok(crd_tx_find(crd, seq) == NULL, "... and forgets it");
-	ok(strcmp(records(seq), "APRX") == 0, "... its records: ACTIVE PREPARING ABORTING ABORTED (%s)",
-	   records(seq));
+	ok(strcmp(records(seq), "APRX") == 0,
+	   "... its records: ACTIVE PREPARING ABORTING ABORTED (%s)", records(seq));
 
 	/* PREPARING -> DECIDING -> (group commit) COMMITTING -> COMMITTED. */
 	tx = new_tx();
@@ -260,7 +266,8 @@ static void test_effects(void)
 	crd_tx_move(crd, tx, CRD_TX_ACTIVE, NULL, CRD_BY_PROTOCOL);
 	crd_tx_move(crd, tx, CRD_TX_PREPARING, NULL, CRD_BY_PROTOCOL);
 	tx->br[0].vote = DTX_VOTE_YES;
-	is_int(crd_tx_move(crd, tx, CRD_TX_DECIDING, NULL, CRD_BY_PROTOCOL), 0, "PREPARING -> DECIDING");
+	is_int(crd_tx_move(crd, tx, CRD_TX_DECIDING, NULL, CRD_BY_PROTOCOL), 0,
+	       "PREPARING -> DECIDING");
 	ok(crd->flush_head == tx && wal_forced_pending(crd->wal),
 	   "DECIDING waits for the group commit of its forced record");
 	is_int(outcome(false), -2, "... and nobody hears COMMIT before it returns");
@@ -273,8 +280,8 @@ static void test_effects(void)
 	ok(crd_settle(crd, tx), "every branch acknowledged: settled");
 	is_int(crd->n_committed, committed + 2, "COMMITTED counted");
 	ok(crd_tx_find(crd, seq) == NULL, "... and forgotten");
-	ok(strcmp(records(seq), "APDC") == 0, "... its records: ACTIVE PREPARING COMMITTING COMMITTED (%s)",
-	   records(seq));
+	ok(strcmp(records(seq), "APDC") == 0,
+	   "... its records: ACTIVE PREPARING COMMITTING COMMITTED (%s)", records(seq));
 
 	/* Recovery restores without logging, sending or telling. */
 	tx = new_tx();
@@ -286,7 +293,8 @@ static void test_effects(void)
 	   "... logs nothing and sends nothing");
 	is_int(outcome(false), -2, "... and answers no client");
 	is_int(crd_tx_move(crd, tx, CRD_TX_ABORTING, "operator x: resolve abort (forced)",
-			   CRD_BY_OPERATOR), 0, "COMMITTING -> ABORTING by the operator");
+			   CRD_BY_OPERATOR),
+	       0, "COMMITTING -> ABORTING by the operator");
 	crd_tx_heuristic(crd, tx, NULL, "operator x: resolve abort (forced)");
 	is_int(crd_tx_outcome(tx), DTX_OUTCOME_HEURISTIC, "a heuristic outcome is told as such");
 	tx->br[0].acked = true;

@@ -25,7 +25,10 @@ static int open_log(wal_t **w, size_t map)
 {
 	char path[300];
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	wal_opts_t o = {.dir = dir, .coord_id = "c1", .map_size = map, .seq_block = 10,
+	wal_opts_t o = {.dir = dir,
+			.coord_id = "c1",
+			.map_size = map,
+			.seq_block = 10,
 			.create = access(path, F_OK) != 0};
 	char why[256];
 	int rc = wal_open(&o, w, why, sizeof(why));
@@ -160,7 +163,8 @@ static void test_records(void)
 	memset(&c, 0, sizeof(c));
 	is_int(wal_history(w, 102, collect, &c), 0, "history of one transaction");
 	ok(c.nrecs == 3 && strcmp(c.note, "bank voted no") == 0, "... its three records and note");
-	is_int(wal_history(w, 999, collect, &c), DTX_ENOTFOUND, "history of an unknown one: not found");
+	is_int(wal_history(w, 999, collect, &c), DTX_ENOTFOUND,
+	       "history of an unknown one: not found");
 	wal_close(&w);
 
 	/* After a close (or a crash) what was flushed is there. */
@@ -395,8 +399,7 @@ static void test_keys(void)
 	seq = 0;
 	ok(wal_key_find(w, "order-7", &seq) == 0 && seq == 7, "found after a reopen");
 	wal_history(w, 7, collect, &c);
-	ok(c.ntx == 1 && strcmp(c.key, "order-7") == 0,
-	   "the begin record reads back with its key");
+	ok(c.ntx == 1 && strcmp(c.key, "order-7") == 0, "the begin record reads back with its key");
 	rec(w, 7, 1, WAL_COMMITTED, 10, false);
 	wal_flush(w, NULL);
 	wal_prune_later(w, 100);

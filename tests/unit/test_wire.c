@@ -20,14 +20,20 @@ static int decode(const void *buf, size_t len, dtx_msg_t *m)
 static void test_round_trip(void)
 {
 	const char *p1[] = {"widget", NULL, "3"};
-	dtx_stmt_t st[2] = {{.sql = "INSERT INTO t VALUES ($1, $2, $3)", .nparams = 3,
-			     .params = p1, .expect = 1},
+	dtx_stmt_t st[2] = {{.sql = "INSERT INTO t VALUES ($1, $2, $3)",
+			     .nparams = 3,
+			     .params = p1,
+			     .expect = 1},
 			    {.sql = "SELECT 1", .expect = -1}};
 	dtx_branch_t br[2] = {{.participant = "shop", .nstmts = 2, .stmts = st},
 			      {.participant = "bank", .nstmts = 1, .stmts = st + 1}};
 	dtx_msg_t m = {.type = DTX_T_TX,
-		       .has = DTX_F_ID | DTX_F_BRANCHES | DTX_F_TIMEOUT | DTX_F_KEY, .id = 42,
-		       .timeout_ms = 1500, .nbranches = 2, .branches = br, .key = "order-42:a"};
+		       .has = DTX_F_ID | DTX_F_BRANCHES | DTX_F_TIMEOUT | DTX_F_KEY,
+		       .id = 42,
+		       .timeout_ms = 1500,
+		       .nbranches = 2,
+		       .branches = br,
+		       .key = "order-42:a"};
 	dtx_msg_t d;
 	char *buf;
 	size_t len;
@@ -40,8 +46,8 @@ static void test_round_trip(void)
 	   "branches survive in order");
 	ok(d.branches[0].nstmts == 2 && d.branches[0].stmts[0].nparams == 3 &&
 		   strcmp(d.branches[0].stmts[0].params[0], "widget") == 0 &&
-		   d.branches[0].stmts[0].params[1] == NULL &&
-		   d.branches[0].stmts[0].expect == 1 && d.branches[0].stmts[1].expect == -1,
+		   d.branches[0].stmts[0].params[1] == NULL && d.branches[0].stmts[0].expect == 1 &&
+		   d.branches[0].stmts[1].expect == -1,
 	   "statements, NULL parameters and expected counts survive");
 	dtx_msg_clear(&d);
 	/* Every proper prefix is refused. */
@@ -253,8 +259,10 @@ static void test_refusals(void)
 	char why[256];
 	is_int(decode_packed(p_v2, why, sizeof(why)), DTX_EVERSION, "version 2 is refused");
 	ok(strstr(why, "version") != NULL, "... and the reason names the version");
-	is_int(decode_packed(p_no_v, why, sizeof(why)), DTX_EPROTO, "a frame without 'v' is refused");
-	is_int(decode_packed(p_bad_type, why, sizeof(why)), DTX_EPROTO, "an unknown type is refused");
+	is_int(decode_packed(p_no_v, why, sizeof(why)), DTX_EPROTO,
+	       "a frame without 'v' is refused");
+	is_int(decode_packed(p_bad_type, why, sizeof(why)), DTX_EPROTO,
+	       "an unknown type is refused");
 	is_int(decode_packed(p_unknown_field, why, sizeof(why)), 0,
 	       "an unknown top-level field is skipped (the protocol can grow)");
 	{
@@ -282,7 +290,8 @@ static void test_refusals(void)
 	       "a field of the wrong type is refused");
 	is_int(decode_packed(p_missing_required, why, sizeof(why)), DTX_EPROTO,
 	       "a missing required field is refused");
-	is_int(decode_packed(p_not_a_map, why, sizeof(why)), DTX_EPROTO, "a non-map frame is refused");
+	is_int(decode_packed(p_not_a_map, why, sizeof(why)), DTX_EPROTO,
+	       "a non-map frame is refused");
 	is_int(decode_packed(p_bad_name, why, sizeof(why)), DTX_EPROTO,
 	       "a participant name outside [A-Za-z0-9_-] is refused");
 	is_int(decode_packed(p_huge_string, why, sizeof(why)), DTX_ETOOBIG,
@@ -302,8 +311,10 @@ static void test_refusals(void)
 	       "the same frame without them decodes");
 	dtx_msg_clear(&d);
 	unsigned char c1[] = {0xc1};
-	is_int(dtx_msg_decode(c1, 1, &d, why, sizeof(why)), DTX_EPROTO, "the never-used byte 0xc1 is refused");
-	is_int(dtx_msg_decode("", 0, &d, why, sizeof(why)), DTX_EPROTO, "an empty frame is refused");
+	is_int(dtx_msg_decode(c1, 1, &d, why, sizeof(why)), DTX_EPROTO,
+	       "the never-used byte 0xc1 is refused");
+	is_int(dtx_msg_decode("", 0, &d, why, sizeof(why)), DTX_EPROTO,
+	       "an empty frame is refused");
 }
 
 static void test_ids(void)
@@ -326,19 +337,22 @@ static void test_ids(void)
 	g.seq = UINT64_MAX;
 	dtx_gid_format(&g, UINT32_MAX, buf, sizeof(buf));
 	ok(strlen(buf) < 200 && strspn(buf, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-					     "0123456789:_.-") == strlen(buf),
+					    "0123456789:_.-") == strlen(buf),
 	   "the longest GID fits PostgreSQL's 200 bytes and its character set (%zu)", strlen(buf));
 	ok(dtx_gid_parse("dtx:c1:7:12", &p, &branch) != 0, "a GID without branch is refused");
 	ok(dtx_gid_parse("xa:c1:7:12:0", &p, &branch) != 0, "a foreign GID is refused");
 	ok(dtx_gtid_parse("c1.7.x", &p) != 0, "a bad GTID is refused");
-	ok(dtx_gtid_parse("c1.07.1", &p) != 0 && dtx_gtid_parse("c1.7.99999999999999999999", &p) != 0,
+	ok(dtx_gtid_parse("c1.07.1", &p) != 0 &&
+		   dtx_gtid_parse("c1.7.99999999999999999999", &p) != 0,
 	   "a GTID not in canonical form (leading zero, out of range) is refused");
 	ok(dtx_gid_parse("dtx:c1:99:5:0000", &p, &branch) != 0,
 	   "a GID not in canonical form (dtx:c1:99:5:0000) is refused");
 	ok(dtx_key_valid("order-42:a") && !dtx_key_valid("") && !dtx_key_valid("a b") &&
-		   !dtx_key_valid("12345678901234567890123456789012345678901234567890123456789012345"),
+		   !dtx_key_valid(
+			   "12345678901234567890123456789012345678901234567890123456789012345"),
 	   "keys: 1 to 64 bytes of [A-Za-z0-9_.:-]");
-	ok(!dtx_coord_id_valid("a.b") && !dtx_coord_id_valid(""), "coordinator ids exclude . and empty");
+	ok(!dtx_coord_id_valid("a.b") && !dtx_coord_id_valid(""),
+	   "coordinator ids exclude . and empty");
 }
 
 int main(void)
