@@ -1,15 +1,19 @@
 /*
  * crd_txsm.h — the global transaction's state machine.
  *
- *                 +--> LOGGING --+          (one phase: the begin record is forced)
- *                 |              v
- *   (new) -> ACTIVE -------> PREPARING ---> DECIDING -> COMMITTING -> COMMITTED
- *                 |              |   \                                  ^
- *                 |              |    +-> RESOLVING --------------------+
- *                 |              |    |       |            (read-only,  |
- *                 |              |    +-------|-------------one phase)--+
- *                 v              v            v
- *                 +----------> ABORTING <-----+ -------------------> ABORTED
+ * The protocol's moves (the operator's and recovery's are in the table):
+ *
+ *   NONE       -> ACTIVE                      a client's TX
+ *   ACTIVE     -> PREPARING | LOGGING         LOGGING: one phase, begin record forced
+ *   LOGGING    -> PREPARING | ABORTING        its group commit returned
+ *   PREPARING  -> DECIDING                    every vote yes
+ *              -> COMMITTED                   every branch read-only; one phase committed
+ *              -> RESOLVING                   one phase, its vote not heard in time
+ *              -> ABORTING                    a no, a timeout, a branch out of reach
+ *   RESOLVING  -> COMMITTED | ABORTING        the participant's answer
+ *   DECIDING   -> COMMITTING                  the COMMIT record is on disk
+ *   COMMITTING -> COMMITTED                   every branch acknowledged
+ *   ABORTING   -> ABORTED                     every branch acknowledged
  *
  * One table (crd_txsm.c) holds every legal move, who may make it (the
  * protocol, the operator, recovery) and the record it logs. crd_tx_move()
