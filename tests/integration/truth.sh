@@ -14,9 +14,12 @@ is "$rc" 3 "query of another coordinator's GTID fails"
 like "$out" "belongs to coordinator 'zz'; this is 'c1'" "... saying whose it is"
 out=$("$DTXCTL" query c1.1.0007 2>&1); rc=$?
 is "$rc" 3 "a GTID with leading zeros is not taken for c1.1.7"
+epoch=$(ctl_get coordinator epoch status)
+out=$("$DTXCTL" query "c1.$epoch.999999999999" 2>&1); rc=$?
+is "$rc" 1 "a well-formed GTID of this log's epoch ($epoch) never handed out is presumed aborted (exit 1)"
+like "$out" "^c1\\.$epoch\\.999999999999 unknown" "... as 'unknown'"
 out=$("$DTXCTL" query c1.1.99999 2>&1); rc=$?
-is "$rc" 1 "a well-formed GTID of ours never handed out is presumed aborted (exit 1)"
-like "$out" '^c1\.1\.99999 unknown' "... as 'unknown'"
+is "$rc" 5 "one of an epoch this log never had (1) is in doubt (exit 5): it may be a lost log's"
 
 # {"v":1,"t":"TX","id":7,"xx":1} and {"v":1,"t":"QUERY","id":9,"gtid":1}
 out=$("$RAWFRAME" "$DTX_CLIENT" "84a17601a174a25458a2696407a2787801")
