@@ -12,14 +12,22 @@
 
 #include "dtx_conf.h"
 #include "dtx_util.h"
+#include "dtx_wire.h"
 
 /* A LIST value is cut into names in a buffer of this size. */
 #define LIST_MAX 4096
 
 typedef struct {
-	const dtx_conf_key_t *keys;
+	const dtx_conf_key_t *keys;     /* those of the section being read */
+	void *cfg;                      /* where they go: top, or a named section's element */
+	const dtx_conf_key_t *top_keys; /* the one section's */
 	const char *section;
-	void *cfg;
+	void *top;
+	const dtx_conf_section_t *sections;
+	char current[160]; /* the section being read; "" before the first */
+	FILE *f;           /* read line by line (s_reader) */
+	int line;          /* lines read so far */
+	int err_line;      /* where why was set */
 	char why[512];
 } s_ctx_t;
 
@@ -142,23 +150,6 @@ static bool s_value(s_ctx_t *c, const dtx_conf_key_t *k, const char *val)
 	return s_bad(c, k, "no such type"); /* a table entry with a bad type */
 }
 
-static int s_handler(void *arg, const char *section, const char *key, const char *val)
-{
-	s_ctx_t *c = arg;
-
-	if (c->why[0])
-		return 0; /* inih goes on after an error: keep the first reason */
-	if (strcmp(section, c->section) != 0) {
-		snprintf(c->why, sizeof(c->why), "unknown section [%s]", section);
-		return 0;
-	}
-	for (const dtx_conf_key_t *k = c->keys; k->name; k++)
-		if (strcmp(k->name, key) == 0)
-			return s_value(c, k, val) ? 1 : 0; /* 0: inih reports this line */
-	snprintf(c->why, sizeof(c->why), "unknown key '%s'", key);
-	return 0;
-}
-
 static bool s_empty(const void *cfg, const dtx_conf_key_t *k)
 {
 	switch (k->type) {
@@ -168,28 +159,177 @@ static bool s_empty(const void *cfg, const dtx_conf_key_t *k)
 	}
 }
 
-int dtx_conf_load(const dtx_conf_key_t *keys, const char *section, void *cfg, const char *path,
-		  char *why, size_t why_len)
+/* The first DTX_CONF_REQUIRED key of keys still empty in cfg, or NULL. */
+static const dtx_conf_key_t *s_missing(const dtx_conf_key_t *keys, const void *cfg)
 {
-	s_ctx_t c = {.keys = keys, .section = section, .cfg = cfg};
-	int line = ini_parse(path, s_handler, &c);
+	for (const dtx_conf_key_t *k = keys; k->name; k++)
+		if ((k->flags & DTX_CONF_REQUIRED) && s_empty(cfg, k))
+			return k;
+	return NULL;
+}
 
-	if (line < 0) {
+static bool s_fail(s_ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool s_fail(s_ctx_t *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->why, sizeof(c->why), fmt, ap);
+	va_end(ap);
+	c->err_line = c->line;
+	return false;
+}
+
+/* The named section read last has its required keys. */
+static bool s_section_done(s_ctx_t *c)
+{
+	const dtx_conf_key_t *k;
+	if (!c->current[0] || c->cfg == c->top || !(k = s_missing(c->keys, c->cfg)))
+		return true;
+	return s_fail(c, "'%s' is required in [%s]", k->name, c->current);
+}
+
+/* Section section begins: the one section, or [KIND NAME] of a named
+ * kind, which adds an element to its array. */
+static bool s_enter(s_ctx_t *c, const char *section)
+{
+	if (!s_section_done(c))
+		return false;
+	snprintf(c->current, sizeof(c->current), "%s", section);
+	if (strcmp(section, c->section) == 0) {
+		c->cfg = c->top;
+		c->keys = c->top_keys;
+		return true;
+	}
+	const char *sp = strchr(section, ' ');
+	const dtx_conf_section_t *s = c->sections;
+	for (; sp && s && s->kind; s++)
+		if (strlen(s->kind) == (size_t)(sp - section) &&
+		    strncmp(section, s->kind, (size_t)(sp - section)) == 0)
+			break;
+	if (!sp || !s || !s->kind)
+		return s_fail(c, "unknown section [%s]", section);
+	const char *name = sp + strspn(sp, " \t");
+	if (!dtx_name_valid(name))
+		return s_fail(c, "[%s NAME]: names are 1-63 characters of A-Z a-z 0-9 _ -",
+			      s->kind);
+	unsigned n;
+	memcpy(&n, (char *)c->top + s->count_off, sizeof(n));
+	char *arr = (char *)c->top + s->off;
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(arr + i * s->elem + s->name_off, name) == 0)
+			return s_fail(c, "[%s %s] appears twice", s->kind, name);
+	if (n == s->max)
+		return s_fail(c, "more than %zu [%s NAME] sections", s->max, s->kind);
+	c->cfg = arr + n * s->elem;
+	memset(c->cfg, 0, s->elem);
+	if (s->defaults)
+		s->defaults(c->cfg);
+	snprintf((char *)c->cfg + s->name_off, s->name_size, "%s", name);
+	n++;
+	memcpy((char *)c->top + s->count_off, &n, sizeof(n));
+	c->keys = s->keys;
+	return true;
+}
+
+/*
+ * inih's reader (fgets' contract): one line, counted. A line that does not
+ * fit inih's buffer is refused, where inih would cut it and read the rest
+ * as a line of its own. A section header is taken here, so that a section
+ * without keys is seen too.
+ */
+static char *s_reader(char *str, int num, void *arg)
+{
+	s_ctx_t *c = arg;
+	if (c->why[0] || !fgets(str, num, c->f))
+		return NULL;
+	c->line++;
+	size_t len = strlen(str);
+	if (len && str[len - 1] != '\n' && !feof(c->f)) {
+		s_fail(c, "line too long (at most %d characters)", num - 2);
+		return NULL;
+	}
+	const char *p = str + strspn(str, " \t");
+	const char *end = *p == '[' ? strchr(p, ']') : NULL;
+	if (end) {
+		char section[160];
+		const char *q = p + 1 + strspn(p + 1, " \t");
+		int n = (int)(end - q);
+		while (n > 0 && (q[n - 1] == ' ' || q[n - 1] == '\t'))
+			n--;
+		snprintf(section, sizeof(section), "%.*s", n < 0 ? 0 : n, q);
+		if (!s_enter(c, section))
+			return NULL;
+	}
+	return str;
+}
+
+static int s_handler(void *arg, const char *section, const char *key, const char *val)
+{
+	s_ctx_t *c = arg;
+
+	if (c->why[0])
+		return 0; /* inih goes on after an error: keep the first reason */
+	if (!c->current[0]) {
+		s_fail(c, "key '%s' before any section", key);
+		return 0;
+	}
+	if (strcmp(section, c->current) != 0) {
+		s_fail(c, "unknown section [%s]", section);
+		return 0;
+	}
+	for (const dtx_conf_key_t *k = c->keys; k->name; k++)
+		if (strcmp(k->name, key) == 0) {
+			if (s_value(c, k, val))
+				return 1;
+			c->err_line = c->line;
+			return 0;
+		}
+	s_fail(c, "unknown key '%s'", key);
+	return 0;
+}
+
+int dtx_conf_load_sections(const dtx_conf_key_t *keys, const char *section,
+			   const dtx_conf_section_t *sections, void *cfg, const char *path,
+			   char *why, size_t why_len)
+{
+	s_ctx_t c = {.keys = keys,
+		     .cfg = cfg,
+		     .top_keys = keys,
+		     .section = section,
+		     .top = cfg,
+		     .sections = sections};
+	const dtx_conf_key_t *k;
+
+	if (!(c.f = fopen(path, "re"))) {
 		snprintf(why, why_len, "%s:0: cannot read the file", path);
 		return DTX_ECONFIG;
 	}
-	if (line > 0) {
-		snprintf(why, why_len, "%s:%d: %s", path, line, c.why[0] ? c.why : "syntax error");
+	int line = ini_parse_stream(s_reader, &c, s_handler, &c);
+	bool read_error = ferror(c.f);
+	fclose(c.f);
+	if (!c.why[0] && line == 0 && !read_error)
+		s_section_done(&c);
+	if (c.why[0] || line > 0) {
+		snprintf(why, why_len, "%s:%d: %s", path, c.why[0] ? c.err_line : line,
+			 c.why[0] ? c.why : "syntax error");
 		return DTX_ECONFIG;
 	}
-	for (const dtx_conf_key_t *k = keys; k->name; k++) {
-		if ((k->flags & DTX_CONF_REQUIRED) && s_empty(cfg, k)) {
-			snprintf(why, why_len, "%s:0: '%s' is required in [%s]", path, k->name,
-				 section);
-			return DTX_ECONFIG;
-		}
+	if (read_error) {
+		snprintf(why, why_len, "%s:%d: cannot read the file", path, c.line);
+		return DTX_ECONFIG;
+	}
+	if ((k = s_missing(keys, cfg))) {
+		snprintf(why, why_len, "%s:0: '%s' is required in [%s]", path, k->name, section);
+		return DTX_ECONFIG;
 	}
 	return 0;
+}
+
+int dtx_conf_load(const dtx_conf_key_t *keys, const char *section, void *cfg, const char *path,
+		  char *why, size_t why_len)
+{
+	return dtx_conf_load_sections(keys, section, NULL, cfg, path, why, why_len);
 }
 
 void dtx_conf_said(char *buf, size_t len, const char *fmt, ...)

@@ -59,6 +59,32 @@ int dtx_conf_load(const dtx_conf_key_t *keys, const char *section, void *cfg, co
 		  char *why, size_t why_len);
 
 /*
+ * Named sections: [KIND NAME], each making one element of an array in the
+ * config struct (a client's policy, an agent's key), any number of them up
+ * to max, NAME unique and dtx_name_valid(). keys are relative to one
+ * element; defaults() fills an element before its keys are read; a
+ * DTX_CONF_REQUIRED key missing from an element is refused with the
+ * section's line.
+ */
+typedef struct {
+	const char *kind;            /* "client": sections [client NAME] */
+	const dtx_conf_key_t *keys;  /* within one element */
+	size_t off, elem, max;       /* the array in cfg, one element's size, its length */
+	size_t count_off;            /* unsigned: how many there are */
+	size_t name_off, name_size;  /* char[name_size] in the element: NAME */
+	void (*defaults)(void *elem);
+} dtx_conf_section_t;
+
+/*
+ * dtx_conf_load() with named sections besides the one section (sections
+ * ends with an entry whose kind is NULL). A line longer than inih reads
+ * (199 characters) is refused as "line too long" at its line, never cut.
+ */
+int dtx_conf_load_sections(const dtx_conf_key_t *keys, const char *section,
+			   const dtx_conf_section_t *sections, void *cfg, const char *path,
+			   char *why, size_t why_len);
+
+/*
  * A reload: for every key whose value differs between inuse and fresh,
  * a DTX_CONF_RESTART one is named in kept; a DTX_CONF_CALLER one is left
  * alone (the caller compares and applies it); any other is copied into
