@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "crd_int.h"
+#include "dtx_curve.h"
 
 #define PRUNE_EVERY_MS 1000
 
@@ -123,15 +124,16 @@ int crd_run(crd_t *self)
 	if (sd_watchdog_enabled(0, &wd_us) > 0 && wd_us >= 2000)
 		self->watchdog_ms = (int64_t)(wd_us / 2000);
 	while (!self->stop) {
-		zmq_pollitem_t items[6] = {
+		zmq_pollitem_t items[7] = {
 			{.socket = self->client, .events = ZMQ_POLLIN},
 			{.socket = self->agent, .events = ZMQ_POLLIN},
 			{.socket = self->admin, .events = ZMQ_POLLIN},
 			{.fd = wal_flush_fd(self->wal), .events = ZMQ_POLLIN},
 			{.socket = self->events, .events = ZMQ_POLLIN},
+			{.socket = self->zap, .events = ZMQ_POLLIN},
 			{.fd = self->http ? crd_http_fd(self->http) : -1, .events = ZMQ_POLLIN},
 		};
-		if (zmq_poll(items, self->http ? 6 : 5, s_poll_timeout(self, dtx_now_ms())) < 0 &&
+		if (zmq_poll(items, self->http ? 7 : 6, s_poll_timeout(self, dtx_now_ms())) < 0 &&
 		    errno != EINTR) {
 			dtx_err("zmq_poll: %s", zmq_strerror(errno));
 			return DTX_EIO;
@@ -139,6 +141,9 @@ int crd_run(crd_t *self)
 		/* First the decisions the disk has made durable: they go out. */
 		if ((items[3].revents & ZMQ_POLLIN) && crd_flush_end(self))
 			return DTX_EIO;
+		/* New connections wait for the authentication handler. */
+		if (items[5].revents & ZMQ_POLLIN)
+			crd_zap_serve(self, 100);
 		if (items[1].revents & ZMQ_POLLIN)
 			s_drain(self, self->agent, crd_on_agent, 1000);
 		if (items[0].revents & ZMQ_POLLIN)
@@ -147,7 +152,7 @@ int crd_run(crd_t *self)
 			s_drain(self, self->admin, crd_on_admin, 100);
 		if (items[4].revents & ZMQ_POLLIN)
 			crd_on_subscription(self);
-		if (items[5].revents & ZMQ_POLLIN)
+		if (items[6].revents & ZMQ_POLLIN)
 			crd_http_run(self->http);
 		int64_t now = dtx_now_ms();
 		if (self->draining && s_drained(self, now))
@@ -194,7 +199,36 @@ static void *s_bind_socket(void *s, const char *endpoint, char *why, size_t why_
 	return s;
 }
 
-static void *s_bind(crd_t *self, const char *endpoint, char *why, size_t why_len)
+/*
+ * What every socket of ours has: a ZAP domain, so that the handler
+ * (crd_zap.c) is asked about every connection, ipc:// ones too; on a
+ * remote endpoint CURVE with the coordinator's key (or, with insecure =
+ * true, nothing); a bound on the handshake, and ZMTP heartbeats that
+ * close a connection whose peer stopped answering.
+ */
+static bool s_secure(crd_t *self, void *s, const char *domain, const char *endpoint, char *why,
+		     size_t why_len)
+{
+	int hs = (int)self->cfg.handshake_timeout_ms, ivl = 10000, ttl = 30000;
+	if (zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0) {
+		snprintf(why, why_len, "ZMQ_ZAP_DOMAIN: %s", zmq_strerror(errno));
+		return false;
+	}
+	zmq_setsockopt(s, ZMQ_HANDSHAKE_IVL, &hs, sizeof(hs));
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl));
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof(ttl));
+	if (!dtx_endpoint_remote(endpoint) || !self->cfg.secret_key[0])
+		return true; /* crd_config_load refused a remote one without insecure */
+	char inner[1200];
+	if (dtx_curve_server(s, self->cfg.secret_key, inner, sizeof(inner))) {
+		snprintf(why, why_len, "secret_key %s", inner);
+		return false;
+	}
+	return true;
+}
+
+static void *s_bind(crd_t *self, const char *domain, const char *endpoint, char *why,
+		    size_t why_len)
 {
 	void *s = zmq_socket(self->ctx, ZMQ_ROUTER);
 	int one = 1, zero = 0, hwm = 100000;
@@ -202,6 +236,10 @@ static void *s_bind(crd_t *self, const char *endpoint, char *why, size_t why_len
 
 	if (!s)
 		return NULL;
+	if (!s_secure(self, s, domain, endpoint, why, why_len)) {
+		zmq_close(s);
+		return NULL;
+	}
 	zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
 	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
@@ -220,6 +258,10 @@ static void *s_bind_events(crd_t *self, const char *endpoint, char *why, size_t 
 
 	if (!s)
 		return NULL;
+	if (!s_secure(self, s, "events", endpoint, why, why_len)) {
+		zmq_close(s);
+		return NULL;
+	}
 	zmq_setsockopt(s, ZMQ_XPUB_VERBOSER, &one, sizeof(one));
 	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
@@ -259,9 +301,16 @@ int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len)
 	rc = DTX_EIO;
 	if (!(self->ctx = zmq_ctx_new()))
 		goto fail;
-	if (!(self->client = s_bind(self, cfg->client_endpoint, why, why_len)) ||
-	    !(self->agent = s_bind(self, cfg->agent_endpoint, why, why_len)) ||
-	    !(self->admin = s_bind(self, cfg->admin_endpoint, why, why_len)))
+	/* The authentication handler first: a socket bound before it would
+	 * let anyone in. */
+	if (crd_zap_open(self, why, why_len))
+		goto fail;
+	if (cfg->insecure)
+		dtx_warn("insecure = true: tcp:// endpoints without a CURVE key are served, and "
+			 "anyone who reaches them may act as any client or agent; for tests only");
+	if (!(self->client = s_bind(self, "client", cfg->client_endpoint, why, why_len)) ||
+	    !(self->agent = s_bind(self, "agent", cfg->agent_endpoint, why, why_len)) ||
+	    !(self->admin = s_bind(self, "admin", cfg->admin_endpoint, why, why_len)))
 		goto fail;
 	if (!(self->events = s_bind_events(self, cfg->events_endpoint, why, why_len)))
 		goto fail;
@@ -311,6 +360,7 @@ void crd_destroy(crd_t **self_p)
 		zmq_close(self->admin);
 	if (self->events)
 		zmq_close(self->events);
+	crd_zap_close(self);
 	if (self->ctx)
 		zmq_ctx_term(self->ctx);
 	wal_close(&self->wal);

@@ -12,6 +12,8 @@
  */
 #include "config.h"
 
+#include <pwd.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,7 +143,7 @@ static void s_cmd_resolve(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 {
 	const char *gtid_s = dtx_admin_arg_str(m, DTX_A_GTID);
 	const char *verb = dtx_admin_arg_str(m, DTX_A_VERB);
-	const char *who = dtx_admin_arg_str(m, DTX_A_WHO);
+	const char *who = self->admin_operator;
 	bool commit = strcmp(verb, "commit") == 0, force = dtx_admin_arg_bool(m, DTX_A_FORCE);
 	const char *state;
 	char note[WAL_NOTE_MAX];
@@ -229,7 +231,7 @@ static void s_cmd_resolve(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 static void s_cmd_forget(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 {
 	const char *gtid_s = dtx_admin_arg_str(m, DTX_A_GTID);
-	const char *who = dtx_admin_arg_str(m, DTX_A_WHO);
+	const char *who = self->admin_operator;
 	char note[WAL_NOTE_MAX];
 	dtx_gtid_t g;
 	crd_tx_t *tx;
@@ -462,6 +464,23 @@ static const struct {
 	{"show", s_cmd_show},
 };
 
+/*
+ * Who an operator act is logged as: the user of the process at the other
+ * end of the admin socket, as the kernel says (SO_PEERCRED, through the
+ * ZAP handler's "uid:N"), never what dtxctl says ("who", kept on the wire
+ * for older dtxctl and ignored).
+ */
+static void s_operator(const dtx_peer_t *peer, char *buf, size_t len)
+{
+	char *end;
+	long uid = strncmp(peer->user, "uid:", 4) == 0 ? strtol(peer->user + 4, &end, 10) : -1;
+	struct passwd *pw = uid >= 0 ? getpwuid((uid_t)uid) : NULL;
+	if (uid < 0)
+		snprintf(buf, len, "unknown");
+	else
+		snprintf(buf, len, "uid %ld (%s)", uid, pw ? pw->pw_name : "?");
+}
+
 void crd_on_admin(crd_t *self, const dtx_peer_t *peer, const void *data, size_t len)
 {
 	const dtx_admin_cmd_t *cmd;
@@ -487,6 +506,7 @@ void crd_on_admin(crd_t *self, const dtx_peer_t *peer, const void *data, size_t 
 	} else {
 		size_t i = 0;
 		crd_flush_for_read(self);
+		s_operator(peer, self->admin_operator, sizeof(self->admin_operator));
 		while (i < sizeof(s_cmds) / sizeof(s_cmds[0]) && strcmp(s_cmds[i].name, cmd->name))
 			i++;
 		if (i < sizeof(s_cmds) / sizeof(s_cmds[0]))

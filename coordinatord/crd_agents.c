@@ -177,21 +177,62 @@ static void s_on_indoubt_one(crd_t *self, crd_part_t *p, const char *gid)
 	crd_send_part(self, p, &d);
 }
 
+/* Whether peer may speak for participant name: an [agent NAME] key speaks
+ * for NAME alone; a local (ipc://) or insecure peer for any. */
+static bool s_speaks_for(const dtx_peer_t *peer, const char *name)
+{
+	if (strncmp(peer->user, "agent:", 6) == 0)
+		return strcmp(peer->user + 6, name) == 0;
+	return strncmp(peer->user, "local:", 6) == 0 || strncmp(peer->user, "insecure:", 9) == 0;
+}
+
+/* A refused HELLO, logged once for each peer in a row (an agent that
+ * says it again and again is not news). */
+static void s_hello_refused(crd_t *self, const dtx_peer_t *peer, int code, const char *text)
+{
+	static dtx_peer_t last;
+	if (last.n != peer->n || memcmp(last.id, peer->id, peer->n) != 0) {
+		dtx_warn("refused hello from %s: %s", peer->user[0] ? peer->user : "?", text);
+		last = *peer;
+	}
+	crd_send_error(self->agent, peer, false, 0, code, text);
+}
+
 static void s_on_hello(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m)
 {
 	int idx = crd_part_index(self, m->name);
 	int64_t now = dtx_now_ms();
-	char text[128];
+	char text[200];
 
 	if (idx < 0) {
 		snprintf(text, sizeof(text), "participant '%s' is not in the allow-list", m->name);
-		dtx_warn("refused hello: %s", text);
-		crd_send_error(self->agent, peer, false, 0, DTX_EUNKNOWNPART, text);
+		s_hello_refused(self, peer, DTX_EUNKNOWNPART, text);
 		return;
 	}
 	crd_part_t *p = &self->parts[idx];
-	dtx_notice_part(p->name, "participant %s %s", p->name,
-			p->connected ? "reconnected" : "connected");
+	if (!s_speaks_for(peer, p->name)) {
+		snprintf(text, sizeof(text), "this connection's key speaks for %s, not for %s",
+			 strncmp(peer->user, "agent:", 6) == 0 ? peer->user + 6 : "nobody",
+			 p->name);
+		s_hello_refused(self, peer, DTX_EPERM, text);
+		return;
+	}
+	bool same_conn = p->connected && p->peer.n == peer->n &&
+			 memcmp(p->peer.id, peer->id, peer->n) == 0;
+	/* A name that is connected is not taken over by another connection,
+	 * unless that one proved the same identity (the agent restarted, its
+	 * old connection not yet seen gone) or the old one fell silent. */
+	if (p->connected && !same_conn && strcmp(p->peer.user, peer->user) != 0 &&
+	    now - p->last_seen_ms < 3 * (int64_t)self->cfg.heartbeat_ms) {
+		snprintf(text, sizeof(text),
+			 "participant %s is connected from another connection (%s)", p->name,
+			 p->peer.user[0] ? p->peer.user : "?");
+		s_hello_refused(self, peer, DTX_EBUSY, text);
+		return;
+	}
+	if (!same_conn)
+		dtx_notice_part(p->name, "participant %s %s (%s)", p->name,
+				p->connected ? "reconnected" : "connected", peer->user);
 	p->connected = true;
 	p->peer = *peer;
 	p->last_seen_ms = now;
@@ -216,7 +257,7 @@ static void s_on_agent_msg(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t 
 		return;
 	}
 	crd_part_t *p = crd_part_by_peer(self, peer);
-	if (!p) {
+	if (!p || strcmp(p->peer.user, peer->user) != 0) {
 		crd_send_error(self->agent, peer, false, 0, DTX_ENOTREG, "say HELLO first");
 		return;
 	}

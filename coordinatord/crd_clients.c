@@ -117,6 +117,76 @@ static int s_admit(crd_t *self, const dtx_msg_t *m, char *text, size_t len)
 	return 0;
 }
 
+/* The slot counting name's transactions in flight, or -1 when all are
+ * taken. */
+static int s_client_slot(crd_t *self, const char *name)
+{
+	for (unsigned i = 0; i < self->nclient_load; i++)
+		if (strcmp(self->client_load[i].name, name) == 0)
+			return (int)i;
+	if (self->nclient_load == sizeof(self->client_load) / sizeof(self->client_load[0]))
+		return -1;
+	snprintf(self->client_load[self->nclient_load].name, sizeof(self->client_load[0].name),
+		 "%s", name);
+	self->client_load[self->nclient_load].inflight = 0;
+	return (int)self->nclient_load++;
+}
+
+static bool s_may_name(const crd_client_policy_t *c, const char *participant)
+{
+	for (unsigned i = 0; i < c->nparticipants; i++)
+		if (strcmp(c->participants[i], "*") == 0 ||
+		    strcmp(c->participants[i], participant) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether the client's policy lets it submit m: who the connection proved
+ * to be (crd_zap.c) names the policy. 0 and *slot (its in-flight count,
+ * -1 for none), or DTX_EPERM / DTX_EBUSY with the reason. Nothing about
+ * m has been acted on.
+ */
+static int s_policy(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m, int *slot, char *text,
+		    size_t len)
+{
+	*slot = -1;
+	if (strcmp(peer->user, "client:*") == 0)
+		return 0; /* insecure = true */
+	if (strncmp(peer->user, "client:", 7) != 0) {
+		snprintf(text, len, "this connection is no client's");
+		return DTX_EPERM;
+	}
+	const char *name = peer->user + 7;
+	const crd_client_policy_t *c = crd_config_client(&self->cfg, name);
+	if (!c) {
+		snprintf(text, len, "client %s has no [client] section any more", name);
+		return DTX_EPERM;
+	}
+	for (uint32_t i = 0; i < m->nbranches; i++) {
+		const dtx_branch_t *b = &m->branches[i];
+		if (!s_may_name(c, b->participant)) {
+			snprintf(text, len, "client %s may not name participant '%s'", name,
+				 b->participant);
+			return DTX_EPERM;
+		}
+		for (uint32_t j = 0; !c->sql && j < b->nstmts; j++)
+			if (b->stmts[j].sql) {
+				snprintf(text, len,
+					 "client %s may send named statements only, not SQL text",
+					 name);
+				return DTX_EPERM;
+			}
+	}
+	if ((*slot = s_client_slot(self, name)) >= 0 &&
+	    self->client_load[*slot].inflight >= c->max_inflight) {
+		snprintf(text, len, "client %s has %u transactions in flight, its most", name,
+			 c->max_inflight);
+		return DTX_EBUSY;
+	}
+	return 0;
+}
+
 static void s_on_tx(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m)
 {
 	char text[256], gtid[DTX_GTID_MAX];
@@ -128,6 +198,11 @@ static void s_on_tx(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m)
 		snprintf(text, sizeof(text), "at most %d participants per transaction",
 			 WAL_MAX_PARTS);
 		crd_send_error(self->client, peer, true, m->id, DTX_EINVAL, text);
+		return;
+	}
+	int slot;
+	if ((rc = s_policy(self, peer, m, &slot, text, sizeof(text)))) {
+		crd_send_error(self->client, peer, true, m->id, rc, text);
 		return;
 	}
 	if ((m->has & DTX_F_KEY) && s_on_tx_again(self, peer, m))
@@ -175,6 +250,8 @@ static void s_on_tx(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m)
 		free(tx);
 		return;
 	}
+	if ((tx->client_slot = slot) >= 0)
+		self->client_load[slot].inflight++;
 	crd_tx_gtid(self, tx, gtid, sizeof(gtid));
 	dtx_debug_tx(gtid, "begin, %" PRIu32 " branches", tx->nbranches);
 	/* The GTID before the outcome: a client that never hears the outcome

@@ -14,6 +14,30 @@
 #include "dtx_conf.h"
 
 #define CRD_MAX_PARTICIPANTS 64
+#define CRD_MAX_CLIENTS 64
+#define CRD_MAX_AGENT_KEYS CRD_MAX_PARTICIPANTS
+
+/*
+ * [client NAME]: who may submit transactions and what they may do. A
+ * connection is a client's when its CURVE key is key (tcp://), or, on an
+ * ipc:// endpoint, when its process runs as user.
+ */
+typedef struct {
+	char name[64];
+	char key[41];      /* Z85 public key; "" none */
+	char user[64];     /* a local user's name or uid; "" none */
+	long uid;          /* user resolved at load; -1 none */
+	char participants[CRD_MAX_PARTICIPANTS][64]; /* "*": any of the allow-list */
+	unsigned nparticipants;
+	unsigned max_inflight; /* its transactions in flight at once */
+	bool sql;          /* may send SQL text; false: named statements only */
+} crd_client_policy_t;
+
+/* [agent NAME]: the CURVE key that speaks for participant NAME. */
+typedef struct {
+	char name[64];
+	char key[41];
+} crd_agent_key_t;
 
 typedef struct {
 	char path[1024];             /* the file read, for reloads */
@@ -38,7 +62,22 @@ typedef struct {
 	uint64_t retention_s;        /* finished transactions kept this long */
 	unsigned max_inflight;
 	int log_level;
+	char secret_key[1024];       /* the coordinator's CURVE secret key file */
+	bool insecure;               /* tcp:// without CURVE allowed (tests only) */
+	unsigned max_connections;    /* per endpoint */
+	uint32_t handshake_timeout_ms;
+	crd_client_policy_t clients[CRD_MAX_CLIENTS];
+	unsigned nclients;
+	crd_agent_key_t agent_keys[CRD_MAX_AGENT_KEYS];
+	unsigned nagent_keys;
 } crd_config_t;
+
+/* The policy named name, or NULL. */
+const crd_client_policy_t *crd_config_client(const crd_config_t *cfg, const char *name);
+/* The policy of a CURVE key (Z85) or of a local uid (key NULL), or NULL. */
+const crd_client_policy_t *crd_config_client_of(const crd_config_t *cfg, const char *key, long uid);
+/* The participant a CURVE key speaks for, or NULL. */
+const char *crd_config_agent_of(const crd_config_t *cfg, const char *key);
 
 /* Defaults for every key. */
 void crd_config_defaults(crd_config_t *cfg);

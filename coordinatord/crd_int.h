@@ -88,6 +88,7 @@ typedef struct crd_tx {
 	dtx_msg_t req;                 /* owns the statements until they are sent */
 	char culprit[64], sqlstate[8], reason[512];
 	char key[DTX_KEY_MAX + 1];     /* the client's submission key, or "" */
+	int client_slot;               /* crd.client_load of its client; -1: none */
 	uint32_t nbranches;
 	crd_branch_t br[];
 } crd_tx_t;
@@ -107,6 +108,7 @@ struct crd {
 	wal_t *wal;
 	void *ctx, *client, *agent, *admin;
 	void *events;                  /* XPUB: the stream dtxctl watch reads */
+	void *zap;		     /* REP: the authentication handler (crd_zap.c) */
 	int watchers;                  /* subscriptions on it; 0: events not made */
 	volatile sig_atomic_t stop;    /* stop now */
 	volatile sig_atomic_t draining; /* SIGTERM: finish what is in flight, then stop */
@@ -114,6 +116,15 @@ struct crd {
 	int64_t drain_since_ms;
 	crd_part_t parts[CRD_MAX_PARTICIPANTS];
 	unsigned nparts;
+	/* Transactions in flight by client, for its policy's max_inflight:
+	 * a slot per client name ever seen, never reused (a reload may
+	 * rename; at most this many names are counted) */
+	struct {
+		char name[64];
+		unsigned inflight;
+	} client_load[2 * CRD_MAX_CLIENTS];
+	unsigned nclient_load;
+	char admin_operator[128];      /* who the admin request being served is from */
 	/* in-flight transactions */
 	crd_tx_t **buckets;
 	size_t nbuckets, ntx;
@@ -162,6 +173,14 @@ void crd_orphan_add(crd_t *self, const char *gid, const dtx_gtid_t *g, const cha
 int crd_orphan_find(const crd_t *self, const dtx_gtid_t *g, unsigned from);
 void crd_orphan_drop(crd_t *self, unsigned i);
 const char *crd_orphan_why(const crd_t *self, unsigned i);
+
+/* --- crd_zap.c: who each connection is --------------------------------- */
+
+/* Bind the ZAP handler's socket; before any other. */
+int crd_zap_open(crd_t *self, char *why, size_t why_len);
+/* Answer at most budget waiting requests. */
+void crd_zap_serve(crd_t *self, int budget);
+void crd_zap_close(crd_t *self);
 
 /* --- crd_send.c --------------------------------------------------------- */
 

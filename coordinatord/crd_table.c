@@ -16,6 +16,7 @@ crd_tx_t *crd_tx_alloc(uint32_t nbranches)
 	if (!tx)
 		return NULL;
 	tx->nbranches = nbranches;
+	tx->client_slot = -1;
 	for (uint32_t i = 0; i < nbranches; i++)
 		tx->br[i].vote = CRD_VOTE_NONE;
 	return tx;
@@ -71,6 +72,8 @@ void crd_tx_forget(crd_t *self, crd_tx_t *tx)
 	if (tx->next)
 		tx->next->prev = tx->prev;
 	self->ntx--;
+	if (tx->client_slot >= 0)
+		self->client_load[tx->client_slot].inflight--;
 	dtx_msg_clear(&tx->req);
 	free(tx);
 }

@@ -44,6 +44,7 @@ typedef enum {
 	DTX_EFULL = -18,      /* log or disk full */
 	DTX_ESTATE = -19,     /* transition not allowed in this state */
 	DTX_ESHUTDOWN = -20,  /* the coordinator is shutting down */
+	DTX_EPERM = -21,      /* not allowed: unauthenticated, or outside the peer's policy */
 } dtx_err_t;
 
 /* A static, lowercase description of code; never NULL. */

@@ -102,8 +102,7 @@ static int s_read_key(int fd, const char *path, char z85[DTX_Z85_KEY_LEN + 1], c
 	return 0;
 }
 
-int dtx_key_read_public(const char *path, char z85[DTX_Z85_KEY_LEN + 1], char *why,
-			size_t why_len)
+int dtx_key_read_public(const char *path, char z85[DTX_Z85_KEY_LEN + 1], char *why, size_t why_len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)

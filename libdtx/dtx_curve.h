@@ -26,8 +26,7 @@ int dtx_key_generate(const char *dir, const char *name, char *why, size_t why_le
 bool dtx_key_z85_valid(const char *z85);
 
 /* Read a public key file into z85 (41 bytes). */
-int dtx_key_read_public(const char *path, char z85[DTX_Z85_KEY_LEN + 1], char *why,
-			size_t why_len);
+int dtx_key_read_public(const char *path, char z85[DTX_Z85_KEY_LEN + 1], char *why, size_t why_len);
 
 /* Read a secret key file into secret (41 bytes), checking its mode and
  * that it is no symlink, and compute its public key into public (41 bytes;

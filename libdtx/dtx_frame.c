@@ -106,6 +106,7 @@ bool dtx_recv_routed(void *sock, dtx_peer_t *peer, zmq_msg_t *body)
 	peer->frames = 0;
 	peer->has_msg_id = false;
 	peer->msg_id = 0;
+	peer->user[0] = '\0';
 	if (!s_more(sock))
 		return false; /* a routing id alone: ROUTER never hands one up */
 	zmq_msg_init(body);
@@ -120,6 +121,10 @@ bool dtx_recv_routed(void *sock, dtx_peer_t *peer, zmq_msg_t *body)
 			goto fail;
 	}
 	peer->frames = 1;
+	/* Who the connection proved to be: the ZAP handler's User-Id,
+	 * attached by libzmq to every frame of the connection. */
+	const char *user = zmq_msg_gets(body, "User-Id");
+	snprintf(peer->user, sizeof(peer->user), "%s", user ? user : "");
 	if (s_more(sock)) {
 		/* One frame per message. The first frame's id, if it has one,
 		 * is kept so that the refusal can name the request refused. */

@@ -37,6 +37,8 @@ typedef struct {
 	uint8_t id[256];   /* ROUTER routing id */
 	size_t n;
 	bool req;          /* the peer is a REQ socket: replies carry the empty delimiter frame */
+	char user[96];     /* who its connection proved to be: the ZAP handler's User-Id
+			* ("" without one); never anything the peer sent */
 	/* Of the message last read, for dtx_decode_or_refuse(): */
 	uint32_t frames;   /* its body frames (more than 1: refused) */
 	bool has_msg_id;   /* its first frame held an "id" to echo ... */

@@ -38,6 +38,7 @@ const char *dtx_strerror(int code)
 	case DTX_EFULL: return "log full";
 	case DTX_ESTATE: return "not allowed in this state";
 	case DTX_ESHUTDOWN: return "coordinator shutting down";
+	case DTX_EPERM: return "not permitted";
 	}
 	return "unknown error";
 }

@@ -228,6 +228,15 @@ stuck_after_ms = 1000
 lazy_flush_ms = ${DTX_TEST_LAZY_FLUSH_MS:-5}
 retention_s = ${DTX_TEST_RETENTION_S:-3600}
 log_level = ${DTX_TEST_COORD_LOG_LEVEL:-${DTX_TEST_LOG_LEVEL:-info}}
+${DTX_TEST_COORD_EXTRA:-}
+
+# The tests' own processes (dtxctl, banktest, dtxbench) on the client
+# endpoint: any participant, SQL text.
+[client test]
+user = $(id -u)
+participants = *
+sql = true
+max_inflight = 1000000
 EOF
 }
 
