@@ -118,6 +118,19 @@ const char *dtx_tx_key(const dtx_tx_t *self);
 typedef struct dtx_client dtx_client_t;
 
 dtx_client_t *dtx_client_new(const char *endpoint);
+
+/*
+ * dtx_client_new() with CURVE, as a tcp:// endpoint needs: server_key is
+ * the file holding the coordinator's public key, secret_key the file
+ * holding this client's own secret key (made by `dtxctl keygen NAME`; mode
+ * 0600, owned by the user running the client). The coordinator serves
+ * the client only if a [client NAME] section of its configuration has the
+ * public half of this key, and as that section allows; if the server does
+ * not hold the secret half of server_key, nothing is exchanged with it.
+ * NULL on failure, with the reason in why (why_len bytes; may be NULL).
+ */
+dtx_client_t *dtx_client_new_curve(const char *endpoint, const char *server_key,
+				   const char *secret_key, char *why, size_t why_len);
 void dtx_client_destroy(dtx_client_t **self_p);
 
 /*

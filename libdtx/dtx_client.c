@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "dtx_curve.h"
 #include "dtx_frame.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
@@ -174,23 +176,48 @@ static void s_ctx_put(void)
 	pthread_mutex_unlock(&s_ctx_lock);
 }
 
-dtx_client_t *dtx_client_new(const char *endpoint)
+static dtx_client_t *s_new(const char *endpoint, const char *server_key, const char *secret_key,
+			   char *why, size_t why_len)
 {
 	dtx_client_t *self = calloc(1, sizeof(*self));
 	int linger = 0;
 
+	if (why && why_len)
+		why[0] = '\0';
 	if (!self)
 		return NULL;
 	self->next_id = 1;
 	if (!(self->ctx = s_ctx_get()) || !(self->sock = zmq_socket(self->ctx, ZMQ_DEALER)))
 		goto fail;
 	zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof(linger));
-	if (zmq_connect(self->sock, endpoint) != 0)
+	if (server_key && dtx_curve_client(self->sock, server_key, secret_key, why, why_len))
 		goto fail;
+	if (zmq_connect(self->sock, endpoint) != 0) {
+		if (why && why_len)
+			snprintf(why, why_len, "%s: %s", endpoint, zmq_strerror(errno));
+		goto fail;
+	}
 	return self;
 fail:
 	dtx_client_destroy(&self);
 	return NULL;
+}
+
+dtx_client_t *dtx_client_new(const char *endpoint)
+{
+	return s_new(endpoint, NULL, NULL, NULL, 0);
+}
+
+dtx_client_t *dtx_client_new_curve(const char *endpoint, const char *server_key,
+				   const char *secret_key, char *why, size_t why_len)
+{
+	if (!server_key || !secret_key) {
+		if (why && why_len)
+			snprintf(why, why_len,
+				 "CURVE needs the server's public key and a secret key");
+		return NULL;
+	}
+	return s_new(endpoint, server_key, secret_key, why, why_len);
 }
 
 void dtx_client_destroy(dtx_client_t **self_p)

@@ -19,7 +19,7 @@
 
 typedef struct {
 	const dtx_conf_key_t *keys;     /* those of the section being read */
-	void *cfg;		      /* where they go: top, or a named section's element */
+	void *cfg;        /* where they go: top, or a named section's element */
 	const dtx_conf_key_t *top_keys; /* the one section's */
 	const char *section;
 	void *top;

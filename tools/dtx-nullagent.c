@@ -6,6 +6,9 @@
  * for anything but a benchmark.
  *
  *   dtx-nullagent NAME ENDPOINT [HEARTBEAT_MS]
+ *
+ * For a tcp:// endpoint, DTX_SERVER_KEY and DTX_KEY in the environment name
+ * the coordinator's public key file and this agent's secret key file (CURVE).
  */
 #include "config.h"
 
@@ -17,6 +20,7 @@
 #include <zmq.h>
 
 #include "dtx.h"
+#include "dtx_curve.h"
 #include "dtx_frame.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
@@ -94,6 +98,15 @@ int main(int argc, char **argv)
 	void *ctx = zmq_ctx_new();
 	void *sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
 	int zero = 0;
+	char cwhy[1200];
+	/* CURVE, for a tcp:// endpoint: the coordinator's public key file and
+	 * this agent's secret key file */
+	const char *server_key = getenv("DTX_SERVER_KEY"), *key = getenv("DTX_KEY");
+	if (sock && server_key && key &&
+	    dtx_curve_client(sock, server_key, key, cwhy, sizeof(cwhy))) {
+		dtx_err("%s", cwhy);
+		return 1;
+	}
 	if (!sock || zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero)) ||
 	    zmq_connect(sock, endpoint)) {
 		dtx_err("cannot connect to %s: %s", endpoint, zmq_strerror(errno));

@@ -66,6 +66,7 @@ static const char *const s_mode_names[] = {"dtx", "direct", "null"};
 
 typedef struct {
 	const char *endpoint, *workload, *customer, *item, *conninfo;
+	const char *server_key, *key; /* CURVE: the coordinator's public key file, ours */
 	const char *dbs[MAX_DBS], *nulls[MAX_DBS];
 	unsigned ndbs, nnulls;
 	unsigned modes[MODE__COUNT], nmodes;
@@ -373,6 +374,18 @@ static void s_record(s_client_t *c, int64_t us)
 	c->lat_us[c->nlat++] = (uint32_t)us;
 }
 
+/* A client of the coordinator, with CURVE when keys are given; NULL with
+ * why filled. */
+static dtx_client_t *s_connect(const s_opts_t *o, char *why, size_t why_len)
+{
+	dtx_client_t *cl;
+	if (o->server_key || o->key)
+		return dtx_client_new_curve(o->endpoint, o->server_key, o->key, why, why_len);
+	if (!(cl = dtx_client_new(o->endpoint)))
+		snprintf(why, why_len, "cannot connect to %s", o->endpoint);
+	return cl;
+}
+
 static void *s_client(void *arg)
 {
 	s_client_t *c = arg;
@@ -386,9 +399,7 @@ static void *s_client(void *arg)
 			c->errors++;
 			goto out;
 		}
-	} else if (!(cl = dtx_client_new(c->o->endpoint))) {
-		snprintf(c->last_error, sizeof(c->last_error), "cannot connect to %s",
-			 c->o->endpoint);
+	} else if (!(cl = s_connect(c->o, c->last_error, sizeof(c->last_error)))) {
 		c->errors++;
 		goto out;
 	}
@@ -557,13 +568,16 @@ static int s_run(const s_opts_t *o, unsigned mode, unsigned clients, s_result_t 
 
 static int s_fire(const s_opts_t *o)
 {
-	dtx_client_t *cl = dtx_client_new(o->endpoint);
+	char why[1200];
+	dtx_client_t *cl = s_connect(o, why, sizeof(why));
 	dtx_outcome_t out;
 	unsigned sent = 0;
 	s_work_t w;
 
-	if (!cl)
+	if (!cl) {
+		fprintf(stderr, "dtxbench: %s\n", why);
 		return 1;
+	}
 	for (unsigned i = 0; i < o->fire; i++) {
 		dtx_tx_t *tx = dtx_tx_new();
 		/* transfer: each its own account (1..N must exist), so that none
@@ -849,7 +863,9 @@ static void s_usage(void)
 		"usage: dtxbench [-m dtx,direct,null] [-c CLIENTS[,CLIENTS...]] [-s SECONDS | -n "
 		"COUNT]\n"
 		"                [-w transfer|shop|select] [--dbs DB,DB...] [--null NAME,NAME...]\n"
-		"                [-e ENDPOINT] [--conninfo CONNINFO] [--warmup SECONDS]\n"
+		"                [-e ENDPOINT [--server-key FILE --key FILE]] [--conninfo "
+		"CONNINFO]\n"
+		"                [--warmup SECONDS]\n"
 		"                [--json FILE|-] [--progress] [--timeout MS]\n"
 		"                [--customer NAME] [--item NAME] [--accounts N] [--fire N]\n"
 		"       dtxbench --wakeup-cost\n"
@@ -879,12 +895,16 @@ int main(int argc, char **argv)
 		{"accounts", required_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},
 		{"wakeup-cost", no_argument, NULL, 'K'},
+		{"server-key", required_argument, NULL, 'S'},
+		{"key", required_argument, NULL, 'k'},
 		{NULL, 0, NULL, 0},
 	};
 	static char dbs_default[] = "bank,stock", nulls_default[] = "null1,null2",
 		    shop_dbs[] = "shop,bank,stock", modes_default[] = "dtx",
 		    clients_default[] = "1";
 	s_opts_t o = {.endpoint = getenv("DTX_CLIENT"),
+		      .server_key = getenv("DTX_SERVER_KEY"),
+		      .key = getenv("DTX_KEY"),
 		      .workload = "shop",
 		      .customer = "bench",
 		      .item = "bolt",
@@ -897,10 +917,12 @@ int main(int argc, char **argv)
 	long long v;
 
 	if (!o.endpoint)
-		o.endpoint = "tcp://127.0.0.1:7100";
+		o.endpoint = "ipc:///run/dtx/client.sock";
 	while ((c = getopt_long(argc, argv, "e:c:s:w:m:n:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'e': o.endpoint = optarg; break;
+		case 'S': o.server_key = optarg; break;
+		case 'k': o.key = optarg; break;
 		case 'c': clients = optarg; break;
 		case 's':
 		case 'W': {

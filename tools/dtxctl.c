@@ -16,6 +16,7 @@
 
 #include "dtx.h"
 #include "dtx_admin.h"
+#include "dtx_curve.h"
 #include "dtx_frame.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
@@ -34,6 +35,8 @@ enum {
 typedef struct {
 	const char *admin;
 	const char *client;
+	const char *server_key; /* the coordinator's public key file: CURVE */
+	const char *key;        /* this client's secret key file */
 	int wait_ms;
 	bool json;             /* admin replies and events as JSON, one object a line */
 } s_opts_t;
@@ -79,17 +82,26 @@ static const struct {
 	 "(begun, voted, decided, completed, heuristic), the participant it is about\n"
 	 "(or all of the transaction's), detail; only GTID's, or only transactions\n"
 	 "NAME takes part in; stops after N events or at Ctrl-C"},
+	{"keygen", "keygen NAME [--dir DIR]",
+	 "make a CURVE key pair: DIR/NAME.key (the secret key, mode 0600) and\n"
+	 "DIR/NAME.pub (the public key), DIR the current folder by default; prints\n"
+	 "the public key. The coordinator's secret_key is one such NAME.key; an\n"
+	 "agent's or client's public key goes into its [agent NAME] or [client NAME]\n"
+	 "section, and the coordinator's public key to each of them"},
 	{"help", "help [COMMAND]", "this text, or one command's"},
 };
 
 static void s_usage(FILE *f)
 {
-	fprintf(f, "usage: dtxctl [--admin ENDPOINT] [--client ENDPOINT] [--wait MS] [--json] "
-		   "COMMAND ...\n"
+	fprintf(f, "usage: dtxctl [--admin ENDPOINT] [--client ENDPOINT] [--server-key FILE "
+		   "--key FILE] [--wait MS] [--json] COMMAND ...\n"
 		   "  --admin   coordinatord's admin endpoint (env DTX_ADMIN, default "
 		   "ipc:///run/dtx/admin.sock)\n"
 		   "  --client  coordinatord's client endpoint (env DTX_CLIENT, default "
-		   "tcp://127.0.0.1:7100)\n"
+		   "ipc:///run/dtx/client.sock)\n"
+		   "  --server-key, --key  for a tcp:// client endpoint (CURVE): the file of\n"
+		   "            the coordinator's public key and of this client's secret key\n"
+		   "            (env DTX_SERVER_KEY, DTX_KEY; see dtxctl help keygen)\n"
 		   "  --wait    how long to wait for an answer (default 30000 ms)\n"
 		   "  --json    admin commands: the reply as one JSON object; watch: one\n"
 		   "            JSON object a line, an event each\n"
@@ -416,6 +428,53 @@ static int s_flush_stmt(dtx_tx_t *tx, s_pending_stmt_t *p)
 	return 0;
 }
 
+/* A connection to the client endpoint, with CURVE when keys are given;
+ * NULL after saying why. */
+static dtx_client_t *s_client(const s_opts_t *o)
+{
+	char why[1200] = "";
+	dtx_client_t *cl;
+	if (o->server_key || o->key) {
+		cl = dtx_client_new_curve(o->client, o->server_key, o->key, why, sizeof(why));
+	} else if (dtx_endpoint_remote(o->client)) {
+		fprintf(stderr,
+			"dtxctl: %s is a tcp:// endpoint: it needs --server-key and --key "
+			"(CURVE)\n",
+			o->client);
+		return NULL;
+	} else {
+		cl = dtx_client_new(o->client);
+	}
+	if (!cl)
+		fprintf(stderr, "dtxctl: cannot connect to %s%s%s\n", o->client, why[0] ? ": " : "",
+			why);
+	return cl;
+}
+
+/* keygen NAME [--dir DIR] */
+static int s_keygen(int argc, char **argv)
+{
+	const char *dir = ".";
+	char why[1200], pub[DTX_Z85_KEY_LEN + 1], path[1100];
+	if (argc == 4 && strcmp(argv[2], "--dir") == 0)
+		dir = argv[3];
+	else if (argc != 2) {
+		fprintf(stderr, "usage: dtxctl keygen NAME [--dir DIR]\n");
+		return XC_USAGE;
+	}
+	if (dtx_key_generate(dir, argv[1], why, sizeof(why))) {
+		fprintf(stderr, "dtxctl: keygen: %s\n", why);
+		return XC_ERROR;
+	}
+	snprintf(path, sizeof(path), "%s/%s.pub", dir, argv[1]);
+	if (dtx_key_read_public(path, pub, why, sizeof(why))) {
+		fprintf(stderr, "dtxctl: keygen: %s\n", why);
+		return XC_ERROR;
+	}
+	printf("%s\n", pub);
+	return XC_OK;
+}
+
 static int s_exec(const s_opts_t *opts, int argc, char **argv)
 {
 	s_opts_t own = *opts, *o = &own;
@@ -486,8 +545,7 @@ static int s_exec(const s_opts_t *opts, int argc, char **argv)
 	}
 	if (s_flush_stmt(tx, &p))
 		goto out;
-	if (!(cl = dtx_client_new(o->client))) {
-		fprintf(stderr, "dtxctl: cannot connect to %s\n", o->client);
+	if (!(cl = s_client(o))) {
 		rc = XC_ERROR;
 		goto out;
 	}
@@ -517,13 +575,11 @@ out:
 
 static int s_query(const s_opts_t *o, const char *gtid)
 {
-	dtx_client_t *cl = dtx_client_new(o->client);
+	dtx_client_t *cl = s_client(o);
 	dtx_outcome_t out;
 	int r;
-	if (!cl) {
-		fprintf(stderr, "dtxctl: cannot connect to %s\n", o->client);
+	if (!cl)
 		return XC_ERROR;
-	}
 	r = dtx_client_query(cl, gtid, &out, o->wait_ms);
 	dtx_client_destroy(&cl);
 	if (r) {
@@ -539,6 +595,8 @@ int main(int argc, char **argv)
 {
 	s_opts_t o = {.admin = getenv("DTX_ADMIN"),
 		      .client = getenv("DTX_CLIENT"),
+		      .server_key = getenv("DTX_SERVER_KEY"),
+		      .key = getenv("DTX_KEY"),
 		      .wait_ms = 30000};
 	long long v;
 	int i = 1;
@@ -546,7 +604,7 @@ int main(int argc, char **argv)
 	if (!o.admin)
 		o.admin = "ipc:///run/dtx/admin.sock";
 	if (!o.client)
-		o.client = "tcp://127.0.0.1:7100";
+		o.client = "ipc:///run/dtx/client.sock";
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--help") == 0) {
 			s_usage(stdout);
@@ -564,6 +622,10 @@ int main(int argc, char **argv)
 			o.admin = argv[++i];
 		else if (strcmp(argv[i], "--client") == 0)
 			o.client = argv[++i];
+		else if (strcmp(argv[i], "--server-key") == 0)
+			o.server_key = argv[++i];
+		else if (strcmp(argv[i], "--key") == 0)
+			o.key = argv[++i];
 		else if (strcmp(argv[i], "--wait") == 0 &&
 			 dtx_parse_int(argv[i + 1], 1, 86400000, &v))
 			o.wait_ms = (int)v, i++;
@@ -587,6 +649,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "watch") == 0)
 		return s_watch(&o, n, args);
+	if (strcmp(cmd, "keygen") == 0)
+		return s_keygen(n, args);
 	if (dtx_admin_cmd_find(cmd))
 		return s_admin(&o, n, args);
 	if (strcmp(cmd, "query") == 0 && n == 2)
