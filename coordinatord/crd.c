@@ -214,6 +214,8 @@ static bool s_secure(crd_t *self, void *s, const char *domain, const char *endpo
 		snprintf(why, why_len, "ZMQ_ZAP_DOMAIN: %s", zmq_strerror(errno));
 		return false;
 	}
+	if (crd_zap_watch(self, s, domain, why, why_len))
+		return false;
 	zmq_setsockopt(s, ZMQ_HANDSHAKE_IVL, &hs, sizeof(hs));
 	zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl));
 	zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof(ttl));

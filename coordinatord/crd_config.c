@@ -24,8 +24,8 @@ void crd_config_defaults(crd_config_t *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->log_dir, sizeof(cfg->log_dir), "/var/lib/dtx");
-	snprintf(cfg->client_endpoint, sizeof(cfg->client_endpoint), "tcp://127.0.0.1:7100");
-	snprintf(cfg->agent_endpoint, sizeof(cfg->agent_endpoint), "tcp://127.0.0.1:7101");
+	snprintf(cfg->client_endpoint, sizeof(cfg->client_endpoint), "ipc:///run/dtx/client.sock");
+	snprintf(cfg->agent_endpoint, sizeof(cfg->agent_endpoint), "ipc:///run/dtx/agent.sock");
 	snprintf(cfg->admin_endpoint, sizeof(cfg->admin_endpoint), "ipc:///run/dtx/admin.sock");
 	snprintf(cfg->events_endpoint, sizeof(cfg->events_endpoint), "ipc:///run/dtx/events.sock");
 	cfg->default_timeout_ms = 5000;

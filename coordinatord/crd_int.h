@@ -108,7 +108,13 @@ struct crd {
 	wal_t *wal;
 	void *ctx, *client, *agent, *admin;
 	void *events;                  /* XPUB: the stream dtxctl watch reads */
-	void *zap;		     /* REP: the authentication handler (crd_zap.c) */
+	void *zap;       /* REP: the authentication handler (crd_zap.c) */
+	struct {
+		char domain[16];
+		void *mon;       /* PAIR: the endpoint's socket monitor */
+		unsigned conns;  /* its connections now */
+	} watched[4];
+	unsigned nwatched;
 	int watchers;                  /* subscriptions on it; 0: events not made */
 	volatile sig_atomic_t stop;    /* stop now */
 	volatile sig_atomic_t draining; /* SIGTERM: finish what is in flight, then stop */
@@ -178,6 +184,10 @@ const char *crd_orphan_why(const crd_t *self, unsigned i);
 
 /* Bind the ZAP handler's socket; before any other. */
 int crd_zap_open(crd_t *self, char *why, size_t why_len);
+/* Count sock's connections (domain: its ZAP domain), for max_connections. */
+int crd_zap_watch(crd_t *self, void *sock, const char *domain, char *why, size_t why_len);
+/* The connections of domain's endpoint now. */
+unsigned crd_zap_connections(crd_t *self, const char *domain);
 /* Answer at most budget waiting requests. */
 void crd_zap_serve(crd_t *self, int budget);
 void crd_zap_close(crd_t *self);

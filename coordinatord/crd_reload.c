@@ -64,6 +64,18 @@ void crd_do_reload(crd_t *self)
 	s_reload_participants(self, &n, chg, sizeof(chg));
 	memcpy(o->participants, n.participants, sizeof(o->participants));
 	o->nparticipants = n.nparticipants;
+	/* Who may connect and what clients may do: the next connection, and
+	 * the next TX, see the new ones. */
+	if (o->nclients != n.nclients ||
+	    memcmp(o->clients, n.clients, n.nclients * sizeof(n.clients[0])) != 0)
+		dtx_conf_said(chg, sizeof(chg), "[client] sections changed");
+	if (o->nagent_keys != n.nagent_keys ||
+	    memcmp(o->agent_keys, n.agent_keys, n.nagent_keys * sizeof(n.agent_keys[0])) != 0)
+		dtx_conf_said(chg, sizeof(chg), "[agent] sections changed");
+	memcpy(o->clients, n.clients, sizeof(o->clients));
+	o->nclients = n.nclients;
+	memcpy(o->agent_keys, n.agent_keys, sizeof(o->agent_keys));
+	o->nagent_keys = n.nagent_keys;
 	dtx_notice("reloaded %s: %s", o->path, chg[0] ? chg : "nothing changed");
 	if (kept[0])
 		dtx_warn("reload: not changed without a restart: %s (the values in use are kept)",

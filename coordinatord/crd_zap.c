@@ -43,7 +43,71 @@
 #include "dtx_curve.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_WATCHED 4 /* client, agent, admin, events */
 #define ZAP_FRAMES 7 /* version, request id, domain, address, identity, mechanism, credentials */
+
+/*
+ * Connections per endpoint, for max_connections: a socket monitor tells
+ * of each accepted connection and each one gone, and the handler refuses
+ * a handshake while its endpoint has more than max_connections (counting
+ * the one asking). A connection that never finishes its handshake holds
+ * its descriptor for handshake_timeout_ms at most.
+ */
+int crd_zap_watch(crd_t *self, void *sock, const char *domain, char *why, size_t why_len)
+{
+	char ep[64];
+	unsigned i = self->nwatched;
+	if (i == ZAP_WATCHED)
+		return DTX_EINVAL;
+	snprintf(ep, sizeof(ep), "inproc://crd.monitor.%s", domain);
+	if (zmq_socket_monitor(sock, ep, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+	    !(self->watched[i].mon = zmq_socket(self->ctx, ZMQ_PAIR)) ||
+	    zmq_connect(self->watched[i].mon, ep) != 0) {
+		snprintf(why, why_len, "cannot watch the %s endpoint's connections: %s", domain,
+			 zmq_strerror(errno));
+		if (self->watched[i].mon)
+			zmq_close(self->watched[i].mon);
+		self->watched[i].mon = NULL;
+		return DTX_EIO;
+	}
+	snprintf(self->watched[i].domain, sizeof(self->watched[i].domain), "%s", domain);
+	self->watched[i].conns = 0;
+	self->nwatched++;
+	return 0;
+}
+
+/* Read what the monitors said since last time. */
+static void s_count_connections(crd_t *self)
+{
+	for (unsigned i = 0; i < self->nwatched; i++) {
+		zmq_msg_t ev, addr;
+		zmq_msg_init(&ev);
+		while (zmq_msg_recv(&ev, self->watched[i].mon, ZMQ_DONTWAIT) >= 0) {
+			uint16_t event = 0;
+			if (zmq_msg_size(&ev) >= 2)
+				memcpy(&event, zmq_msg_data(&ev), sizeof(event));
+			if (zmq_msg_more(&ev)) { /* the endpoint's address */
+				zmq_msg_init(&addr);
+				zmq_msg_recv(&addr, self->watched[i].mon, 0);
+				zmq_msg_close(&addr);
+			}
+			if (event == ZMQ_EVENT_ACCEPTED)
+				self->watched[i].conns++;
+			else if (event == ZMQ_EVENT_DISCONNECTED && self->watched[i].conns)
+				self->watched[i].conns--;
+		}
+		zmq_msg_close(&ev);
+	}
+}
+
+unsigned crd_zap_connections(crd_t *self, const char *domain)
+{
+	s_count_connections(self);
+	for (unsigned i = 0; i < self->nwatched; i++)
+		if (strcmp(self->watched[i].domain, domain) == 0)
+			return self->watched[i].conns;
+	return 0;
+}
 
 int crd_zap_open(crd_t *self, char *why, size_t why_len)
 {
@@ -220,7 +284,10 @@ static bool s_serve_one(crd_t *self)
 	s_str(&f[3], address, sizeof(address));
 	s_str(&f[5], mechanism, sizeof(mechanism));
 	bool ipc = strncmp(s_endpoint_of(self, domain), "ipc://", 6) == 0;
-	bool ok = strcmp(version, "1.0") == 0 &&
+	unsigned conns = crd_zap_connections(self, domain);
+	if (conns > self->cfg.max_connections)
+		snprintf(why, sizeof(why), "%u connections, more than max_connections", conns);
+	bool ok = !why[0] && strcmp(version, "1.0") == 0 &&
 		  s_decide(self, domain, address, ipc, mechanism,
 			   n > 6 ? zmq_msg_data(&f[6]) : NULL, n > 6 ? zmq_msg_size(&f[6]) : 0,
 			   user, sizeof(user), why, sizeof(why));
@@ -249,6 +316,9 @@ void crd_zap_serve(crd_t *self, int budget)
 
 void crd_zap_close(crd_t *self)
 {
+	for (unsigned i = 0; i < self->nwatched; i++)
+		zmq_close(self->watched[i].mon);
+	self->nwatched = 0;
 	if (self->zap)
 		zmq_close(self->zap);
 	self->zap = NULL;
