@@ -20,6 +20,26 @@ static bool s_branch_of(const crd_t *self, const crd_tx_t *tx, uint32_t bi, cons
 	return tx && tx->br[bi].part >= 0 && &self->parts[tx->br[bi].part] == p;
 }
 
+/*
+ * How much of a peer's text goes into a log record and the client's
+ * answer: at most CRD_PEER_TEXT_MAX bytes, cut at a character. Such text
+ * (a NO vote's reason quotes the database's error, which may quote the
+ * client's statement) is chosen by others; its cost in the log is
+ * bounded.
+ */
+#define CRD_PEER_TEXT_MAX 200
+
+static int s_cut(const char *text)
+{
+	size_t n = strlen(text);
+	if (n <= CRD_PEER_TEXT_MAX)
+		return (int)n;
+	n = CRD_PEER_TEXT_MAX;
+	while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+		n--; /* not inside a UTF-8 sequence */
+	return (int)n;
+}
+
 static const char *s_vote_str(int64_t code)
 {
 	switch (code) {
@@ -73,8 +93,9 @@ static void s_on_vote(crd_t *self, crd_part_t *p, const dtx_msg_t *m)
 	if (m->code != DTX_VOTE_YES && m->code != DTX_VOTE_READONLY) {
 		/* NO, or COMMITTED from a branch that was not one-phase */
 		char reason[600];
-		snprintf(reason, sizeof(reason), "%s voted no: %s", p->name,
-			 (m->has & DTX_F_TEXT) ? m->text : "no reason given");
+		const char *said = (m->has & DTX_F_TEXT) ? m->text : "no reason given";
+		snprintf(reason, sizeof(reason), "%s voted no: %.*s%s", p->name, s_cut(said), said,
+			 s_cut(said) < (int)strlen(said) ? "..." : "");
 		crd_abort(self, tx, p->name, (m->has & DTX_F_SQLSTATE) ? m->sqlstate : NULL,
 			  reason);
 		return;
@@ -90,9 +111,11 @@ static void s_on_ack(crd_t *self, crd_part_t *p, const dtx_msg_t *m)
 	crd_tx_t *tx = crd_tx_by_gid(self, m->gtid, &bi, &g, &ours, &known);
 	char note[WAL_NOTE_MAX];
 
-	if (m->code == DTX_ACK_HEURISTIC)
-		snprintf(note, sizeof(note), "%s: %s", p->name,
-			 (m->has & DTX_F_TEXT) ? m->text : "branch went the other way");
+	if (m->code == DTX_ACK_HEURISTIC) {
+		const char *why = (m->has & DTX_F_TEXT) ? m->text : "branch went the other way";
+		snprintf(note, sizeof(note), "%s: %.*s%s", p->name, s_cut(why), why,
+			 s_cut(why) < (int)strlen(why) ? "..." : "");
+	}
 	if (!s_branch_of(self, tx, bi, p)) {
 		/* An answer to a decision taken from the log or presumed. Only
 		 * a heuristic one needs keeping. */
