@@ -30,14 +30,22 @@
 
 typedef void (*s_handler_fn)(crd_t *, const dtx_peer_t *, const void *, size_t);
 
-/* At most budget messages of sock, each to fn. */
+/* A round of the loop reads one socket for at most this long, so that
+ * a peer sending costly frames cannot starve the others, the log's
+ * releases or the timers. */
+#define ROUND_BUDGET_US 10000
+
+/* At most budget messages of sock, each to fn, for ROUND_BUDGET_US at most. */
 static void s_drain(crd_t *self, void *sock, s_handler_fn fn, int budget)
 {
 	dtx_peer_t peer;
 	zmq_msg_t body;
+	int64_t until = dtx_now_us() + ROUND_BUDGET_US;
 	while (budget-- > 0 && dtx_recv_routed(sock, &peer, &body)) {
 		fn(self, &peer, zmq_msg_data(&body), zmq_msg_size(&body));
 		zmq_msg_close(&body);
+		if (dtx_now_us() > until)
+			break;
 	}
 }
 
