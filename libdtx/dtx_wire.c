@@ -217,6 +217,7 @@ typedef struct {
 	const uint8_t *p, *end;
 	char *why;
 	size_t why_len;
+	uint64_t elements; /* scanned so far, for DTX_WIRE_MAX_ELEMENTS */
 } s_scan_t;
 
 static int s_fail(char *why, size_t why_len, int code, const char *fmt, ...)
@@ -268,6 +269,11 @@ static int s_scan(s_scan_t *s, int depth)
 			      DTX_WIRE_MAX_DEPTH);
 	if (s->p >= s->end)
 		return s_fail(s->why, s->why_len, DTX_EPROTO, "truncated frame");
+	/* What a frame may cost to decode is bounded by its elements, not
+	 * only by its bytes: a frame of nils is cheap to send. */
+	if (++s->elements > DTX_WIRE_MAX_ELEMENTS)
+		return s_fail(s->why, s->why_len, DTX_ETOOBIG, "more than %d elements in a frame",
+			      DTX_WIRE_MAX_ELEMENTS);
 	b = *s->p++;
 	if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
 		return 0;

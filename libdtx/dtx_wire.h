@@ -40,6 +40,7 @@
 #define DTX_WIRE_MAX_DEPTH 6
 #define DTX_WIRE_MAX_STR 65536     /* one SQL text or parameter */
 #define DTX_WIRE_MAX_ITEMS 4096    /* elements of one array or map */
+#define DTX_WIRE_MAX_ELEMENTS 65536 /* msgpack objects in one frame, all told */
 #define DTX_WIRE_MAX_NAME 63       /* participant names */
 #define DTX_WIRE_MAX_KV 64         /* attributes in ADMIN's args or one REPLY row */
 

@@ -241,6 +241,24 @@ static void p_huge_string(msgpack_packer *pk)
 	msgpack_pack_str(pk, sizeof(big));
 	msgpack_pack_str_body(pk, big, sizeof(big));
 }
+/* 60 unknown arrays of 4096 nils each: every container within its bound,
+ * 245,760 elements in all (240 KB) */
+static void p_many_nils(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 62);
+	str(pk, "v");
+	msgpack_pack_int(pk, 1);
+	str(pk, "t");
+	str(pk, "PING");
+	for (int i = 0; i < 60; i++) {
+		char k[8];
+		snprintf(k, sizeof(k), "x%d", i);
+		str(pk, k);
+		msgpack_pack_array(pk, 4096);
+		for (int j = 0; j < 4096; j++)
+			msgpack_pack_nil(pk);
+	}
+}
 static void p_deep(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 3);
@@ -297,6 +315,9 @@ static void test_refusals(void)
 	is_int(decode_packed(p_huge_string, why, sizeof(why)), DTX_ETOOBIG,
 	       "a string over the bound is refused");
 	is_int(decode_packed(p_deep, why, sizeof(why)), DTX_ETOOBIG, "deep nesting is refused");
+	is_int(decode_packed(p_many_nils, why, sizeof(why)), DTX_ETOOBIG,
+	       "a frame of 245,760 nils is refused before it is unpacked");
+	ok(strstr(why, "elements in a frame") != NULL, "... for its elements");
 
 	/* array32 declaring 2^31 elements in a 12-byte frame: refused before
 	 * msgpack-c could allocate for them. */
