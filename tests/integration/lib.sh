@@ -217,8 +217,8 @@ write_coord_conf() {
 [coordinator]
 id = c1
 log_dir = $T/log
-client_endpoint = ipc://$T/client.sock
-agent_endpoint = ipc://$T/agent.sock
+client_endpoint = ${DTX_TEST_CLIENT_EP:-ipc://$T/client.sock}
+agent_endpoint = ${DTX_TEST_AGENT_EP:-ipc://$T/agent.sock}
 admin_endpoint = ipc://$T/admin.sock
 events_endpoint = ipc://$T/events.sock
 participants = ${DTX_TEST_PARTICIPANTS:-shop, bank, stock}
@@ -261,7 +261,7 @@ dtx_start_agent() {
 	cat >"$T/agent-$name.conf" <<EOF
 [agent]
 name = $name
-coordinator = ipc://$T/agent.sock
+coordinator = ${DTX_TEST_AGENT_EP:-ipc://$T/agent.sock}
 conninfo = host=$PGSOCK port=$PGPORT dbname=$name user=postgres
 pool_size = ${DTX_TEST_POOL_SIZE:-4}
 heartbeat_ms = 200
@@ -269,6 +269,11 @@ lock_timeout_ms = ${DTX_TEST_LOCK_TIMEOUT_MS:-1000}
 marker_prune_interval_s = ${DTX_TEST_MARKER_PRUNE_S:-600}
 log_level = ${DTX_TEST_LOG_LEVEL:-info}
 EOF
+	# CURVE (a tcp:// agent endpoint): DTX_TEST_KEYS holds coordinator.pub
+	# and NAME.key
+	[ -n "${DTX_TEST_KEYS:-}" ] &&
+		printf 'coordinator_key = %s\nsecret_key = %s\n' "$DTX_TEST_KEYS/coordinator.pub" \
+			"$DTX_TEST_KEYS/$name.key" >>"$T/agent-$name.conf"
 	env "$@" "$PGAGENT" -c "$T/agent-$name.conf" >>"$T/agent-$name.log" 2>&1 &
 	AGENT_PID[$name]=$!
 	ALL_PIDS+=("$!")
