@@ -209,14 +209,24 @@ static bool s_speaks_for(const dtx_peer_t *peer, const char *name)
 	return strncmp(peer->user, "local:", 6) == 0 || strncmp(peer->user, "insecure:", 9) == 0;
 }
 
-/* A refused HELLO, logged once for each peer in a row (an agent that
- * says it again and again is not news). */
+/* A refused HELLO, logged once for each of the last 16 peers refused (an
+ * agent that says it again and again, or two that take turns, are not
+ * news). */
 static void s_hello_refused(crd_t *self, const dtx_peer_t *peer, int code, const char *text)
 {
-	static dtx_peer_t last;
-	if (last.n != peer->n || memcmp(last.id, peer->id, peer->n) != 0) {
+	static struct {
+		uint8_t id[sizeof(peer->id)];
+		size_t n;
+	} seen[16];
+	static unsigned next;
+	bool known = false;
+	for (unsigned i = 0; i < 16 && !known; i++)
+		known = seen[i].n == peer->n && memcmp(seen[i].id, peer->id, peer->n) == 0;
+	if (!known) {
 		dtx_warn("refused hello from %s: %s", peer->user[0] ? peer->user : "?", text);
-		last = *peer;
+		memcpy(seen[next].id, peer->id, peer->n);
+		seen[next].n = peer->n;
+		next = (next + 1) % 16;
 	}
 	crd_send_error(self->agent, peer, false, 0, code, text);
 }

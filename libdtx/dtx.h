@@ -141,7 +141,10 @@ void dtx_client_destroy(dtx_client_t **self_p);
  * outcome may be asked for with dtx_client_query(), or tx run again: its
  * key makes that return the same transaction. A refused request returns
  * the coordinator's error code (e.g. DTX_EUNKNOWNPART) with out->reason
- * set; nothing ran.
+ * set; nothing ran. DTX_EPERM with out->reason: outside this client's
+ * policy, or nothing came because the coordinator refused the connection
+ * itself (a key or user it does not know, a CURVE key that does not
+ * match); nothing ran.
  */
 int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out, int wait_ms);
 

@@ -28,7 +28,10 @@ struct dtx_tx {
 struct dtx_client {
 	void *ctx;
 	void *sock;
+	void *mon;       /* PAIR: the socket's handshake events, to say why nothing came */
 	uint64_t next_id;
+	int refused;     /* the last handshake failed: its ZMQ_EVENT_HANDSHAKE_FAILED_*, or 0 */
+	int refused_how; /* ... and its value (the ZAP status code, 400 for a refused key) */
 };
 
 dtx_tx_t *dtx_tx_new(void)
@@ -192,6 +195,18 @@ static dtx_client_t *s_new(const char *endpoint, const char *server_key, const c
 	zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof(linger));
 	if (server_key && dtx_curve_client(self->sock, server_key, secret_key, why, why_len))
 		goto fail;
+	/* Handshake outcomes: a coordinator that refuses this connection
+	 * (ZAP) answers nothing at all; the monitor lets a timeout say why. */
+	char mon_ep[64];
+	snprintf(mon_ep, sizeof(mon_ep), "inproc://dtx-client-%p", (void *)self);
+	if (zmq_socket_monitor(self->sock, mon_ep,
+			       ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+				       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+				       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0 &&
+	    (self->mon = zmq_socket(self->ctx, ZMQ_PAIR)) && zmq_connect(self->mon, mon_ep) != 0) {
+		zmq_close(self->mon);
+		self->mon = NULL;
+	}
 	if (zmq_connect(self->sock, endpoint) != 0) {
 		if (why && why_len)
 			snprintf(why, why_len, "%s: %s", endpoint, zmq_strerror(errno));
@@ -225,6 +240,8 @@ void dtx_client_destroy(dtx_client_t **self_p)
 	dtx_client_t *self = self_p ? *self_p : NULL;
 	if (!self)
 		return;
+	if (self->mon)
+		zmq_close(self->mon);
 	if (self->sock)
 		zmq_close(self->sock);
 	if (self->ctx)
@@ -236,6 +253,54 @@ void dtx_client_destroy(dtx_client_t **self_p)
 /* Send req (its id set here) and wait for the reply with the same id. To
  * a TX the coordinator first says OUTCOME ACTIVE with the GTID it gave:
  * kept in out->gtid, and the wait goes on for the outcome. */
+/* Read the handshake events so far: the last one says whether the
+ * coordinator refused this connection. */
+static void s_handshakes(dtx_client_t *self)
+{
+	zmq_msg_t ev;
+	if (!self->mon)
+		return;
+	zmq_msg_init(&ev);
+	while (zmq_msg_recv(&ev, self->mon, ZMQ_DONTWAIT) >= 0) {
+		uint16_t event = 0;
+		uint32_t value = 0;
+		if (zmq_msg_size(&ev) >= 6) {
+			memcpy(&event, zmq_msg_data(&ev), sizeof(event));
+			memcpy(&value, (char *)zmq_msg_data(&ev) + 2, sizeof(value));
+		}
+		if (zmq_msg_more(&ev)) { /* the endpoint */
+			zmq_msg_t addr;
+			zmq_msg_init(&addr);
+			zmq_msg_recv(&addr, self->mon, 0);
+			zmq_msg_close(&addr);
+		}
+		self->refused = event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED ? 0 : event;
+		self->refused_how = (int)value;
+	}
+	zmq_msg_close(&ev);
+}
+
+/* A timeout: ETIMEOUT, or EPERM with the reason when the coordinator
+ * refused the connection itself. */
+static int s_timed_out(dtx_client_t *self, dtx_outcome_t *out)
+{
+	s_handshakes(self);
+	if (self->refused == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+		snprintf(out->reason, sizeof(out->reason),
+			 "the coordinator refused this connection (authentication, status %d): "
+			 "its configuration has no [client] section for this key or user",
+			 self->refused_how);
+		return DTX_EPERM;
+	}
+	if (self->refused) {
+		snprintf(out->reason, sizeof(out->reason),
+			 "the handshake with the coordinator failed (a CURVE key that does not "
+			 "match, or a tcp:// endpoint without CURVE)");
+		return DTX_EPERM;
+	}
+	return DTX_ETIMEOUT;
+}
+
 static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wait_ms)
 {
 	char why[sizeof(out->reason)];
@@ -252,7 +317,7 @@ static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wa
 		dtx_msg_t rep;
 		long left = deadline < 0 ? -1 : (long)(deadline - dtx_now_ms());
 		if (deadline >= 0 && left <= 0)
-			return DTX_ETIMEOUT;
+			return s_timed_out(self, out);
 		rc = dtx_recv_wait(self->sock, &rep, left, why, sizeof(why));
 		if (rc == DTX_ETIMEOUT)
 			continue; /* the deadline above says whether time is up */
