@@ -34,6 +34,7 @@
 #include "dtx_wire.h"
 #include "pga.h"
 #include "pga_db.h"
+#include "pga_named.h"
 #include "pga_stmt.h"
 
 typedef struct s_job {
@@ -73,6 +74,7 @@ struct pga {
 	char (*tombs)[200];            /* GIDs rolled back here: ring of TOMBS */
 	unsigned ntombs, tomb_next;
 	char coord_id[DTX_COORD_ID_MAX + 1];
+	pga_named_t *named;            /* the named statements, or NULL */
 	int64_t last_heard_ms, last_ping_ms, last_hello_ms, scan_retry_ms;
 	int64_t last_prune_ms;         /* a scan or a prune was queued */
 	bool prune_queued;
@@ -374,9 +376,12 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		}
 		/* A client's statements are read before anything of the branch
 		 * reaches PostgreSQL: one that could step outside the
-		 * branch's transaction (or is not one statement) is a NO. */
+		 * branch's transaction (or is not one statement) is a NO, and
+		 * so is a named one this agent does not define as sent. */
 		char sqlstate[8] = "", refused[512];
-		if (pga_stmt_check(m.nstmts, m.stmts, sqlstate, refused, sizeof(refused))) {
+		if (pga_named_check(self->named, m.nstmts, m.stmts, sqlstate, refused,
+				    sizeof(refused)) ||
+		    pga_stmt_check(m.nstmts, m.stmts, sqlstate, refused, sizeof(refused))) {
 			dtx_msg_t v = {.type = DTX_T_VOTE,
 				       .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT,
 				       .gtid = m.gtid,
@@ -687,17 +692,28 @@ int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 	pga_t *self = calloc(1, sizeof(*self));
 	int zero = 0, one = 1;
 
+	int rc = DTX_EIO;
+
 	*out = NULL;
 	if (!self)
 		return DTX_ENOMEM;
 	self->cfg = *cfg;
 	self->last_prune_ms = dtx_now_ms(); /* the first scan prunes */
-	/* The marker table before anything else: a branch cannot be
-	 * prepared without it. */
-	if (pga_db_ensure_schema(cfg->conninfo, why, why_len)) {
+	if (cfg->statements[0] &&
+	    (rc = pga_named_load(cfg->statements, &self->named, why, why_len))) {
 		free(self);
-		return DTX_EDB;
+		return rc == DTX_ENOMEM ? rc : DTX_ECONFIG;
 	}
+	/* The marker table before anything else: a branch cannot be
+	 * prepared without it. Then every named statement is prepared once,
+	 * so that one PostgreSQL refuses stops the agent here. */
+	if (pga_db_ensure_schema(cfg->conninfo, why, why_len) ||
+	    (rc = pga_db_check_named(cfg->conninfo, self->named, why, why_len))) {
+		pga_named_destroy(&self->named);
+		free(self);
+		return rc == DTX_ECONFIG ? rc : DTX_EDB;
+	}
+	rc = DTX_EIO;
 	if (!(self->ctx = zmq_ctx_new()) || !(self->coord = zmq_socket(self->ctx, ZMQ_DEALER)) ||
 	    !(self->dbs = calloc(cfg->pool_size, sizeof(*self->dbs))) ||
 	    !(self->running = calloc(cfg->pool_size, sizeof(*self->running))) ||
@@ -709,7 +725,8 @@ int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 		goto fail;
 	for (unsigned i = 0; i < cfg->pool_size; i++) {
 		if (!(self->dbs[i] = pga_db_new(cfg->conninfo, cfg->lock_timeout_ms,
-						cfg->max_result_rows, cfg->max_result_bytes)))
+						cfg->max_result_rows, cfg->max_result_bytes,
+						self->named)))
 			goto fail;
 		/* the lowest index on top: jobs go to few connections when few run */
 		self->idle[self->nidle++] = cfg->pool_size - 1 - i;
@@ -727,7 +744,7 @@ fail:
 	if (!why[0])
 		snprintf(why, why_len, "cannot set up: %s", zmq_strerror(errno));
 	pga_destroy(&self);
-	return DTX_EIO;
+	return rc;
 }
 
 static void s_free_list(s_job_t *j)
@@ -768,6 +785,7 @@ void pga_destroy(pga_t **self_p)
 	free(self->idle);
 	free(self->items);
 	free(self->item_db);
+	pga_named_destroy(&self->named);
 	free(self);
 	*self_p = NULL;
 }

@@ -49,6 +49,7 @@ static const dtx_conf_key_t s_keys[] = {
 	STR(name, DTX_CONF_REQUIRED, s_name_ok),
 	STR(conninfo, DTX_CONF_REQUIRED, NULL),
 	STR(coordinator, 0, NULL),
+	STR(statements, 0, NULL),
 	/* at least one connection beyond the prepares, for decisions */
 	UINT(pool_size, 2, 256),
 	UINT(heartbeat_ms, 50, 600000),

@@ -7,6 +7,7 @@
 #ifndef PGA_CONFIG_H
 #define PGA_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,7 @@
 typedef struct {
 	char name[64];              /* participant name, as the coordinator knows it */
 	char coordinator[256];      /* coordinatord's agent endpoint */
+	char statements[256];       /* the named statements' file, or "" */
 	char conninfo[1024];        /* libpq connection string */
 	unsigned pool_size;         /* connections; prepares use all but one */
 	uint32_t heartbeat_ms;
@@ -27,7 +29,8 @@ typedef struct {
 } pga_config_t;
 
 void pga_config_defaults(pga_config_t *cfg);
-/* 0, or DTX_ECONFIG with why = "path:line: reason". */
+/* 0, or DTX_ECONFIG with why = "path:line: reason". The statements file
+ * is read by pga_new(), not here. */
 int pga_config_load(pga_config_t *cfg, const char *path, char *why, size_t why_len);
 
 /* The key table, ended by a NULL name (for tests: the keys' names). */
