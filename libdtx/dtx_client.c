@@ -77,6 +77,7 @@ const char *dtx_tx_key(const dtx_tx_t *self)
 static void s_stmt_free(dtx_stmt_t *st)
 {
 	free((char *)st->sql);
+	free((char *)st->statement);
 	for (uint32_t p = 0; p < st->nparams; p++)
 		free((char *)st->params[p]);
 	free(st->params);
@@ -103,15 +104,19 @@ void dtx_tx_set_timeout(dtx_tx_t *self, uint32_t timeout_ms)
 	self->timeout_ms = timeout_ms;
 }
 
-int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql, int nparams,
-	       const char *const *params, int64_t expect)
+/* Append a statement: SQL text (sql) or a named one (statement), the
+ * other NULL. */
+static int s_add(dtx_tx_t *self, const char *participant, const char *sql, const char *statement,
+		 int nparams, const char *const *params, int64_t expect)
 {
 	dtx_branch_t *br = NULL;
 	dtx_stmt_t st = {.expect = expect < 0 ? -1 : expect};
 
-	if (!self || !dtx_name_valid(participant) || !sql || !*sql || nparams < 0 ||
-	    nparams > DTX_WIRE_MAX_ITEMS || (nparams > 0 && !params) ||
-	    strlen(sql) > DTX_WIRE_MAX_STR)
+	if (!self || !dtx_name_valid(participant) || nparams < 0 || nparams > DTX_WIRE_MAX_ITEMS ||
+	    (nparams > 0 && !params))
+		return DTX_EINVAL;
+	if (statement ? !dtx_name_valid(statement)
+		      : !sql || !*sql || strlen(sql) > DTX_WIRE_MAX_STR)
 		return DTX_EINVAL;
 	for (uint32_t b = 0; b < self->nbranches; b++)
 		if (strcmp(self->branches[b].participant, participant) == 0)
@@ -131,10 +136,13 @@ int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql, int npa
 	}
 	if (br->nstmts >= DTX_WIRE_MAX_ITEMS)
 		return DTX_EINVAL;
-	st.sql = strdup(sql);
+	if (statement)
+		st.statement = strdup(statement);
+	else
+		st.sql = strdup(sql);
 	st.nparams = (uint32_t)nparams;
 	st.params = calloc((size_t)nparams + 1, sizeof(char *));
-	if (!st.sql || !st.params)
+	if ((!st.sql && !st.statement) || !st.params)
 		goto nomem;
 	for (int p = 0; p < nparams; p++)
 		if (params[p] && !(st.params[p] = strdup(params[p])))
@@ -148,6 +156,20 @@ int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql, int npa
 nomem:
 	s_stmt_free(&st);
 	return DTX_ENOMEM;
+}
+
+int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql, int nparams,
+	       const char *const *params, int64_t expect)
+{
+	return s_add(self, participant, sql, NULL, nparams, params, expect);
+}
+
+int dtx_tx_add_named(dtx_tx_t *self, const char *participant, const char *statement, int nparams,
+		     const char *const *params)
+{
+	if (!statement)
+		return DTX_EINVAL;
+	return s_add(self, participant, NULL, statement, nparams, params, -1);
 }
 
 /* One ZeroMQ context (one I/O thread) for every client of the process,

@@ -456,6 +456,16 @@ static int s_stmts(s_dec_t *d, const msgpack_object *o, uint32_t *n_out, dtx_stm
 			if (s_key_is(key, "sql")) {
 				if ((rc = s_str(d, val, "sql", DTX_WIRE_MAX_STR, &st[i].sql)))
 					return rc;
+			} else if (s_key_is(key, "statement")) {
+				if ((rc = s_str(d, val, "statement", DTX_WIRE_MAX_NAME,
+						&st[i].statement)))
+					return rc;
+				if (!dtx_name_valid(st[i].statement))
+					return FAIL(
+						d, DTX_EPROTO,
+						"field 'statement' must be 1 to %d characters of "
+						"[A-Za-z0-9_-]",
+						DTX_WIRE_MAX_NAME);
 			} else if (s_key_is(key, "expect")) {
 				if ((rc = s_int(d, val, "expect", 0, INT64_MAX, &st[i].expect)))
 					return rc;
@@ -476,8 +486,13 @@ static int s_stmts(s_dec_t *d, const msgpack_object *o, uint32_t *n_out, dtx_stm
 				return FAIL(d, DTX_EPROTO, "unknown field in a statement");
 			}
 		}
-		if (!st[i].sql || !st[i].sql[0])
-			return FAIL(d, DTX_EPROTO, "a statement has no 'sql'");
+		/* SQL text or the name of a statement the agent defines: one
+		 * of them, never both (which one would run?) */
+		if (st[i].sql && st[i].statement)
+			return FAIL(d, DTX_EPROTO,
+				    "a statement has both 'sql' and 'statement': give one");
+		if (!st[i].statement && (!st[i].sql || !st[i].sql[0]))
+			return FAIL(d, DTX_EPROTO, "a statement has neither 'sql' nor 'statement'");
 	}
 	*n_out = n;
 	*out = st;
@@ -885,8 +900,8 @@ static void s_pack_stmts(msgpack_packer *pk, uint32_t n, const dtx_stmt_t *st)
 	msgpack_pack_array(pk, n);
 	for (uint32_t i = 0; i < n; i++) {
 		msgpack_pack_map(pk, 2 + (st[i].expect >= 0));
-		s_pack_str(pk, "sql");
-		s_pack_str(pk, st[i].sql);
+		s_pack_str(pk, st[i].statement ? "statement" : "sql");
+		s_pack_str(pk, st[i].statement ? st[i].statement : st[i].sql);
 		s_pack_str(pk, "params");
 		msgpack_pack_array(pk, st[i].nparams);
 		for (uint32_t p = 0; p < st[i].nparams; p++) {
@@ -907,8 +922,14 @@ static int s_check_stmts(uint32_t n, const dtx_stmt_t *st)
 	if (n == 0 || n > DTX_WIRE_MAX_ITEMS)
 		return DTX_EINVAL;
 	for (uint32_t i = 0; i < n; i++) {
-		if (!st[i].sql || strlen(st[i].sql) > DTX_WIRE_MAX_STR ||
-		    st[i].nparams > DTX_WIRE_MAX_ITEMS)
+		/* exactly one of sql and statement, as the decoder wants */
+		if (!st[i].sql == !st[i].statement || st[i].nparams > DTX_WIRE_MAX_ITEMS)
+			return DTX_EINVAL;
+		if (st[i].sql && (!st[i].sql[0] || strlen(st[i].sql) > DTX_WIRE_MAX_STR))
+			return DTX_EINVAL;
+		if (st[i].statement && !dtx_name_valid(st[i].statement))
+			return DTX_EINVAL;
+		if (st[i].nparams && !st[i].params)
 			return DTX_EINVAL;
 		for (uint32_t p = 0; p < st[i].nparams; p++)
 			if (st[i].params[p] && strlen(st[i].params[p]) > DTX_WIRE_MAX_STR)

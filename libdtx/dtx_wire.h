@@ -214,8 +214,12 @@ typedef struct {
 	dtx_kv_t *kv;
 } dtx_kvs_t;
 
+/* A branch's statement: exactly one of sql (SQL text) and statement (the
+ * name of a statement defined in the participant's agent, [A-Za-z0-9_-],
+ * 1..63 bytes, dtx_name_valid) is set; the other is NULL. */
 typedef struct {
 	const char *sql;
+	const char *statement;
 	uint32_t nparams;
 	const char **params;   /* entries may be NULL (SQL NULL) */
 	int64_t expect;        /* < 0: no expectation */

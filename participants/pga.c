@@ -18,6 +18,14 @@
  * restarted) and when it has been silent for three heartbeats. After each
  * WELCOME a scan job lists this database's prepared branches of that
  * coordinator and sends them as INDOUBT; the coordinator answers each one.
+ *
+ * Whose GIDs: the agent prepares, commits and rolls back only branch GIDs
+ * of its coordinator (the configured coordinator_id, else the id the last
+ * WELCOME gave), in canonical form (s_ours). A PREPARE of any other GID
+ * votes NO, a DECIDE of one is answered ERROR; neither reaches
+ * PostgreSQL. So a prepared transaction that is not dtx's ("app-xa-42"),
+ * or one of another coordinator, is never touched from here, whoever
+ * sends the frame.
  */
 #include "config.h"
 
@@ -29,11 +37,13 @@
 #include <systemd/sd-daemon.h>
 #include <zmq.h>
 
+#include "dtx_curve.h"
 #include "dtx_frame.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
 #include "pga.h"
 #include "pga_db.h"
+#include "pga_named.h"
 #include "pga_stmt.h"
 
 typedef struct s_job {
@@ -72,8 +82,12 @@ struct pga {
 	dtx_delayed_t *delayed;        /* frames held by an injected delay fault */
 	char (*tombs)[200];            /* GIDs rolled back here: ring of TOMBS */
 	unsigned ntombs, tomb_next;
-	char coord_id[DTX_COORD_ID_MAX + 1];
+	char coord_id[DTX_COORD_ID_MAX + 1]; /* whose GIDs: coordinator_id, else the
+					      * last WELCOME's; "" until known */
+	char refused_id[DTX_COORD_ID_MAX + 1]; /* the last WELCOME refused, logged once */
+	pga_named_t *named;            /* the named statements, or NULL */
 	int64_t last_heard_ms, last_ping_ms, last_hello_ms, scan_retry_ms;
+	int64_t last_connect_ms;       /* the DEALER was (re)connected */
 	int64_t last_prune_ms;         /* a scan or a prune was queued */
 	bool prune_queued;
 	uint64_t odd_seen[64];         /* hashes of look-alike GIDs already logged */
@@ -119,6 +133,34 @@ static void s_keep_ours(pga_t *self, pga_op_t *op)
 		free(op->gids[i]);
 	}
 	op->ngids = n;
+}
+
+/* Whether gid is a branch GID of this agent's coordinator, in canonical
+ * form: the only GIDs it prepares, commits or rolls back. If not, why. */
+static bool s_ours(const pga_t *self, const char *gid, char *why, size_t len)
+{
+	dtx_gtid_t g;
+	uint32_t b;
+	if (!self->coord_id[0]) {
+		snprintf(why, len, "no coordinator has welcomed this agent yet");
+		return false;
+	}
+	/* the peer said it is another coordinator: nothing it sends is run */
+	if (self->refused_id[0]) {
+		snprintf(why, len, "the coordinator here says it is %s, not %s", self->refused_id,
+			 self->coord_id);
+		return false;
+	}
+	if (dtx_gid_parse(gid, &g, &b)) {
+		snprintf(why, len, "'%.80s' is not a dtx GID", gid);
+		return false;
+	}
+	if (strcmp(g.coord, self->coord_id) != 0) {
+		snprintf(why, len, "'%s' is a GID of coordinator %s, not of %s", gid, g.coord,
+			 self->coord_id);
+		return false;
+	}
+	return true;
 }
 
 /* --- jobs ------------------------------------------------------------- */
@@ -350,16 +392,43 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 	self->last_heard_ms = dtx_now_ms();
 	switch (m.type) {
 	case DTX_T_WELCOME:
-		snprintf(self->coord_id, sizeof(self->coord_id), "%s", m.text);
-		if (!dtx_coord_id_valid(self->coord_id)) {
-			dtx_err("coordinator sent an invalid id");
+		if (!dtx_coord_id_valid(m.text)) {
+			dtx_err("coordinator sent an invalid id: not registered");
 			break;
 		}
+		/* Another coordinator (or someone posing as one) is not served:
+		 * no registration, no scan, none of its GIDs. Said once per id:
+		 * the HELLOs that follow get the same answer. */
+		if (self->cfg.coordinator_id[0] && strcmp(m.text, self->cfg.coordinator_id) != 0) {
+			if (strcmp(self->refused_id, m.text) != 0)
+				dtx_err("WELCOME from coordinator %s refused: this agent serves "
+					"coordinator %s (coordinator_id); not registered",
+					m.text, self->cfg.coordinator_id);
+			snprintf(self->refused_id, sizeof(self->refused_id), "%s", m.text);
+			break;
+		}
+		if (self->coord_id[0] && strcmp(self->coord_id, m.text) != 0)
+			dtx_warn("coordinator id changed from %s to %s: the branches of %s are no "
+				 "longer this agent's to finish",
+				 self->coord_id, m.text, self->coord_id);
+		snprintf(self->coord_id, sizeof(self->coord_id), "%s", m.text);
+		self->refused_id[0] = '\0';
 		dtx_notice("registered as %s with coordinator %s", self->cfg.name, self->coord_id);
 		self->welcomed = true;
 		self->scan_owed = true;
 		break;
 	case DTX_T_PREPARE: {
+		char refused[512], sqlstate[8] = "";
+		if (!s_ours(self, m.gtid, refused, sizeof(refused))) {
+			dtx_err("PREPARE refused, nothing run: %s", refused);
+			dtx_msg_t v = {.type = DTX_T_VOTE,
+				       .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT,
+				       .gtid = m.gtid,
+				       .code = DTX_VOTE_NO,
+				       .text = refused};
+			s_send(self, &v);
+			break;
+		}
 		if (s_find(self, m.gtid))
 			break; /* repeated */
 		if (s_tomb_has(self, m.gtid)) {
@@ -374,9 +443,11 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		}
 		/* A client's statements are read before anything of the branch
 		 * reaches PostgreSQL: one that could step outside the
-		 * branch's transaction (or is not one statement) is a NO. */
-		char sqlstate[8] = "", refused[512];
-		if (pga_stmt_check(m.nstmts, m.stmts, sqlstate, refused, sizeof(refused))) {
+		 * branch's transaction (or is not one statement) is a NO, and
+		 * so is a named one this agent does not define as sent. */
+		if (pga_named_check(self->named, m.nstmts, m.stmts, sqlstate, refused,
+				    sizeof(refused)) ||
+		    pga_stmt_check(m.nstmts, m.stmts, sqlstate, refused, sizeof(refused))) {
 			dtx_msg_t v = {.type = DTX_T_VOTE,
 				       .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT,
 				       .gtid = m.gtid,
@@ -406,7 +477,21 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		s_enqueue(self, job, false);
 		break;
 	}
-	case DTX_T_DECIDE: s_on_decide(self, &m); break;
+	case DTX_T_DECIDE: {
+		char refused[512];
+		if (!s_ours(self, m.gtid, refused, sizeof(refused))) {
+			/* no ACK: none says "not done because not ours" */
+			dtx_err("DECIDE refused, nothing run: %s", refused);
+			dtx_msg_t e = {.type = DTX_T_ERROR,
+				       .has = DTX_F_CODE | DTX_F_TEXT,
+				       .code = DTX_EINVAL,
+				       .text = refused};
+			s_send(self, &e);
+			break;
+		}
+		s_on_decide(self, &m);
+		break;
+	}
 	case DTX_T_PONG: break;
 	case DTX_T_ERROR:
 		if (m.code == DTX_ENOTREG) {
@@ -540,6 +625,18 @@ static void s_tick(pga_t *self, int64_t now)
 		}
 	}
 	if (!self->welcomed) {
+		/* libzmq gives up a connection whose handshake failed for a
+		 * protocol error (a server without CURVE, or of another
+		 * mechanism, answered) and never tries again: connect anew
+		 * every few heartbeats until welcomed, or one such answer
+		 * would cut the agent off for good. */
+		if (now - self->last_connect_ms >= (3 * hb > 2000 ? 3 * hb : 2000)) {
+			zmq_disconnect(self->coord, self->cfg.coordinator);
+			if (zmq_connect(self->coord, self->cfg.coordinator))
+				dtx_warn("cannot connect to %s: %s", self->cfg.coordinator,
+					 zmq_strerror(errno));
+			self->last_connect_ms = now;
+		}
 		/* Until WELCOME, HELLO again soon: the first one is dropped
 		 * when the connection is not up yet (ZMQ_IMMEDIATE). */
 		if (now - self->last_hello_ms >= (hb < 250 ? hb : 250))
@@ -687,17 +784,29 @@ int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 	pga_t *self = calloc(1, sizeof(*self));
 	int zero = 0, one = 1;
 
+	int rc = DTX_EIO;
+
 	*out = NULL;
 	if (!self)
 		return DTX_ENOMEM;
 	self->cfg = *cfg;
 	self->last_prune_ms = dtx_now_ms(); /* the first scan prunes */
-	/* The marker table before anything else: a branch cannot be
-	 * prepared without it. */
-	if (pga_db_ensure_schema(cfg->conninfo, why, why_len)) {
+	snprintf(self->coord_id, sizeof(self->coord_id), "%s", cfg->coordinator_id);
+	if (cfg->statements[0] &&
+	    (rc = pga_named_load(cfg->statements, &self->named, why, why_len))) {
 		free(self);
-		return DTX_EDB;
+		return rc == DTX_ENOMEM ? rc : DTX_ECONFIG;
 	}
+	/* The marker table before anything else: a branch cannot be
+	 * prepared without it. Then every named statement is prepared once,
+	 * so that one PostgreSQL refuses stops the agent here. */
+	if (pga_db_ensure_schema(cfg->conninfo, why, why_len) ||
+	    (rc = pga_db_check_named(cfg->conninfo, self->named, why, why_len))) {
+		pga_named_destroy(&self->named);
+		free(self);
+		return rc == DTX_ECONFIG ? rc : DTX_EDB;
+	}
+	rc = DTX_EIO;
 	if (!(self->ctx = zmq_ctx_new()) || !(self->coord = zmq_socket(self->ctx, ZMQ_DEALER)) ||
 	    !(self->dbs = calloc(cfg->pool_size, sizeof(*self->dbs))) ||
 	    !(self->running = calloc(cfg->pool_size, sizeof(*self->running))) ||
@@ -709,25 +818,43 @@ int pga_new(const pga_config_t *cfg, pga_t **out, char *why, size_t why_len)
 		goto fail;
 	for (unsigned i = 0; i < cfg->pool_size; i++) {
 		if (!(self->dbs[i] = pga_db_new(cfg->conninfo, cfg->lock_timeout_ms,
-						cfg->max_result_rows, cfg->max_result_bytes)))
+						cfg->max_result_rows, cfg->max_result_bytes,
+						self->named)))
 			goto fail;
 		/* the lowest index on top: jobs go to few connections when few run */
 		self->idle[self->nidle++] = cfg->pool_size - 1 - i;
 	}
 	zmq_setsockopt(self->coord, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(self->coord, ZMQ_IMMEDIATE, &one, sizeof(one));
+	/* CURVE: libzmq completes no handshake with a server that does not
+	 * hold the secret key of coordinator_key, so nothing reaches this
+	 * agent from one posing as the coordinator. */
+	if (cfg->coordinator_key[0]) {
+		if (dtx_curve_client(self->coord, cfg->coordinator_key, cfg->secret_key, why,
+				     why_len)) {
+			rc = DTX_ECONFIG;
+			goto fail;
+		}
+	} else if (dtx_endpoint_remote(cfg->coordinator)) {
+		dtx_warn("INSECURE: coordinator %s is reached without CURVE (insecure = true): "
+			 "whoever can reach or take over that endpoint can pose as the "
+			 "coordinator and commit or roll back this database's dtx branches; set "
+			 "coordinator_key and secret_key",
+			 cfg->coordinator);
+	}
 	if (zmq_connect(self->coord, cfg->coordinator)) {
 		snprintf(why, why_len, "cannot connect to %s: %s", cfg->coordinator,
 			 zmq_strerror(errno));
 		goto fail;
 	}
+	self->last_connect_ms = dtx_now_ms();
 	*out = self;
 	return 0;
 fail:
 	if (!why[0])
 		snprintf(why, why_len, "cannot set up: %s", zmq_strerror(errno));
 	pga_destroy(&self);
-	return DTX_EIO;
+	return rc;
 }
 
 static void s_free_list(s_job_t *j)
@@ -768,6 +895,7 @@ void pga_destroy(pga_t **self_p)
 	free(self->idle);
 	free(self->items);
 	free(self->item_db);
+	pga_named_destroy(&self->named);
 	free(self);
 	*self_p = NULL;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dtx_conf.h"
+#include "dtx_curve.h"
 #include "dtx_util.h"
 #include "dtx_wire.h"
 #include "pga_config.h"
@@ -36,6 +37,14 @@ static bool s_name_ok(const char *val, char *why, size_t len)
 	return false;
 }
 
+static bool s_coord_id_ok(const char *val, char *why, size_t len)
+{
+	if (dtx_coord_id_valid(val))
+		return true;
+	snprintf(why, len, "1-32 characters of A-Z a-z 0-9 _ -");
+	return false;
+}
+
 #define F(field) .off = offsetof(pga_config_t, field), .size = sizeof(((pga_config_t *)0)->field)
 #define STR(name, fl, chk) {#name, DTX_CONF_STR, 0, 0, 0, F(name), 0, 0, (fl), (chk)}
 #define UINT(name, lo, hi) {#name, DTX_CONF_UINT, (lo), (hi), 0, F(name), 0, 0, 0, NULL}
@@ -49,6 +58,11 @@ static const dtx_conf_key_t s_keys[] = {
 	STR(name, DTX_CONF_REQUIRED, s_name_ok),
 	STR(conninfo, DTX_CONF_REQUIRED, NULL),
 	STR(coordinator, 0, NULL),
+	STR(coordinator_id, 0, s_coord_id_ok),
+	STR(coordinator_key, 0, NULL),
+	STR(secret_key, 0, NULL),
+	{"insecure", DTX_CONF_BOOL, 0, 0, 0, F(insecure), 0, 0, 0, NULL},
+	STR(statements, 0, NULL),
 	/* at least one connection beyond the prepares, for decisions */
 	UINT(pool_size, 2, 256),
 	UINT(heartbeat_ms, 50, 600000),
@@ -72,5 +86,23 @@ const dtx_conf_key_t *pga_config_keys(void)
 
 int pga_config_load(pga_config_t *cfg, const char *path, char *why, size_t why_len)
 {
-	return dtx_conf_load(s_keys, "agent", cfg, path, why, why_len);
+	int rc = dtx_conf_load(s_keys, "agent", cfg, path, why, why_len);
+	if (rc)
+		return rc;
+	if (!cfg->coordinator_key[0] != !cfg->secret_key[0]) {
+		snprintf(why, why_len,
+			 "%s:0: coordinator_key and secret_key go together: set both or neither",
+			 path);
+		return DTX_ECONFIG;
+	}
+	/* Without CURVE, whoever can reach (or take over) the endpoint is
+	 * the coordinator to this agent. */
+	if (dtx_endpoint_remote(cfg->coordinator) && !cfg->coordinator_key[0] && !cfg->insecure) {
+		snprintf(why, why_len,
+			 "%s:0: a tcp:// coordinator needs coordinator_key and secret_key: without "
+			 "CURVE anyone on the network could pose as the coordinator",
+			 path);
+		return DTX_ECONFIG;
+	}
+	return 0;
 }

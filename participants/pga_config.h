@@ -7,6 +7,7 @@
 #ifndef PGA_CONFIG_H
 #define PGA_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,11 @@
 typedef struct {
 	char name[64];              /* participant name, as the coordinator knows it */
 	char coordinator[256];      /* coordinatord's agent endpoint */
+	char coordinator_id[33];    /* the coordinator's id, "" to learn it from WELCOME */
+	char coordinator_key[256];  /* its public key file (CURVE), or "" */
+	char secret_key[256];       /* this agent's secret key file (CURVE), or "" */
+	bool insecure;              /* a tcp:// coordinator without CURVE is allowed */
+	char statements[256];       /* the named statements' file, or "" */
 	char conninfo[1024];        /* libpq connection string */
 	unsigned pool_size;         /* connections; prepares use all but one */
 	uint32_t heartbeat_ms;
@@ -27,7 +33,10 @@ typedef struct {
 } pga_config_t;
 
 void pga_config_defaults(pga_config_t *cfg);
-/* 0, or DTX_ECONFIG with why = "path:line: reason". */
+/* 0, or DTX_ECONFIG with why = "path:line: reason" (line 0 for what is
+ * wrong with keys together: a tcp:// coordinator without CURVE keys, one
+ * key file without the other). The files the configuration names
+ * (statements, keys) are read by pga_new(), not here. */
 int pga_config_load(pga_config_t *cfg, const char *path, char *why, size_t why_len);
 
 /* The key table, ended by a NULL name (for tests: the keys' names). */

@@ -17,10 +17,11 @@
 
 #include "dtx_util.h"
 #include "pga_db.h"
+#include "pga_named.h"
 
 typedef enum {
 	ST_SETUP,    /* the session reset (SET lock_timeout included) and/or
-		   * PREPARE the marker statement */
+		   * PREPARE the marker statement and the named statements */
 	ST_WORK,     /* prepare: BEGIN, SET LOCAL statement_timeout, the
 		  * statements, the guard, the marker row, and PREPARE
 		  * TRANSACTION and the session reset unless one phase */
@@ -50,10 +51,12 @@ struct pga_db {
 	PGconn *conn;
 	char lock_timeout[64];  /* SET lock_timeout, or "" */
 	uint64_t max_rows, max_bytes; /* a branch statement's result bound; 0: none */
+	const pga_named_t *named; /* the named statements, borrowed; NULL: none */
 	bool connecting;        /* PQconnectPoll under way */
 	int64_t connect_deadline_ms; /* connecting: give up then, or 0 */
 	bool want_write;        /* connecting, or output not yet flushed */
-	bool marked;            /* MARK_STMT is prepared in this session */
+	bool marked;            /* MARK_STMT and the named statements are
+		      * prepared in this session */
 	bool clean;             /* the session is as the reset leaves it: no
 		     * branch ran in it since */
 	/* the operation running */
@@ -82,7 +85,11 @@ struct pga_db {
 	unsigned nq, qcap, nres, nulls;
 };
 
-static const char SQL_SCHEMA[] = "CREATE SCHEMA IF NOT EXISTS dtx;"
+/* CREATE SCHEMA IF NOT EXISTS wants the right to create schemas even when
+ * dtx exists: a role that only owns schema dtx (dtx-pgagent(8), DATABASE
+ * ROLE) makes it only when it is missing. */
+static const char SQL_SCHEMA[] = "DO $$BEGIN IF pg_catalog.to_regnamespace('dtx') IS NULL THEN"
+				 " CREATE SCHEMA dtx; END IF; END$$;"
 				 "CREATE TABLE IF NOT EXISTS dtx.branches ("
 				 " gid text PRIMARY KEY,"
 				 " created timestamptz NOT NULL DEFAULT now())";
@@ -140,11 +147,12 @@ static const char SQL_PRUNE[] =
 	" AND gid NOT IN (SELECT gid FROM pg_prepared_xacts)";
 
 pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms, uint64_t max_rows,
-		     uint64_t max_bytes)
+		     uint64_t max_bytes, const pga_named_t *named)
 {
 	pga_db_t *self = calloc(1, sizeof(*self));
 	if (!self)
 		return NULL;
+	self->named = named;
 	self->max_rows = max_rows;
 	self->max_bytes = max_bytes;
 	if (lock_timeout_ms)
@@ -245,6 +253,34 @@ int pga_db_ensure_schema(const char *conninfo, char *why, size_t why_len)
 			}
 			PQclear(res);
 		}
+	}
+	PQfinish(conn);
+	return rc;
+}
+
+int pga_db_check_named(const char *conninfo, const pga_named_t *named, char *why, size_t why_len)
+{
+	if (!pga_named_count(named))
+		return 0;
+	PGconn *conn = PQconnectdb(conninfo);
+	int rc = 0;
+	if (PQstatus(conn) != CONNECTION_OK) {
+		s_msg(why, why_len, "cannot connect: ", PQerrorMessage(conn));
+		rc = DTX_EDB;
+	}
+	for (uint32_t i = 0; rc == 0 && i < pga_named_count(named); i++) {
+		const pga_named_stmt_t *st = pga_named_at(named, i);
+		char tmp[400], sqlstate[8] = "";
+		PGresult *res = PQprepare(conn, st->pgname, st->sql, 0, NULL);
+		if (s_check(res, conn, sqlstate, tmp, sizeof(tmp))) {
+			/* the database going away is not the file's fault */
+			bool gone = !res || strncmp(sqlstate, "08", 2) == 0 ||
+				    strncmp(sqlstate, "57P", 3) == 0;
+			snprintf(why, why_len, "%s:%u: statement '%s' does not prepare (%s): %s",
+				 pga_named_path(named), st->line, st->name, sqlstate, tmp);
+			rc = gone ? DTX_EDB : DTX_ECONFIG;
+		}
+		PQclear(res);
 	}
 	PQfinish(conn);
 	return rc;
@@ -516,10 +552,20 @@ static bool s_send_first(pga_db_t *self)
 			self->q[n++] = (s_query_t){.sql = self->stmt_timeout};
 		}
 		self->i_stmt = n;
-		for (uint32_t i = 0; i < op->nstmts; i++)
-			self->q[n++] = (s_query_t){.sql = op->stmts[i].sql,
-						   .nparams = (int)op->stmts[i].nparams,
-						   .params = op->stmts[i].params};
+		for (uint32_t i = 0; i < op->nstmts; i++) {
+			const dtx_stmt_t *st = &op->stmts[i];
+			/* a named one is prepared in the session: found by
+			 * pga_named_check() before the job was queued */
+			const pga_named_stmt_t *ns = st->statement ? pga_named_find(self->named,
+										    st->statement)
+								   : NULL;
+			if (st->statement && !ns)
+				return false;
+			self->q[n++] = (s_query_t){.sql = ns ? NULL : st->sql,
+						   .nparams = (int)st->nparams,
+						   .params = st->params,
+						   .name = ns ? ns->pgname : NULL};
+		}
 		self->i_guard = n;
 		self->q[n++] = (s_query_t){.sql = SQL_GUARD};
 		self->q[n++] = (s_query_t){.sql = SQL_UNGUARD};
@@ -572,11 +618,20 @@ static bool s_send_begin(pga_db_t *self)
 	self->step = ST_SETUP;
 	if (!self->clean)
 		s_add_reset(self, &n);
-	if (!self->marked)
+	if (!self->marked) {
 		self->q[n++] = (s_query_t){.sql = SQL_MARK,
 					   .nparams = 1,
 					   .name = MARK_STMT,
 					   .prepare = true};
+		/* The named statements, in the session as the reset leaves
+		 * it: their parameters' types are inferred from their SQL. */
+		for (uint32_t i = 0; i < pga_named_count(self->named); i++) {
+			const pga_named_stmt_t *st = pga_named_at(self->named, i);
+			self->q[n++] = (s_query_t){.sql = st->sql,
+						   .name = st->pgname,
+						   .prepare = true};
+		}
+	}
 	return s_send(self, n);
 }
 
@@ -619,11 +674,16 @@ pga_op_t *pga_db_start(pga_db_t *self, pga_op_t *op)
 	op->ngids = 0;
 	self->mark[0] = op->gid;
 	self->reused = self->conn != NULL;
-	/* BEGIN, SET LOCAL, the guard (2), the marker, PREPARE; the reset */
-	if (!s_reserve(self, (op->kind == PGA_OP_PREPARE ? op->nstmts : 0) + 8 + NRESET)) {
+	/* BEGIN, SET LOCAL, the guard (2), the marker, PREPARE; the reset;
+	 * or the set-up: the reset, the marker and the named statements */
+	if (!s_reserve(self, (op->kind == PGA_OP_PREPARE ? op->nstmts : 0) + 8 + NRESET +
+				     pga_named_count(self->named))) {
 		snprintf(op->why, sizeof(op->why), "out of memory");
 		return s_fail(self);
 	}
+	if (op->kind == PGA_OP_PREPARE && pga_named_check(self->named, op->nstmts, op->stmts,
+							  op->sqlstate, op->why, sizeof(op->why)))
+		return s_fail(self); /* pga.c checked it already */
 	if (op->kind == PGA_OP_PREPARE && op->deadline_ms && dtx_now_ms() >= op->deadline_ms) {
 		snprintf(op->sqlstate, 6, "57014");
 		snprintf(op->why, sizeof(op->why),
@@ -684,10 +744,15 @@ static pga_op_t *s_on_work(pga_db_t *self)
 			else if (i < self->i_stmt)
 				snprintf(op->why, sizeof(op->why),
 					 "cannot set statement_timeout: %s", tmp);
-			else if (is_stmt)
+			else if (is_stmt) {
 				snprintf(op->why, sizeof(op->why), "statement %u failed: %s", stmt,
 					 tmp);
-			else if (i < self->i_mark)
+				/* a named statement gone (a function's DEALLOCATE):
+				 * prepare them all again next time */
+				if (op->stmts[stmt - 1].statement &&
+				    strcmp(op->sqlstate, "26000") == 0)
+					self->marked = false;
+			} else if (i < self->i_mark)
 				snprintf(op->why, sizeof(op->why),
 					 "the branch is no longer in the transaction the agent "
 					 "began: "

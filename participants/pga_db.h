@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "dtx_wire.h"
+#include "pga_named.h"
 
 typedef struct pga_db pga_db_t;
 
@@ -76,10 +77,12 @@ typedef struct {
  * deadlock detector, so without it a distributed deadlock lasts until
  * the global timeout. max_rows, max_bytes > 0: a branch statement whose
  * result is larger votes no (its rows are counted one at a time, never
- * kept).
+ * kept). named (borrowed, NULL: none) are the named statements, prepared
+ * on every connection it opens, before its first job there, and again
+ * after a reconnect.
  */
 pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms, uint64_t max_rows,
-		     uint64_t max_bytes);
+		     uint64_t max_bytes, const pga_named_t *named);
 
 /* Closes the connection; an operation still running is abandoned (an open
  * transaction rolls back, a prepared one stays prepared). */
@@ -88,6 +91,13 @@ void pga_db_destroy(pga_db_t **self_p);
 /* Create schema dtx and its marker table dtx.branches if missing, on a
  * connection of its own, blocking. 0 or DTX_EDB with why set. */
 int pga_db_ensure_schema(const char *conninfo, char *why, size_t why_len);
+
+/* Prepare every named statement once on a connection of its own,
+ * blocking, to find at start one that PostgreSQL refuses (a table that is
+ * not there, a parameter whose type it cannot tell). 0; DTX_ECONFIG with
+ * why "path:line: statement 'x' does not prepare (42P01): ..."; DTX_EDB
+ * when the database cannot be reached. */
+int pga_db_check_named(const char *conninfo, const pga_named_t *named, char *why, size_t why_len);
 
 /* Start op on a connection that runs none. Returns op when it finished at
  * once (the database cannot be reached), else NULL. */

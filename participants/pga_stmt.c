@@ -174,8 +174,63 @@ static void s_judge(json_object *root, char *what, size_t len)
 	snprintf(what, len, "%s is a utility statement", name);
 }
 
-/* One statement: 0, or DTX_EINVAL / DTX_ENOMEM with what and sqlstate. */
-static int s_check_one(const char *sql, char *sqlstate, char *what, size_t len)
+/* The parameters the tree o refers to ({"ParamRef": {"number": N}}):
+ * used[N] set for each N in 1..n; *bad the first N outside that range
+ * (or -1 when the tree is too deep to read), else left alone. */
+static void s_params(json_object *o, int depth, bool *used, uint32_t n, long *bad)
+{
+	if (depth > S_MAX_DEPTH) {
+		*bad = -1;
+		return;
+	}
+	if (json_object_is_type(o, json_type_array)) {
+		size_t k = json_object_array_length(o);
+		for (size_t i = 0; i < k; i++)
+			s_params(json_object_array_get_idx(o, i), depth + 1, used, n, bad);
+	} else if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val)
+		{
+			json_object *num;
+			if (strcmp(key, "ParamRef") == 0 &&
+			    json_object_object_get_ex(val, "number", &num)) {
+				int64_t v = json_object_get_int64(num);
+				if (v >= 1 && (uint64_t)v <= n)
+					used[v] = true;
+				else if (!*bad)
+					*bad = (long)(v > 0 && v < 1000000 ? v : 1000000);
+			}
+			s_params(val, depth + 1, used, n, bad);
+		}
+	}
+}
+
+/* Whether the statement tree root uses exactly $1..$n; "" in what if so. */
+static void s_judge_params(json_object *root, uint32_t n, char *what, size_t len)
+{
+	bool used[PGA_STMT_MAX_PARAMS + 1] = {0};
+	long bad = 0;
+	s_params(root, 0, used, n, &bad);
+	if (bad < 0) {
+		snprintf(what, len, "its parse tree is too deep to check");
+		return;
+	}
+	if (bad) {
+		snprintf(what, len, "it uses $%ld but declares %u parameters", bad, (unsigned)n);
+		return;
+	}
+	for (uint32_t i = 1; i <= n; i++)
+		if (!used[i]) {
+			/* PostgreSQL could not tell the type of an unused one */
+			snprintf(what, len, "it declares %u parameters but does not use $%u",
+				 (unsigned)n, (unsigned)i);
+			return;
+		}
+	what[0] = '\0';
+}
+
+/* One statement: 0, or DTX_EINVAL / DTX_ENOMEM with what and sqlstate.
+ * nparams >= 0: it must use exactly $1..$nparams, too. */
+static int s_check_one(const char *sql, long nparams, char *sqlstate, char *what, size_t len)
 {
 	/* The parser reads string literals with standard_conforming_strings
 	 * on; the server reads them with the session's setting, which an
@@ -213,6 +268,8 @@ static int s_check_one(const char *sql, char *sqlstate, char *what, size_t len)
 		rc = DTX_EINVAL;
 	} else {
 		s_judge(root, what, len);
+		if (!what[0] && nparams >= 0)
+			s_judge_params(root, (uint32_t)nparams, what, len);
 		if (what[0]) {
 			snprintf(sqlstate, 6, "0A000");
 			rc = DTX_EINVAL;
@@ -229,7 +286,11 @@ int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *wh
 {
 	char what[400];
 	for (uint32_t i = 0; i < n; i++) {
-		int rc = s_check_one(stmts[i].sql, sqlstate, what, sizeof(what));
+		/* A named statement was checked when the agent read it
+		 * (pga_stmt_check_named); pga_named_check() finds it. */
+		if (stmts[i].statement)
+			continue;
+		int rc = s_check_one(stmts[i].sql, -1, sqlstate, what, sizeof(what));
 		if (rc == DTX_ENOMEM) {
 			snprintf(why, why_len, "statement %u cannot be checked: %s",
 				 (unsigned)(i + 1), what);
@@ -242,4 +303,22 @@ int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *wh
 		}
 	}
 	return 0;
+}
+
+int pga_stmt_check_named(const char *sql, uint32_t nparams, char *why, size_t why_len)
+{
+	char what[400], sqlstate[8];
+	if (nparams > PGA_STMT_MAX_PARAMS) {
+		snprintf(why, why_len, "more than %d parameters", PGA_STMT_MAX_PARAMS);
+		return DTX_EINVAL;
+	}
+	int rc = s_check_one(sql, nparams, sqlstate, what, sizeof(what));
+	if (rc == DTX_ENOMEM)
+		snprintf(why, why_len, "cannot be checked: %s", what);
+	else if (rc)
+		snprintf(why, why_len,
+			 "refused: %s; a named statement is one SELECT, INSERT, "
+			 "UPDATE, DELETE or MERGE",
+			 what);
+	return rc;
 }

@@ -21,13 +21,27 @@
 
 #include "dtx_wire.h"
 
+/* The most parameters a named statement may declare: as many as a
+ * statement may carry on the wire. */
+#define PGA_STMT_MAX_PARAMS 4096
+
 /*
- * Check the n statements of a branch. 0 when every one is accepted; else
+ * Check the n statements of a branch (named ones, stmts[i].statement set,
+ * are skipped: they were checked when the agent read them). 0 when every one is accepted; else
  * DTX_EINVAL with why ("statement 2 refused: COMMIT is transaction
  * control; ...", statements counted from 1) and sqlstate (42601: the
  * parser refused it, 0A000: a kind of statement a branch may not run;
  * at least 6 bytes) set. DTX_ENOMEM when out of memory (why set).
  */
 int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len);
+
+/*
+ * Check the SQL of a named statement, as the agent reads its statements
+ * file: the same containment as a branch's SQL, and its placeholders must
+ * be exactly $1..$nparams (each used: PostgreSQL must be able to tell
+ * every parameter's type). 0, or DTX_EINVAL / DTX_ENOMEM with why
+ * ("refused: COPY is a utility statement; ...").
+ */
+int pga_stmt_check_named(const char *sql, uint32_t nparams, char *why, size_t why_len);
 
 #endif

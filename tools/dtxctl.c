@@ -370,12 +370,29 @@ static int s_tx_from_json(dtx_tx_t *tx, const char *path)
 			goto out;
 		}
 		for (size_t s = 0; s < json_object_array_length(stmts); s++) {
-			json_object *st = json_object_array_get_idx(stmts, s), *sql, *params, *ex;
+			json_object *st = json_object_array_get_idx(stmts, s), *sql, *named,
+				    *params, *ex;
 			const char *pv[DTX_WIRE_MAX_ITEMS];
 			int np = 0;
 			int64_t expect = -1;
-			if (!json_object_object_get_ex(st, "sql", &sql)) {
-				fprintf(stderr, "dtxctl: %s: a statement has no 'sql'\n", path);
+			/* SQL text, or the name of a statement the agent defines */
+			bool has_sql = json_object_object_get_ex(st, "sql", &sql);
+			bool has_named = json_object_object_get_ex(st, "statement", &named);
+			if (has_sql == has_named) {
+				fprintf(stderr,
+					"dtxctl: %s: statement %zu of branch %zu needs one of "
+					"'sql' "
+					"and 'statement'\n",
+					path, s + 1, b + 1);
+				goto out;
+			}
+			if (has_named && (!json_object_is_type(named, json_type_string) ||
+					  json_object_object_get_ex(st, "expect", &ex))) {
+				fprintf(stderr,
+					"dtxctl: %s: statement %zu of branch %zu: 'statement' "
+					"takes "
+					"a name, 'params', and no 'expect'\n",
+					path, s + 1, b + 1);
 				goto out;
 			}
 			if (json_object_object_get_ex(st, "params", &params)) {
@@ -390,8 +407,10 @@ static int s_tx_from_json(dtx_tx_t *tx, const char *path)
 			}
 			if (json_object_object_get_ex(st, "expect", &ex))
 				expect = json_object_get_int64(ex);
-			if (dtx_tx_add(tx, json_object_get_string(p), json_object_get_string(sql),
-				       np, pv, expect)) {
+			if (has_named ? dtx_tx_add_named(tx, json_object_get_string(p),
+							 json_object_get_string(named), np, pv)
+				      : dtx_tx_add(tx, json_object_get_string(p),
+						   json_object_get_string(sql), np, pv, expect)) {
 				fprintf(stderr, "dtxctl: %s: invalid statement in branch %zu\n",
 					path, b + 1);
 				goto out;

@@ -5,10 +5,13 @@
  *
  * Checked beyond ASan and UBSan: 0 or DTX_ECONFIG with a terminated,
  * non-empty reason; on 0, the required keys present, every string of the
- * configuration terminated and the bounds etc/dtx-pgagent.conf states.
+ * configuration terminated and the bounds etc/dtx-pgagent.conf states,
+ * and the keys that go together (CURVE, a tcp:// coordinator).
  */
 #include "config.h"
 
+#include "dtx_curve.h"
+#include "dtx_util.h"
 #include "dtx_wire.h"
 #include "fuzz_file.h"
 #include "pga_config.h"
@@ -40,6 +43,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(fuzz_terminated(cfg.coordinator, sizeof(cfg.coordinator)));
 	FUZZ_CHECK(fuzz_terminated(cfg.conninfo, sizeof(cfg.conninfo)) && cfg.conninfo[0]);
 	FUZZ_CHECK(cfg.pool_size >= 2 && cfg.pool_size <= 256);
+	/* trust: CURVE keys both or neither, and a tcp:// coordinator only
+	 * with them or insecure = true */
+	FUZZ_CHECK(!cfg.coordinator_key[0] == !cfg.secret_key[0]);
+	FUZZ_CHECK(!dtx_endpoint_remote(cfg.coordinator) || cfg.coordinator_key[0] || cfg.insecure);
+	FUZZ_CHECK(!cfg.coordinator_id[0] || dtx_coord_id_valid(cfg.coordinator_id));
 	/* syslog's levels: dtx_log_level_parse takes emerg, alert and crit
 	 * too, though the files document err to debug */
 	FUZZ_CHECK(cfg.log_level >= 0 && cfg.log_level <= DTX_LOG_DEBUG);

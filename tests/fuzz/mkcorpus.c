@@ -59,8 +59,17 @@ static int s_frames(const char *dir)
 		 .expect = 1},
 		{.sql = "SELECT $1::int", .nparams = 3, .params = params, .expect = -1},
 	};
+	/* named statements: defined in the agent, sent by name */
+	dtx_stmt_t named[] = {
+		{.statement = "debit", .nparams = 2, .params = params, .expect = 1},
+		{.statement = "audit_row", .expect = -1},
+	};
 	dtx_branch_t branches[] = {
 		{.participant = "bank", .nstmts = 2, .stmts = stmts},
+		{.participant = "shop", .nstmts = 1, .stmts = stmts},
+	};
+	dtx_branch_t named_branches[] = {
+		{.participant = "bank", .nstmts = 2, .stmts = named},
 		{.participant = "shop", .nstmts = 1, .stmts = stmts},
 	};
 	const char *gids[] = {"dtx:c1:1:7:0", "dtx:c1:1:8:1"};
@@ -83,6 +92,12 @@ static int s_frames(const char *dir)
 		  .id = 2,
 		  .nbranches = 1,
 		  .branches = branches + 1}},
+		{"tx-named",
+		 {.type = DTX_T_TX,
+		  .has = DTX_F_ID | DTX_F_BRANCHES,
+		  .id = 5,
+		  .nbranches = 2,
+		  .branches = named_branches}},
 		{"query",
 		 {.type = DTX_T_QUERY, .has = DTX_F_ID | DTX_F_GTID, .id = 3, .gtid = "c1:1:7"}},
 		{"outcome",
@@ -111,6 +126,13 @@ static int s_frames(const char *dir)
 		  .nstmts = 2,
 		  .stmts = stmts,
 		  .code = DTX_PREPARE_ONE_PHASE,
+		  .timeout_ms = 4000}},
+		{"prepare-named",
+		 {.type = DTX_T_PREPARE,
+		  .has = DTX_F_GTID | DTX_F_STMTS | DTX_F_TIMEOUT,
+		  .gtid = gid,
+		  .nstmts = 2,
+		  .stmts = named,
 		  .timeout_ms = 4000}},
 		{"vote",
 		 {.type = DTX_T_VOTE,
