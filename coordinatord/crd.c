@@ -150,6 +150,7 @@ int crd_run(crd_t *self)
 		if ((items[3].revents & ZMQ_POLLIN) && crd_flush_end(self))
 			return DTX_EIO;
 		/* New connections wait for the authentication handler. */
+		crd_zap_tick(self);
 		if (items[5].revents & ZMQ_POLLIN)
 			crd_zap_serve(self, 100);
 		if (items[1].revents & ZMQ_POLLIN)

@@ -186,6 +186,8 @@ const char *crd_orphan_why(const crd_t *self, unsigned i);
 int crd_zap_open(crd_t *self, char *why, size_t why_len);
 /* Count sock's connections (domain: its ZAP domain), for max_connections. */
 int crd_zap_watch(crd_t *self, void *sock, const char *domain, char *why, size_t why_len);
+/* Read the monitors' news: every round of the loop. */
+void crd_zap_tick(crd_t *self);
 /* The connections of domain's endpoint now. */
 unsigned crd_zap_connections(crd_t *self, const char *domain);
 /* Answer at most budget waiting requests. */

@@ -60,8 +60,14 @@ int crd_zap_watch(crd_t *self, void *sock, const char *domain, char *why, size_t
 	if (i == ZAP_WATCHED)
 		return DTX_EINVAL;
 	snprintf(ep, sizeof(ep), "inproc://crd.monitor.%s", domain);
+	/* The monitor's queue must never fill: libzmq's I/O thread, which
+	 * reports each accepted connection, would wait for room, and with it
+	 * every connection of the coordinator. Unbounded here (0), and read
+	 * every round of the loop (crd_zap_tick). */
+	int unbounded = 0;
 	if (zmq_socket_monitor(sock, ep, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
 	    !(self->watched[i].mon = zmq_socket(self->ctx, ZMQ_PAIR)) ||
+	    zmq_setsockopt(self->watched[i].mon, ZMQ_RCVHWM, &unbounded, sizeof(unbounded)) != 0 ||
 	    zmq_connect(self->watched[i].mon, ep) != 0) {
 		snprintf(why, why_len, "cannot watch the %s endpoint's connections: %s", domain,
 			 zmq_strerror(errno));
@@ -98,6 +104,11 @@ static void s_count_connections(crd_t *self)
 		}
 		zmq_msg_close(&ev);
 	}
+}
+
+void crd_zap_tick(crd_t *self)
+{
+	s_count_connections(self);
 }
 
 unsigned crd_zap_connections(crd_t *self, const char *domain)

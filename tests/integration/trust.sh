@@ -113,6 +113,14 @@ is "$(balance alice)" $((before - 50)) "... and bank really took the money for e
 is "$(registrations bank)" "$regs" "the real bank agent never had to register again (no flapping)"
 is "$(grep -c 'refused hello from agent:spare' "$T/coord.log")" 1 "a refused HELLO is logged once per peer, not every 50 ms"
 is "$(participant_is spare)" "false true" "spare did not register under bank's name or its own"
+# With the real bank agent gone, spare's key still cannot take its name.
+kill_wait "${AGENT_PID[bank]}"
+bank_down() { [ "$(participant_is bank)" = "false true" ]; }
+wait_ok 10 "the real bank agent is gone" bank_down
+sleep 1
+is "$(participant_is bank)" "false true" "while it is gone the rogue does not register as bank"
+dtx_start_agent bank
+wait_ok 10 "the real bank agent comes back" participant_up bank
 kill_wait "$rogue1"
 kill_wait "$rogue2"
 kill_wait "$rogue3"
