@@ -100,14 +100,14 @@ int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql, int npa
  * statement is the name of a statement defined in that participant's
  * agent (its statements file: name, SQL, number of parameters), and only
  * the name and params travel, never the SQL. statement: 1..63 bytes of
- * [A-Za-z0-9_-]. Any row count is accepted. The agent votes NO (SQLSTATE
+ * [A-Za-z0-9_-]. expect as for dtx_tx_add(). The agent votes NO (SQLSTATE
  * 26000) for a name it does not define and (08P01) for a number of
  * parameters other than the one defined; that is known only when the
  * transaction runs. Returns 0, DTX_EINVAL (bad participant or statement
  * name, too many params) or DTX_ENOMEM.
  */
 int dtx_tx_add_named(dtx_tx_t *self, const char *participant, const char *statement, int nparams,
-		     const char *const *params);
+		     const char *const *params, int64_t expect);
 
 /* Time the coordinator allows for the decision; 0 = its default. */
 void dtx_tx_set_timeout(dtx_tx_t *self, uint32_t timeout_ms);

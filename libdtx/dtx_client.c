@@ -165,11 +165,11 @@ int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql, int npa
 }
 
 int dtx_tx_add_named(dtx_tx_t *self, const char *participant, const char *statement, int nparams,
-		     const char *const *params)
+		     const char *const *params, int64_t expect)
 {
 	if (!statement)
 		return DTX_EINVAL;
-	return s_add(self, participant, NULL, statement, nparams, params, -1);
+	return s_add(self, participant, NULL, statement, nparams, params, expect);
 }
 
 /* One ZeroMQ context (one I/O thread) for every client of the process,

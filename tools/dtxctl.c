@@ -69,7 +69,9 @@ static const struct {
 	 "4 heuristic (see dtxctl show), 5 in doubt, 6 not decided yet (ask again)"},
 	{"exec", "exec [--timeout MS] [--wait MS] [--key KEY] (--file TX.json | BRANCH...)",
 	 "run one global transaction; BRANCH is\n"
-	 "  --on PARTICIPANT (--sql SQL [--param VALUE | --null]... [--expect ROWS])...\n"
+	 "  --on PARTICIPANT ((--sql SQL | --statement NAME) [--param VALUE | --null]...\n"
+	 "  [--expect ROWS])...; --statement names one the agent defines (its statements\n"
+	 "  file): the SQL stays there\n"
 	 "TX.json: {\"timeout_ms\": 5000, \"branches\": [{\"participant\": \"shop\",\n"
 	 "  \"stmts\": [{\"sql\": \"...\", \"params\": [\"a\", 1, null], \"expect\": 1}]}]}\n"
 	 "--timeout: time the coordinator allows for the decision; --wait: how long to\n"
@@ -408,7 +410,8 @@ static int s_tx_from_json(dtx_tx_t *tx, const char *path)
 			if (json_object_object_get_ex(st, "expect", &ex))
 				expect = json_object_get_int64(ex);
 			if (has_named ? dtx_tx_add_named(tx, json_object_get_string(p),
-							 json_object_get_string(named), np, pv)
+							 json_object_get_string(named), np, pv,
+							 expect)
 				      : dtx_tx_add(tx, json_object_get_string(p),
 						   json_object_get_string(sql), np, pv, expect)) {
 				fprintf(stderr, "dtxctl: %s: invalid statement in branch %zu\n",
@@ -426,6 +429,7 @@ out:
 /* Statements from --on/--sql/--param/--null/--expect. */
 typedef struct {
 	const char *on, *sql;
+	bool named;        /* sql is a named statement's name (--statement) */
 	const char *params[256];
 	int nparams;
 	int64_t expect;
@@ -436,7 +440,8 @@ static int s_flush_stmt(dtx_tx_t *tx, s_pending_stmt_t *p)
 	int rc;
 	if (!p->sql)
 		return 0;
-	if ((rc = dtx_tx_add(tx, p->on, p->sql, p->nparams, p->params, p->expect))) {
+	if ((rc = p->named ? dtx_tx_add_named(tx, p->on, p->sql, p->nparams, p->params, p->expect)
+			   : dtx_tx_add(tx, p->on, p->sql, p->nparams, p->params, p->expect))) {
 		fprintf(stderr, "dtxctl: invalid statement for '%s': %s\n", p->on,
 			dtx_strerror(rc));
 		return XC_USAGE;
@@ -535,24 +540,25 @@ static int s_exec(const s_opts_t *opts, int argc, char **argv)
 			if (s_flush_stmt(tx, &p))
 				goto out;
 			p.on = argv[++i];
-		} else if (strcmp(a, "--sql") == 0 && has_val) {
+		} else if ((strcmp(a, "--sql") == 0 || strcmp(a, "--statement") == 0) && has_val) {
 			if (!p.on) {
-				fprintf(stderr,
-					"dtxctl: --sql needs a --on PARTICIPANT before it\n");
+				fprintf(stderr, "dtxctl: %s needs a --on PARTICIPANT before it\n", a);
 				goto out;
 			}
 			if (s_flush_stmt(tx, &p))
 				goto out;
 			p.sql = argv[++i];
+			p.named = strcmp(a, "--statement") == 0;
 		} else if ((strcmp(a, "--param") == 0 && has_val) || strcmp(a, "--null") == 0) {
 			if (!p.sql || p.nparams == 256) {
-				fprintf(stderr, "dtxctl: %s belongs after a --sql\n", a);
+				fprintf(stderr, "dtxctl: %s belongs after a --sql or --statement\n", a);
 				goto out;
 			}
 			p.params[p.nparams++] = strcmp(a, "--null") == 0 ? NULL : argv[++i];
 		} else if (strcmp(a, "--expect") == 0 && has_val) {
 			if (!p.sql || !dtx_parse_int(argv[++i], 0, INT64_MAX, &v)) {
-				fprintf(stderr, "dtxctl: --expect ROWS belongs after a --sql\n");
+				fprintf(stderr,
+					"dtxctl: --expect ROWS belongs after a --sql or --statement\n");
 				goto out;
 			}
 			p.expect = v;
