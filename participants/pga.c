@@ -299,6 +299,12 @@ static void s_send(pga_t *self, const dtx_msg_t *msg)
 static void s_hello(pga_t *self)
 {
 	dtx_msg_t m = {.type = DTX_T_HELLO, .has = DTX_F_NAME, .name = self->cfg.name};
+	/* The connection worked until now: the reconnect below, for one
+	 * that never did, waits its full interval from here (else it cut
+	 * the connection this HELLO goes out on, and the coordinator's
+	 * next frame to it was lost). */
+	if (self->welcomed)
+		self->last_connect_ms = dtx_now_ms();
 	self->welcomed = false;
 	self->last_hello_ms = dtx_now_ms();
 	s_send(self, &m);

@@ -2,6 +2,10 @@
 # demo.sh — set everything up (scripts/setup.sh), then start a throwaway
 # PostgreSQL with the databases shop, bank and stock, coordinatord and one
 # dtx-pgagent per database, and place orders as global transactions.
+# The set-up is the secure one: CURVE keys made with dtxctl keygen, tcp://
+# endpoints under CURVE, each agent's key speaking for its participant
+# alone, and the shop application's client policy allowing named
+# statements only (the SQL stays in the agents' statements files).
 # Everything it starts is stopped and removed at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,14 +19,72 @@ show_state() {
 	echo "  stock:   $(q stock "SELECT string_agg(item || '=' || qty, ' ' ORDER BY item) FROM items")"
 	echo "  orders:  $(q shop "SELECT coalesce(string_agg(ref || ':' || customer || ' ' || qty || 'x ' || item, ', ' ORDER BY ref), '(none)') FROM orders")"
 }
-order() { # order REF CUSTOMER ITEM QTY
-	echo "\$ place order $1: $2 buys $4 x $3"
-	place_order "$@" | sed 's/^/  /'
+# order REF CUSTOMER ITEM QTY [dtxctl options]: as the shop application,
+# by named statements: only their names and parameters travel.
+order() {
+	local ref=$1 customer=$2 item=$3 qty=$4 price
+	shift 4
+	price=$(q stock "SELECT price FROM items WHERE item = '$item'")
+	echo "\$ place order $ref: $customer buys $qty x $item"
+	DTX_KEY=$K/shop-app.key "$DTXCTL" exec "$@" \
+		--on shop --statement place_order --param "$ref" --param "$customer" --param "$item" \
+		--param "$qty" --param $((price * qty)) --expect 1 \
+		--on bank --statement debit --param "$customer" --param $((price * qty)) --expect 1 \
+		--on stock --statement take --param "$item" --param "$qty" --expect 1 2>&1 | sed 's/^/  /'
 }
 
-say "starting PostgreSQL (shop, bank, stock), coordinatord and three agents in $T"
+say "keys: dtxctl keygen for the coordinator, each agent and two clients"
+K=$T/keys
+mkdir -p "$K"
+for k in coordinator shop bank stock shop-app ops; do
+	printf '  %-12s %s\n' "$k" "$("$DTXCTL" keygen $k --dir "$K")"
+done
+# each daemon owns its secret key
+[ "$(id -u)" -eq 0 ] && chown "$DTX_TEST_USER" "$K"/{coordinator,shop,bank,stock}.key
+CPORT=$((20000 + RANDOM % 20000))
+export DTX_TEST_CLIENT_EP=tcp://127.0.0.1:$CPORT DTX_TEST_AGENT_EP=tcp://127.0.0.1:$((CPORT + 1))
+export DTX_TEST_KEYS=$K DTX_TEST_STATEMENTS=$T/statements
+DTX_TEST_COORD_EXTRA="secret_key = $K/coordinator.key"
+for a in shop bank stock; do DTX_TEST_COORD_EXTRA+=$'\n'"[agent $a]"$'\n'"key = $(cat "$K/$a.pub")"; done
+DTX_TEST_COORD_EXTRA+="
+[client shop-app]
+key = $(cat "$K/shop-app.pub")
+participants = shop, bank, stock
+sql = false
+max_inflight = 100
+[client ops]
+key = $(cat "$K/ops.pub")
+participants = *
+sql = true"
+export DTX_TEST_COORD_EXTRA
+# the agents' named statements: the only SQL the shop application may run
+mkdir -p "$T/statements"
+cat >"$T/statements/shop.statements" <<'EOF'
+place_order 5 INSERT INTO orders (ref, customer, item, qty, total) VALUES ($1, $2, $3, $4, $5)
+EOF
+cat >"$T/statements/bank.statements" <<'EOF'
+debit 2 UPDATE wallets SET balance = balance - $2 WHERE customer = $1 AND balance >= $2
+EOF
+cat >"$T/statements/stock.statements" <<'EOF'
+take 2 UPDATE items SET qty = qty - $2 WHERE item = $1 AND qty >= $2
+EOF
+chmod 644 "$T"/statements/*
+# dtxctl's own admin commands go to the admin socket; exec and query to
+# the client endpoint, as the client ops unless said otherwise
+export DTX_CLIENT=$DTX_TEST_CLIENT_EP DTX_SERVER_KEY=$K/coordinator.pub DTX_KEY=$K/ops.key
+
+say "starting PostgreSQL (shop, bank, stock), coordinatord (clients and agents on tcp:// with CURVE) and three agents in $T"
 dtx_start_all
 "$DTXCTL" status | sed 's/^/  /'
+echo "  the coordinator's configuration, trust part:"
+sed -n '/^secret_key/,$p' "$T/coord.conf" | sed 's/^key = .*/key = .../; s/^/    /'
+
+say "who may do what: the shop application may not send SQL text, a stranger's key is not served"
+echo "\$ as shop-app: dtxctl exec --on bank --sql \"UPDATE wallets SET balance = 0\""
+DTX_KEY=$K/shop-app.key "$DTXCTL" exec --on bank --sql "UPDATE wallets SET balance = 0" 2>&1 | sed 's/^/  /'
+"$DTXCTL" keygen stranger --dir "$K" >/dev/null
+echo "\$ with a key the coordinator does not know"
+DTX_KEY=$K/stranger.key "$DTXCTL" --wait 2000 exec --on bank --sql "UPDATE wallets SET balance = 0" 2>&1 | sed 's/^/  /'
 
 say "before"
 show_state
@@ -59,10 +121,10 @@ wait_for 10 no_prepared_left
 echo "  prepared branches left in PostgreSQL: $(prepared_count)"
 show_state
 
-say "throughput: 4 clients placing orders for 5 seconds (dtxbench, workload shop)"
+say "throughput: 4 clients placing orders for 5 seconds (dtxbench as ops, workload shop, over CURVE)"
 q bank "INSERT INTO wallets SELECT 'bench-' || i, 1000000000 FROM generate_series(0, 63) i" >/dev/null
 q stock "INSERT INTO items SELECT 'bolt-' || i, 1, 1000000000 FROM generate_series(0, 63) i" >/dev/null
-"$top_builddir/tools/dtxbench" -c 4 -s 5 -w shop | sed 's/^/  /'
+"$top_builddir/tools/dtxbench" -e "$DTX_CLIENT" -c 4 -s 5 -w shop | sed 's/^/  /'
 "$DTXCTL" status | sed 's/^/  /'
 
 say "done: stopping everything"

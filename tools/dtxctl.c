@@ -542,7 +542,8 @@ static int s_exec(const s_opts_t *opts, int argc, char **argv)
 			p.on = argv[++i];
 		} else if ((strcmp(a, "--sql") == 0 || strcmp(a, "--statement") == 0) && has_val) {
 			if (!p.on) {
-				fprintf(stderr, "dtxctl: %s needs a --on PARTICIPANT before it\n", a);
+				fprintf(stderr, "dtxctl: %s needs a --on PARTICIPANT before it\n",
+					a);
 				goto out;
 			}
 			if (s_flush_stmt(tx, &p))
@@ -551,14 +552,15 @@ static int s_exec(const s_opts_t *opts, int argc, char **argv)
 			p.named = strcmp(a, "--statement") == 0;
 		} else if ((strcmp(a, "--param") == 0 && has_val) || strcmp(a, "--null") == 0) {
 			if (!p.sql || p.nparams == 256) {
-				fprintf(stderr, "dtxctl: %s belongs after a --sql or --statement\n", a);
+				fprintf(stderr, "dtxctl: %s belongs after a --sql or --statement\n",
+					a);
 				goto out;
 			}
 			p.params[p.nparams++] = strcmp(a, "--null") == 0 ? NULL : argv[++i];
 		} else if (strcmp(a, "--expect") == 0 && has_val) {
 			if (!p.sql || !dtx_parse_int(argv[++i], 0, INT64_MAX, &v)) {
-				fprintf(stderr,
-					"dtxctl: --expect ROWS belongs after a --sql or --statement\n");
+				fprintf(stderr, "dtxctl: --expect ROWS belongs after a --sql or "
+						"--statement\n");
 				goto out;
 			}
 			p.expect = v;

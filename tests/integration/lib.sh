@@ -269,6 +269,9 @@ lock_timeout_ms = ${DTX_TEST_LOCK_TIMEOUT_MS:-1000}
 marker_prune_interval_s = ${DTX_TEST_MARKER_PRUNE_S:-600}
 log_level = ${DTX_TEST_LOG_LEVEL:-info}
 EOF
+	# Named statements: DTX_TEST_STATEMENTS holds NAME.statements
+	[ -n "${DTX_TEST_STATEMENTS:-}" ] && [ -f "$DTX_TEST_STATEMENTS/$name.statements" ] &&
+		printf 'statements = %s\n' "$DTX_TEST_STATEMENTS/$name.statements" >>"$T/agent-$name.conf"
 	# CURVE (a tcp:// agent endpoint): DTX_TEST_KEYS holds coordinator.pub
 	# and NAME.key
 	[ -n "${DTX_TEST_KEYS:-}" ] &&
