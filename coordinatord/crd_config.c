@@ -67,6 +67,38 @@ static bool s_listen_ok(const char *val, char *why, size_t len)
 	return !val[0] || crd_listen_parse(val, &sa, why, len) == 0;
 }
 
+/* An ipc:// endpoint names a socket file: an abstract one (ipc://@name)
+ * has no permissions, anyone on the host may connect to it. */
+static bool s_ipc_path_ok(const char *val, char *why, size_t len)
+{
+	if (strncmp(val, "ipc://", 6) != 0)
+		return true;
+	if (val[6] == '@') {
+		snprintf(why, len,
+			 "an abstract socket (ipc://@...) has no permissions: give a "
+			 "path, ipc:///run/dtx/NAME.sock");
+		return false;
+	}
+	if (val[6] == '\0') {
+		snprintf(why, len, "ipc:// wants a path, e.g. ipc:///run/dtx/NAME.sock");
+		return false;
+	}
+	return true;
+}
+
+/* The admin and events endpoints are local only: a socket file, whose
+ * directory and mode say who may connect (never TCP). */
+static bool s_local_ok(const char *val, char *why, size_t len)
+{
+	if (strncmp(val, "ipc://", 6) != 0) {
+		snprintf(why, len,
+			 "local only: ipc:// with a path (e.g. ipc:///run/dtx/NAME.sock), "
+			 "not tcp:// or another transport");
+		return false;
+	}
+	return s_ipc_path_ok(val, why, len);
+}
+
 static bool s_name_ok(const char *val, char *why, size_t len)
 {
 	if (dtx_name_valid(val))
@@ -106,11 +138,11 @@ static const dtx_conf_key_t s_keys[] = {
 	 sizeof(((crd_config_t *)0)->participants[0]), offsetof(crd_config_t, nparticipants),
 	 DTX_CONF_REQUIRED | DTX_CONF_CALLER, s_name_ok},
 	STR(log_dir, log_dir, R, NULL),
-	STR(client_endpoint, client_endpoint, R, NULL),
-	STR(agent_endpoint, agent_endpoint, R, NULL),
-	STR(admin_endpoint, admin_endpoint, R, NULL),
+	STR(client_endpoint, client_endpoint, R, s_ipc_path_ok),
+	STR(agent_endpoint, agent_endpoint, R, s_ipc_path_ok),
+	STR(admin_endpoint, admin_endpoint, R, s_local_ok),
 	STR(metrics_listen, metrics_listen, R, s_listen_ok),
-	STR(events_endpoint, events_endpoint, R, NULL),
+	STR(events_endpoint, events_endpoint, R, s_local_ok),
 	UINT(max_frame_bytes, max_frame_bytes, 1024, 64 << 20, R),
 	{"map_size_mb", DTX_CONF_UINT, 1, 1 << 20, 20, F(map_size), 0, 0, R, NULL},
 	UINT(default_timeout_ms, default_timeout_ms, 1, 3600000, 0),

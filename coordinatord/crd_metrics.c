@@ -113,6 +113,9 @@ not_loopback:
 
 /* --- the server ----------------------------------------------------------- */
 
+#define CRD_HTTP_CONNECTIONS 256 /* open at once; each one is a descriptor */
+#define CRD_HTTP_IDLE_S 2        /* a connection silent this long is closed */
+
 struct crd_http {
 	struct MHD_Daemon *d;
 	int fd;
@@ -178,12 +181,21 @@ int crd_http_start(const char *listen, crd_metrics_fn fn, void *arg, crd_http_t 
 	h->arg = arg;
 	/* No thread of its own: the event loop polls the epoll descriptor
 	 * and calls MHD_run(), so the handler reads the loop's numbers
-	 * without a lock. */
+	 * without a lock.
+	 *
+	 * Idle or slow peers must not keep a scrape out: a connection
+	 * silent for CRD_HTTP_IDLE_S is closed (the loop's tick runs MHD's
+	 * timeouts), and there is room for CRD_HTTP_CONNECTIONS at once; at
+	 * the limit MHD stops accepting and a newcomer waits in the listen
+	 * backlog for the next idle one to be closed. No per-address limit:
+	 * the endpoint is on loopback only, where every peer, the scraper
+	 * included, has the same address. */
 	errno = 0;
 	h->d = MHD_start_daemon(MHD_USE_EPOLL | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0,
 				NULL, NULL, s_request, h, MHD_OPTION_SOCK_ADDR,
-				(struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5, MHD_OPTION_END);
+				(struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)CRD_HTTP_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)CRD_HTTP_IDLE_S, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(why, why_len, "cannot serve metrics on %s: %s", listen,
 			 errno ? strerror(errno) : "libmicrohttpd refused");

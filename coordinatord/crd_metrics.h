@@ -34,7 +34,9 @@ void crd_hist_write(const crd_hist_t *h, FILE *f, const char *name, const char *
 typedef struct crd_http crd_http_t;
 typedef void (*crd_metrics_fn)(void *arg, FILE *f);
 
-/* listen is "HOST:PORT" (numeric, loopback). 0, or DTX_EIO with why. */
+/* listen is "HOST:PORT" (numeric, loopback). 0, or DTX_EIO with why.
+ * At most 256 connections at once, each closed after 2 s without a byte:
+ * idle peers cannot keep a scrape waiting for long. */
 int crd_http_start(const char *listen, crd_metrics_fn fn, void *arg, crd_http_t **out, char *why,
 		   size_t why_len);
 /* A descriptor to poll for input; then crd_http_run(). */

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 
 #include "crd.h"
@@ -35,6 +36,45 @@ static int s_load(void *cfg, const char *path, char *why, size_t why_len)
 	return crd_config_load(cfg, path, why, why_len);
 }
 
+/*
+ * The folder of each ipc:// endpoint the coordinator binds must be its own
+ * and writable by nobody else (dtx_dir_check): the socket's permissions
+ * are all that keeps others off the admin socket, and libzmq replaces
+ * whatever is at the path. (Abstract ipc://@ names are refused when the
+ * file is read.) 0, or 1 with why said.
+ */
+static int s_check_ipc_dirs(const crd_config_t *cfg)
+{
+	const struct {
+		const char *key, *endpoint;
+	} eps[] = {
+		{"client_endpoint", cfg->client_endpoint},
+		{"agent_endpoint", cfg->agent_endpoint},
+		{"admin_endpoint", cfg->admin_endpoint},
+		{"events_endpoint", cfg->events_endpoint},
+	};
+	char dir[sizeof(cfg->admin_endpoint)], what[64], why[1024];
+
+	for (size_t i = 0; i < sizeof(eps) / sizeof(eps[0]); i++) {
+		const char *p = eps[i].endpoint, *slash;
+		if (strncmp(p, "ipc://", 6) != 0)
+			continue;
+		p += 6;
+		if (!(slash = strrchr(p, '/')))
+			snprintf(dir, sizeof(dir), ".");
+		else if (slash == p)
+			snprintf(dir, sizeof(dir), "/");
+		else
+			snprintf(dir, sizeof(dir), "%.*s", (int)(slash - p), p);
+		snprintf(what, sizeof(what), "%s's directory", eps[i].key);
+		if (dtx_dir_check(dir, what, why, sizeof(why))) {
+			dtx_err("cannot start: %s", why);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* --create-log: make the log of a new coordinator, then exit. */
 static int s_create_log(const crd_config_t *cfg)
 {
@@ -62,6 +102,8 @@ int main(int argc, char **argv)
 	if (create)
 		return s_create_log(&cfg);
 	dtx_daemon_up("coordinatord", NULL, cfg.log_level, s_on_signal, s_on_hup);
+	if (s_check_ipc_dirs(&cfg))
+		return 1;
 	if ((rc = crd_new(&cfg, &s_crd, why, sizeof(why)))) {
 		dtx_err("cannot start: %s", why);
 		return 1;

@@ -18,7 +18,9 @@ typedef int (*dtx_daemon_load_fn)(void *cfg, const char *path, char *why, size_t
  * The command line (dtx_daemon_args: -c FILE, --check-config, -h, and
  * --create-log where create_log is not NULL), then load(cfg, FILE), its
  * error on standard error as "prog: why", and --check-config answered
- * ("FILE: ok" on standard output). Returns -1 to go on with cfg read
+ * ("FILE: ok" on standard output). Anything but --help and --check-config
+ * is refused as root (geteuid() 0), with a line naming the fix, before
+ * the file is read. Returns -1 to go on with cfg read
  * (*create_log set for --create-log), else the exit code: 0 after --help
  * or a good --check-config, 1 for a bad file, 2 for a usage error.
  */
@@ -30,7 +32,8 @@ int dtx_daemon_config(int argc, char **argv, const char *prog, dtx_daemon_load_f
  * dtx_daemon_start() (log level, crash points, faults, on_stop for SIGTERM
  * and SIGINT), the journal sink under ident (participant: the agent's own
  * name, for its lines that name none; NULL for the coordinator), and
- * on_hup for SIGHUP when not NULL (else SIGHUP is ignored).
+ * on_hup for SIGHUP when not NULL (else SIGHUP is ignored); and the
+ * soft limit on descriptors raised to the hard one, said at info.
  */
 void dtx_daemon_up(const char *ident, const char *participant, int log_level, void (*on_stop)(int),
 		   void (*on_hup)(int));

@@ -166,7 +166,11 @@ int dtx_decode_or_refuse(void *sock, const dtx_peer_t *peer, const void *data, s
 		req.id = msg->id;
 		req.has = msg->has & DTX_F_ID;
 	}
-	dtx_warn("%s frame refused: %s", what, why);
+	/* A peer can send these as fast as it likes: ten at once, then two a
+	 * second, with the count of those left out (every one is still
+	 * answered). One limit for all sockets: they share the log. */
+	static dtx_ratelimit_t rl = DTX_RATELIMIT_INIT(10, 2);
+	dtx_log_rl(&rl, DTX_LOG_WARNING, "%s frame refused: %s", what, why);
 	dtx_send_error_to(sock, peer, &req, rc, why);
 	dtx_msg_clear(msg);
 	return rc;

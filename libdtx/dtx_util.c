@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,6 +135,55 @@ void dtx_log_ctx(int level, const char *gtid, const char *participant, const cha
 	va_start(ap, fmt);
 	s_log(level, &ctx, fmt, ap);
 	va_end(ap);
+}
+
+/* --- rate-limited lines ---------------------------------------------- */
+
+bool dtx_ratelimit_ok(dtx_ratelimit_t *rl, uint64_t *suppressed)
+{
+	int64_t now = dtx_now_ms();
+	int64_t cap = (int64_t)(rl->burst ? rl->burst : 1) * 1000;
+	int64_t rate = rl->per_s ? rl->per_s : 1; /* thousandths of a line per ms */
+
+	if (!rl->started) {
+		rl->started = true;
+		rl->tokens_ms = cap;
+		rl->last_ms = now;
+	}
+	if (now > rl->last_ms) {
+		/* capped before multiplying: a long quiet spell cannot overflow */
+		int64_t gap = now - rl->last_ms;
+		rl->tokens_ms = gap >= cap ? cap : rl->tokens_ms + gap * rate;
+		if (rl->tokens_ms > cap)
+			rl->tokens_ms = cap;
+		rl->last_ms = now;
+	}
+	if (rl->tokens_ms < 1000) {
+		rl->suppressed++;
+		return false;
+	}
+	rl->tokens_ms -= 1000;
+	if (suppressed)
+		*suppressed = rl->suppressed;
+	rl->suppressed = 0;
+	return true;
+}
+
+void dtx_log_rl(dtx_ratelimit_t *rl, int level, const char *fmt, ...)
+{
+	char line[2048];
+	uint64_t n;
+	va_list ap;
+
+	if (level > s_level || !dtx_ratelimit_ok(rl, &n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n)
+		dtx_log(level, "%s (%" PRIu64 " similar lines suppressed)", line, n);
+	else
+		dtx_log(level, "%s", line);
 }
 
 /* --- clocks ----------------------------------------------------------- */
@@ -478,6 +528,39 @@ int dtx_daemon_args(int argc, char **argv, const char *prog, const char **path, 
 		return 2;
 	}
 	return -1;
+}
+
+int dtx_dir_check(const char *path, const char *what, char *why, size_t why_len)
+{
+	struct stat st;
+	uid_t me = geteuid();
+
+	if (lstat(path, &st) != 0) {
+		int err = errno;
+		snprintf(why, why_len, "%s %s: %s", what, path, strerror(err));
+		return err == ENOENT ? DTX_ENOTFOUND : DTX_EIO;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		snprintf(why, why_len, "%s %s: a symbolic link (name the directory itself)", what,
+			 path);
+		return DTX_ECONFIG;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, why_len, "%s %s: not a directory", what, path);
+		return DTX_ECONFIG;
+	}
+	if (st.st_uid != me) {
+		snprintf(why, why_len, "%s %s: owned by uid %u, not by this user (uid %u)", what,
+			 path, (unsigned)st.st_uid, (unsigned)me);
+		return DTX_ECONFIG;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(why, why_len, "%s %s: mode %04o: writable by %s", what, path,
+			 (unsigned)(st.st_mode & 07777),
+			 (st.st_mode & S_IWOTH) ? "others" : "its group");
+		return DTX_ECONFIG;
+	}
+	return 0;
 }
 
 void dtx_daemon_start(int log_level, void (*on_stop)(int))

@@ -89,6 +89,43 @@ void dtx_log_ctx(int level, const char *gtid, const char *participant, const cha
 			dtx_log_ctx(DTX_LOG_DEBUG, NULL, (part), __VA_ARGS__);                     \
 	} while (0)
 
+/* --- rate-limited lines ---------------------------------------------- */
+
+/*
+ * A line a peer can make us repeat at will (a refused frame, a bad
+ * request) goes through a rate limit, one per call site: a burst of
+ * `burst` lines at once, then `per_s` lines a second (a token bucket),
+ * the rest suppressed and counted. The first line let through after some
+ * were suppressed says how many. Not thread-safe: a limit belongs to one
+ * thread (the daemons' loops).
+ *
+ *	static dtx_ratelimit_t rl = DTX_RATELIMIT_INIT(10, 2);
+ *	dtx_log_rl(&rl, DTX_LOG_WARNING, "client frame refused: %s", why);
+ *
+ * logs "client frame refused: ..." for the first ten and then two a
+ * second, each let through after a gap ending in
+ * " (N similar lines suppressed)".
+ */
+typedef struct {
+	unsigned burst;      /* lines let through at once; 0 means 1 */
+	unsigned per_s;      /* lines a second after the burst; 0 means 1 */
+	bool started;        /* tokens set on first use */
+	int64_t tokens_ms;   /* the bucket, in thousandths of a line */
+	int64_t last_ms;     /* dtx_now_ms() at the last refill */
+	uint64_t suppressed; /* dropped since the last line let through */
+} dtx_ratelimit_t;
+
+#define DTX_RATELIMIT_INIT(burst_, per_s_) {.burst = (burst_), .per_s = (per_s_)}
+
+/* true: the caller may log now; *suppressed (when not NULL) gets how many
+ * were dropped since the last true, and the count starts again. false:
+ * drop this one (counted). */
+bool dtx_ratelimit_ok(dtx_ratelimit_t *rl, uint64_t *suppressed);
+
+/* dtx_log() through rl; a line above the log level costs nothing. */
+void dtx_log_rl(dtx_ratelimit_t *rl, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* --- clocks ----------------------------------------------------------- */
 
 int64_t dtx_now_ms(void);       /* CLOCK_MONOTONIC, milliseconds */
@@ -174,6 +211,17 @@ int dtx_daemon_args(int argc, char **argv, const char *prog, const char **path, 
 /* Once the configuration is read: log level, crash points and faults from
  * the environment, on_stop for SIGTERM and SIGINT, SIGPIPE ignored. */
 void dtx_daemon_start(int log_level, void (*on_stop)(int));
+
+/*
+ * A directory the daemon keeps its files or sockets in: 0 when path is a
+ * directory (not a symbolic link to one: lstat), owned by this process's
+ * effective user and writable by nobody else (no group or other write
+ * bit). Else why says "WHAT PATH: reason", e.g. "log_dir /x: owned by uid
+ * 65534, not by this user (uid 1000)" or "log_dir /x: mode 0777: writable
+ * by others", and the result is DTX_ENOTFOUND (no such path), DTX_EIO
+ * (lstat failed otherwise) or DTX_ECONFIG (refused).
+ */
+int dtx_dir_check(const char *path, const char *what, char *why, size_t why_len);
 
 /* --- configuration helpers -------------------------------------------- */
 

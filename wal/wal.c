@@ -370,6 +370,29 @@ static uint32_t s_creation_epoch(void)
 	return (uint32_t)(now > 0 ? now : 1);
 }
 
+/* The files of a log folder: each absent, or a regular file (lstat). */
+static int s_plain_files(const char *dir, char *why, size_t why_len)
+{
+	static const char *const names[] = {"data.mdb", "lock.mdb", "coordinatord.lock"};
+	char path[4096];
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (lstat(path, &st) != 0) {
+			if (errno == ENOENT)
+				continue;
+			return s_why(why, why_len, DTX_EIO, "log_dir %s: cannot stat %s: %s", dir,
+				     names[i], strerror(errno));
+		}
+		if (!S_ISREG(st.st_mode))
+			return s_why(why, why_len, DTX_ECONFIG,
+				     "log_dir %s: %s is %s, not a regular file: refused", dir,
+				     names[i], S_ISLNK(st.st_mode) ? "a symbolic link" : "special");
+	}
+	return 0;
+}
+
 int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 {
 	wal_t *self;
@@ -394,9 +417,28 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 		return s_why(why, why_len, DTX_EIO, "eventfd: %s", strerror(errno));
 	}
 
+	/* The folder is ours alone, and what LMDB and the lock open in it
+	 * are plain files: no symlink planted there sends a write elsewhere
+	 * (LMDB's own opens follow links; nobody else can add one). */
+	if (opts->create && mkdir(opts->dir, 0700) != 0 && errno != EEXIST) {
+		rc = s_why(why, why_len, DTX_EIO, "cannot create %s: %s", opts->dir,
+			   strerror(errno));
+		goto fail;
+	}
+	if ((rc = dtx_dir_check(opts->dir, "log_dir", why, why_len))) {
+		if (rc == DTX_ENOTFOUND)
+			s_why(why, why_len, rc,
+			      "no log in %s: creating one is an explicit act (coordinatord -c FILE "
+			      "--create-log)",
+			      opts->dir);
+		goto fail;
+	}
+	if ((rc = s_plain_files(opts->dir, why, why_len)))
+		goto fail;
+
 	struct stat dst;
 	snprintf(path, sizeof(path), "%s/data.mdb", opts->dir);
-	bool exists = stat(path, &dst) == 0;
+	bool exists = lstat(path, &dst) == 0;
 	if (!opts->create && !exists) {
 		rc = s_why(why, why_len, DTX_ENOTFOUND,
 			   "no log in %s: creating one is an explicit act (coordinatord -c FILE "
@@ -408,13 +450,9 @@ int wal_open(const wal_opts_t *opts, wal_t **out, char *why, size_t why_len)
 		rc = s_why(why, why_len, DTX_ELOG, "%s exists: a log is there already", path);
 		goto fail;
 	}
-	if (opts->create && mkdir(opts->dir, 0700) != 0 && errno != EEXIST) {
-		rc = s_why(why, why_len, DTX_EIO, "cannot create %s: %s", opts->dir,
-			   strerror(errno));
-		goto fail;
-	}
 	snprintf(path, sizeof(path), "%s/coordinatord.lock", opts->dir);
-	if ((self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+	if ((self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+				  0600)) < 0) {
 		rc = s_why(why, why_len, DTX_EIO, "cannot open %s: %s", path, strerror(errno));
 		goto fail;
 	}

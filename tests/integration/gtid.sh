@@ -13,7 +13,7 @@ g1=${out%% *}
 e1=$(epoch_of "$g1")
 
 # A second log in the same folder is refused.
-out=$("$COORDINATORD" -c "$T/coord.conf" --create-log 2>&1); rc=$?
+out=$(as_daemon "$COORDINATORD" -c "$T/coord.conf" --create-log 2>&1); rc=$?
 is "$rc" 1 "--create-log where a log is refuses"
 like "$out" 'a log is there already' "... saying so"
 
@@ -21,15 +21,15 @@ kill_wait "$COORD_PID"
 size=$(stat -c %s "$T/log/data.mdb")
 cp "$T/log/data.mdb" "$T/data.mdb.saved"
 dd if=/dev/zero of="$T/log/data.mdb" bs="$size" count=1 conv=notrunc status=none
-out=$(timeout 20 "$COORDINATORD" -c "$T/coord.conf" 2>&1); rc=$?
+out=$(timeout 20 "${AS_DAEMON[@]}" "$COORDINATORD" -c "$T/coord.conf" 2>&1); rc=$?
 is "$rc" 1 "a zeroed log refuses the start"
 like "$out" 'cannot start: .*(holds no coordinator record|not an LMDB file|Invalid argument|truncated|damaged)' \
 	"... with a clear message ($(printf '%s' "$out" | tail -1))"
 : >"$T/log/data.mdb"
-out=$(timeout 20 "$COORDINATORD" -c "$T/coord.conf" 2>&1); rc=$?
+out=$(timeout 20 "${AS_DAEMON[@]}" "$COORDINATORD" -c "$T/coord.conf" 2>&1); rc=$?
 is "$rc" 1 "an emptied log refuses the start"
 rm -rf "$T/log"
-out=$(timeout 20 "$COORDINATORD" -c "$T/coord.conf" 2>&1); rc=$?
+out=$(timeout 20 "${AS_DAEMON[@]}" "$COORDINATORD" -c "$T/coord.conf" 2>&1); rc=$?
 is "$rc" 1 "no log at all refuses the start: it is not created on the way"
 like "$out" 'no log in .*--create-log' "... and says how to create one"
 
@@ -37,7 +37,7 @@ like "$out" 'no log in .*--create-log' "... and says how to create one"
 # still prepared in bank.
 q bank "CREATE TABLE marks (n int)"
 q bank "BEGIN; INSERT INTO marks VALUES (1); PREPARE TRANSACTION 'dtx:c1:$e1:999:0'" >/dev/null
-out=$("$COORDINATORD" -c "$T/coord.conf" --create-log 2>&1); rc=$?
+out=$(as_daemon "$COORDINATORD" -c "$T/coord.conf" --create-log 2>&1); rc=$?
 is "$rc" 0 "--create-log makes a new log"
 e2=$(printf '%s' "$out" | sed -n 's/.*first epoch \([0-9]*\).*/\1/p')
 ok "$([ -n "$e2" ] && [ "$e2" -gt "$e1" ]; echo $?)" "its first epoch ($e2) is above the lost log's ($e1)"

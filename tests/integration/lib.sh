@@ -5,6 +5,8 @@
 #   socket only, max_prepared_transactions set), run as an unprivileged user
 #   when we are root, with the databases shop, bank and stock of the demo.
 # dtx_start_coord / dtx_start_agent NAME: the real daemons, in background.
+#   They refuse to run as root: when we are root they run as DTX_TEST_USER
+#   (postgres, as PostgreSQL does) through as_daemon, and $T is theirs.
 # dtx_cleanup (trap EXIT): stops everything and removes the folder.
 # TAP: ok, is, like, done_testing; bail.
 #
@@ -34,8 +36,19 @@ if [ -z "$PGBIN" ]; then
 fi
 [ -n "$PGBIN" ] || { echo "Bail out! no PostgreSQL server binaries (apt-get install postgresql-15)"; exit 1; }
 
+# The daemons' user when we are root (they refuse root): they own $T,
+# where they make their log and sockets; dtxctl and the test tools stay
+# root. as_daemon CMD...: run CMD as that user, in the foreground. In the
+# background write "${AS_DAEMON[@]}" CMD... &: setpriv execs, so $! is
+# CMD's own pid (a function would put a subshell between).
+DTX_TEST_USER=${DTX_TEST_USER:-postgres}
+AS_DAEMON=()
+[ "$(id -u)" -eq 0 ] && AS_DAEMON=(setpriv --reuid="$DTX_TEST_USER" --regid="$DTX_TEST_USER" --clear-groups --)
+as_daemon() { "${AS_DAEMON[@]}" "$@"; }
+
 T=$(mktemp -d /tmp/dtx-it.XXXXXX)
 chmod 755 "$T"
+[ "$(id -u)" -eq 0 ] && chown "$DTX_TEST_USER:" "$T"
 PGPORT=$((20000 + RANDOM % 20000))
 PGSOCK=$T/sock
 COORD_PID=
@@ -245,10 +258,10 @@ dtx_start_coord() {
 	[ -f "$T/coord.conf" ] || write_coord_conf
 	# Creating the log is an explicit act: done once, before the first start.
 	if [ ! -e "$T/log/data.mdb" ] && [ -z "${DTX_TEST_NO_CREATE_LOG:-}" ]; then
-		"$COORDINATORD" -c "$T/coord.conf" --create-log >>"$T/coord.log" 2>&1 ||
+		as_daemon "$COORDINATORD" -c "$T/coord.conf" --create-log >>"$T/coord.log" 2>&1 ||
 			{ echo "# coordinatord --create-log failed"; tail -3 "$T/coord.log" | sed 's/^/# /'; return 1; }
 	fi
-	env "$@" "$COORDINATORD" -c "$T/coord.conf" >>"$T/coord.log" 2>&1 &
+	"${AS_DAEMON[@]}" env "$@" "$COORDINATORD" -c "$T/coord.conf" >>"$T/coord.log" 2>&1 &
 	COORD_PID=$!
 	ALL_PIDS+=("$COORD_PID")
 	wait_for 10 "$DTXCTL" --wait 500 status || { echo "# coordinatord did not answer"; tail -5 "$T/coord.log" | sed 's/^/# /'; return 1; }
@@ -277,7 +290,7 @@ EOF
 	[ -n "${DTX_TEST_KEYS:-}" ] &&
 		printf 'coordinator_key = %s\nsecret_key = %s\n' "$DTX_TEST_KEYS/coordinator.pub" \
 			"$DTX_TEST_KEYS/$name.key" >>"$T/agent-$name.conf"
-	env "$@" "$PGAGENT" -c "$T/agent-$name.conf" >>"$T/agent-$name.log" 2>&1 &
+	"${AS_DAEMON[@]}" env "$@" "$PGAGENT" -c "$T/agent-$name.conf" >>"$T/agent-$name.log" 2>&1 &
 	AGENT_PID[$name]=$!
 	ALL_PIDS+=("$!")
 }
@@ -367,7 +380,7 @@ dtx_start_bench() {
 	dtx_start_coord || exit 1
 	for a in bank stock; do dtx_start_agent $a; done
 	for a in null1 null2; do
-		"$top_builddir/tools/dtx-nullagent" $a "ipc://$T/agent.sock" 200 >>"$T/agent-$a.log" 2>&1 &
+		"${AS_DAEMON[@]}" "$top_builddir/tools/dtx-nullagent" $a "ipc://$T/agent.sock" 200 >>"$T/agent-$a.log" 2>&1 &
 		ALL_PIDS+=("$!")
 	done
 	for a in bank stock null1 null2; do

@@ -111,8 +111,8 @@ sed "s/^metrics_listen = .*/metrics_listen = 127.0.0.1/" "$T/coord.conf" >"$T/ba
 like "$("$COORDINATORD" --check-config -c "$T/bad.conf" 2>&1)" "bad.conf:[0-9]+: 'metrics_listen': HOST:PORT" "a missing port is refused"
 # a second coordinator (its own log and sockets) on the same metrics port
 sed -e "s|$T/log|$T/log2|" -e "s|$T/\([a-z]*\)\.sock|$T/\1-2.sock|" "$T/coord.conf" >"$T/two.conf"
-"$COORDINATORD" -c "$T/two.conf" --create-log >/dev/null || echo "# cannot create the second log"
-out=$("$COORDINATORD" -c "$T/two.conf" 2>&1); rc=$?
+as_daemon "$COORDINATORD" -c "$T/two.conf" --create-log >/dev/null || echo "# cannot create the second log"
+out=$(as_daemon "$COORDINATORD" -c "$T/two.conf" 2>&1); rc=$?
 is "$rc" 1 "a metrics port already taken stops the start"
 like "$out" "cannot serve metrics on 127.0.0.1:$MPORT" "... and says so ($out)"
 done_testing

@@ -197,7 +197,7 @@ wait_for 5 no_prepared_left; ok $? "the branch is rolled back"
 is "$(q shop "SELECT count(*) FROM orders WHERE ref = 'ghost2'")" 0 "its row never became visible"
 
 # --- a second coordinator on the same log -------------------------------------
-out=$("$COORDINATORD" -c "$T/coord.conf" 2>&1); rc=$?
+out=$(as_daemon "$COORDINATORD" -c "$T/coord.conf" 2>&1); rc=$?
 is "$rc" 1 "a second coordinatord on the same log refuses to start"
 like "$out" 'held by another process' "saying the log is held"
 kill -0 "$COORD_PID"; ok $? "the first one keeps running"

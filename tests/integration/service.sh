@@ -35,14 +35,15 @@ like "$(grep '^ExecStartPre=' "$T/units/coordinatord.service")" '--check-config'
 	"the configuration is checked before start"
 
 # --- notify and watchdog ---------------------------------------------------------
-"$NOTIFYSOCK" "$T/notify.sock" >"$T/notify.out" &
+# the stand-in runs as the daemons do (as systemd's socket lets them write)
+"${AS_DAEMON[@]}" "$NOTIFYSOCK" "$T/notify.sock" >"$T/notify.out" &
 ALL_PIDS+=("$!")
 wait_or_bail 5 test -S "$T/notify.sock"
 dtx_start_pg
 # WATCHDOG_USEC as systemd sets it for WatchdogSec=0.4s: pings every 200 ms
 write_coord_conf
-"$COORDINATORD" -c "$T/coord.conf" --create-log >>"$T/coord.log" 2>&1; ok $? "the log is created (an explicit act)"
-NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=400000 "$COORDINATORD" -c "$T/coord.conf" 2>>"$T/coord.log" &
+as_daemon "$COORDINATORD" -c "$T/coord.conf" --create-log >>"$T/coord.log" 2>&1; ok $? "the log is created (an explicit act)"
+NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=400000 "${AS_DAEMON[@]}" "$COORDINATORD" -c "$T/coord.conf" 2>>"$T/coord.log" &
 COORD_PID=$!
 ALL_PIDS+=("$COORD_PID")
 wait_for 10 grep -q 'READY=1' "$T/notify.out"; ok $? "coordinatord says READY=1"
@@ -75,10 +76,10 @@ if [ "$(id -u)" = 0 ] && mkdir -p /run/systemd/journal 2>/dev/null &&
 	: >"$T/j.err"
 	unshare --mount bash -c '
 		mount -t tmpfs tmpfs /run/systemd/journal || exit 1
-		"$1" /run/systemd/journal/socket >"$2/journal.out" & echo $! >"$2/journal.pid"
+		$4 "$1" /run/systemd/journal/socket >"$2/journal.out" & echo $! >"$2/journal.pid"
 		for i in $(seq 50); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
 		export JOURNAL_STREAM=$(stat -c "%d:%i" "$2/j.err")
-		exec "$3" -c "$2/coord.conf" 2>>"$2/j.err"' - "$NOTIFYSOCK" "$T" "$COORDINATORD" &
+		exec $4 "$3" -c "$2/coord.conf" 2>>"$2/j.err"' - "$NOTIFYSOCK" "$T" "$COORDINATORD" "${AS_DAEMON[*]}" &
 	COORD_PID=$!
 	ALL_PIDS+=("$COORD_PID")
 	wait_or_bail 10 "$DTXCTL" --wait 500 status

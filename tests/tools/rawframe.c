@@ -5,6 +5,8 @@
  * goes out as given, not through dtx_send (it is meant to be malformed);
  * the answer is read as any dtx client reads one. --req sends from a REQ
  * socket instead of a DEALER, to see that a REQ client is answered.
+ * --count N (DEALER only) sends the frame N times and reads the answers,
+ * printing the last one and "N answers" (a flood of refused frames).
  */
 #include "config.h"
 
@@ -19,8 +21,12 @@
 int main(int argc, char **argv)
 {
 	bool req = argc == 4 && strcmp(argv[1], "--req") == 0;
-	if (argc != 3 && !req) {
-		fprintf(stderr, "usage: dtx-rawframe [--req] ENDPOINT HEX\n");
+	long count = 1;
+	if (argc == 5 && strcmp(argv[1], "--count") == 0 && (count = atol(argv[2])) > 0) {
+		argv += 2;
+		argc -= 2;
+	} else if (argc != 3 && !req) {
+		fprintf(stderr, "usage: dtx-rawframe [--req | --count N] ENDPOINT HEX\n");
 		return 2;
 	}
 	const char *endpoint = argv[argc - 2], *hex = argv[argc - 1];
@@ -32,10 +38,25 @@ int main(int argc, char **argv)
 	int zero = 0, rc = 1;
 	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_connect(s, endpoint);
-	zmq_send(s, buf, n, 0);
+	int hwm = 0; /* a flood is not dropped on our side */
+	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	for (long i = 0; i < count; i++)
+		zmq_send(s, buf, n, 0);
 	dtx_msg_t m;
 	char why[256];
 	int drc = dtx_recv_wait(s, &m, 5000, why, sizeof(why));
+	for (long got = 1; drc == 0 && got < count; got++) {
+		dtx_msg_t next;
+		if (dtx_recv_wait(s, &next, 5000, why, sizeof(why)) != 0) {
+			printf("%ld answers\n", got);
+			break;
+		}
+		dtx_msg_clear(&m);
+		m = next;
+		if (got + 1 == count)
+			printf("%ld answers\n", count);
+	}
 	if (drc == 0) {
 		printf("%s %lld %s", dtx_msg_type_str(m.type), (long long)m.code,
 		       (m.has & DTX_F_TEXT) ? m.text : "");
