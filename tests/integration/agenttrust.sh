@@ -41,7 +41,7 @@ EOF
 	} >"$T/agent-$name.conf"
 }
 start_agent() { # start_agent NAME: with agent_conf's file
-	"$PGAGENT" -c "$T/agent-$1.conf" >>"$T/agent-$1.log" 2>&1 &
+	"${AS_DAEMON[@]}" "$PGAGENT" -c "$T/agent-$1.conf" >>"$T/agent-$1.log" 2>&1 &
 	AGENT_PID[$1]=$!
 	ALL_PIDS+=("$!")
 }
@@ -50,7 +50,7 @@ start_agent() { # start_agent NAME: with agent_conf's file
 rogue() {
 	local out=$1
 	shift
-	"$ROGUE" serve "$@" >"$T/$out" 2>&1 &
+	"${AS_DAEMON[@]}" "$ROGUE" serve "$@" >"$T/$out" 2>&1 &
 	ROGUE_PID=$!
 	ALL_PIDS+=("$!")
 }
@@ -117,6 +117,9 @@ q shop "ROLLBACK PREPARED 'dtx:c1:1:11:0'" >/dev/null
 # --- 3. tcp:// and CURVE ------------------------------------------------------
 mkdir -p "$T/keys" && chmod 700 "$T/keys"
 for k in coordinator rogue shop; do "$ROGUE" keygen "$T/keys" $k || bail "keygen $k"; done
+# the agent and the rogue run as the daemons' user: a secret key file must be
+# owned by its reader
+[ "$(id -u)" -eq 0 ] && chown -R "$DTX_TEST_USER" "$T/keys"
 PORT=$((20000 + RANDOM % 20000))
 TCP=tcp://127.0.0.1:$PORT
 
@@ -151,7 +154,7 @@ wait_exit 20 "$ROGUE_PID"
 like "$(cat "$T/rogue5.out")" "HELLO shop" "the server holding the coordinator's key hears HELLO (the agent was trying)"
 kill_wait "${AGENT_PID[shop]}"
 agent_conf shop "$TCP" "coordinator_key = $T/keys/coordinator.pub" "secret_key = $T/keys/nothere.key"
-out=$(timeout 20 "$PGAGENT" -c "$T/agent-shop.conf" 2>&1); rc=$?
+out=$(timeout 20 "${AS_DAEMON[@]}" "$PGAGENT" -c "$T/agent-shop.conf" 2>&1); rc=$?
 is "$rc" 1 "a secret key file that cannot be read stops the agent"
 like "$out" "cannot start: $T/keys/nothere.key" "... naming it"
 

@@ -29,7 +29,7 @@ EOF
 cat >"$T/bank.statements" <<'EOF'
 debit 2 UPDATE public.wallets SET balance = balance - $2 WHERE customer = $1 AND balance >= $2
 EOF
-chmod 600 "$T"/*.statements
+chmod 644 "$T"/*.statements
 
 # start_agent NAME STATEMENTS-FILE [EXTRA CONFIG LINE...]: like lib.sh's
 # dtx_start_agent, as role dtx, with a statements file.
@@ -49,7 +49,7 @@ statements = $file
 EOF
 		for l in "$@"; do echo "$l"; done
 	} >"$T/agent-$name.conf"
-	"$PGAGENT" -c "$T/agent-$name.conf" >>"$T/agent-$name.log" 2>&1 &
+	"${AS_DAEMON[@]}" "$PGAGENT" -c "$T/agent-$name.conf" >>"$T/agent-$name.log" 2>&1 &
 	AGENT_PID[$name]=$!
 	ALL_PIDS+=("$!")
 }
@@ -139,7 +139,7 @@ like "$out" "statement 1 of branch 1 needs one of 'sql' and 'statement'" "... sa
 refused_at_start() {
 	local f=$T/bad.statements out rc
 	printf '%b' "$1" >"$f"
-	chmod 600 "$f"
+	chmod 644 "$f"
 	cat >"$T/agent-bad.conf" <<EOF
 [agent]
 name = shop
@@ -147,7 +147,7 @@ coordinator = ipc://$T/agent.sock
 conninfo = host=$PGSOCK port=$PGPORT dbname=shop user=dtx connect_timeout=5
 statements = $f
 EOF
-	out=$(timeout 20 "$PGAGENT" -c "$T/agent-bad.conf" 2>&1); rc=$?
+	out=$(timeout 20 "${AS_DAEMON[@]}" "$PGAGENT" -c "$T/agent-bad.conf" 2>&1); rc=$?
 	is "$rc" 1 "the agent does not start: $3"
 	like "$out" "${2//FILE/$f}" "... and says where and why"
 }
@@ -168,10 +168,10 @@ refused_at_start 'gone 0 SELECT * FROM public.no_such_table\n' \
 	"a named statement PostgreSQL cannot prepare"
 chmod 666 "$T/shop.statements"
 out=$(sed "s|^statements = .*|statements = $T/shop.statements|" "$T/agent-bad.conf" >"$T/agent-bad2.conf"
-	timeout 20 "$PGAGENT" -c "$T/agent-bad2.conf" 2>&1); rc=$?
+	timeout 20 "${AS_DAEMON[@]}" "$PGAGENT" -c "$T/agent-bad2.conf" 2>&1); rc=$?
 is "$rc" 1 "the agent does not start with a statements file others may write"
 like "$out" "$T/shop.statements:0: writable by others than its owner" "... and says so"
-chmod 600 "$T/shop.statements"
+chmod 644 "$T/shop.statements"
 
 # --- after the connections are lost, the statements are prepared again ------
 out=$(tx o2 "$(order o2 bob 1 10)"); rc=$?
