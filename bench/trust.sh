@@ -46,7 +46,7 @@ NULL_PIDS=()
 # start TRANSPORT: coordinatord and the four agents over ipc, tcp or curve.
 start() {
 	rm -f "$T/coord.conf"
-	unset DTX_TEST_CLIENT_EP DTX_TEST_AGENT_EP DTX_TEST_KEYS DTX_TEST_COORD_EXTRA
+	unset DTX_TEST_CLIENT_EP DTX_TEST_AGENT_EP DTX_TEST_KEYS DTX_TEST_COORD_EXTRA DTX_TEST_AGENT_EXTRA
 	CLIENT=ipc://$T/client.sock AGENT=ipc://$T/agent.sock
 	local nullenv=()
 	case $1 in
@@ -56,7 +56,7 @@ start() {
 		;;
 	esac
 	case $1 in
-	tcp) export DTX_TEST_COORD_EXTRA="insecure = true" ;;
+	tcp) export DTX_TEST_COORD_EXTRA="insecure = true" DTX_TEST_AGENT_EXTRA="insecure = true" ;;
 	curve)
 		export DTX_TEST_KEYS=$K
 		DTX_TEST_COORD_EXTRA="secret_key = $K/coordinator.key"
@@ -89,7 +89,7 @@ run() {
 	"$DTXBENCH" -e "$CLIENT" "${keys[@]}" -m "$2" -w transfer --dbs bank,stock --null null1,null2 \
 		--accounts $ACCOUNTS -c "$3" -s "$SECONDS_PER_RUN" --warmup 1 --timeout 30000 \
 		--json "$T/run.json" >"$T/run.out" 2>&1 || { cat "$T/run.out" >&2; echo 0; return; }
-	jq -r '.runs[0] | if .errors > 0 then 0 else .tps end' "$T/run.json"
+	jq -r '.runs[0] | if .errors > 0 then 0 else (.tps | floor) end' "$T/run.json"
 }
 
 declare -A TPS=()
@@ -105,7 +105,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	done
 done
 mean() { awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.0f", NF ? s / NF : 0 }' <<<"$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 echo
 printf '%-10s %12s %12s %12s %14s %14s\n' mode ipc tcp curve curve/ipc curve/tcp
 for m in null dtx; do

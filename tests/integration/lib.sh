@@ -282,6 +282,7 @@ lock_timeout_ms = ${DTX_TEST_LOCK_TIMEOUT_MS:-1000}
 marker_prune_interval_s = ${DTX_TEST_MARKER_PRUNE_S:-600}
 log_level = ${DTX_TEST_LOG_LEVEL:-info}
 EOF
+	[ -n "${DTX_TEST_AGENT_EXTRA:-}" ] && printf '%s\n' "$DTX_TEST_AGENT_EXTRA" >>"$T/agent-$name.conf"
 	# Named statements: DTX_TEST_STATEMENTS holds NAME.statements
 	[ -n "${DTX_TEST_STATEMENTS:-}" ] && [ -f "$DTX_TEST_STATEMENTS/$name.statements" ] &&
 		printf 'statements = %s\n' "$DTX_TEST_STATEMENTS/$name.statements" >>"$T/agent-$name.conf"
