@@ -312,6 +312,11 @@ int crd_new(const crd_config_t *cfg, crd_t **out, char *why, size_t why_len)
 	rc = DTX_EIO;
 	if (!(self->ctx = zmq_ctx_new()))
 		goto fail;
+	/* CURVE's encryption is done by libzmq's I/O threads: a second one
+	 * shares it when an endpoint is remote. */
+	if (cfg->secret_key[0] &&
+	    (dtx_endpoint_remote(cfg->client_endpoint) || dtx_endpoint_remote(cfg->agent_endpoint)))
+		zmq_ctx_set(self->ctx, ZMQ_IO_THREADS, 2);
 	/* The authentication handler first: a socket bound before it would
 	 * let anyone in. */
 	if (crd_zap_open(self, why, why_len))
