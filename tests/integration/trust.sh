@@ -152,6 +152,16 @@ like "$(grep "client connection refused" "$T/coord.log" | tail -1)" "key $(cat "
 	"... and the coordinator logs the key it refused"
 is "$(balance alice)" "$before" "nothing ran"
 
+# --- a client's text in the log is bounded ---------------------------------
+# PostgreSQL's error quotes the value: 2,000 bytes the client chose
+long=$(printf 'x%.0s' $(seq 1 2000))
+out=$("$DTXCTL" exec --on bank --sql "SELECT '$long'::int" 2>&1); rc=$?
+is "$rc" 1 "a statement whose error quotes 2,000 bytes of the client's aborts"
+gtid=${out%% *}
+note=$(show_records "$gtid" aborting note)
+like "$note" '^bank voted no: .*\.\.\.$' "its abort record says why, cut"
+ok $([ "${#note}" -le 260 ]; echo $?) "... at most 260 bytes of it reach the log (${#note})"
+
 # --- idle connections: descriptors -----------------------------------------
 # More idle connections than the default soft limit of 1024, held open
 # while a transaction runs and dtxctl asks; the handshake timeout (1 s
