@@ -251,7 +251,8 @@ static void s_on_hello(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m)
 		return;
 	}
 	bool same_conn = p->connected && p->peer.n == peer->n &&
-			 memcmp(p->peer.id, peer->id, peer->n) == 0;
+			 memcmp(p->peer.id, peer->id, peer->n) == 0 &&
+			 strcmp(p->peer.user, peer->user) == 0;
 	/* A name that is connected is not taken over by another connection,
 	 * unless that one proved the same identity (the agent restarted, its
 	 * old connection not yet seen gone) or the old one fell silent. */

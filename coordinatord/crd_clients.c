@@ -178,9 +178,20 @@ static int s_policy(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m, int
 				return DTX_EPERM;
 			}
 	}
-	if ((*slot = s_client_slot(self, name)) >= 0 &&
-	    self->client_load[*slot].inflight >= c->max_inflight) {
-		snprintf(text, len, "client %s has %u transactions in flight, its most", name,
+	if ((*slot = s_client_slot(self, name)) < 0) {
+		snprintf(text, len, "too many client names to count transactions for");
+		return DTX_EBUSY;
+	}
+	return 0;
+}
+
+/* A new transaction of the client of slot: room in its max_inflight? */
+static int s_client_room(crd_t *self, const dtx_peer_t *peer, int slot, char *text, size_t len)
+{
+	const crd_client_policy_t *c = slot >= 0 ? crd_config_client(&self->cfg, peer->user + 7)
+						 : NULL;
+	if (c && self->client_load[slot].inflight >= c->max_inflight) {
+		snprintf(text, len, "client %s has %u transactions in flight, its most", c->name,
 			 c->max_inflight);
 		return DTX_EBUSY;
 	}
@@ -205,9 +216,12 @@ static void s_on_tx(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m)
 		crd_send_error(self->client, peer, true, m->id, rc, text);
 		return;
 	}
+	/* A TX sent again is answered with its transaction even at the
+	 * client's limit: only a new one counts against it. */
 	if ((m->has & DTX_F_KEY) && s_on_tx_again(self, peer, m))
 		return;
-	if ((rc = s_admit(self, m, text, sizeof(text)))) {
+	if ((rc = s_client_room(self, peer, slot, text, sizeof(text))) ||
+	    (rc = s_admit(self, m, text, sizeof(text)))) {
 		crd_send_error(self->client, peer, true, m->id, rc, text);
 		return;
 	}

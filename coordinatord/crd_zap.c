@@ -151,25 +151,40 @@ static long s_ipc_uid(const char *address)
 	return stop != p[2] && *stop == ':' && uid >= 0 ? uid : -1;
 }
 
-/* Refusals logged at most once a second, with how many were not. */
+/* Refusals: each new reason (it names the key or uid) logged, the same
+ * one again at most once a second, saying how many were not. */
 static void s_refused(const char *domain, const char *address, const char *why)
 {
-	static int64_t last_ms;
-	static unsigned quiet;
+	static struct {
+		char why[160];
+		int64_t last_ms;
+		unsigned quiet;
+	} seen[16];
+	static unsigned next;
 	int64_t now = dtx_now_ms();
-	if (last_ms && now - last_ms < 1000) {
-		quiet++;
+	unsigned i = 0;
+	while (i < 16 && strcmp(seen[i].why, why) != 0)
+		i++;
+	if (i == 16) {
+		i = next;
+		next = (next + 1) % 16;
+		snprintf(seen[i].why, sizeof(seen[i].why), "%s", why);
+		seen[i].last_ms = 0;
+		seen[i].quiet = 0;
+	}
+	if (seen[i].last_ms && now - seen[i].last_ms < 1000) {
+		seen[i].quiet++;
 		return;
 	}
-	if (quiet)
-		dtx_warn("%s connection refused from %s: %s (and %u more refused in the last "
-			 "second)",
-			 domain, address[0] ? address : "?", why, quiet);
+	if (seen[i].quiet)
+		dtx_warn("%s connection refused from %s: %s (and %u times more since the last "
+			 "such line)",
+			 domain, address[0] ? address : "?", why, seen[i].quiet);
 	else
 		dtx_warn("%s connection refused from %s: %s", domain, address[0] ? address : "?",
 			 why);
-	last_ms = now;
-	quiet = 0;
+	seen[i].last_ms = now;
+	seen[i].quiet = 0;
 }
 
 /* Decide one request: a User-Id in user, or a refusal (false, why). */
@@ -271,7 +286,11 @@ static bool s_serve_one(crd_t *self)
 	while (more) {
 		zmq_msg_t *m = &f[n < ZAP_FRAMES ? n : ZAP_FRAMES];
 		zmq_msg_init(m);
-		if (zmq_msg_recv(m, self->zap, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+		int rc;
+		while ((rc = zmq_msg_recv(m, self->zap, n == 0 ? ZMQ_DONTWAIT : 0)) < 0 &&
+		       errno == EINTR && n > 0)
+			; /* the rest of a message is there: only a signal stops it */
+		if (rc < 0) {
 			zmq_msg_close(m);
 			if (n == 0)
 				return false;
@@ -296,7 +315,8 @@ static bool s_serve_one(crd_t *self)
 	s_str(&f[5], mechanism, sizeof(mechanism));
 	bool ipc = strncmp(s_endpoint_of(self, domain), "ipc://", 6) == 0;
 	unsigned conns = crd_zap_connections(self, domain);
-	if (conns > self->cfg.max_connections)
+	bool full = conns > self->cfg.max_connections;
+	if (full)
 		snprintf(why, sizeof(why), "%u connections, more than max_connections", conns);
 	bool ok = !why[0] && strcmp(version, "1.0") == 0 &&
 		  s_decide(self, domain, address, ipc, mechanism,
@@ -310,7 +330,8 @@ static bool s_serve_one(crd_t *self)
 		s_refused(domain, address, why);
 	zmq_send(self->zap, "1.0", 3, ZMQ_SNDMORE);
 	zmq_send(self->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE);
-	zmq_send(self->zap, ok ? "200" : "400", 3, ZMQ_SNDMORE);
+	/* 300: for the moment (RFC 27's temporary error); 400: refused */
+	zmq_send(self->zap, ok ? "200" : full ? "300" : "400", 3, ZMQ_SNDMORE);
 	zmq_send(self->zap, ok ? "OK" : why, strlen(ok ? "OK" : why), ZMQ_SNDMORE);
 	zmq_send(self->zap, user, strlen(user), ZMQ_SNDMORE);
 	zmq_send(self->zap, "", 0, 0);

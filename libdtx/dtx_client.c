@@ -30,6 +30,7 @@ struct dtx_client {
 	void *sock;
 	void *mon;       /* PAIR: the socket's handshake events, to say why nothing came */
 	uint64_t next_id;
+	char endpoint[256];
 	int refused;     /* the last handshake failed: its ZMQ_EVENT_HANDSHAKE_FAILED_*, or 0 */
 	int refused_how; /* ... and its value (the ZAP status code, 400 for a refused key) */
 };
@@ -219,16 +220,26 @@ static dtx_client_t *s_new(const char *endpoint, const char *server_key, const c
 		goto fail;
 	/* Handshake outcomes: a coordinator that refuses this connection
 	 * (ZAP) answers nothing at all; the monitor lets a timeout say why. */
+	/* Its queue unbounded (a monitor's send waits for room, and the I/O
+	 * thread with it), read at every call. */
+	static unsigned long mon_seq;
 	char mon_ep[64];
-	snprintf(mon_ep, sizeof(mon_ep), "inproc://dtx-client-%p", (void *)self);
+	int unbounded = 0;
+	snprintf(mon_ep, sizeof(mon_ep), "inproc://dtx-client-%lu",
+		 __atomic_add_fetch(&mon_seq, 1, __ATOMIC_RELAXED));
 	if (zmq_socket_monitor(self->sock, mon_ep,
 			       ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-				       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-				       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0 &&
-	    (self->mon = zmq_socket(self->ctx, ZMQ_PAIR)) && zmq_connect(self->mon, mon_ep) != 0) {
-		zmq_close(self->mon);
-		self->mon = NULL;
+				       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0) {
+		if (!(self->mon = zmq_socket(self->ctx, ZMQ_PAIR)) ||
+		    zmq_setsockopt(self->mon, ZMQ_RCVHWM, &unbounded, sizeof(unbounded)) != 0 ||
+		    zmq_connect(self->mon, mon_ep) != 0) {
+			if (self->mon)
+				zmq_close(self->mon);
+			self->mon = NULL;
+			zmq_socket_monitor(self->sock, NULL, 0);
+		}
 	}
+	snprintf(self->endpoint, sizeof(self->endpoint), "%s", endpoint);
 	if (zmq_connect(self->sock, endpoint) != 0) {
 		if (why && why_len)
 			snprintf(why, why_len, "%s: %s", endpoint, zmq_strerror(errno));
@@ -303,10 +314,18 @@ static void s_handshakes(dtx_client_t *self)
 }
 
 /* A timeout: ETIMEOUT, or EPERM with the reason when the coordinator
- * refused the connection itself. */
+ * refused the connection itself and this call heard nothing (a call that
+ * was answered ACTIVE ran something: it is in doubt, a time-out). */
 static int s_timed_out(dtx_client_t *self, dtx_outcome_t *out)
 {
 	s_handshakes(self);
+	if (out->gtid[0])
+		return DTX_ETIMEOUT;
+	if (self->refused == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && self->refused_how == 300) {
+		snprintf(out->reason, sizeof(out->reason),
+			 "the coordinator has too many connections (max_connections): try again");
+		return DTX_EBUSY;
+	}
 	if (self->refused == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
 		snprintf(out->reason, sizeof(out->reason),
 			 "the coordinator refused this connection (authentication, status %d): "
@@ -330,6 +349,15 @@ static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wa
 	int64_t deadline = wait_ms < 0 ? -1 : dtx_now_ms() + wait_ms;
 
 	memset(out, 0, sizeof(*out));
+	/* libzmq does not connect again after a refused handshake: this call
+	 * tries anew (the refusal may have been for the moment, or the
+	 * configuration has changed since). */
+	s_handshakes(self);
+	if (self->refused) {
+		zmq_disconnect(self->sock, self->endpoint);
+		zmq_connect(self->sock, self->endpoint);
+		self->refused = 0;
+	}
 	req->id = self->next_id++;
 	req->has |= DTX_F_ID;
 	if ((rc = dtx_send(self->sock, req, 0)))

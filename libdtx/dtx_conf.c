@@ -244,6 +244,8 @@ static char *s_reader(char *str, int num, void *arg)
 	if (c->why[0] || !fgets(str, num, c->f))
 		return NULL;
 	c->line++;
+	if (c->line == 1 && strncmp(str, "\xEF\xBB\xBF", 3) == 0)
+		memmove(str, str + 3, strlen(str + 3) + 1); /* a UTF-8 BOM, as inih skips it */
 	size_t len = strlen(str);
 	if (len && str[len - 1] != '\n' && !feof(c->f)) {
 		s_fail(c, "line too long (at most %d characters)", num - 2);
@@ -274,10 +276,7 @@ static int s_handler(void *arg, const char *section, const char *key, const char
 		s_fail(c, "key '%s' before any section", key);
 		return 0;
 	}
-	if (strcmp(section, c->current) != 0) {
-		s_fail(c, "unknown section [%s]", section);
-		return 0;
-	}
+	(void)section; /* the reader saw the header whole (inih cuts long names) */
 	for (const dtx_conf_key_t *k = c->keys; k->name; k++)
 		if (strcmp(k->name, key) == 0) {
 			if (s_value(c, k, val))

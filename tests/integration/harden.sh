@@ -117,7 +117,8 @@ refused_conf "events_endpoint = tcp://127.0.0.1:$MPORT" events_endpoint "tcp://1
 refused_conf "client_endpoint = ipc://@c" client_endpoint "ipc://@c" "an abstract socket"
 refused_conf "agent_endpoint = ipc://@a" agent_endpoint "ipc://@a" "an abstract socket"
 sed "s|^client_endpoint = .*|client_endpoint = tcp://127.0.0.1:$MPORT|" "$T/coord.conf" >"$T/tcp.conf"
-"$COORDINATORD" --check-config -c "$T/tcp.conf" >/dev/null 2>&1; ok $? "client_endpoint on tcp:// is still accepted"
+echo "secret_key = $T/none.key" >>"$T/tcp.conf"
+"$COORDINATORD" --check-config -c "$T/tcp.conf" >/dev/null 2>&1; ok $? "client_endpoint on tcp:// (with a CURVE key) is still accepted"
 
 # --- a running coordinator ---------------------------------------------------------------
 # systemd's soft default, below the hard limit: the daemon takes the hard one

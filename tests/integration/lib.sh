@@ -226,7 +226,16 @@ no_prepared_left() { [ "$(prepared_count)" = 0 ]; }
 
 # --- dtx processes ----------------------------------------------------------
 write_coord_conf() {
+	# [client test] first: a test may append keys to [coordinator]
 	cat >"$T/coord.conf" <<EOF
+# The tests' own processes (dtxctl, banktest, dtxbench) on the client
+# endpoint: any participant, SQL text.
+[client test]
+user = $(id -u)
+participants = *
+sql = true
+max_inflight = 1000000
+
 [coordinator]
 id = c1
 log_dir = $T/log
@@ -242,14 +251,6 @@ lazy_flush_ms = ${DTX_TEST_LAZY_FLUSH_MS:-5}
 retention_s = ${DTX_TEST_RETENTION_S:-3600}
 log_level = ${DTX_TEST_COORD_LOG_LEVEL:-${DTX_TEST_LOG_LEVEL:-info}}
 ${DTX_TEST_COORD_EXTRA:-}
-
-# The tests' own processes (dtxctl, banktest, dtxbench) on the client
-# endpoint: any participant, SQL text.
-[client test]
-user = $(id -u)
-participants = *
-sql = true
-max_inflight = 1000000
 EOF
 }
 

@@ -119,6 +119,14 @@ static int setup(void)
 	snprintf(cfg.admin_endpoint, sizeof(cfg.admin_endpoint), "ipc://%s/admin", dir);
 	snprintf(cfg.events_endpoint, sizeof(cfg.events_endpoint), "ipc://%s/events", dir);
 	cfg.metrics_listen[0] = '\0';
+	/* this process, a client of the coordinator (crd_zap.c decides) */
+	cfg.nclients = 1;
+	snprintf(cfg.clients[0].name, sizeof(cfg.clients[0].name), "test");
+	cfg.clients[0].uid = (long)getuid();
+	snprintf(cfg.clients[0].participants[0], sizeof(cfg.clients[0].participants[0]), "*");
+	cfg.clients[0].nparticipants = 1;
+	cfg.clients[0].max_inflight = 1000;
+	cfg.clients[0].sql = true;
 	if (crd_create_log(&cfg, &epoch, why, sizeof(why)) ||
 	    crd_new(&cfg, &crd, why, sizeof(why))) {
 		printf("# coordinator: %s\n", why);
@@ -131,9 +139,22 @@ static int setup(void)
 	zmq_setsockopt(cli, ZMQ_RCVTIMEO, &t, sizeof(t));
 	if (zmq_connect(cli, cfg.client_endpoint) || zmq_send(cli, "x", 1, 0) != 1)
 		return -1;
-	zmq_pollitem_t it = {.socket = crd->client, .events = ZMQ_POLLIN};
+	/* The loop is not running: its authentication handler is served
+	 * here until the frame arrives. */
 	zmq_msg_t body;
-	if (zmq_poll(&it, 1, 2000) != 1 || !dtx_recv_routed(crd->client, &cli_peer, &body)) {
+	int64_t until = dtx_now_ms() + 2000;
+	bool got = false;
+	while (!got && dtx_now_ms() < until) {
+		zmq_pollitem_t it[2] = {{.socket = crd->client, .events = ZMQ_POLLIN},
+					{.socket = crd->zap, .events = ZMQ_POLLIN}};
+		if (zmq_poll(it, 2, 100) < 0)
+			break;
+		if (it[1].revents & ZMQ_POLLIN)
+			crd_zap_serve(crd, 10);
+		got = (it[0].revents & ZMQ_POLLIN) &&
+		      dtx_recv_routed(crd->client, &cli_peer, &body);
+	}
+	if (!got) {
 		printf("# waited 2000 ms for the client's first frame: nothing came\n");
 		return -1;
 	}
