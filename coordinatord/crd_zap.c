@@ -21,8 +21,9 @@
  *   admin,  NULL/ipc   anyone who can reach the socket  uid:UID
  *   events
  *
- * Everything else is refused (status 400), and the refusal logged, at
- * most once a second. ipc:// peers are known by the credentials the
+ * Everything else is refused (status 400; 300, for the moment, beyond
+ * max_connections), and the refusal logged: each new reason, and the
+ * same one again at most once a second. ipc:// peers are known by the credentials the
  * kernel gives for a Unix socket (SO_PEERCRED: libzmq appends
  * ":UID:GID:PID" to an ipc:// peer's address).
  *
