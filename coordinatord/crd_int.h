@@ -13,8 +13,9 @@
  *   crd_twopc.c    two-phase commit: votes, decisions, phase two, timeouts
  *   crd_send.c     sending: to agents (with back-off), to clients
  *   crd_log.c      records, group commit, what the log says, recovery
+ *   crd_zap.c      who each connection is (ZAP), connections per endpoint
  *   crd_agents.c   the agent endpoint
- *   crd_clients.c  the client endpoint: TX and QUERY
+ *   crd_clients.c  the client endpoint: TX and QUERY, client policies
  *   crd_admin.c    the admin endpoint: the command table
  *   crd_events.c   the event stream (dtxctl watch)
  *   crd_stats.c    counters, gauges, Prometheus text, dtxctl stats
