@@ -165,6 +165,9 @@ static int s_policy(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m, int
 	}
 	for (uint32_t i = 0; i < m->nbranches; i++) {
 		const dtx_branch_t *b = &m->branches[i];
+		int idx = crd_part_index(self, b->participant);
+		if (idx < 0 || !self->parts[idx].allowed)
+			continue; /* unknown to every client: s_admit says so */
 		if (!s_may_name(c, b->participant)) {
 			snprintf(text, len, "client %s may not name participant '%s'", name,
 				 b->participant);

@@ -86,7 +86,7 @@ write_coord_conf
 dtx_start_coord || exit 1
 for a in shop bank stock; do wait_or_bail 10 participant_up $a; done
 lines=$(wc -l <"$T/coord.log")
-sed -i -e 's/^participants = .*/participants = shop, bank, audit/' \
+sed -i -e '/^\[coordinator\]/,$ s/^participants = .*/participants = shop, bank, audit/' \
 	-e 's/^default_timeout_ms = .*/default_timeout_ms = 1234/' \
 	-e 's/^log_level = .*/log_level = debug/' -e 's/^id = c1/id = c2/' "$T/coord.conf"
 kill -HUP "$COORD_PID"
