@@ -196,7 +196,7 @@ static const dtx_conf_section_t s_sections[] = {
 	{"agent", s_agent_keys, offsetof(crd_config_t, agent_keys), sizeof(crd_agent_key_t),
 	 CRD_MAX_AGENT_KEYS, offsetof(crd_config_t, nagent_keys), offsetof(crd_agent_key_t, name),
 	 sizeof(((crd_agent_key_t *)0)->name), NULL},
-	{NULL},
+	{.kind = NULL},
 };
 
 #undef F
