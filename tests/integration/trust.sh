@@ -176,7 +176,7 @@ sleep 1
 out=$(place_order d1 alice widget 1); rc=$?
 is "$rc" 0 "an order commits while 1,100 idle connections are open"
 "$DTXCTL" --wait 5000 status >/dev/null 2>&1; ok $? "dtxctl status answers"
-wait_exit 20 "$holder" >/dev/null
+wait_exit 20 "$holder"; is "$?" 0 "the holder of the idle connections held them and finished"
 ! gone "$COORD_PID"; ok $? "the coordinator still runs"
 out=$(place_order d2 alice widget 1); rc=$?
 is "$rc" 0 "and commits after they are gone"
@@ -196,6 +196,6 @@ like "$out" '^REPLY 0' "a resolve that says it is from mallory is done"
 like "$(show_records "$gtid" heuristic note)" "^operator uid $(id -u) \($(id -un)\): resolve abort$" \
 	"... and logged as the admin socket's peer, uid $(id -u), not mallory"
 kill -CONT "${AGENT_PID[stock]}"
-wait_exit 60 "$client" >/dev/null
+wait_exit 60 "$client"; is "$?" 1 "the waiting client is told aborted"
 
 done_testing
