@@ -61,6 +61,9 @@ typedef enum {
 				   * retention_s and may have committed */
 	DTX_OUTCOME_HEURISTIC = 5, /* some branch went against the decision, or an
 				    * operator decided: see dtxctl show */
+	DTX_OUTCOME_COMPLETED = 6, /* a saga: every step done */
+	DTX_OUTCOME_COMPENSATED = 7, /* a saga: turned around, every step that
+				      * may have run compensated; see reason */
 } dtx_outcome_status_t;
 
 const char *dtx_outcome_str(int status);

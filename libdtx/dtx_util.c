@@ -53,6 +53,8 @@ const char *dtx_outcome_str(int status)
 	case DTX_OUTCOME_ABORTED: return "aborted";
 	case DTX_OUTCOME_IN_DOUBT: return "in-doubt";
 	case DTX_OUTCOME_HEURISTIC: return "heuristic";
+	case DTX_OUTCOME_COMPLETED: return "completed";
+	case DTX_OUTCOME_COMPENSATED: return "compensated";
 	}
 	return "invalid";
 }

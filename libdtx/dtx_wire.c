@@ -20,7 +20,8 @@ static const char *const s_type_names[DTX_T__COUNT] = {
 	[DTX_T_WELCOME] = "WELCOME", [DTX_T_INDOUBT] = "INDOUBT", [DTX_T_PREPARE] = "PREPARE",
 	[DTX_T_VOTE] = "VOTE",       [DTX_T_DECIDE] = "DECIDE",   [DTX_T_ACK] = "ACK",
 	[DTX_T_PING] = "PING",       [DTX_T_PONG] = "PONG",       [DTX_T_ADMIN] = "ADMIN",
-	[DTX_T_REPLY] = "REPLY",     [DTX_T_EVENT] = "EVENT",
+	[DTX_T_REPLY] = "REPLY",     [DTX_T_EVENT] = "EVENT",     [DTX_T_SAGA] = "SAGA",
+	[DTX_T_STEP] = "STEP",       [DTX_T_RESULT] = "RESULT",
 };
 
 /* What each type requires and what it may carry besides. */
@@ -30,7 +31,7 @@ static const struct {
 	[DTX_T_TX] = {DTX_F_ID | DTX_F_BRANCHES, DTX_F_TIMEOUT | DTX_F_KEY},
 	[DTX_T_QUERY] = {DTX_F_ID | DTX_F_GTID, 0},
 	[DTX_T_OUTCOME] = {DTX_F_ID | DTX_F_CODE,
-			   DTX_F_GTID | DTX_F_NAME | DTX_F_SQLSTATE | DTX_F_TEXT},
+			   DTX_F_GTID | DTX_F_NAME | DTX_F_SQLSTATE | DTX_F_TEXT | DTX_F_STEP},
 	[DTX_T_ERROR] = {DTX_F_CODE | DTX_F_TEXT, DTX_F_ID},
 	[DTX_T_HELLO] = {DTX_F_NAME, 0},
 	[DTX_T_WELCOME] = {DTX_F_TEXT, 0},
@@ -44,7 +45,10 @@ static const struct {
 	[DTX_T_ADMIN] = {DTX_F_ID | DTX_F_NAME, DTX_F_TEXT | DTX_F_ARGS},
 	[DTX_T_REPLY] = {DTX_F_ID | DTX_F_CODE, DTX_F_TEXT | DTX_F_ROWS},
 	[DTX_T_EVENT] = {DTX_F_GTID | DTX_F_EVENT | DTX_F_PARTS | DTX_F_AT,
-			 DTX_F_WHO | DTX_F_DETAIL},
+			 DTX_F_WHO | DTX_F_DETAIL | DTX_F_STEP},
+	[DTX_T_SAGA] = {DTX_F_ID | DTX_F_STEPS, DTX_F_TIMEOUT | DTX_F_KEY},
+	[DTX_T_STEP] = {DTX_F_GTID | DTX_F_CODE, DTX_F_STMTS | DTX_F_TIMEOUT},
+	[DTX_T_RESULT] = {DTX_F_GTID | DTX_F_CODE, DTX_F_SQLSTATE | DTX_F_TEXT},
 };
 
 /* Each attribute's name and type; max bounds a string's bytes (0: the
@@ -541,6 +545,145 @@ static int s_branches(s_dec_t *d, const msgpack_object *o)
 	return 0;
 }
 
+static int s_bool(s_dec_t *d, const msgpack_object *o, const char *field, bool *out)
+{
+	if (o->type != MSGPACK_OBJECT_BOOLEAN)
+		return FAIL(d, DTX_EPROTO, "field '%s' must be a boolean", field);
+	*out = o->via.boolean;
+	return 0;
+}
+
+/* A saga's steps: the shape here, the saga's rules in dtx_saga_check(). */
+static int s_steps(s_dec_t *d, const msgpack_object *o)
+{
+	int rc;
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0)
+		return FAIL(d, DTX_EPROTO, "field 'steps' must be a non-empty array");
+	if (o->via.array.size > DTX_SAGA_MAX_STEPS)
+		return FAIL(d, DTX_ETOOBIG, "a saga has at most %d steps", DTX_SAGA_MAX_STEPS);
+	uint32_t n = o->via.array.size;
+	dtx_step_t *st = s_alloc(d->msg, n * sizeof(*st));
+	if (!st)
+		return DTX_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		const msgpack_object *m = &o->via.array.ptr[i];
+		bool pivot = false, retry = false;
+		int64_t group = 0;
+		st[i] = (dtx_step_t){0};
+		if (m->type != MSGPACK_OBJECT_MAP)
+			return FAIL(d, DTX_EPROTO, "a step must be a map");
+		for (uint32_t k = 0; k < m->via.map.size; k++) {
+			const msgpack_object *key = &m->via.map.ptr[k].key;
+			const msgpack_object *val = &m->via.map.ptr[k].val;
+			if (s_key_is(key, "name"))
+				rc = s_str(d, val, "name", DTX_WIRE_MAX_NAME, &st[i].name);
+			else if (s_key_is(key, "p"))
+				rc = s_str(d, val, "p", DTX_WIRE_MAX_NAME, &st[i].participant);
+			else if (s_key_is(key, "stmts"))
+				rc = s_stmts(d, val, &st[i].nstmts, &st[i].stmts);
+			else if (s_key_is(key, "compensate"))
+				rc = s_stmts(d, val, &st[i].ncomp, &st[i].comp);
+			else if (s_key_is(key, "pivot"))
+				rc = s_bool(d, val, "pivot", &pivot);
+			else if (s_key_is(key, "retry"))
+				rc = s_bool(d, val, "retry", &retry);
+			else if (s_key_is(key, "group"))
+				rc = s_int(d, val, "group", 0, UINT32_MAX, &group);
+			else
+				return FAIL(d, DTX_EPROTO, "unknown field in a step");
+			if (rc)
+				return rc;
+		}
+		if (!st[i].participant || !dtx_name_valid(st[i].participant))
+			return FAIL(d, DTX_EPROTO, "a step needs a valid participant name 'p'");
+		if (!st[i].name || !dtx_name_valid(st[i].name))
+			return FAIL(d, DTX_EPROTO,
+				    "a step needs a 'name' of 1 to %d characters of [A-Za-z0-9_-]",
+				    DTX_WIRE_MAX_NAME);
+		if (!st[i].stmts)
+			return FAIL(d, DTX_EPROTO, "step '%s' has no 'stmts'", st[i].name);
+		if (pivot && retry)
+			return FAIL(d, DTX_EPROTO, "step '%s' is both the pivot and retriable",
+				    st[i].name);
+		st[i].kind = pivot   ? DTX_STEP_PIVOT
+			     : retry ? DTX_STEP_RETRIABLE
+				     : DTX_STEP_COMPENSABLE;
+		st[i].group = (uint32_t)group;
+	}
+	d->msg->nsteps = n;
+	d->msg->steps = st;
+	return 0;
+}
+
+static int s_check_stmts(uint32_t n, const dtx_stmt_t *st);
+
+int dtx_saga_check(const dtx_step_t *st, uint32_t n, char *why, size_t why_len)
+{
+	bool pivot = false;
+	if (n == 0 || n > DTX_SAGA_MAX_STEPS)
+		return s_fail(why, why_len, DTX_EINVAL, "a saga has 1 to %d steps",
+			      DTX_SAGA_MAX_STEPS);
+	for (uint32_t i = 0; i < n; i++) {
+		const dtx_step_t *s = &st[i];
+		if (!s->name || !dtx_name_valid(s->name) || !s->participant ||
+		    !dtx_name_valid(s->participant) || !s->nstmts ||
+		    s_check_stmts(s->nstmts, s->stmts) || (s->ncomp && s_check_stmts(s->ncomp, s->comp)))
+			return s_fail(why, why_len, DTX_EINVAL,
+				      "step %u: a name, a participant and statements are needed",
+				      i + 1);
+		for (uint32_t j = 0; j < i; j++)
+			if (strcmp(st[j].name, s->name) == 0)
+				return s_fail(why, why_len, DTX_EINVAL,
+					      "two steps are named '%s'", s->name);
+		switch (s->kind) {
+		case DTX_STEP_COMPENSABLE:
+			if (i && st[i - 1].kind != DTX_STEP_COMPENSABLE)
+				return s_fail(why, why_len, DTX_EINVAL,
+					      "step '%s' has a compensation but comes after the "
+					      "pivot or a retriable step",
+					      s->name);
+			if (!s->ncomp)
+				return s_fail(why, why_len, DTX_EINVAL,
+					      "step '%s' comes before the pivot and has no "
+					      "compensation: mark it \"pivot\" or give it one",
+					      s->name);
+			break;
+		case DTX_STEP_PIVOT:
+			if (pivot)
+				return s_fail(why, why_len, DTX_EINVAL,
+					      "step '%s' is a second pivot", s->name);
+			if (i && st[i - 1].kind == DTX_STEP_RETRIABLE)
+				return s_fail(why, why_len, DTX_EINVAL,
+					      "the pivot '%s' comes after a retriable step",
+					      s->name);
+			pivot = true;
+			/* fall through */
+		case DTX_STEP_RETRIABLE:
+			if (s->ncomp)
+				return s_fail(why, why_len, DTX_EINVAL,
+					      "step '%s' is the pivot or retriable: it has no "
+					      "compensation",
+					      s->name);
+			break;
+		default: return s_fail(why, why_len, DTX_EINVAL, "step '%s': bad kind", s->name);
+		}
+		if (!s->group)
+			continue;
+		if (s->kind == DTX_STEP_PIVOT)
+			return s_fail(why, why_len, DTX_EINVAL,
+				      "the pivot '%s' runs alone: it cannot be in a group", s->name);
+		bool cont = i && st[i - 1].group == s->group;
+		if (cont && st[i - 1].kind != s->kind)
+			return s_fail(why, why_len, DTX_EINVAL,
+				      "group %u mixes compensable and retriable steps", s->group);
+		for (uint32_t j = 0; !cont && j < i; j++)
+			if (st[j].group == s->group)
+				return s_fail(why, why_len, DTX_EINVAL,
+					      "group %u is not consecutive steps", s->group);
+	}
+	return 0;
+}
+
 static int s_gids(s_dec_t *d, const msgpack_object *o)
 {
 	int rc;
@@ -747,6 +890,18 @@ static int s_field(s_dec_t *d, const msgpack_object *key, const msgpack_object *
 	if (s_key_is(key, "detail")) {
 		*bit = DTX_F_DETAIL;
 		return s_str(d, val, "detail", DTX_WIRE_MAX_STR, &m->detail);
+	}
+	if (s_key_is(key, "steps")) {
+		*bit = DTX_F_STEPS;
+		return s_steps(d, val);
+	}
+	if (s_key_is(key, "step")) {
+		*bit = DTX_F_STEP;
+		if ((rc = s_str(d, val, "step", DTX_WIRE_MAX_NAME, &m->step)))
+			return rc;
+		if (!dtx_name_valid(m->step))
+			return FAIL(d, DTX_EPROTO, "field 'step' is not a valid step name");
+		return 0;
 	}
 	if (s_key_is(key, "at_us")) {
 		*bit = DTX_F_AT;
@@ -1023,6 +1178,10 @@ int dtx_msg_encode(const dtx_msg_t *m, char **buf, size_t *len)
 	}
 	if ((has & DTX_F_GIDS) && m->ngids > DTX_WIRE_MAX_ITEMS)
 		return DTX_EINVAL;
+	if ((has & DTX_F_STEPS) && dtx_saga_check(m->steps, m->nsteps, NULL, 0))
+		return DTX_EINVAL;
+	if ((has & DTX_F_STEP) && !dtx_name_valid(m->step))
+		return DTX_EINVAL;
 	if ((has & DTX_F_KEY) && !dtx_key_valid(m->key))
 		return DTX_EINVAL;
 	if ((has & DTX_F_TEXT) && strlen(m->text) > DTX_WIRE_MAX_STR)
@@ -1133,6 +1292,37 @@ int dtx_msg_encode(const dtx_msg_t *m, char **buf, size_t *len)
 	if (has & DTX_F_DETAIL) {
 		s_pack_str(&pk, "detail");
 		s_pack_str(&pk, m->detail);
+	}
+	if (has & DTX_F_STEPS) {
+		s_pack_str(&pk, "steps");
+		msgpack_pack_array(&pk, m->nsteps);
+		for (uint32_t i = 0; i < m->nsteps; i++) {
+			const dtx_step_t *st = &m->steps[i];
+			msgpack_pack_map(&pk, 3 + (st->ncomp > 0) + (st->kind != DTX_STEP_COMPENSABLE) +
+						      (st->group > 0));
+			s_pack_str(&pk, "name");
+			s_pack_str(&pk, st->name);
+			s_pack_str(&pk, "p");
+			s_pack_str(&pk, st->participant);
+			s_pack_str(&pk, "stmts");
+			s_pack_stmts(&pk, st->nstmts, st->stmts);
+			if (st->ncomp) {
+				s_pack_str(&pk, "compensate");
+				s_pack_stmts(&pk, st->ncomp, st->comp);
+			}
+			if (st->kind != DTX_STEP_COMPENSABLE) {
+				s_pack_str(&pk, st->kind == DTX_STEP_PIVOT ? "pivot" : "retry");
+				msgpack_pack_true(&pk);
+			}
+			if (st->group) {
+				s_pack_str(&pk, "group");
+				msgpack_pack_uint32(&pk, st->group);
+			}
+		}
+	}
+	if (has & DTX_F_STEP) {
+		s_pack_str(&pk, "step");
+		s_pack_str(&pk, m->step);
 	}
 	if (has & DTX_F_AT) {
 		s_pack_str(&pk, "at_us");

@@ -70,7 +70,13 @@ typedef enum {
 	DTX_T_REPLY,    /* id, code, text? (a summary line), rows? (each a list of
 		      * attributes: one transaction, record, participant...) */
 	/* coordinator -> watchers (events endpoint, XPUB) */
-	DTX_T_EVENT,    /* gtid, event, who?, participants, detail?, at_us */
+	DTX_T_EVENT,    /* gtid, event, who?, participants, detail?, at_us, step? */
+	/* sagas (DESIGN.md "Sagas") */
+	DTX_T_SAGA,     /* client: id, steps, timeout?, key?; answered by OUTCOME */
+	DTX_T_STEP,     /* coordinator: gtid=step id (a branch GID, branch = the
+			 * step's index), code=DTX_STEP_*, stmts (RUN, COMPENSATE),
+			 * timeout=ms the local transaction may take */
+	DTX_T_RESULT,   /* agent: gtid=step id, code=DTX_RESULT_*, sqlstate?, text? */
 	DTX_T__COUNT
 } dtx_msg_type_t;
 
@@ -96,6 +102,21 @@ enum {
 	DTX_ACK_COMMITTED = 3,  /* RESOLVE: the one-phase branch had committed */
 };
 
+/* STEP.code: run the step, run its compensation, or say whether the step
+ * ran (fencing it if it did not). */
+enum { DTX_STEP_RUN = 0, DTX_STEP_COMPENSATE = 1, DTX_STEP_PROBE = 2 };
+
+/* RESULT.code. DONE: RUN, the step committed (now or before); COMPENSATE,
+ * the compensation committed (now or before), or the step had never run
+ * and is fenced (text says which); PROBE, the step ran. FAILED: the local
+ * transaction rolled back (sqlstate, text say why); nothing of it
+ * remains. FENCED: RUN or PROBE, the step never ran and now never will
+ * (its compensation, or a probe, came first). */
+enum { DTX_RESULT_DONE = 0, DTX_RESULT_FAILED = 1, DTX_RESULT_FENCED = 2 };
+
+/* A saga step's kind (dtx_step_t.kind). */
+enum { DTX_STEP_COMPENSABLE = 0, DTX_STEP_PIVOT = 1, DTX_STEP_RETRIABLE = 2 };
+
 /* Field presence bits of dtx_msg_t.has. */
 enum {
 	DTX_F_ID = 1u << 0,
@@ -116,6 +137,8 @@ enum {
 	DTX_F_PARTS = 1u << 15,
 	DTX_F_DETAIL = 1u << 16,
 	DTX_F_AT = 1u << 17,
+	DTX_F_STEPS = 1u << 18,
+	DTX_F_STEP = 1u << 19,
 };
 
 /*
@@ -231,6 +254,25 @@ typedef struct {
 	dtx_stmt_t *stmts;
 } dtx_branch_t;
 
+/*
+ * A saga's step: one local transaction on one participant. kind is
+ * DTX_STEP_*; a compensable step has its compensation (ncomp > 0), the
+ * others none. group > 0: consecutive steps of the same group run
+ * together. dtx_saga_check() says whether a list of steps makes a saga.
+ */
+typedef struct {
+	const char *name;        /* dtx_name_valid, unique in the saga */
+	const char *participant;
+	uint32_t nstmts;
+	dtx_stmt_t *stmts;
+	uint32_t ncomp;
+	dtx_stmt_t *comp;
+	int kind;
+	uint32_t group;
+} dtx_step_t;
+
+#define DTX_SAGA_MAX_STEPS 32
+
 typedef struct {
 	dtx_msg_type_t type;
 	uint32_t has;          /* DTX_F_* present */
@@ -257,6 +299,9 @@ typedef struct {
 	uint32_t nparts;       /* EVENT: the transaction's participants */
 	const char **parts;
 	int64_t at_us;         /* EVENT: when, wall clock (dtx_wall_us) */
+	uint32_t nsteps;       /* SAGA */
+	dtx_step_t *steps;
+	const char *step;      /* OUTCOME, EVENT: the saga step it is about */
 	void *arena_;          /* private: decoded storage */
 } dtx_msg_t;
 
@@ -288,6 +333,15 @@ int dtx_msg_encode(const dtx_msg_t *msg, char **buf, size_t *len);
  * is kept (msg->id, DTX_F_ID in msg->has) for the refusal to echo.
  */
 int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len);
+
+/*
+ * Whether steps[0..n) make a saga: 1..DTX_SAGA_MAX_STEPS steps with
+ * unique names; compensable steps (each with a compensation), then at
+ * most one pivot, then retriable steps (neither with a compensation); a
+ * group only of consecutive steps of one kind, never the pivot. 0, or
+ * DTX_EINVAL with the reason in why.
+ */
+int dtx_saga_check(const dtx_step_t *steps, uint32_t n, char *why, size_t why_len);
 
 /* Participant names: [A-Za-z0-9_-], 1..63 bytes. */
 bool dtx_name_valid(const char *name);

@@ -376,8 +376,75 @@ static void test_ids(void)
 	   "coordinator ids exclude . and empty");
 }
 
+/* A saga's steps travel whole, and dtx_saga_check() holds the kind order. */
+static void test_saga(void)
+{
+	const char *pr[] = {"widget", "2"};
+	dtx_stmt_t fwd = {.sql = "UPDATE items SET qty = qty - $2 WHERE item = $1", .nparams = 2,
+			  .params = pr, .expect = 1};
+	dtx_stmt_t back = {.sql = "UPDATE items SET qty = qty + $2 WHERE item = $1", .nparams = 2,
+			   .params = pr, .expect = 1};
+	dtx_step_t st[4] = {
+		{.name = "reserve", .participant = "stock", .nstmts = 1, .stmts = &fwd, .ncomp = 1,
+		 .comp = &back, .group = 3},
+		{.name = "hold", .participant = "shop", .nstmts = 1, .stmts = &fwd, .ncomp = 1,
+		 .comp = &back, .group = 3},
+		{.name = "pay", .participant = "bank", .nstmts = 1, .stmts = &fwd,
+		 .kind = DTX_STEP_PIVOT},
+		{.name = "notify", .participant = "shop", .nstmts = 1, .stmts = &fwd,
+		 .kind = DTX_STEP_RETRIABLE},
+	};
+	dtx_msg_t m = {.type = DTX_T_SAGA, .has = DTX_F_ID | DTX_F_STEPS | DTX_F_KEY, .id = 9,
+		       .key = "order-1", .nsteps = 4, .steps = st};
+	char *buf = NULL, why[256];
+	size_t len = 0;
+	dtx_msg_t d;
+	ok(dtx_msg_encode(&m, &buf, &len) == 0, "a saga encodes");
+	ok(buf && dtx_msg_decode(buf, len, &d, why, sizeof(why)) == 0, "a saga decodes");
+	ok(d.nsteps == 4 && strcmp(d.steps[2].name, "pay") == 0 &&
+		   d.steps[2].kind == DTX_STEP_PIVOT && d.steps[3].kind == DTX_STEP_RETRIABLE &&
+		   d.steps[0].ncomp == 1 && d.steps[1].group == 3 &&
+		   strcmp(d.steps[0].comp[0].sql, back.sql) == 0 && d.steps[0].comp[0].expect == 1,
+	   "steps, kinds, groups and compensations survive");
+	ok(dtx_saga_check(d.steps, d.nsteps, why, sizeof(why)) == 0, "... and make a saga");
+	dtx_msg_clear(&d);
+	free(buf);
+
+	dtx_step_t bad[4];
+	memcpy(bad, st, sizeof(bad));
+	bad[3].kind = DTX_STEP_COMPENSABLE;
+	bad[3].ncomp = 1;
+	bad[3].comp = &back;
+	ok(dtx_saga_check(bad, 4, why, sizeof(why)) == DTX_EINVAL && strstr(why, "after the pivot"),
+	   "a compensable step after the pivot is refused (%s)", why);
+	memcpy(bad, st, sizeof(bad));
+	bad[3].kind = DTX_STEP_PIVOT;
+	ok(dtx_saga_check(bad, 4, why, sizeof(why)) == DTX_EINVAL && strstr(why, "second pivot"),
+	   "a second pivot is refused (%s)", why);
+	memcpy(bad, st, sizeof(bad));
+	bad[1].ncomp = 0;
+	ok(dtx_saga_check(bad, 4, why, sizeof(why)) == DTX_EINVAL && strstr(why, "no compensation"),
+	   "a step before the pivot without compensation is refused (%s)", why);
+	memcpy(bad, st, sizeof(bad));
+	bad[2].group = 3;
+	ok(dtx_saga_check(bad, 4, why, sizeof(why)) == DTX_EINVAL && strstr(why, "runs alone"),
+	   "the pivot in a group is refused (%s)", why);
+	memcpy(bad, st, sizeof(bad));
+	bad[3].group = 3;
+	ok(dtx_saga_check(bad, 4, why, sizeof(why)) == DTX_EINVAL &&
+		   strstr(why, "not consecutive"),
+	   "a group split by the pivot is refused (%s)", why);
+	memcpy(bad, st, sizeof(bad));
+	bad[3].name = "pay";
+	ok(dtx_saga_check(bad, 4, why, sizeof(why)) == DTX_EINVAL && strstr(why, "two steps"),
+	   "two steps of one name are refused (%s)", why);
+	m.steps = bad;
+	ok(dtx_msg_encode(&m, &buf, &len) == DTX_EINVAL, "a saga that breaks the rules is not encoded");
+}
+
 int main(void)
 {
+	test_saga();
 	test_round_trip();
 	test_refusals();
 	test_ids();
