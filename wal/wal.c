@@ -17,7 +17,8 @@
  * Record value (little-endian):
  *   u8 version | u8 kind | u8 nparts | u8 flags | u32 epoch | i64 at_us |
  *   u16 note_len | nparts x (u8 len, bytes) | note bytes |
- *   [flags & 1: u8 key_len, key bytes] | u32 crc
+ *   [flags & 1: u8 key_len, key bytes] | [flags & 2: u8 step] |
+ *   [flags & 4: u32 body_len, body bytes] | u32 crc
  * where crc = CRC-32 (zlib) over the key and every value byte before it.
  */
 #include "config.h"
@@ -62,6 +63,8 @@ typedef struct {
 } s_pending_t;
 
 #define REC_F_KEY 1
+#define REC_F_STEP 2
+#define REC_F_BODY 4
 
 struct wal {
 	MDB_env *env;
@@ -110,13 +113,21 @@ const char *wal_kind_str(int kind)
 	case WAL_ABORTED: return "aborted";
 	case WAL_HEURISTIC: return "heuristic";
 	case WAL_IN_DOUBT: return "in-doubt";
+	case WAL_SAGA: return "saga";
+	case WAL_STEP_DONE: return "step-done";
+	case WAL_STEP_FAILED: return "step-failed";
+	case WAL_COMPENSATING: return "compensating";
+	case WAL_STEP_COMPENSATED: return "step-compensated";
+	case WAL_COMPLETED: return "completed";
+	case WAL_COMPENSATED: return "compensated";
 	}
 	return "invalid";
 }
 
 bool wal_kind_is_end(int kind)
 {
-	return kind == WAL_COMMITTED || kind == WAL_ABORTED;
+	return kind == WAL_COMMITTED || kind == WAL_ABORTED || kind == WAL_COMPLETED ||
+	       kind == WAL_COMPENSATED;
 }
 
 static int s_why(char *why, size_t len, int code, const char *fmt, ...)
@@ -218,16 +229,31 @@ int wal_rec_decode(const void *kdata, size_t klen, const void *vdata, size_t vle
 		s += len + 1;
 		off += len;
 	}
-	size_t key_len = 0;
-	if (p[3] & REC_F_KEY) {
-		if (off + note_len + 1 > n - 4)
-			return DTX_ECRC;
-		key_len = p[off + note_len];
-		if (key_len == 0 || off + note_len + 1 + key_len != n - 4)
-			return DTX_ECRC;
-	} else if (off + note_len != n - 4) {
+	/* after the note: the key, the step, the body, each if its flag says */
+	size_t end = n - 4, q = off + note_len, key_len = 0, body_len = 0;
+	rec->step = -1;
+	if (q > end || (p[3] & ~(REC_F_KEY | REC_F_STEP | REC_F_BODY)))
 		return DTX_ECRC;
+	if (p[3] & REC_F_KEY) {
+		if (q + 1 > end || (key_len = p[q]) == 0 || q + 1 + key_len > end)
+			return DTX_ECRC;
+		q += 1 + key_len;
 	}
+	if (p[3] & REC_F_STEP) {
+		if (q + 1 > end)
+			return DTX_ECRC;
+		rec->step = p[q++];
+	}
+	if (p[3] & REC_F_BODY) {
+		if (q + 4 > end || (body_len = s_get_le(p + q, 4)) > end - q - 4 ||
+		    body_len > WAL_BODY_MAX)
+			return DTX_ECRC;
+		rec->body = p + q + 4; /* points into vdata, not scratch: see below */
+		rec->body_len = (uint32_t)body_len;
+		q += 4 + body_len;
+	}
+	if (q != end)
+		return DTX_ECRC;
 	if (note_len) {
 		memcpy(s, p + off, note_len);
 		s[note_len] = '\0';
@@ -238,6 +264,11 @@ int wal_rec_decode(const void *kdata, size_t klen, const void *vdata, size_t vle
 		memcpy(s, p + off + note_len + 1, key_len);
 		s[key_len] = '\0';
 		rec->key = s;
+		s += key_len + 1;
+	}
+	if (body_len) {
+		memcpy(s, rec->body, body_len);
+		rec->body = s;
 	}
 	return 0;
 }
@@ -644,12 +675,16 @@ int wal_append(wal_t *self, const wal_rec_t *rec, bool forced)
 {
 	size_t note_len = rec->note ? strlen(rec->note) : 0;
 	size_t key_len = rec->key ? strlen(rec->key) : 0;
-	size_t n = HDR_LEN + note_len + (key_len ? 1 + key_len : 0) + 4;
+	bool has_step = rec->step >= 0 && rec->kind >= WAL_SAGA;
+	size_t body_len = rec->body ? rec->body_len : 0;
+	size_t n = HDR_LEN + note_len + (key_len ? 1 + key_len : 0) + has_step +
+		   (body_len ? 4 + body_len : 0) + 4;
 	uint8_t *v, *p;
 
-	if (rec->kind < WAL_ACTIVE || rec->kind > WAL_IN_DOUBT || rec->nparts > WAL_MAX_PARTS ||
+	if (rec->kind < WAL_ACTIVE || rec->kind > WAL_COMPENSATED || rec->nparts > WAL_MAX_PARTS ||
 	    note_len > WAL_NOTE_MAX || key_len > WAL_KEY_MAX ||
-	    (key_len && rec->kind != WAL_ACTIVE))
+	    (key_len && rec->kind != WAL_ACTIVE && rec->kind != WAL_SAGA) || rec->step > 255 ||
+	    body_len > WAL_BODY_MAX || (body_len && rec->kind != WAL_SAGA))
 		return DTX_EINVAL;
 	for (unsigned i = 0; i < rec->nparts; i++) {
 		size_t len = strlen(rec->parts[i]);
@@ -673,7 +708,7 @@ int wal_append(wal_t *self, const wal_rec_t *rec, bool forced)
 	v[0] = WAL_FORMAT;
 	v[1] = rec->kind;
 	v[2] = rec->nparts;
-	v[3] = key_len ? REC_F_KEY : 0;
+	v[3] = (key_len ? REC_F_KEY : 0) | (has_step ? REC_F_STEP : 0) | (body_len ? REC_F_BODY : 0);
 	s_le(v + 4, rec->epoch, 4);
 	s_le(v + 8, (uint64_t)rec->at_us, 8);
 	s_le(v + 16, note_len, 2);
@@ -694,6 +729,13 @@ int wal_append(wal_t *self, const wal_rec_t *rec, bool forced)
 		e->key_off = (uint16_t)(p - v);
 		memcpy(p, rec->key, key_len);
 		p += key_len;
+	}
+	if (has_step)
+		*p++ = (uint8_t)rec->step;
+	if (body_len) {
+		s_le(p, body_len, 4);
+		memcpy(p + 4, rec->body, body_len);
+		p += 4 + body_len;
 	}
 	s_le(p, s_crc(e->key, v, n - 4), 4);
 	e->val = v;

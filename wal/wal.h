@@ -36,10 +36,21 @@ typedef enum {
 	WAL_ABORTED = 6,    /* every participant acknowledged ROLLBACK: END (lazy) */
 	WAL_HEURISTIC = 7,  /* a branch went against the decision, or an operator act */
 	WAL_IN_DOUBT = 8,   /* recovery could not decide: left to the operator */
+	/* sagas (coordinatord/crd_saga.c): the same sequence space, each saga's
+	 * records together like a transaction's */
+	WAL_SAGA = 9,            /* begun: body = the definition, key (forced) */
+	WAL_STEP_DONE = 10,      /* step `step` committed (lazy) */
+	WAL_STEP_FAILED = 11,    /* step `step` failed or fenced; note says why (lazy) */
+	WAL_COMPENSATING = 12,   /* the decision to compensate; `step` the culprit,
+				  * note why (forced) */
+	WAL_STEP_COMPENSATED = 13, /* step `step`'s compensation committed (lazy) */
+	WAL_COMPLETED = 14,      /* every step done: END (lazy) */
+	WAL_COMPENSATED = 15,    /* every compensation done: END (lazy) */
 } wal_kind_t;
 
 const char *wal_kind_str(int kind);
-/* true for the kinds that end a transaction (COMMITTED, ABORTED). */
+/* true for the kinds that end a transaction or saga (COMMITTED, ABORTED,
+ * COMPLETED, COMPENSATED). */
 bool wal_kind_is_end(int kind);
 
 #define WAL_MAX_PARTS 32
@@ -54,8 +65,13 @@ typedef struct {
 	uint8_t nparts;       /* WAL_ACTIVE: participants, in branch order */
 	const char *parts[WAL_MAX_PARTS];
 	const char *note;     /* optional text (reason, operator act), may be NULL */
-	const char *key;      /* WAL_ACTIVE: the client's submission key, or NULL */
+	const char *key;      /* WAL_ACTIVE, WAL_SAGA: the client's submission key, or NULL */
+	int step;             /* saga records: the step it is about; < 0: none */
+	const void *body;     /* WAL_SAGA: the definition (a msgpack frame) */
+	uint32_t body_len;
 } wal_rec_t;
+
+#define WAL_BODY_MAX (4u << 20)
 
 #define WAL_KEY_MAX 64
 

@@ -411,6 +411,73 @@ static void test_keys(void)
 	snprintf(dir, sizeof(dir), "%s", base);
 }
 
+/* A saga's records: the definition as a body, a key, step numbers; its
+ * end records end it for the scan. */
+typedef struct {
+	unsigned n;
+	int steps[8], kinds[8];
+	char body[64];
+	uint32_t body_len;
+	char key[16];
+} saga_seen_t;
+
+static int saga_fn(const wal_rec_t *recs, unsigned n, void *arg)
+{
+	saga_seen_t *s = arg;
+	for (unsigned i = 0; i < n && s->n < 8; i++, s->n++) {
+		s->steps[s->n] = recs[i].step;
+		s->kinds[s->n] = recs[i].kind;
+		if (recs[i].body_len && recs[i].body_len <= sizeof(s->body)) {
+			memcpy(s->body, recs[i].body, recs[i].body_len);
+			s->body_len = recs[i].body_len;
+		}
+		if (recs[i].key)
+			snprintf(s->key, sizeof(s->key), "%s", recs[i].key);
+	}
+	return 0;
+}
+
+static void test_saga_records(void)
+{
+	wal_t *w = NULL;
+	uint64_t seq = 0;
+	saga_seen_t seen = {0};
+	static const char def[] = "\x82\xa1v\x01\xa1t\xa4SAGA and more bytes";
+
+	snprintf(dir, sizeof(dir), "%s/saga", base);
+	is_int(open_log(&w, 0), 0, "a log for sagas opens");
+	wal_rec_t r = {.seq = 9, .kind = WAL_SAGA, .epoch = 1, .at_us = 5, .key = "order-9",
+		       .step = -1, .body = def, .body_len = sizeof(def)};
+	is_int(wal_append(w, &r, true), 0, "a saga's definition is queued with its key");
+	wal_rec_t st = {.seq = 9, .idx = 1, .kind = WAL_STEP_DONE, .epoch = 1, .step = 0};
+	is_int(wal_append(w, &st, false), 0, "a step result with step 0");
+	st = (wal_rec_t){.seq = 9, .idx = 2, .kind = WAL_COMPENSATING, .epoch = 1, .step = 2,
+			 .note = "stock: 23514 out of stock"};
+	is_int(wal_append(w, &st, false), 0, "the decision to compensate");
+	wal_rec_t bad = {.seq = 9, .idx = 3, .kind = WAL_STEP_DONE, .epoch = 1, .step = 1,
+			 .body = def, .body_len = 4};
+	is_int(wal_append(w, &bad, false), DTX_EINVAL, "only the definition has a body");
+	is_int(wal_flush(w, NULL), 0, "they commit");
+	wal_close(&w);
+	is_int(open_log(&w, 0), 0, "and the log opens again over them");
+	ok(wal_key_find(w, "order-9", &seq) == 0 && seq == 9, "the saga's key is found");
+	wal_scan(w, true, saga_fn, &seen);
+	ok(seen.n == 3 && seen.kinds[0] == WAL_SAGA && seen.steps[0] == -1 &&
+		   seen.steps[1] == 0 && seen.steps[2] == 2 && seen.kinds[2] == WAL_COMPENSATING,
+	   "an unfinished saga scans with its step numbers");
+	ok(seen.body_len == sizeof(def) && memcmp(seen.body, def, sizeof(def)) == 0 &&
+		   strcmp(seen.key, "order-9") == 0,
+	   "the definition reads back byte for byte, with the key");
+	st = (wal_rec_t){.seq = 9, .idx = 3, .kind = WAL_COMPENSATED, .epoch = 1, .step = -1};
+	wal_append(w, &st, false);
+	wal_flush(w, NULL);
+	memset(&seen, 0, sizeof(seen));
+	wal_scan(w, true, saga_fn, &seen);
+	is_int(seen.n, 0, "COMPENSATED ends it: the scan of unfinished ones skips it");
+	wal_close(&w);
+	snprintf(dir, sizeof(dir), "%s", base);
+}
+
 /* A zeroed or emptied data.mdb opens as an empty LMDB environment: the
  * log must refuse it rather than start again at a new epoch and hand out
  * GTIDs an earlier log handed out. */
@@ -489,6 +556,7 @@ int main(void)
 	test_truncated();
 	test_zeroed();
 	test_keys();
+	test_saga_records();
 	test_full();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
