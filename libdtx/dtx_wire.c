@@ -48,7 +48,7 @@ static const struct {
 			 DTX_F_WHO | DTX_F_DETAIL | DTX_F_STEP},
 	[DTX_T_SAGA] = {DTX_F_ID | DTX_F_STEPS, DTX_F_TIMEOUT | DTX_F_KEY},
 	[DTX_T_STEP] = {DTX_F_GTID | DTX_F_CODE, DTX_F_STMTS | DTX_F_TIMEOUT},
-	[DTX_T_RESULT] = {DTX_F_GTID | DTX_F_CODE, DTX_F_SQLSTATE | DTX_F_TEXT},
+	[DTX_T_RESULT] = {DTX_F_GTID | DTX_F_CODE | DTX_F_ASKED, DTX_F_SQLSTATE | DTX_F_TEXT},
 };
 
 /* Each attribute's name and type; max bounds a string's bytes (0: the
@@ -895,6 +895,10 @@ static int s_field(s_dec_t *d, const msgpack_object *key, const msgpack_object *
 		*bit = DTX_F_STEPS;
 		return s_steps(d, val);
 	}
+	if (s_key_is(key, "asked")) {
+		*bit = DTX_F_ASKED;
+		return s_int(d, val, "asked", DTX_STEP_RUN, DTX_STEP_PROBE, &m->asked);
+	}
 	if (s_key_is(key, "step")) {
 		*bit = DTX_F_STEP;
 		if ((rc = s_str(d, val, "step", DTX_WIRE_MAX_NAME, &m->step)))
@@ -1319,6 +1323,10 @@ int dtx_msg_encode(const dtx_msg_t *m, char **buf, size_t *len)
 				msgpack_pack_uint32(&pk, st->group);
 			}
 		}
+	}
+	if (has & DTX_F_ASKED) {
+		s_pack_str(&pk, "asked");
+		msgpack_pack_int64(&pk, m->asked);
 	}
 	if (has & DTX_F_STEP) {
 		s_pack_str(&pk, "step");

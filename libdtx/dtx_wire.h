@@ -76,7 +76,8 @@ typedef enum {
 	DTX_T_STEP,     /* coordinator: gtid=step id (a branch GID, branch = the
 			 * step's index), code=DTX_STEP_*, stmts (RUN, COMPENSATE),
 			 * timeout=ms the local transaction may take */
-	DTX_T_RESULT,   /* agent: gtid=step id, code=DTX_RESULT_*, sqlstate?, text? */
+	DTX_T_RESULT,   /* agent: gtid=step id, asked=the STEP's code it answers,
+			 * code=DTX_RESULT_*, sqlstate?, text? */
 	DTX_T__COUNT
 } dtx_msg_type_t;
 
@@ -139,6 +140,7 @@ enum {
 	DTX_F_AT = 1u << 17,
 	DTX_F_STEPS = 1u << 18,
 	DTX_F_STEP = 1u << 19,
+	DTX_F_ASKED = 1u << 20,
 };
 
 /*
@@ -302,6 +304,7 @@ typedef struct {
 	uint32_t nsteps;       /* SAGA */
 	dtx_step_t *steps;
 	const char *step;      /* OUTCOME, EVENT: the saga step it is about */
+	int64_t asked;         /* RESULT: the code of the STEP it answers (DTX_STEP_*) */
 	void *arena_;          /* private: decoded storage */
 } dtx_msg_t;
 
