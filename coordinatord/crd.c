@@ -61,7 +61,8 @@ static bool s_drained(crd_t *self, int64_t now)
 			   "(at most %" PRIu32 " ms)",
 			   self->ntx, self->cfg.shutdown_timeout_ms);
 	}
-	if (self->ntx == 0 && !wal_pending(self->wal) && !wal_flush_busy(self->wal)) {
+	if (self->ntx == 0 && self->nsagas == 0 && !wal_pending(self->wal) &&
+	    !wal_flush_busy(self->wal)) {
 		dtx_notice("shut down: nothing left in flight after %" PRId64 " ms",
 			   now - self->drain_since_ms);
 		return true;
@@ -77,8 +78,8 @@ static bool s_drained(crd_t *self, int64_t now)
 			undecided++;
 	}
 	dtx_warn("shutdown bound of %" PRIu32 " ms reached: %u decided transactions still "
-		 "unacknowledged and %u undecided are left to recovery",
-		 self->cfg.shutdown_timeout_ms, decided, undecided);
+		 "unacknowledged, %u undecided and %zu sagas are left to recovery",
+		 self->cfg.shutdown_timeout_ms, decided, undecided, self->nsagas);
 	return true;
 }
 
@@ -100,6 +101,7 @@ static void s_timers(crd_t *self, int64_t now)
 	if (now - self->last_tick_ms >= CRD_TICK_MS) {
 		self->last_tick_ms = now;
 		crd_tick(self, now);
+		crd_saga_tick(self, now);
 		if (self->http)
 			crd_http_run(self->http); /* its idle timeouts */
 	}
@@ -364,6 +366,7 @@ void crd_destroy(crd_t **self_p)
 		crd_flush(self); /* the batch under way, then what is queued */
 	while (self->head)
 		crd_tx_forget(self, self->head);
+	crd_saga_free_all(self);
 	dtx_delayed_free(&self->delayed);
 	crd_http_stop(&self->http);
 	free(self->buckets);

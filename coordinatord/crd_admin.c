@@ -40,9 +40,14 @@ static int s_list_fn(const wal_rec_t *recs, unsigned n, void *arg)
 	dtx_gtid_t g = {.epoch = recs[0].epoch, .seq = recs[0].seq};
 	char gtid[DTX_GTID_MAX];
 	crd_tx_t *tx = crd_tx_find(l->self, recs[0].seq);
-	const char *state = tx ? crd_txstate_shown(tx->state) : wal_kind_str(last->kind);
+	crd_saga_t *sg = recs[0].kind == WAL_SAGA ? crd_saga_find(l->self, recs[0].seq) : NULL;
+	const char *state = tx	 ? crd_txstate_shown(tx->state)
+			    : sg ? crd_sagastate_shown(sg->state)
+			    : recs[0].kind == WAL_SAGA && !wal_kind_is_end(last->kind)
+				    ? "running"
+				    : wal_kind_str(last->kind);
 
-	if (!tx && crd_recs_heuristic(recs, n))
+	if (!tx && !sg && crd_recs_heuristic(recs, n))
 		state = "heuristic";
 	if (l->filter && strcmp(l->filter, state) != 0)
 		return 0;
@@ -50,7 +55,7 @@ static int s_list_fn(const wal_rec_t *recs, unsigned n, void *arg)
 		return 1;
 	snprintf(g.coord, sizeof(g.coord), "%s", l->self->cfg.id);
 	dtx_gtid_format(&g, gtid, sizeof(gtid));
-	dtx_reply_row(l->r, "transaction");
+	dtx_reply_row(l->r, recs[0].kind == WAL_SAGA ? "saga" : "transaction");
 	dtx_reply_str(l->r, DTX_A_GTID, gtid);
 	dtx_reply_str(l->r, DTX_A_STATE, state);
 	dtx_reply_i64(l->r, DTX_A_WHEN_US, recs[0].at_us);
@@ -68,7 +73,9 @@ static int s_show_fn(const wal_rec_t *recs, unsigned n, void *arg)
 		dtx_reply_i64(r, DTX_A_WHEN_US, recs[i].at_us);
 		dtx_reply_str(r, DTX_A_STATE, wal_kind_str(recs[i].kind));
 		/* Only the begin record names the participants. */
-		if (recs[i].kind == WAL_ACTIVE)
+		if (recs[i].step >= 0 && recs[i].kind >= WAL_SAGA)
+			dtx_reply_u64(r, DTX_A_INDEX, (uint64_t)recs[i].step);
+		if (recs[i].kind == WAL_ACTIVE || recs[i].kind == WAL_SAGA)
 			for (unsigned p = 0; p < recs[i].nparts; p++)
 				dtx_reply_push(r, DTX_A_PARTICIPANTS, recs[i].parts[p]);
 		if (recs[i].note)
@@ -154,6 +161,20 @@ static void s_cmd_resolve(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 	int st = crd_status_of(self, gtid_s, &g, &tx);
 	snprintf(note, sizeof(note), "operator %s: resolve %s%s", who, verb,
 		 force ? " (forced)" : "");
+	crd_saga_t *sg = !tx && strcmp(g.coord, self->cfg.id) == 0 ? crd_saga_find(self, g.seq)
+								     : NULL;
+	if (sg && sg->epoch == g.epoch) {
+		char text[300];
+		if ((rc = crd_saga_resolve(self, sg, commit, who, text, sizeof(text)))) {
+			dtx_reply_error(r, rc, "%s", text);
+			return;
+		}
+		dtx_reply_row(r, "result");
+		dtx_reply_str(r, DTX_A_GTID, gtid_s);
+		dtx_reply_str(r, DTX_A_VERB, verb);
+		dtx_reply_str(r, DTX_A_NOTE, text);
+		return;
+	}
 
 	if (!tx) {
 		int o = strcmp(g.coord, self->cfg.id) == 0 ? crd_orphan_find(self, &g, 0) : -1;
@@ -237,6 +258,13 @@ static void s_cmd_forget(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 	crd_tx_t *tx;
 
 	int st = crd_status_of(self, gtid_s, &g, &tx);
+	if (!tx && strcmp(g.coord, self->cfg.id) == 0 && crd_saga_find(self, g.seq)) {
+		dtx_reply_error(r, DTX_ESTATE,
+				"%s is a saga: end it by hand with resolve (commit: completed, "
+				"abort: compensated)",
+				gtid_s);
+		return;
+	}
 	if (!tx) {
 		int o = strcmp(g.coord, self->cfg.id) == 0 ? crd_orphan_find(self, &g, 0) : -1;
 		if (o < 0) {
@@ -288,11 +316,48 @@ static void s_cmd_forget(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 	crd_settle(self, tx);
 }
 
-/* list --state stuck: decided transactions phase two cannot finish alone. */
+/* list --state stuck: decided transactions phase two cannot finish alone,
+ * and sagas whose steps or compensations keep failing. */
 static void s_list_stuck(crd_t *self, dtx_reply_t *r)
 {
 	int64_t now = dtx_now_ms();
 	unsigned shown = 0;
+
+	for (crd_saga_t *sg = self->saga_head; sg; sg = sg->next) {
+		if (!crd_saga_stuck(self, sg, now))
+			continue;
+		if (shown++ >= LIST_MAX)
+			break;
+		char gtid[DTX_GTID_MAX];
+		crd_saga_gtid(self, sg, gtid, sizeof(gtid));
+		dtx_reply_row(r, "transaction");
+		dtx_reply_str(r, DTX_A_GTID, gtid);
+		dtx_reply_str(r, DTX_A_STATE, crd_sagastate_shown(sg->state));
+		dtx_reply_u64(r, DTX_A_AGE_MS,
+			      now > sg->since_ms ? (uint64_t)(now - sg->since_ms) : 0);
+		dtx_reply_strs_empty(r, DTX_A_WAITING);
+		dtx_reply_strs_empty(r, DTX_A_UNCONFIGURED);
+		const char *pushed[DTX_SAGA_MAX_STEPS];
+		unsigned npushed = 0;
+		for (uint32_t i = 0; i < sg->nsteps; i++) {
+			uint8_t st = sg->st[i].state;
+			bool waiting = sg->state == CRD_SAGA_COMPENSATING
+					       ? st == CRD_STEP_COMPENSATING
+					       : st == CRD_STEP_SENT || st == CRD_STEP_PENDING;
+			if (!waiting || (sg->state == CRD_SAGA_FORWARD && i < sg->cursor))
+				continue;
+			const char *p = sg->def.steps[i].participant;
+			bool seen = false;
+			for (unsigned k = 0; k < npushed && !seen; k++)
+				seen = strcmp(pushed[k], p) == 0;
+			if (seen)
+				continue;
+			pushed[npushed++] = p;
+			dtx_reply_push(r, DTX_A_WAITING, p);
+			if (sg->st[i].part < 0)
+				dtx_reply_push(r, DTX_A_UNCONFIGURED, p);
+		}
+	}
 
 	for (crd_tx_t *tx = self->head; tx; tx = tx->next) {
 		bool unconfigured = false;
@@ -348,6 +413,10 @@ static void s_cmd_status(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 	dtx_reply_u64(r, DTX_A_COMMITTED, self->n_committed);
 	dtx_reply_u64(r, DTX_A_ABORTED, self->n_aborted);
 	dtx_reply_u64(r, DTX_A_HEURISTIC, self->n_heuristic);
+	dtx_reply_row(r, "sagas");
+	dtx_reply_u64(r, DTX_A_SAGAS, self->nsagas);
+	dtx_reply_u64(r, DTX_A_COMPLETED, self->n_completed);
+	dtx_reply_u64(r, DTX_A_COMPENSATED, self->n_compensated);
 	dtx_reply_row(r, "group_commits");
 	dtx_reply_u64(r, DTX_A_COUNT, self->n_flushes);
 	dtx_reply_u64(r, DTX_A_RECORDS, self->n_flushed);
@@ -427,11 +496,36 @@ static void s_cmd_show(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 	crd_tx_t *tx;
 	int st = crd_status_of(self, gtid_s, &g, &tx);
 
+	crd_saga_t *sg = !tx && strcmp(g.coord, self->cfg.id) == 0 ? crd_saga_find(self, g.seq)
+								     : NULL;
+	if (sg && sg->epoch != g.epoch)
+		sg = NULL;
 	dtx_reply_row(r, "transaction");
 	dtx_reply_str(r, DTX_A_GTID, gtid_s);
-	dtx_reply_str(r, DTX_A_STATE, tx ? crd_txstate_shown(tx->state) : dtx_outcome_str(st));
+	dtx_reply_str(r, DTX_A_STATE, tx   ? crd_txstate_shown(tx->state)
+				      : sg ? crd_sagastate_shown(sg->state)
+					   : dtx_outcome_str(st));
 	if (tx && tx->reason[0])
 		dtx_reply_str(r, DTX_A_REASON, tx->reason);
+	if (sg && sg->reason[0])
+		dtx_reply_str(r, DTX_A_REASON, sg->reason);
+	if (sg) {
+		wal_history(self->wal, g.seq, s_show_fn, r);
+		for (uint32_t i = 0; i < sg->nsteps; i++) {
+			const dtx_step_t *d = &sg->def.steps[i];
+			dtx_reply_row(r, "step");
+			dtx_reply_u64(r, DTX_A_INDEX, i);
+			dtx_reply_str(r, DTX_A_STEP, d->name);
+			dtx_reply_str(r, DTX_A_PARTICIPANT, d->participant);
+			dtx_reply_str(r, DTX_A_VERB, d->kind == DTX_STEP_PIVOT	   ? "pivot"
+						     : d->kind == DTX_STEP_RETRIABLE ? "retriable"
+										     : "compensable");
+			dtx_reply_str(r, DTX_A_STATE, crd_stepstate_str(sg->st[i].state));
+			if (sg->st[i].why[0])
+				dtx_reply_str(r, DTX_A_REASON, sg->st[i].why);
+		}
+		return;
+	}
 	/* Not found: presumed aborted (UNKNOWN), or not a GTID of this log at
 	 * all (another coordinator's, or of an epoch the log never had, which
 	 * a QUERY may call in doubt). A pruned one is found, its records gone. */

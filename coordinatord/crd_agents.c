@@ -282,6 +282,8 @@ static void s_on_hello(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m)
 				crd_send_decision(self, tx, i, now);
 			}
 	}
+	/* and every saga step it owes an answer for, or that waits for it */
+	crd_saga_on_hello(self, idx);
 }
 
 static void s_on_agent_msg(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m)
@@ -299,6 +301,7 @@ static void s_on_agent_msg(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t 
 	switch (m->type) {
 	case DTX_T_VOTE: s_on_vote(self, p, m); break;
 	case DTX_T_ACK: s_on_ack(self, p, m); break;
+	case DTX_T_RESULT: crd_saga_on_result(self, p, m); break;
 	case DTX_T_INDOUBT:
 		for (uint32_t i = 0; i < m->ngids; i++)
 			s_on_indoubt_one(self, p, m->gids[i]);

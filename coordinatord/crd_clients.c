@@ -36,6 +36,11 @@ static bool s_on_tx_again(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *
 		crd_send_error(self->client, peer, true, m->id, rc, text);
 		return true;
 	}
+	crd_saga_t *sg = crd_saga_find(self, seq);
+	if (sg) {
+		crd_saga_again(self, sg, peer, m->id);
+		return true;
+	}
 	crd_tx_t *tx = crd_tx_find(self, seq);
 	if (tx) {
 		crd_tx_gtid(self, tx, gtid_s, sizeof(gtid_s));
@@ -86,18 +91,30 @@ static bool s_on_tx_again(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *
 	return true;
 }
 
-/* Why a TX cannot be taken now (an error code and text), or 0. */
+/* The participant of a TX's branch i, or of a SAGA's step i. */
+static const char *s_part_of(const dtx_msg_t *m, uint32_t i)
+{
+	return m->type == DTX_T_SAGA ? m->steps[i].participant : m->branches[i].participant;
+}
+
+static uint32_t s_nparts_of(const dtx_msg_t *m)
+{
+	return m->type == DTX_T_SAGA ? m->nsteps : m->nbranches;
+}
+
+/* Why a TX or SAGA cannot be taken now (an error code and text), or 0.
+ * A saga's participants need not be connected: its steps wait for them
+ * (before the point of no return, at most the saga's timeout). */
 static int s_admit(crd_t *self, const dtx_msg_t *m, char *text, size_t len)
 {
-	for (uint32_t i = 0; i < m->nbranches; i++) {
-		int idx = crd_part_index(self, m->branches[i].participant);
+	for (uint32_t i = 0; i < s_nparts_of(m); i++) {
+		int idx = crd_part_index(self, s_part_of(m, i));
 		if (idx < 0 || !self->parts[idx].allowed) {
-			snprintf(text, len, "unknown participant '%s'", m->branches[i].participant);
+			snprintf(text, len, "unknown participant '%s'", s_part_of(m, i));
 			return DTX_EUNKNOWNPART;
 		}
-		if (!self->parts[idx].connected) {
-			snprintf(text, len, "participant '%s' is not connected",
-				 m->branches[i].participant);
+		if (!self->parts[idx].connected && m->type == DTX_T_TX) {
+			snprintf(text, len, "participant '%s' is not connected", s_part_of(m, i));
 			return DTX_EPARTDOWN;
 		}
 	}
@@ -110,7 +127,7 @@ static int s_admit(crd_t *self, const dtx_msg_t *m, char *text, size_t len)
 			 dtx_strerror(self->log_failing));
 		return self->log_failing;
 	}
-	if (self->ntx >= self->cfg.max_inflight) {
+	if (self->ntx + self->nsagas >= self->cfg.max_inflight) {
 		snprintf(text, len, "too many transactions in flight");
 		return DTX_EBUSY;
 	}
@@ -163,23 +180,34 @@ static int s_policy(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m, int
 		snprintf(text, len, "client %s has no [client] section any more", name);
 		return DTX_EPERM;
 	}
-	for (uint32_t i = 0; i < m->nbranches; i++) {
-		const dtx_branch_t *b = &m->branches[i];
-		int idx = crd_part_index(self, b->participant);
+	for (uint32_t i = 0; i < s_nparts_of(m); i++) {
+		const char *part = s_part_of(m, i);
+		int idx = crd_part_index(self, part);
 		if (idx < 0 || !self->parts[idx].allowed)
 			continue; /* unknown to every client: s_admit says so */
-		if (!s_may_name(c, b->participant)) {
-			snprintf(text, len, "client %s may not name participant '%s'", name,
-				 b->participant);
+		if (!s_may_name(c, part)) {
+			snprintf(text, len, "client %s may not name participant '%s'", name, part);
 			return DTX_EPERM;
 		}
-		for (uint32_t j = 0; !c->sql && j < b->nstmts; j++)
-			if (b->stmts[j].sql) {
-				snprintf(text, len,
-					 "client %s may send named statements only, not SQL text",
-					 name);
-				return DTX_EPERM;
-			}
+		/* a saga's compensations are statements like its steps' */
+		const dtx_stmt_t *lists[2];
+		uint32_t counts[2];
+		if (m->type == DTX_T_SAGA) {
+			lists[0] = m->steps[i].stmts, counts[0] = m->steps[i].nstmts;
+			lists[1] = m->steps[i].comp, counts[1] = m->steps[i].ncomp;
+		} else {
+			lists[0] = m->branches[i].stmts, counts[0] = m->branches[i].nstmts;
+			lists[1] = NULL, counts[1] = 0;
+		}
+		for (int l = 0; l < 2 && !c->sql; l++)
+			for (uint32_t j = 0; j < counts[l]; j++)
+				if (lists[l][j].sql) {
+					snprintf(text, len,
+						 "client %s may send named statements only, not "
+						 "SQL text",
+						 name);
+					return DTX_EPERM;
+				}
 	}
 	if ((*slot = s_client_slot(self, name)) < 0) {
 		snprintf(text, len, "too many client names to count transactions for");
@@ -299,6 +327,31 @@ static void s_on_tx(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m)
 		crd_send_prepares(self, tx);
 }
 
+/* A SAGA: its rules (the kind order), the client's policy, its key,
+ * then the admission a TX has; crd_saga_begin() runs it. */
+static void s_on_saga(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m)
+{
+	char text[256];
+	int rc, slot;
+
+	if ((rc = dtx_saga_check(m->steps, m->nsteps, text, sizeof(text)))) {
+		crd_send_error(self->client, peer, true, m->id, rc, text);
+		return;
+	}
+	if ((rc = s_policy(self, peer, m, &slot, text, sizeof(text)))) {
+		crd_send_error(self->client, peer, true, m->id, rc, text);
+		return;
+	}
+	if ((m->has & DTX_F_KEY) && s_on_tx_again(self, peer, m))
+		return;
+	if ((rc = s_client_room(self, peer, slot, text, sizeof(text))) ||
+	    (rc = s_admit(self, m, text, sizeof(text)))) {
+		crd_send_error(self->client, peer, true, m->id, rc, text);
+		return;
+	}
+	crd_saga_begin(self, peer, m, slot);
+}
+
 int crd_status_of(crd_t *self, const char *gtid_s, dtx_gtid_t *g, crd_tx_t **txp)
 {
 	/* An outcome recorded lazily (one phase, read-only) is in memory no
@@ -313,6 +366,9 @@ int crd_status_of(crd_t *self, const char *gtid_s, dtx_gtid_t *g, crd_tx_t **txp
 		*txp = tx;
 		return crd_tx_outcome(tx);
 	}
+	crd_saga_t *sg = crd_saga_find(self, g->seq);
+	if (sg && sg->epoch == g->epoch)
+		return crd_saga_outcome(sg);
 	return crd_logged_outcome(self, g->seq, g->epoch);
 }
 
@@ -343,6 +399,15 @@ static void s_on_query(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m)
 		return;
 	}
 	r.code = crd_status_of(self, m->gtid, &g, &tx);
+	crd_saga_t *sg = crd_saga_find(self, g.seq);
+	if (sg && sg->epoch == g.epoch) {
+		snprintf(text, sizeof(text), "saga %s%s%.100s", crd_sagastate_shown(sg->state),
+			 sg->reason[0] ? ": " : "", sg->reason);
+		r.text = text;
+		r.has |= DTX_F_TEXT;
+		crd_send(self->client, peer, &r);
+		return;
+	}
 	if (!tx && crd_log_behind(self)) {
 		crd_send_error(
 			self->client, peer, true, m->id, DTX_EBUSY,
@@ -375,10 +440,12 @@ void crd_on_client(crd_t *self, const dtx_peer_t *peer, const void *data, size_t
 		return;
 	if (m.type == DTX_T_TX)
 		s_on_tx(self, peer, &m);
+	else if (m.type == DTX_T_SAGA)
+		s_on_saga(self, peer, &m);
 	else if (m.type == DTX_T_QUERY)
 		s_on_query(self, peer, &m);
 	else
 		crd_send_error(self->client, peer, (m.has & DTX_F_ID) != 0, m.id, DTX_EPROTO,
-			       "the client endpoint takes TX and QUERY only");
+			       "the client endpoint takes TX, SAGA and QUERY only");
 	dtx_msg_clear(&m);
 }

@@ -60,6 +60,45 @@ void crd_event(crd_t *self, const crd_tx_t *tx, const char *gtid, const char *ev
 		dtx_warn("event %s of %s not sent: %s", event, gtid, dtx_strerror(rc));
 }
 
+void crd_event_saga(crd_t *self, const crd_saga_t *sg, int step, const char *event,
+		    const char *fmt, ...)
+{
+	char detail[1024], g[DTX_GTID_MAX];
+	const char *parts[DTX_SAGA_MAX_STEPS];
+	va_list ap;
+	int rc;
+
+	if (!self->watchers)
+		return;
+	crd_saga_gtid(self, sg, g, sizeof(g));
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	dtx_msg_t ev = {.type = DTX_T_EVENT,
+			.has = DTX_F_GTID | DTX_F_EVENT | DTX_F_PARTS | DTX_F_DETAIL | DTX_F_AT,
+			.gtid = g,
+			.event = event,
+			.parts = parts,
+			.detail = detail,
+			.at_us = dtx_wall_us()};
+	/* a saga's participants, each once, in the order of its steps */
+	for (uint32_t i = 0; i < sg->nsteps; i++) {
+		const char *p = sg->def.steps[i].participant;
+		bool seen = false;
+		for (uint32_t j = 0; j < ev.nparts && !seen; j++)
+			seen = strcmp(parts[j], p) == 0;
+		if (!seen)
+			parts[ev.nparts++] = p;
+	}
+	if (step >= 0 && (uint32_t)step < sg->nsteps) {
+		ev.who = sg->def.steps[step].participant;
+		ev.step = sg->def.steps[step].name;
+		ev.has |= DTX_F_WHO | DTX_F_STEP;
+	}
+	if ((rc = dtx_send(self->events, &ev, ZMQ_DONTWAIT)) && rc != DTX_EIO)
+		dtx_warn("event %s of %s not sent: %s", event, g, dtx_strerror(rc));
+}
+
 /* Subscriptions come and go as watchers connect and leave. What XPUB
  * reads back are its subscription frames (1 or 0, then the prefix), not
  * dtx frames: the one place in the coordinator that reads a raw zmq

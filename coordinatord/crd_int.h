@@ -11,6 +11,7 @@
  *   crd_table.c    the in-flight table, the participant registry, in-doubt branches
  *   crd_txsm.c     the transaction state machine: states, moves, their effects
  *   crd_twopc.c    two-phase commit: votes, decisions, phase two, timeouts
+ *   crd_saga.c     sagas: their state machine, driver and recovery
  *   crd_send.c     sending: to agents (with back-off), to clients
  *   crd_log.c      records, group commit, what the log says, recovery
  *   crd_zap.c      who each connection is (ZAP), connections per endpoint
@@ -35,6 +36,7 @@
 
 #include "crd.h"
 #include "crd_metrics.h"
+#include "crd_saga.h"
 #include "crd_txsm.h"
 #include "dtx_frame.h"
 #include "dtx_util.h"
@@ -94,6 +96,52 @@ typedef struct crd_tx {
 	crd_branch_t br[];
 } crd_tx_t;
 
+/* One step of a saga in flight; its definition is in crd_saga.def. */
+typedef struct {
+	uint8_t state;          /* crd_stepstate_t */
+	bool maybe_sent;        /* it may have reached its agent: sent by this process,
+				 * or before a crash (recovery cannot know) */
+	bool probing;           /* the pivot: PROBE out, to learn whether it ran */
+	int part;               /* index into crd.parts; -1: no longer configured */
+	int backoff_ms;
+	int64_t next_send_ms;   /* when to (re)send, for those that are resent */
+	char why[208];          /* its last failure, for stuck listings */
+} crd_step_t;
+
+/* A saga in flight. */
+typedef struct crd_saga {
+	struct crd_saga *hnext;        /* hash chain */
+	struct crd_saga *prev, *next;  /* in-flight list */
+	struct crd_saga *flush_next;   /* LOGGING, DECIDING, TURNING: in a flush list */
+	uint64_t seq;
+	uint32_t epoch;
+	crd_sagastate_t state;         /* changed by crd_saga_move() alone */
+	uint8_t nlog;                  /* records logged so far */
+	bool heuristic;                /* an operator resolved it */
+	bool answered;
+	bool client_waiting;
+	bool turn_pending;             /* to be turned around once the pivot is
+					* found not to have run (it is probed) */
+	int pivot;                     /* the pivot's index, -1: none */
+	int ncomp;                     /* compensable steps: 0..ncomp-1 */
+	uint32_t cursor;               /* RUNNING, FORWARD: the first step of the group
+					* under way; COMPENSATING: the highest step
+					* that may still need its compensation */
+	int culprit;                   /* the step that turned it around, -1 */
+	int64_t begun_us;              /* monotonic; 0: recovered */
+	int64_t deadline_ms;           /* bounds the steps before the point of no return */
+	int64_t since_ms;              /* when it entered FORWARD or COMPENSATING */
+	uint32_t timeout_ms;
+	dtx_peer_t client;
+	uint64_t req_id;
+	int client_slot;
+	char key[DTX_KEY_MAX + 1];
+	char sqlstate[8], reason[512];
+	dtx_msg_t def;                 /* the SAGA as decoded: owns the statements */
+	uint32_t nsteps;
+	crd_step_t st[];
+} crd_saga_t;
+
 /* A prepared branch the log cannot decide, reported by its participant.
  * Only GIDs in dtx's canonical form get here (dtx_gid_parse), so both
  * strings fit whole. */
@@ -138,6 +186,13 @@ struct crd {
 	crd_tx_t *head;
 	crd_tx_t *flush_head;          /* waiting for the next group commit */
 	crd_tx_t *flushing_head;       /* waiting for the group commit under way */
+	/* sagas in flight (crd_saga.c): a hash table on the sequence, a list */
+	crd_saga_t **sbuckets;
+	size_t nsbuckets, nsagas;
+	crd_saga_t *saga_head;
+	crd_saga_t *saga_flush_head, *saga_flushing_head;
+	uint64_t n_completed, n_compensated, n_steps, n_compensations;
+	crd_hist_t h_saga;             /* seconds from SAGA to the client's answer */
 	int64_t started_us, last_flush_ms, first_lazy_ms, last_tick_ms, last_prune_ms;
 	uint64_t n_committed, n_aborted, n_heuristic, n_flushes, n_flushed, n_decisions;
 	/* Branches the log cannot decide, left to the operator: from an epoch
@@ -218,6 +273,9 @@ void crd_send_decision(crd_t *self, crd_tx_t *tx, uint32_t i, int64_t now);
  * made only while someone watches. */
 void crd_event(crd_t *self, const crd_tx_t *tx, const char *gtid, const char *event,
 	       const char *who, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* One event of a saga; step: the step it is about, or < 0. */
+void crd_event_saga(crd_t *self, const crd_saga_t *sg, int step, const char *event,
+		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void crd_on_subscription(crd_t *self);
 
 /* --- crd_log.c ---------------------------------------------------------- */
@@ -271,6 +329,36 @@ bool crd_send_prepares(crd_t *self, crd_tx_t *tx);
 void crd_after_flush(crd_t *self, crd_tx_t *list);
 /* Timeouts and phase-two resends. */
 void crd_tick(crd_t *self, int64_t now);
+
+/* --- crd_saga.c ---------------------------------------------------------- */
+
+crd_saga_t *crd_saga_find(crd_t *self, uint64_t seq);
+void crd_saga_gtid(const crd_t *self, const crd_saga_t *sg, char *buf, size_t len);
+/* Begin a saga the client endpoint admitted (policy, key, room): it takes
+ * m's contents. slot: its client's in-flight count, or -1. */
+void crd_saga_begin(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m, int slot);
+/* A client sent the saga again with its key: it waits for it now. */
+void crd_saga_again(crd_t *self, crd_saga_t *sg, const dtx_peer_t *peer, uint64_t req_id);
+/* What a client may hear of a saga in flight (ACTIVE, HEURISTIC). */
+int crd_saga_outcome(const crd_saga_t *sg);
+/* A RESULT from participant p. */
+void crd_saga_on_result(crd_t *self, crd_part_t *p, const dtx_msg_t *m);
+/* Participant idx said HELLO: what is owed to it goes out. */
+void crd_saga_on_hello(crd_t *self, int idx);
+/* The group commit holding list's records returned 0. */
+void crd_saga_after_flush(crd_t *self, crd_saga_t *list);
+void crd_saga_tick(crd_t *self, int64_t now);
+/* Unfinished saga recs[0..n) of the log, back in flight (crd_recover). */
+int crd_saga_recover(crd_t *self, const wal_rec_t *recs, unsigned n);
+/* The outcome a finished saga's records give. */
+int crd_saga_logged_outcome(const wal_rec_t *recs, unsigned n);
+/* Stuck: forward or compensating for longer than stuck_after_ms. */
+bool crd_saga_stuck(const crd_t *self, const crd_saga_t *sg, int64_t now);
+/* The operator's resolve: end it (commit: COMPLETED, abort: COMPENSATED,
+ * or turn it around while before the pivot), logged as heuristic. */
+int crd_saga_resolve(crd_t *self, crd_saga_t *sg, bool commit, const char *who, char *text,
+		     size_t len);
+void crd_saga_free_all(crd_t *self);
 
 /* --- the endpoints ------------------------------------------------------ */
 

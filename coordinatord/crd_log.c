@@ -55,7 +55,7 @@ void crd_log_await(crd_t *self, crd_tx_t *tx)
 
 /* The result of a group commit of n records that released list.
  * Nonzero only when the daemon must stop. */
-static int s_flushed(crd_t *self, int rc, size_t n, crd_tx_t *list)
+static int s_flushed(crd_t *self, int rc, size_t n, crd_tx_t *list, crd_saga_t *slist)
 {
 	if (rc == DTX_EIO) {
 		/* A write or fsync failed: the records may or may not be on
@@ -74,6 +74,13 @@ static int s_flushed(crd_t *self, int rc, size_t n, crd_tx_t *list)
 			t->flush_next = self->flush_head;
 			self->flush_head = list;
 		}
+		if (slist) {
+			crd_saga_t *t = slist;
+			while (t->flush_next)
+				t = t->flush_next;
+			t->flush_next = self->saga_flush_head;
+			self->saga_flush_head = slist;
+		}
 		if (!self->log_failing)
 			dtx_err("group commit failed: %s; refusing new transactions until the "
 				"log takes writes again",
@@ -84,13 +91,14 @@ static int s_flushed(crd_t *self, int rc, size_t n, crd_tx_t *list)
 	if (self->log_failing)
 		dtx_notice("the log takes writes again");
 	self->log_failing = 0;
-	if (n == 0 && !list)
+	if (n == 0 && !list && !slist)
 		return 0; /* a commit of pruning alone */
 	self->n_flushes++;
 	self->n_flushed += n;
 	crd_hist_observe(&self->h_batch, (double)n);
 	crd_hist_observe(&self->h_commit, (double)wal_last_commit_us(self->wal) / 1e6);
 	crd_after_flush(self, list);
+	crd_saga_after_flush(self, slist);
 	return 0;
 }
 
@@ -121,6 +129,8 @@ void crd_flush_begin(crd_t *self)
 	if (started) {
 		self->flushing_head = self->flush_head;
 		self->flush_head = NULL;
+		self->saga_flushing_head = self->saga_flush_head;
+		self->saga_flush_head = NULL;
 	}
 }
 
@@ -129,8 +139,10 @@ int crd_flush_end(crd_t *self)
 	size_t n;
 	int rc = wal_flush_finish(self->wal, &n), prune_rc;
 	crd_tx_t *list = self->flushing_head;
+	crd_saga_t *slist = self->saga_flushing_head;
 	unsigned pruned = wal_last_pruned(self->wal, &prune_rc);
 	self->flushing_head = NULL;
+	self->saga_flushing_head = NULL;
 	if (pruned)
 		dtx_debug("pruned %u finished transactions from the log", pruned);
 	if (prune_rc && !self->prune_failing) {
@@ -142,7 +154,7 @@ int crd_flush_end(crd_t *self)
 		dtx_notice("pruning the log works again");
 		self->prune_failing = false;
 	}
-	return s_flushed(self, rc, n, list);
+	return s_flushed(self, rc, n, list, slist);
 }
 
 int crd_flush(crd_t *self)
@@ -159,8 +171,10 @@ int crd_flush(crd_t *self)
 	rc = wal_flush(self->wal, &n);
 	self->last_flush_ms = now;
 	crd_tx_t *list = self->flush_head;
+	crd_saga_t *slist = self->saga_flush_head;
 	self->flush_head = NULL;
-	return s_flushed(self, rc, n, list);
+	self->saga_flush_head = NULL;
+	return s_flushed(self, rc, n, list, slist);
 }
 
 void crd_flush_for_read(crd_t *self)
@@ -209,6 +223,12 @@ typedef struct {
 static int s_history_fn(const wal_rec_t *recs, unsigned n, void *arg)
 {
 	s_hist_t *h = arg;
+	if (recs[0].kind == WAL_SAGA) {
+		h->outcome = crd_saga_logged_outcome(recs, n);
+		h->epoch = recs[0].epoch;
+		h->n = n;
+		return 0;
+	}
 	h->outcome = crd_recs_heuristic(recs, n) ? DTX_OUTCOME_HEURISTIC
 		     : s_recs_commit(recs, n)    ? DTX_OUTCOME_COMMITTED
 						 : DTX_OUTCOME_ABORTED;
@@ -303,6 +323,8 @@ static int s_recover_fn(const wal_rec_t *recs, unsigned n, void *arg)
 
 	snprintf(g.coord, sizeof(g.coord), "%s", self->cfg.id);
 	dtx_gtid_format(&g, gtid, sizeof(gtid));
+	if (recs[0].kind == WAL_SAGA)
+		return crd_saga_recover(self, recs, n);
 	if (recs[0].kind != WAL_ACTIVE) {
 		dtx_err_tx(gtid, "log holds no begin record: cannot recover it");
 		return 0;
@@ -362,9 +384,15 @@ int crd_recover(crd_t *self, char *why, size_t why_len)
 	}
 	if (self->ntx)
 		dtx_notice("recovered %zu unfinished transactions", self->ntx);
+	if (self->nsagas)
+		dtx_notice("recovered %zu unfinished sagas", self->nsagas);
 	if ((rc = wal_flush(self->wal, NULL))) {
 		snprintf(why, why_len, "cannot log recovery decisions: %s", dtx_strerror(rc));
 		return rc;
 	}
+	/* sagas recovery turned around: their decisions are on disk now */
+	crd_saga_t *slist = self->saga_flush_head;
+	self->saga_flush_head = NULL;
+	crd_saga_after_flush(self, slist);
 	return 0;
 }

@@ -25,6 +25,7 @@ static const double s_le_batch[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024,
 void crd_stats_init(crd_t *self)
 {
 	crd_hist_init(&self->h_decision, s_le_decision, NLE(s_le_decision));
+	crd_hist_init(&self->h_saga, s_le_decision, NLE(s_le_decision));
 	crd_hist_init(&self->h_commit, s_le_commit, NLE(s_le_commit));
 	crd_hist_init(&self->h_batch, s_le_batch, NLE(s_le_batch));
 }
@@ -83,7 +84,21 @@ void crd_metrics(void *arg, FILE *f)
 	HELP("dtx_decision_seconds", "histogram",
 	     "From a client's transaction to the answer with its outcome.");
 	crd_hist_write(&self->h_decision, f, "dtx_decision_seconds", "");
-	HELP("dtx_phase2_retries_total", "counter", "Decisions sent again to a branch.");
+	HELP("dtx_sagas_total", "counter", "Sagas finished, by outcome.");
+	fprintf(f, "dtx_sagas_total{outcome=\"completed\"} %" PRIu64 "\n", self->n_completed);
+	fprintf(f, "dtx_sagas_total{outcome=\"compensated\"} %" PRIu64 "\n",
+		self->n_compensated);
+	HELP("dtx_sagas_in_flight", "gauge", "Sagas not finished.");
+	fprintf(f, "dtx_sagas_in_flight %zu\n", self->nsagas);
+	HELP("dtx_saga_steps_total", "counter", "Saga steps sent, first tries.");
+	fprintf(f, "dtx_saga_steps_total %" PRIu64 "\n", self->n_steps);
+	HELP("dtx_saga_compensations_total", "counter", "Saga compensations sent, first tries.");
+	fprintf(f, "dtx_saga_compensations_total %" PRIu64 "\n", self->n_compensations);
+	HELP("dtx_saga_seconds", "histogram",
+	     "From a client's saga to the answer with its outcome.");
+	crd_hist_write(&self->h_saga, f, "dtx_saga_seconds", "");
+	HELP("dtx_phase2_retries_total", "counter",
+	     "Decisions sent again to a branch, saga steps and compensations sent again.");
 	fprintf(f, "dtx_phase2_retries_total %" PRIu64 "\n", self->n_retries);
 	HELP("dtx_group_commits_total", "counter", "LMDB commits of the log.");
 	fprintf(f, "dtx_group_commits_total %" PRIu64 "\n", self->n_flushes);
@@ -139,6 +154,18 @@ void crd_stats_rows(crd_t *self, dtx_reply_t *r)
 	dtx_reply_u64(r, DTX_A_ORPHANS, self->norphans);
 	const crd_hist_t *h = &self->h_decision;
 	dtx_reply_row(r, "decision_latency");
+	dtx_reply_u64(r, DTX_A_COUNT, h->count);
+	if (h->count) {
+		dtx_reply_u64(r, DTX_A_MEAN_US, s_mean_us(h));
+		dtx_reply_u64(r, DTX_A_P50_US, s_quantile_us(h, 0.5));
+		dtx_reply_u64(r, DTX_A_P99_US, s_quantile_us(h, 0.99));
+	}
+	dtx_reply_row(r, "sagas");
+	dtx_reply_u64(r, DTX_A_SAGAS, self->nsagas);
+	dtx_reply_u64(r, DTX_A_COMPLETED, self->n_completed);
+	dtx_reply_u64(r, DTX_A_COMPENSATED, self->n_compensated);
+	h = &self->h_saga;
+	dtx_reply_row(r, "saga_latency");
 	dtx_reply_u64(r, DTX_A_COUNT, h->count);
 	if (h->count) {
 		dtx_reply_u64(r, DTX_A_MEAN_US, s_mean_us(h));

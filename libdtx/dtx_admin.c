@@ -19,8 +19,9 @@
 /* --- the command table ------------------------------------------------ */
 
 static const char *const s_list_states[] = {
-	"active",  "preparing", "deciding", "committing", "committed", "aborting",
-	"aborted", "heuristic", "in-doubt", "stuck",      NULL,
+	"active",  "preparing", "deciding", "committing",   "committed", "aborting",
+	"aborted", "heuristic", "in-doubt", "stuck",        "running",   "forward",
+	"compensating", "completed", "compensated", NULL,
 };
 static const char *const s_verbs[] = {"commit", "abort", NULL};
 
@@ -847,8 +848,9 @@ static void s_text_stats(FILE *f, const dtx_msg_t *r)
 				U(row, DTX_A_COUNT), U(row, DTX_A_ACTIVE), U(row, DTX_A_PREPARING),
 				U(row, DTX_A_COMMITTING), U(row, DTX_A_ABORTING),
 				U(row, DTX_A_IN_DOUBT), U(row, DTX_A_STUCK), U(row, DTX_A_ORPHANS));
-		} else if (s_is(row, "decision_latency")) {
-			fprintf(f, "decision latency: %" PRIu64 " answered", U(row, DTX_A_COUNT));
+		} else if (s_is(row, "decision_latency") || s_is(row, "saga_latency")) {
+			fprintf(f, "%s latency: %" PRIu64 " answered",
+				s_is(row, "saga_latency") ? "saga" : "decision", U(row, DTX_A_COUNT));
 			if (dtx_kvs_find(row, DTX_A_MEAN_US)) {
 				fprintf(f, ", mean %.3f ms,", (double)U(row, DTX_A_MEAN_US) / 1000);
 				s_print_quantile(f, "p50", U(row, DTX_A_P50_US));
@@ -869,6 +871,12 @@ static void s_text_stats(FILE *f, const dtx_msg_t *r)
 				s_print_quantile(f, "p99", U(row, DTX_A_P99_US));
 			}
 			fputc('\n', f);
+		} else if (s_is(row, "sagas")) {
+			fprintf(f,
+				"sagas: in flight %" PRIu64 ", completed %" PRIu64
+				", compensated %" PRIu64 "\n",
+				U(row, DTX_A_SAGAS), U(row, DTX_A_COMPLETED),
+				U(row, DTX_A_COMPENSATED));
 		} else if (s_is(row, "log")) {
 			int64_t code = dtx_kvs_i64(row, DTX_A_CODE, 0);
 			fprintf(f, "log: %s\n", code ? dtx_strerror((int)code) : "taking writes");
@@ -910,7 +918,7 @@ static void s_text_list(FILE *f, const dtx_msg_t *r)
 						? " (not configured)"
 						: "");
 			fputc('\n', f);
-		} else if (s_is(row, "transaction")) {
+		} else if (s_is(row, "transaction") || s_is(row, "saga")) {
 			char when[40];
 			dtx_wall_format(dtx_kvs_i64(row, DTX_A_WHEN_US, 0), when, sizeof(when));
 			fprintf(f, "%-24s %-11s %s", S(row, DTX_A_GTID), S(row, DTX_A_STATE), when);
@@ -939,6 +947,8 @@ static void s_text_show(FILE *f, const dtx_msg_t *r)
 		records++;
 		dtx_wall_format(dtx_kvs_i64(row, DTX_A_WHEN_US, 0), when, sizeof(when));
 		fprintf(f, "  %s  %-10s", when, S(row, DTX_A_STATE));
+		if (dtx_kvs_find(row, DTX_A_INDEX))
+			fprintf(f, " step %" PRIu64, U(row, DTX_A_INDEX));
 		s_print_strs(f, row, DTX_A_PARTICIPANTS, " participants ", ",");
 		if (dtx_kvs_str(row, DTX_A_NOTE))
 			fprintf(f, " %s", dtx_kvs_str(row, DTX_A_NOTE));
@@ -954,6 +964,11 @@ static void s_text_show(FILE *f, const dtx_msg_t *r)
 			fprintf(f, "  branch %" PRIu64 " %s vote %s%s\n", U(row, DTX_A_INDEX),
 				S(row, DTX_A_PARTICIPANT), S(row, DTX_A_VOTE),
 				dtx_kvs_bool(row, DTX_A_ACKED, false) ? " acknowledged" : "");
+		else if (s_is(row, "step"))
+			fprintf(f, "  step %" PRIu64 " %s on %s (%s): %s%s%s\n", U(row, DTX_A_INDEX),
+				S(row, DTX_A_STEP), S(row, DTX_A_PARTICIPANT), S(row, DTX_A_VERB),
+				S(row, DTX_A_STATE), dtx_kvs_str(row, DTX_A_REASON) ? ", " : "",
+				dtx_kvs_str(row, DTX_A_REASON) ? dtx_kvs_str(row, DTX_A_REASON) : "");
 	}
 }
 

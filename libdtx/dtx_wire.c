@@ -104,6 +104,10 @@ static const struct {
 	[DTX_A_P50_US] = {"p50_us", DTX_V_UINT, 0},
 	[DTX_A_P99_US] = {"p99_us", DTX_V_UINT, 0},
 	[DTX_A_CODE] = {"code", DTX_V_INT, 0},
+	[DTX_A_STEP] = {"step", DTX_V_STR, DTX_WIRE_MAX_NAME},
+	[DTX_A_COMPLETED] = {"completed", DTX_V_UINT, 0},
+	[DTX_A_COMPENSATED] = {"compensated", DTX_V_UINT, 0},
+	[DTX_A_SAGAS] = {"sagas", DTX_V_UINT, 0},
 };
 
 const char *dtx_msg_type_str(dtx_msg_type_t type)

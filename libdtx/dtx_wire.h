@@ -203,6 +203,10 @@ typedef enum {
 		       * its upper bound in microseconds; DTX_A_INF: beyond the last */
 	DTX_A_P99_US,       /* uint: the same for the 99th percentile */
 	DTX_A_CODE,         /* int: a DTX_E... code, 0 for none (the log's health) */
+	DTX_A_STEP,         /* str: a saga step's name */
+	DTX_A_COMPLETED,    /* uint: sagas completed since start */
+	DTX_A_COMPENSATED,  /* uint: sagas compensated since start */
+	DTX_A_SAGAS,        /* uint: sagas in flight */
 	DTX_A__COUNT
 } dtx_attr_t;
 

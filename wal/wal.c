@@ -120,6 +120,7 @@ const char *wal_kind_str(int kind)
 	case WAL_STEP_COMPENSATED: return "step-compensated";
 	case WAL_COMPLETED: return "completed";
 	case WAL_COMPENSATED: return "compensated";
+	case WAL_FORWARD: return "forward";
 	}
 	return "invalid";
 }
@@ -681,7 +682,7 @@ int wal_append(wal_t *self, const wal_rec_t *rec, bool forced)
 		   (body_len ? 4 + body_len : 0) + 4;
 	uint8_t *v, *p;
 
-	if (rec->kind < WAL_ACTIVE || rec->kind > WAL_COMPENSATED || rec->nparts > WAL_MAX_PARTS ||
+	if (rec->kind < WAL_ACTIVE || rec->kind > WAL_FORWARD || rec->nparts > WAL_MAX_PARTS ||
 	    note_len > WAL_NOTE_MAX || key_len > WAL_KEY_MAX ||
 	    (key_len && rec->kind != WAL_ACTIVE && rec->kind != WAL_SAGA) || rec->step > 255 ||
 	    body_len > WAL_BODY_MAX || (body_len && rec->kind != WAL_SAGA))

@@ -46,6 +46,8 @@ typedef enum {
 	WAL_STEP_COMPENSATED = 13, /* step `step`'s compensation committed (lazy) */
 	WAL_COMPLETED = 14,      /* every step done: END (lazy) */
 	WAL_COMPENSATED = 15,    /* every compensation done: END (lazy) */
+	WAL_FORWARD = 16,        /* a saga without a pivot passed its point of no
+				  * return: every compensable step done (forced) */
 } wal_kind_t;
 
 const char *wal_kind_str(int kind);
