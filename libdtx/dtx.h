@@ -75,6 +75,7 @@ typedef struct {
 	char participant[64];       /* who caused an abort, or "" */
 	char sqlstate[8];           /* its SQLSTATE, or "" */
 	char reason[512];           /* why it aborted, or "" */
+	char step[64];              /* a saga: the step that turned it around, or "" */
 } dtx_outcome_t;
 
 /*
@@ -164,6 +165,61 @@ void dtx_client_destroy(dtx_client_t **self_p);
  * match); nothing ran.
  */
 int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out, int wait_ms);
+
+/*
+ * A saga under construction (DESIGN.md "Sagas"): steps, each one local
+ * transaction on one participant, committed at once. Same ownership as
+ * dtx_tx_t: the caller owns what dtx_saga_new() returns (NULL: out of
+ * memory, or no random bytes for its key) and frees it with
+ * dtx_saga_destroy(), which clears *self_p and accepts NULL; strings are
+ * copied.
+ *
+ * dtx_saga_step() appends a step (name: 1..63 bytes of [A-Za-z0-9_-],
+ * unique in the saga) of kind DTX_SAGA_COMPENSABLE (before the pivot,
+ * with a compensation), DTX_SAGA_PIVOT (at most one) or
+ * DTX_SAGA_RETRIABLE (after the pivot, retried until it succeeds).
+ * dtx_saga_add*() append a statement to the last step, as dtx_tx_add*()
+ * do to a branch; dtx_saga_compensate*() one to its compensation.
+ * dtx_saga_set_group(): consecutive steps of one group (> 0) run at once.
+ * The kind order is checked when the saga is run (DTX_EINVAL with the
+ * reason). 0, DTX_EINVAL (a bad name, kind or statement, no step yet,
+ * more than 32 steps) or DTX_ENOMEM.
+ */
+typedef struct dtx_saga dtx_saga_t;
+enum { DTX_SAGA_COMPENSABLE = 0, DTX_SAGA_PIVOT = 1, DTX_SAGA_RETRIABLE = 2 };
+
+dtx_saga_t *dtx_saga_new(void);
+void dtx_saga_destroy(dtx_saga_t **self_p);
+int dtx_saga_step(dtx_saga_t *self, const char *name, const char *participant, int kind);
+int dtx_saga_add(dtx_saga_t *self, const char *sql, int nparams, const char *const *params,
+		 int64_t expect);
+int dtx_saga_add_named(dtx_saga_t *self, const char *statement, int nparams,
+		       const char *const *params, int64_t expect);
+int dtx_saga_compensate(dtx_saga_t *self, const char *sql, int nparams, const char *const *params,
+			int64_t expect);
+int dtx_saga_compensate_named(dtx_saga_t *self, const char *statement, int nparams,
+			      const char *const *params, int64_t expect);
+int dtx_saga_set_group(dtx_saga_t *self, uint32_t group);
+/* What bounds the steps before the point of no return; 0 = the
+ * coordinator's default. */
+void dtx_saga_set_timeout(dtx_saga_t *self, uint32_t timeout_ms);
+/* The submission key, as for dtx_tx_set_key(): a saga run again with its
+ * key is answered with the first one, never run twice. */
+int dtx_saga_set_key(dtx_saga_t *self, const char *key);
+const char *dtx_saga_key(const dtx_saga_t *self);
+
+/*
+ * Run saga and wait up to wait_ms for its outcome, as dtx_client_run():
+ * on 0, out->status is DTX_OUTCOME_COMPLETED, or DTX_OUTCOME_COMPENSATED
+ * with out->step, out->participant, out->sqlstate and out->reason saying
+ * which step failed and why (or HEURISTIC: an operator ended it).
+ * DTX_ETIMEOUT: no outcome in time (out->gtid set once assigned): the saga
+ * goes on; ask with dtx_client_query() or run it again with its key.
+ * DTX_EINVAL with out->reason: the steps break the kind order; nothing
+ * was sent. Other errors: refused by the coordinator, nothing ran.
+ */
+int dtx_client_run_saga(dtx_client_t *self, const dtx_saga_t *saga, dtx_outcome_t *out,
+			int wait_ms);
 
 /* Ask for the outcome of gtid. 0 with out->status set, or an error. */
 int dtx_client_query(dtx_client_t *self, const char *gtid, dtx_outcome_t *out, int wait_ms);

@@ -79,6 +79,18 @@ static const struct {
 	 "running the same exec again never runs the transaction twice but answers with\n"
 	 "it (random when not given). Prints the GTID and the outcome; exit 0 committed,\n"
 	 "1 aborted, 3 refused, failed or no answer (the GTID printed if one was given)"},
+	{"saga", "saga --file SAGA.json [--key KEY] [--timeout MS] [--wait MS]",
+	 "run one saga: steps, each one local transaction committed at once;\n"
+	 "SAGA.json: {\"timeout_ms\": 10000, \"steps\": [{\"name\": \"reserve\",\n"
+	 "  \"participant\": \"stock\", \"stmts\": [...], \"compensate\": [...]},\n"
+	 "  {\"name\": \"pay\", \"participant\": \"bank\", \"pivot\": true, \"stmts\": [...]},\n"
+	 "  {\"name\": \"notify\", \"participant\": \"shop\", \"retry\": true, \"stmts\": [...]}]}\n"
+	 "statements as in exec's file; \"group\": N runs consecutive steps together.\n"
+	 "Compensable steps (each with \"compensate\"), at most one pivot, then retriable\n"
+	 "steps: anything else is refused before it runs. --timeout bounds the steps\n"
+	 "before the pivot; --key as for exec. Prints the GTID and the outcome; exit 0\n"
+	 "completed, 1 compensated (the failing step, its participant and why are\n"
+	 "printed), 4 heuristic, 3 refused or no answer (the saga goes on: the GTID printed)"},
 	{"watch", "watch [--gtid GTID] [--participant NAME] [--count N]",
 	 "a live stream of transaction events, one line each: time, GTID, event\n"
 	 "(begun, voted, decided, completed, heuristic), the participant it is about\n"
@@ -322,7 +334,8 @@ static void s_print_outcome(const dtx_outcome_t *out)
 	if (out->reason[0])
 		printf(": %s", out->reason);
 	if (out->participant[0] || out->sqlstate[0])
-		printf(" (participant %s%s%s)", out->participant[0] ? out->participant : "-",
+		printf(" (%s%s%sparticipant %s%s%s)", out->step[0] ? "step " : "", out->step,
+		       out->step[0] ? ", " : "", out->participant[0] ? out->participant : "-",
 		       out->sqlstate[0] ? ", sqlstate " : "", out->sqlstate);
 	putchar('\n');
 }
@@ -330,12 +343,64 @@ static void s_print_outcome(const dtx_outcome_t *out)
 static int s_exit_for(const dtx_outcome_t *out)
 {
 	switch (out->status) {
-	case DTX_OUTCOME_COMMITTED: return XC_OK;
+	case DTX_OUTCOME_COMMITTED:
+	case DTX_OUTCOME_COMPLETED: return XC_OK;
 	case DTX_OUTCOME_HEURISTIC: return XC_HEURISTIC;
 	case DTX_OUTCOME_IN_DOUBT: return XC_IN_DOUBT;
 	case DTX_OUTCOME_ACTIVE: return XC_ACTIVE;
 	default: return XC_ABORTED;
 	}
+}
+
+/* Where a JSON statement goes: a TX's branch, or a saga step's statements
+ * or compensation. */
+typedef int (*s_add_fn)(void *ctx, const char *sql, const char *named, int np,
+			const char *const *pv, int64_t expect);
+
+/* Each statement of the JSON array stmts through add. what names the list
+ * in messages ("branch 2", "step 'pay'"). 0 or XC_USAGE, said. */
+static int s_json_stmts(const char *path, const char *what, json_object *stmts, s_add_fn add,
+			void *ctx)
+{
+	if (!json_object_is_type(stmts, json_type_array) || !json_object_array_length(stmts)) {
+		fprintf(stderr, "dtxctl: %s: %s: statements must be a non-empty array\n", path,
+			what);
+		return XC_USAGE;
+	}
+	for (size_t s = 0; s < json_object_array_length(stmts); s++) {
+		json_object *st = json_object_array_get_idx(stmts, s), *sql, *named, *params, *ex;
+		const char *pv[DTX_WIRE_MAX_ITEMS];
+		int np = 0;
+		int64_t expect = -1;
+		/* SQL text, or the name of a statement the agent defines */
+		bool has_sql = json_object_object_get_ex(st, "sql", &sql);
+		bool has_named = json_object_object_get_ex(st, "statement", &named);
+		if (has_sql == has_named) {
+			fprintf(stderr,
+				"dtxctl: %s: statement %zu of %s needs one of 'sql' and "
+				"'statement'\n",
+				path, s + 1, what);
+			return XC_USAGE;
+		}
+		if (json_object_object_get_ex(st, "params", &params)) {
+			np = (int)json_object_array_length(params);
+			if (np > DTX_WIRE_MAX_ITEMS)
+				np = DTX_WIRE_MAX_ITEMS;
+			for (int i = 0; i < np; i++) {
+				json_object *e = json_object_array_get_idx(params, (size_t)i);
+				pv[i] = e ? json_object_get_string(e) : NULL;
+			}
+		}
+		if (json_object_object_get_ex(st, "expect", &ex))
+			expect = json_object_get_int64(ex);
+		if (add(ctx, has_sql ? json_object_get_string(sql) : NULL,
+			has_named ? json_object_get_string(named) : NULL, np, pv, expect)) {
+			fprintf(stderr, "dtxctl: %s: invalid statement %zu of %s\n", path, s + 1,
+				what);
+			return XC_USAGE;
+		}
+	}
+	return 0;
 }
 
 /* Build tx from a JSON file. 0 or an exit code with a message printed. */
@@ -600,6 +665,163 @@ out:
 	return rc;
 }
 
+/* saga --file: a step's statements, or its compensation */
+static int s_saga_add(void *ctx, const char *sql, const char *named, int np,
+		      const char *const *pv, int64_t expect)
+{
+	return named ? dtx_saga_add_named(ctx, named, np, pv, expect)
+		     : dtx_saga_add(ctx, sql, np, pv, expect);
+}
+
+static int s_saga_comp(void *ctx, const char *sql, const char *named, int np,
+		       const char *const *pv, int64_t expect)
+{
+	return named ? dtx_saga_compensate_named(ctx, named, np, pv, expect)
+		     : dtx_saga_compensate(ctx, sql, np, pv, expect);
+}
+
+/* Build saga from DESIGN.md's JSON shape. 0 or XC_USAGE, said. */
+static int s_saga_from_json(dtx_saga_t *saga, const char *path)
+{
+	json_object *root = json_object_from_file(path), *steps, *v;
+	int rc = XC_USAGE;
+
+	if (!root) {
+		fprintf(stderr, "dtxctl: %s: %s\n", path, json_util_get_last_err());
+		return XC_USAGE;
+	}
+	if (json_object_object_get_ex(root, "timeout_ms", &v))
+		dtx_saga_set_timeout(saga, (uint32_t)json_object_get_int64(v));
+	if (json_object_object_get_ex(root, "key", &v) &&
+	    (!json_object_is_type(v, json_type_string) ||
+	     dtx_saga_set_key(saga, json_object_get_string(v)))) {
+		fprintf(stderr, "dtxctl: %s: 'key' must be 1 to 64 characters of [A-Za-z0-9_.:-]\n",
+			path);
+		goto out;
+	}
+	if (!json_object_object_get_ex(root, "steps", &steps) ||
+	    !json_object_is_type(steps, json_type_array)) {
+		fprintf(stderr, "dtxctl: %s: 'steps' must be an array\n", path);
+		goto out;
+	}
+	for (size_t i = 0; i < json_object_array_length(steps); i++) {
+		json_object *st = json_object_array_get_idx(steps, i), *name, *p, *stmts, *comp, *g;
+		char what[100];
+		if (!json_object_object_get_ex(st, "name", &name) ||
+		    !json_object_object_get_ex(st, "participant", &p) ||
+		    !json_object_object_get_ex(st, "stmts", &stmts)) {
+			fprintf(stderr, "dtxctl: %s: step %zu needs 'name', 'participant' and "
+					"'stmts'\n",
+				path, i + 1);
+			goto out;
+		}
+		bool pivot = json_object_object_get_ex(st, "pivot", &v) && json_object_get_boolean(v);
+		bool retry = json_object_object_get_ex(st, "retry", &v) && json_object_get_boolean(v);
+		if (pivot && retry) {
+			fprintf(stderr, "dtxctl: %s: step %zu is both the pivot and retriable\n",
+				path, i + 1);
+			goto out;
+		}
+		if (dtx_saga_step(saga, json_object_get_string(name), json_object_get_string(p),
+				  pivot   ? DTX_SAGA_PIVOT
+				  : retry ? DTX_SAGA_RETRIABLE
+					  : DTX_SAGA_COMPENSABLE)) {
+			fprintf(stderr,
+				"dtxctl: %s: step %zu: a name and a participant of 1 to 63 "
+				"characters of [A-Za-z0-9_-], at most %d steps\n",
+				path, i + 1, DTX_SAGA_MAX_STEPS);
+			goto out;
+		}
+		snprintf(what, sizeof(what), "step '%.60s'", json_object_get_string(name));
+		if (s_json_stmts(path, what, stmts, s_saga_add, saga))
+			goto out;
+		if (json_object_object_get_ex(st, "compensate", &comp)) {
+			snprintf(what, sizeof(what), "the compensation of step '%.40s'",
+				 json_object_get_string(name));
+			if (s_json_stmts(path, what, comp, s_saga_comp, saga))
+				goto out;
+		}
+		if (json_object_object_get_ex(st, "group", &g))
+			dtx_saga_set_group(saga, (uint32_t)json_object_get_int64(g));
+	}
+	rc = 0;
+out:
+	json_object_put(root);
+	return rc;
+}
+
+/* saga --file SAGA.json [--key KEY] [--timeout MS] [--wait MS] */
+static int s_saga(const s_opts_t *opts, int argc, char **argv)
+{
+	s_opts_t own = *opts, *o = &own;
+	dtx_saga_t *saga = dtx_saga_new();
+	dtx_client_t *cl = NULL;
+	dtx_outcome_t out;
+	const char *file = NULL, *key = NULL;
+	int rc = XC_USAGE;
+	long long v, timeout = 0;
+
+	if (!saga)
+		return XC_ERROR;
+	for (int i = 1; i < argc; i++) {
+		bool has_val = i + 1 < argc;
+		if (strcmp(argv[i], "--file") == 0 && has_val)
+			file = argv[++i];
+		else if (strcmp(argv[i], "--key") == 0 && has_val)
+			key = argv[++i];
+		else if (strcmp(argv[i], "--timeout") == 0 && has_val &&
+			 dtx_parse_int(argv[i + 1], 1, UINT32_MAX, &v))
+			timeout = v, i++;
+		else if (strcmp(argv[i], "--wait") == 0 && has_val &&
+			 dtx_parse_int(argv[i + 1], 1, 86400000, &v))
+			o->wait_ms = (int)v, i++;
+		else {
+			fprintf(stderr, "usage: dtxctl saga --file SAGA.json [--key KEY] [--timeout "
+					"MS] [--wait MS]\n");
+			goto out;
+		}
+	}
+	if (!file) {
+		fprintf(stderr, "dtxctl: saga needs --file SAGA.json\n");
+		goto out;
+	}
+	if ((rc = s_saga_from_json(saga, file)))
+		goto out;
+	rc = XC_USAGE;
+	if (key && dtx_saga_set_key(saga, key)) {
+		fprintf(stderr, "dtxctl: --key takes 1 to 64 characters of [A-Za-z0-9_.:-]\n");
+		goto out;
+	}
+	if (timeout)
+		dtx_saga_set_timeout(saga, (uint32_t)timeout);
+	if (!(cl = s_client(o))) {
+		rc = XC_ERROR;
+		goto out;
+	}
+	int r = dtx_client_run_saga(cl, saga, &out, o->wait_ms);
+	if (r == DTX_EINVAL && !out.gtid[0]) {
+		fprintf(stderr, "dtxctl: %s: %s\n", file, out.reason[0] ? out.reason : "not a saga");
+		goto out;
+	}
+	if (r) {
+		fprintf(stderr, "dtxctl: %s%s%s\n", dtx_strerror(r), out.reason[0] ? ": " : "",
+			out.reason);
+		if (out.gtid[0])
+			fprintf(stderr,
+				"dtxctl: %s: it goes on; its outcome: dtxctl query %s, or the same "
+				"saga with --key %s\n",
+				out.gtid, out.gtid, dtx_saga_key(saga));
+		rc = XC_ERROR;
+		goto out;
+	}
+	s_print_outcome(&out);
+	rc = s_exit_for(&out);
+out:
+	dtx_client_destroy(&cl);
+	dtx_saga_destroy(&saga);
+	return rc;
+}
+
 static int s_query(const s_opts_t *o, const char *gtid)
 {
 	dtx_client_t *cl = s_client(o);
@@ -684,6 +906,8 @@ int main(int argc, char **argv)
 		return s_query(&o, args[1]);
 	if (strcmp(cmd, "exec") == 0)
 		return s_exec(&o, n, args);
+	if (strcmp(cmd, "saga") == 0)
+		return s_saga(&o, n, args);
 	fprintf(stderr, "dtxctl: bad command line (see dtxctl help)\n");
 	return XC_USAGE;
 }
