@@ -9,7 +9,9 @@
 # step leaves no barrier row and says why; PROBE tells whether a step
 # ran and fences it if not; a compensation that arrives while its step
 # runs waits for it and then undoes it; hostile statements are refused;
-# a foreign GID is refused; old barrier rows are pruned.
+# a foreign GID is refused; old barrier rows are pruned; an agent that
+# dies at pga.step_done or pga.step_sent answers the truth when the step
+# comes again.
 . "$(dirname "$0")/lib.sh"
 ROGUE=$top_builddir/tests/tools/dtx-roguecoord
 dtx_start_pg
@@ -168,6 +170,37 @@ q shop "INSERT INTO dtx.barrier VALUES ('c1.1.900', 0, 'a', 'd', now() - interva
 old_gone() { [ "$(q shop "SELECT count(*) FROM dtx.barrier WHERE saga = 'c1.1.900'")" = 0 ]; }
 wait_ok 15 "a barrier row older than marker_retention_s is pruned" old_gone
 is "$(rows c1.1.100)" "0 a d;" "... a new one is kept"
+
+# --- 10. crash points --------------------------------------------------------
+# crashed AGENT-STATUS: the agent started with DTX_CRASH ended at it
+crashed() { is "$1" 99 "the agent died at $DTX_CRASH"; }
+kill_wait "$AGENT_PID"
+export DTX_CRASH=pga.step_done
+start_agent
+session s10 0 step dtx:c1:1:120:0 run=1 "$INC" sleep 1500
+wait_exit 20 "$AGENT_PID"
+crashed $?
+unset DTX_CRASH
+is "$(grep -c '^RESULT' <<<"$out")" 0 "... after the step committed, before its RESULT: none came"
+is "$(n)" 7 "... the step's work is committed"
+is "$(rows c1.1.120)" "0 a d;" "... with its barrier row"
+start_agent
+session s10b 1 step dtx:c1:1:120:0 run=1 "$INC"
+is "$(grep '^RESULT' <<<"$out")" "RESULT dtx:c1:1:120:0 done done before" "... the RUN sent again answers DONE, 'done before'"
+is "$(n)" 7 "... without running again"
+kill_wait "$AGENT_PID"
+export DTX_CRASH=pga.step_sent
+start_agent
+session s11 0 step dtx:c1:1:121:0 run=1 "$INC" sleep 1500
+wait_exit 20 "$AGENT_PID"
+crashed $?
+unset DTX_CRASH
+is "$(grep -c '^RESULT' <<<"$out")" 0 "... with the step's pipeline sent, nothing read: no RESULT"
+start_agent
+session s11b 1 step dtx:c1:1:121:0 run=1 "$INC"
+is "$(grep '^RESULT' <<<"$out")" "RESULT dtx:c1:1:121:0 done " "... the RUN sent again runs (nothing had committed) and answers DONE"
+is "$(n)" 8 "... once"
+is "$(rows c1.1.121)" "0 a d;" "... with its barrier row"
 
 kill_wait "$AGENT_PID"
 like "$(cat "$T/agent-shop.log")" "STEP refused, nothing run: 'dtx:c2:1:200:0'" "the agent logs the refusal"

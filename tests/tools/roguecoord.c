@@ -9,7 +9,8 @@
  *   ERROR CODE TEXT | OTHER TYPE | UNDECODABLE WHY
  *
  * until --for milliseconds have passed, or (--results N) once every
- * action is sent and N RESULTs came; "no HELLO" at the end if none came.
+ * action is sent, 100 ms (or the last sleep) have passed and N RESULTs
+ * came; "no HELLO" at the end if none came.
  * PINGs are answered with PONG and not printed; a PING before any HELLO
  * is answered ERROR DTX_ENOTREG, as a coordinator that restarted does, so
  * that an agent registered with an earlier one says HELLO again. Used by
@@ -22,7 +23,8 @@
  *        step GID CODE[=EXPECT] [STMT] | sleep MS]...
  *
  * step sends STEP with code run, compensate or probe (or a number), the
- * statement (none for probe) expecting EXPECT rows if given, timeout 5 s.
+ * statement STMT (run and compensate; none for probe) expecting EXPECT
+ * rows if given, timeout 5 s.
  * STMT is SQL, or @NAME[,PARAM...] for a named statement.
  */
 #include "config.h"
@@ -149,7 +151,8 @@ static int s_serve(int argc, char **argv)
 			dtx_msg_clear(&m);
 			zmq_msg_close(&body);
 		}
-		if (want_results >= 0 && next == nactions && nresults >= want_results)
+		if (want_results >= 0 && next == nactions && dtx_now_ms() >= act_at &&
+		    nresults >= want_results)
 			break;
 		/* one action every 100 ms once welcomed */
 		if (hello && next < nactions && dtx_now_ms() >= act_at) {
