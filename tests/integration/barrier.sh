@@ -156,11 +156,14 @@ like "$out" "RESULT dtx:c1:1:110:0 failed statement 1: no statement 'nosuch' is 
 
 # --- 8. GIDs that are not the coordinator's ----------------------------------
 session s8 1 step dtx:c2:1:200:0 run=1 "$INC" step saga-x run=1 "$INC" \
-	step dtx:c1:01:200:0 compensate "$DEC" step dtx:c1:1:111:0 probe
+	step dtx:c1:01:200:0 compensate "$DEC" step dtx:c1:1:112:0 7 "$INC" \
+	step dtx:c1:1:111:0 probe
 like "$out" "ERROR -1 'dtx:c2:1:200:0' is a GID of coordinator c2, not of c1" \
 	"a STEP of another coordinator's GID is refused with ERROR, no RESULT"
 like "$out" "ERROR -1 'saga-x' is not a dtx GID" "... so is one that is not a dtx GID"
 like "$out" "ERROR -1 'dtx:c1:01:200:0' is not a dtx GID" "... and a look-alike of c1's"
+like "$out" "ERROR -1 STEP dtx:c1:1:112:0: code 7 is not known" \
+	"a STEP of an unknown code is refused"
 is "$(grep -c '^RESULT' <<<"$out")" 1 "... only the step of c1 is answered"
 is "$(n)" 6 "... nothing of them ran"
 is "$(q shop "SELECT count(*) FROM dtx.barrier WHERE saga NOT LIKE 'c1.1.%'")" 0 "... nor reached the barrier"

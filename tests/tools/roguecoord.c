@@ -166,11 +166,11 @@ static int s_serve(int argc, char **argv)
 			if (strcmp(actions[next], "step") == 0 && next + 2 < nactions) {
 				const char *c = actions[next + 2], *eq = strchr(c, '=');
 				size_t clen = eq ? (size_t)(eq - c) : strlen(c);
-				int code = strncmp(c, "run", clen) == 0 ? DTX_STEP_RUN
-					   : strncmp(c, "compensate", clen) == 0
-						   ? DTX_STEP_COMPENSATE
-					   : strncmp(c, "probe", clen) == 0 ? DTX_STEP_PROBE
-									    : atoi(c);
+				int64_t code = strncmp(c, "run", clen) == 0 ? DTX_STEP_RUN
+					       : strncmp(c, "compensate", clen) == 0
+						       ? DTX_STEP_COMPENSATE
+					       : strncmp(c, "probe", clen) == 0 ? DTX_STEP_PROBE
+										: atoll(c);
 				bool stmt = code != DTX_STEP_PROBE && next + 3 < nactions;
 				m = (dtx_msg_t){.type = DTX_T_STEP,
 						.has = DTX_F_GTID | DTX_F_CODE | DTX_F_TIMEOUT,
