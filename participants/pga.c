@@ -26,6 +26,15 @@
  * PostgreSQL. So a prepared transaction that is not dtx's ("app-xa-42"),
  * or one of another coordinator, is never touched from here, whoever
  * sends the frame.
+ *
+ * Saga steps (STEP): each one local transaction under the barrier of
+ * pga_db.c, which alone makes a repeated or reordered RUN, COMPENSATE or
+ * PROBE of a step id answer the truth; what is kept here only schedules.
+ * A RUN is scheduled as a prepare (it may block on locks), COMPENSATE and
+ * PROBE as decisions; a STEP repeated while the same one is queued or
+ * running is dropped (that job answers it). Step ids are branch GIDs and
+ * pass the same checks as a PREPARE's: the coordinator's, the statement
+ * check, the named statements.
  */
 #include "config.h"
 
@@ -168,7 +177,16 @@ static bool s_ours(const pga_t *self, const char *gid, char *why, size_t len)
 /* Jobs for a GID are found by it (one job per GID); scans and prunes are not. */
 static bool s_keyed(const s_job_t *job)
 {
-	return job->op.kind == PGA_OP_PREPARE || job->op.kind == PGA_OP_DECIDE;
+	return job->op.kind == PGA_OP_PREPARE || job->op.kind == PGA_OP_DECIDE ||
+	       job->op.kind == PGA_OP_STEP;
+}
+
+/* Jobs that may block on row locks a queued decision would release: they
+ * wait in Q_PREPARE and hold at most pool_size - 1 connections. */
+static bool s_blocks(const s_job_t *job)
+{
+	return job->op.kind == PGA_OP_PREPARE ||
+	       (job->op.kind == PGA_OP_STEP && job->op.step_code == DTX_STEP_RUN);
 }
 
 static s_job_t *s_job_new(pga_op_kind_t kind, const char *gid)
@@ -204,17 +222,30 @@ static unsigned s_hash(const char *gid)
 	return h & (BUCKETS - 1);
 }
 
+/* The branch job (PREPARE or DECIDE) of gid, or NULL. */
 static s_job_t *s_find(pga_t *self, const char *gid)
 {
 	for (s_job_t *j = self->buckets[s_hash(gid)]; j; j = j->hnext)
-		if (strcmp(j->op.gid, gid) == 0)
+		if (j->op.kind != PGA_OP_STEP && strcmp(j->op.gid, gid) == 0)
+			return j;
+	return NULL;
+}
+
+/* The STEP job of step id gid with code, queued or running, or NULL.
+ * Steps of other codes for the same id may be there too: the barrier
+ * orders them. */
+static s_job_t *s_find_step(pga_t *self, const char *gid, int code)
+{
+	for (s_job_t *j = self->buckets[s_hash(gid)]; j; j = j->hnext)
+		if (j->op.kind == PGA_OP_STEP && j->op.step_code == code &&
+		    strcmp(j->op.gid, gid) == 0)
 			return j;
 	return NULL;
 }
 
 static void s_enqueue(pga_t *self, s_job_t *job, bool front)
 {
-	s_queue_t *q = &self->q[job->op.kind == PGA_OP_PREPARE ? Q_PREPARE : Q_FIRST];
+	s_queue_t *q = &self->q[s_blocks(job) ? Q_PREPARE : Q_FIRST];
 	if (front) {
 		job->prev = NULL;
 		job->next = q->head;
@@ -241,7 +272,7 @@ static void s_enqueue(pga_t *self, s_job_t *job, bool front)
 
 static void s_unqueue(pga_t *self, s_job_t *job)
 {
-	s_queue_t *q = &self->q[job->op.kind == PGA_OP_PREPARE ? Q_PREPARE : Q_FIRST];
+	s_queue_t *q = &self->q[s_blocks(job) ? Q_PREPARE : Q_FIRST];
 	if (job->prev)
 		job->prev->next = job->next;
 	else
@@ -373,6 +404,90 @@ static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 	s_enqueue(self, job, false);
 }
 
+/* Send RESULT code for step id gid; text and sqlstate NULL or "": none. */
+static void s_result(pga_t *self, const char *gid, int code, const char *sqlstate, const char *text)
+{
+	dtx_msg_t r = {.type = DTX_T_RESULT,
+		       .has = DTX_F_GTID | DTX_F_CODE,
+		       .gtid = gid,
+		       .code = code};
+	if (text && text[0]) {
+		r.has |= DTX_F_TEXT;
+		r.text = text;
+	}
+	if (sqlstate && sqlstate[0]) {
+		r.has |= DTX_F_SQLSTATE;
+		r.sqlstate = sqlstate;
+	}
+	s_send(self, &r);
+}
+
+static const char *s_step_code_str(int code)
+{
+	return code == DTX_STEP_RUN          ? "run"
+	       : code == DTX_STEP_COMPENSATE ? "compensate"
+	       : code == DTX_STEP_PROBE      ? "probe"
+					     : "?";
+}
+
+/* A STEP: checked as a PREPARE is, then queued. Takes the statements of
+ * *m (clears it) when the job is queued. */
+static void s_on_step(pga_t *self, dtx_msg_t *m)
+{
+	char refused[512], sqlstate[8] = "";
+	int code = (int)m->code;
+	dtx_gtid_t g;
+	uint32_t step;
+	if (!s_ours(self, m->gtid, refused, sizeof(refused))) {
+		/* no RESULT: none says "not done because not ours" */
+		dtx_err("STEP refused, nothing run: %s", refused);
+		dtx_msg_t e = {.type = DTX_T_ERROR,
+			       .has = DTX_F_CODE | DTX_F_TEXT,
+			       .code = DTX_EINVAL,
+			       .text = refused};
+		s_send(self, &e);
+		return;
+	}
+	if ((code != DTX_STEP_RUN && code != DTX_STEP_COMPENSATE && code != DTX_STEP_PROBE) ||
+	    (code == DTX_STEP_PROBE && m->nstmts)) {
+		snprintf(refused, sizeof(refused), "STEP %s: code %lld%s", m->gtid,
+			 (long long)m->code,
+			 code == DTX_STEP_PROBE ? " (probe) carries no statements"
+						: " is not known");
+		dtx_err("STEP refused, nothing run: %s", refused);
+		dtx_msg_t e = {.type = DTX_T_ERROR,
+			       .has = DTX_F_CODE | DTX_F_TEXT,
+			       .code = DTX_EINVAL,
+			       .text = refused};
+		s_send(self, &e);
+		return;
+	}
+	if (s_find_step(self, m->gtid, code))
+		return; /* repeated: the job queued or running answers */
+	/* A client's statements are read before anything of the step
+	 * reaches PostgreSQL, as a branch's are. */
+	if (pga_named_check(self->named, m->nstmts, m->stmts, sqlstate, refused, sizeof(refused)) ||
+	    pga_stmt_check(m->nstmts, m->stmts, sqlstate, refused, sizeof(refused))) {
+		dtx_info_tx(m->gtid, "step %s failed, nothing run: %s", s_step_code_str(code),
+			    refused);
+		s_result(self, m->gtid, DTX_RESULT_FAILED, sqlstate, refused);
+		return;
+	}
+	s_job_t *job = s_job_new(PGA_OP_STEP, m->gtid);
+	if (!job)
+		return; /* no RESULT: the coordinator sends the step again */
+	dtx_gid_parse(m->gtid, &g, &step); /* s_ours() parsed it */
+	dtx_gtid_format(&g, job->op.saga, sizeof(job->op.saga));
+	job->op.step = step;
+	job->op.step_code = code;
+	job->op.timeout_ms = (m->has & DTX_F_TIMEOUT) ? m->timeout_ms : 0;
+	job->msg = *m;
+	memset(m, 0, sizeof(*m));
+	job->op.nstmts = job->msg.nstmts;
+	job->op.stmts = job->msg.stmts;
+	s_enqueue(self, job, false);
+}
+
 static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 {
 	dtx_msg_t m;
@@ -498,6 +613,7 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		s_on_decide(self, &m);
 		break;
 	}
+	case DTX_T_STEP: s_on_step(self, &m); break;
 	case DTX_T_PONG: break;
 	case DTX_T_ERROR:
 		if (m.code == DTX_ENOTREG) {
@@ -584,6 +700,26 @@ static void s_on_done(pga_t *self, s_job_t *job)
 			dtx_warn("cannot prune marker rows: %s", op->why);
 		self->prune_queued = false;
 		break;
+	case PGA_OP_STEP:
+		if (s_blocks(job))
+			self->nprepares--;
+		if (op->result == PGA_RESULT_UNKNOWN) {
+			/* no RESULT: the coordinator sends the step again or
+			 * probes it, and the barrier answers */
+			dtx_warn_tx(op->gid, "step %s: %s; outcome unknown until asked",
+				    s_step_code_str(op->step_code), op->why);
+			break;
+		}
+		if (op->result == DTX_RESULT_FAILED)
+			dtx_info_tx(op->gid, "step %s failed: %s", s_step_code_str(op->step_code),
+				    op->why);
+		else
+			dtx_info_tx(op->gid, "step %s %s%s%s", s_step_code_str(op->step_code),
+				    op->result == DTX_RESULT_FENCED ? "fenced" : "done",
+				    op->why[0] ? ": " : "", op->why);
+		s_result(self, op->gid, op->result,
+			 op->result == DTX_RESULT_FAILED ? op->sqlstate : NULL, op->why);
+		break;
 	}
 	s_drop_job(self, job);
 }
@@ -604,7 +740,7 @@ static void s_dispatch(pga_t *self)
 	s_job_t *job;
 	while (self->nidle && (job = s_next_job(self))) {
 		unsigned i = self->idle[--self->nidle];
-		if (job->op.kind == PGA_OP_PREPARE)
+		if (s_blocks(job))
 			self->nprepares++;
 		job->running = true;
 		self->running[i] = job;

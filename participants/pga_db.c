@@ -6,7 +6,8 @@
  * when the sync's result is in, looks at the results and sends the next
  * step or finishes. A new connection (or one whose marker statement was
  * dropped) first runs the set-up step. A two-phase branch that succeeds
- * is one step: its work, marker row and PREPARE TRANSACTION together.
+ * is one step: its work, marker row and PREPARE TRANSACTION together. A
+ * saga step is two: its barrier row and work, then COMMIT.
  */
 #include "config.h"
 
@@ -32,7 +33,17 @@ typedef enum {
 	ST_APPLY,    /* decide: COMMIT / ROLLBACK PREPARED */
 	ST_MARKED,   /* decide: is there a marker row? */
 	ST_LIST,     /* scan: the prepared GIDs */
-	ST_PRUNE,    /* scan, prune: delete old marker rows */
+	ST_PRUNE,    /* scan, prune: delete old marker and barrier rows */
+	ST_STEP_RUN, /* step RUN: BEGIN, SET LOCAL statement_timeout, the
+		      * barrier row ('a', 'd'), the statements, the guard */
+	ST_STEP_SEEN, /* step RUN, its barrier row was there: ROLLBACK, read
+		       * the row, the session reset */
+	ST_COMP_FENCE, /* step COMPENSATE: BEGIN, SET LOCAL, the fence ('a',
+			* 'f', ON CONFLICT DO NOTHING), the row ('c', 'd') */
+	ST_COMP_WORK, /* step COMPENSATE: the statements, the guard */
+	ST_STEP_COMMIT, /* step: COMMIT, then the session reset */
+	ST_PROBE,    /* step PROBE: BEGIN, SET LOCAL, the fence, read the row,
+		   * COMMIT */
 } s_step_t;
 
 /* One query of a pipeline, and its result once run. With name: prepare
@@ -67,7 +78,11 @@ struct pga_db {
 	bool read_only;         /* ST_END: the branch wrote nothing */
 	const char *mark[1];    /* MARK_STMT's parameter: op->gid */
 	char cmd[300];          /* PREPARE TRANSACTION 'gid' and the like */
-	char stmt_timeout[64];  /* ST_WORK: SET LOCAL statement_timeout, or "" */
+	char stmt_timeout[64];  /* ST_WORK, steps: SET LOCAL statement_timeout, or "" */
+	int after;              /* ST_ROLLBACK, ST_STEP_COMMIT: the result then */
+	const char *bar[2];     /* a step's barrier key: op->saga, step_no */
+	char step_no[16];
+	unsigned i_bar;         /* a step's first pipeline: its first barrier query */
 	/* ST_WORK's pipeline: where the branch's statements (nstmts of
 	 * them from i_stmt), the guard, the marker and PREPARE are */
 	unsigned i_stmt, i_guard, i_mark, i_prep;
@@ -88,20 +103,34 @@ struct pga_db {
 /* CREATE SCHEMA IF NOT EXISTS wants the right to create schemas even when
  * dtx exists: a role that only owns schema dtx (dtx-pgagent(8), DATABASE
  * ROLE) makes it only when it is missing. */
+/* dtx.barrier: one row per saga step that ran or was fenced (kind 'a',
+ * result 'd' done or 'f' fenced: it never ran and never will) and one per
+ * compensation that ran (kind 'c', result 'd'), each written in the local
+ * transaction it stands for (DESIGN.md, "Saga steps and the barrier"). */
 static const char SQL_SCHEMA[] = "DO $$BEGIN IF pg_catalog.to_regnamespace('dtx') IS NULL THEN"
 				 " CREATE SCHEMA dtx; END IF; END$$;"
 				 "CREATE TABLE IF NOT EXISTS dtx.branches ("
 				 " gid text PRIMARY KEY,"
-				 " created timestamptz NOT NULL DEFAULT now())";
+				 " created timestamptz NOT NULL DEFAULT now());"
+				 "CREATE TABLE IF NOT EXISTS dtx.barrier ("
+				 " saga text NOT NULL,"
+				 " step int NOT NULL,"
+				 " kind char(1) NOT NULL CHECK (kind IN ('a', 'c')),"
+				 " result char(1) NOT NULL CHECK (result IN ('d', 'f')),"
+				 " created timestamptz NOT NULL DEFAULT now(),"
+				 " PRIMARY KEY (saga, step, kind))";
 /* Rows are appended in time order: a block range index lets the prune
  * read only the old part of the table, at little cost to the insert on
  * every branch's path. CREATE INDEX waits for the table's lock even when
  * the index exists, and a prepared branch holds that lock until it is
  * decided, so: only when missing, and not waiting long. */
 static const char SQL_PRUNE_INDEX[] =
-	"DO $$BEGIN IF to_regclass('dtx.branches_created') IS NULL THEN"
-	" PERFORM set_config('lock_timeout', '1s', true);"
+	"DO $$BEGIN PERFORM set_config('lock_timeout', '1s', true);"
+	" IF to_regclass('dtx.branches_created') IS NULL THEN"
 	" CREATE INDEX branches_created ON dtx.branches USING brin (created);"
+	" END IF;"
+	" IF to_regclass('dtx.barrier_created') IS NULL THEN"
+	" CREATE INDEX barrier_created ON dtx.barrier USING brin (created);"
 	" END IF; END$$";
 /* The marker row, written only when the branch wrote something: its row
  * count (1 or 0) is also the read-only probe. Prepared once per
@@ -145,6 +174,30 @@ static const char SQL_SCAN[] =
 static const char SQL_PRUNE[] =
 	"DELETE FROM dtx.branches WHERE created < now() - make_interval(secs => $1::float8)"
 	" AND gid NOT IN (SELECT gid FROM pg_prepared_xacts)";
+/* Barrier rows of sagas long finished: the coordinator has forgotten
+ * them (marker_retention_s is kept above its retention), so no step of
+ * theirs arrives again. */
+static const char SQL_PRUNE_BARRIER[] =
+	"DELETE FROM dtx.barrier WHERE created < now() - make_interval(secs => $1::float8)";
+/*
+ * The barrier (DESIGN.md, "Saga steps and the barrier"). Each is the
+ * first write of its local transaction, keyed by (saga, step, kind):
+ * PostgreSQL's unique index makes a second writer of a key wait for the
+ * first one's transaction and then fail (23505) if it committed, or go on
+ * if it rolled back. The step's row is a plain INSERT: 23505 means it ran
+ * or was fenced before. The fence (ON CONFLICT DO NOTHING) writes the
+ * step's row as 'f' only if there is none: 1 row means the step never ran
+ * and now never will.
+ */
+static const char SQL_BAR_RUN[] =
+	"INSERT INTO dtx.barrier (saga, step, kind, result) VALUES ($1, $2, 'a', 'd')";
+static const char SQL_BAR_FENCE[] =
+	"INSERT INTO dtx.barrier (saga, step, kind, result) VALUES ($1, $2, 'a', 'f')"
+	" ON CONFLICT DO NOTHING";
+static const char SQL_BAR_COMP[] =
+	"INSERT INTO dtx.barrier (saga, step, kind, result) VALUES ($1, $2, 'c', 'd')";
+static const char SQL_BAR_READ[] =
+	"SELECT result FROM dtx.barrier WHERE saga = $1 AND step = $2 AND kind = 'a'";
 
 pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms, uint64_t max_rows,
 		     uint64_t max_bytes, const pga_named_t *named)
@@ -245,10 +298,10 @@ int pga_db_ensure_schema(const char *conninfo, char *why, size_t why_len)
 					snprintf(why, why_len, "%s", tmp);
 					rc = DTX_EDB;
 				} else {
-					dtx_warn("index dtx.branches_created not made: prepared "
-						 "branches hold dtx.branches; until a later start "
-						 "makes it, pruning marker rows reads the whole "
-						 "table");
+					dtx_warn("index dtx.branches_created or "
+						 "dtx.barrier_created not made: prepared branches "
+						 "hold its table; until a later start makes it, "
+						 "pruning reads the whole table");
 				}
 			}
 			PQclear(res);
@@ -304,8 +357,10 @@ static bool s_reserve(pga_db_t *self, unsigned n)
 /* Whether q[i] is one of the branch's statements in the pipeline in flight. */
 static bool s_is_stmt(const pga_db_t *self, unsigned i)
 {
-	return self->op && self->op->kind == PGA_OP_PREPARE && self->step == ST_WORK &&
-	       i >= self->i_stmt && i < self->i_guard;
+	bool work = self->op && ((self->op->kind == PGA_OP_PREPARE && self->step == ST_WORK) ||
+				 (self->op->kind == PGA_OP_STEP &&
+				  (self->step == ST_STEP_RUN || self->step == ST_COMP_WORK)));
+	return work && i >= self->i_stmt && i < self->i_guard;
 }
 
 /*
@@ -434,6 +489,7 @@ static pga_op_t *s_fail(pga_db_t *self)
 	switch (self->op->kind) {
 	case PGA_OP_PREPARE: return s_finish(self, DTX_VOTE_NO);
 	case PGA_OP_DECIDE: return s_finish(self, DTX_ACK_RETRY);
+	case PGA_OP_STEP: return s_finish(self, DTX_RESULT_FAILED);
 	default: return s_finish(self, DTX_EDB);
 	}
 }
@@ -499,14 +555,17 @@ static bool s_gid_cmd(pga_db_t *self, const char *verb)
 	return true;
 }
 
-/* Markers of branches long finished: the coordinator has forgotten them
- * by now (retention), so nobody will ask again. */
+/* Markers of branches and barrier rows of sagas long finished: the
+ * coordinator has forgotten them by now (retention), so nobody will ask
+ * again. */
 static bool s_send_prune(pga_db_t *self)
 {
 	snprintf(self->param, sizeof(self->param), "%llu",
 		 (unsigned long long)self->op->retention_s);
 	self->step = ST_PRUNE;
-	return s_send1(self, SQL_PRUNE, 1);
+	self->q[0] = (s_query_t){.sql = SQL_PRUNE, .nparams = 1, .params = self->params};
+	self->q[1] = (s_query_t){.sql = SQL_PRUNE_BARRIER, .nparams = 1, .params = self->params};
+	return s_send(self, 2);
 }
 
 /* Append the session reset, and the agent's own settings after it, to
@@ -532,6 +591,86 @@ static bool s_send_end(pga_db_t *self, const char *cmd)
 	return s_send(self, n);
 }
 
+/* Append op's statements to the pipeline being built (*n queries so far):
+ * SQL as it came, a named one as EXECUTE of its prepared statement.
+ * false: a name this agent does not define (pga_named_check() found it
+ * before the job was queued). */
+static bool s_add_stmts(pga_db_t *self, unsigned *n)
+{
+	pga_op_t *op = self->op;
+	for (uint32_t i = 0; i < op->nstmts; i++) {
+		const dtx_stmt_t *st = &op->stmts[i];
+		const pga_named_stmt_t *ns = st->statement
+						     ? pga_named_find(self->named, st->statement)
+						     : NULL;
+		if (st->statement && !ns)
+			return false;
+		self->q[(*n)++] = (s_query_t){.sql = ns ? NULL : st->sql,
+					      .nparams = (int)st->nparams,
+					      .params = st->params,
+					      .name = ns ? ns->pgname : NULL};
+	}
+	return true;
+}
+
+/* The barrier query sql for the step: its key as parameters. */
+static s_query_t s_bar_query(pga_db_t *self, const char *sql)
+{
+	return (s_query_t){.sql = sql, .nparams = 2, .params = self->bar};
+}
+
+/*
+ * A saga step's first pipeline. BEGIN and the step's time; then RUN: its
+ * barrier row, the statements, the guard (the COMMIT follows once the
+ * results are checked); COMPENSATE: the fence and the compensation's row
+ * (its statements follow only if the step ran); PROBE: the fence, the
+ * step's row read, COMMIT. Each barrier query is the first write of the
+ * transaction: a running step's row makes it wait for that step.
+ */
+static bool s_send_step(pga_db_t *self)
+{
+	pga_op_t *op = self->op;
+	unsigned n = 0;
+	self->q[n++] = (s_query_t){.sql = "BEGIN"};
+	if (op->timeout_ms) {
+		snprintf(self->stmt_timeout, sizeof(self->stmt_timeout),
+			 "SET LOCAL statement_timeout = %u", (unsigned)op->timeout_ms);
+		self->q[n++] = (s_query_t){.sql = self->stmt_timeout};
+	}
+	self->i_bar = n;
+	switch (op->step_code) {
+	case DTX_STEP_RUN:
+		self->step = ST_STEP_RUN;
+		self->q[n++] = s_bar_query(self, SQL_BAR_RUN);
+		self->i_stmt = n;
+		if (!s_add_stmts(self, &n))
+			return false;
+		self->i_guard = n;
+		self->q[n++] = (s_query_t){.sql = SQL_GUARD};
+		self->q[n++] = (s_query_t){.sql = SQL_UNGUARD};
+		self->clean = false;
+		break;
+	case DTX_STEP_COMPENSATE:
+		self->step = ST_COMP_FENCE;
+		self->q[n++] = s_bar_query(self, SQL_BAR_FENCE);
+		self->q[n++] = s_bar_query(self, SQL_BAR_COMP);
+		break;
+	default:
+		self->step = ST_PROBE;
+		self->q[n++] = s_bar_query(self, SQL_BAR_FENCE);
+		self->q[n++] = s_bar_query(self, SQL_BAR_READ);
+		self->q[n++] = (s_query_t){.sql = "COMMIT"};
+		break;
+	}
+	if (!s_send(self, n))
+		return false;
+	/* Crash point: the step's first pipeline is sent, nothing read. RUN
+	 * and COMPENSATE hold no COMMIT: PostgreSQL rolls them back. PROBE
+	 * may have fenced the step; a probe again says so. */
+	dtx_crash_point("pga.step_sent");
+	return true;
+}
+
 /* The first step of the operation: its queries on the pipeline. */
 static bool s_send_first(pga_db_t *self)
 {
@@ -552,20 +691,8 @@ static bool s_send_first(pga_db_t *self)
 			self->q[n++] = (s_query_t){.sql = self->stmt_timeout};
 		}
 		self->i_stmt = n;
-		for (uint32_t i = 0; i < op->nstmts; i++) {
-			const dtx_stmt_t *st = &op->stmts[i];
-			/* a named one is prepared in the session: found by
-			 * pga_named_check() before the job was queued */
-			const pga_named_stmt_t *ns = st->statement ? pga_named_find(self->named,
-										    st->statement)
-								   : NULL;
-			if (st->statement && !ns)
-				return false;
-			self->q[n++] = (s_query_t){.sql = ns ? NULL : st->sql,
-						   .nparams = (int)st->nparams,
-						   .params = st->params,
-						   .name = ns ? ns->pgname : NULL};
-		}
+		if (!s_add_stmts(self, &n))
+			return false;
 		self->i_guard = n;
 		self->q[n++] = (s_query_t){.sql = SQL_GUARD};
 		self->q[n++] = (s_query_t){.sql = SQL_UNGUARD};
@@ -599,6 +726,7 @@ static bool s_send_first(pga_db_t *self)
 		self->step = ST_APPLY;
 		return s_send1(self, self->cmd, 0);
 	case PGA_OP_PRUNE: return s_send_prune(self);
+	case PGA_OP_STEP: return s_send_step(self);
 	default:
 		snprintf(self->param, sizeof(self->param), "dtx:%s:", op->coord);
 		self->step = ST_LIST;
@@ -674,15 +802,21 @@ pga_op_t *pga_db_start(pga_db_t *self, pga_op_t *op)
 	op->ngids = 0;
 	self->mark[0] = op->gid;
 	self->reused = self->conn != NULL;
+	bool work = op->kind == PGA_OP_PREPARE || op->kind == PGA_OP_STEP;
+	if (op->kind == PGA_OP_STEP) {
+		snprintf(self->step_no, sizeof(self->step_no), "%u", (unsigned)op->step);
+		self->bar[0] = op->saga;
+		self->bar[1] = self->step_no;
+	}
 	/* BEGIN, SET LOCAL, the guard (2), the marker, PREPARE; the reset;
-	 * or the set-up: the reset, the marker and the named statements */
-	if (!s_reserve(self, (op->kind == PGA_OP_PREPARE ? op->nstmts : 0) + 8 + NRESET +
-				     pga_named_count(self->named))) {
+	 * or the set-up: the reset, the marker and the named statements; a
+	 * step needs fewer */
+	if (!s_reserve(self, (work ? op->nstmts : 0) + 8 + NRESET + pga_named_count(self->named))) {
 		snprintf(op->why, sizeof(op->why), "out of memory");
 		return s_fail(self);
 	}
-	if (op->kind == PGA_OP_PREPARE && pga_named_check(self->named, op->nstmts, op->stmts,
-							  op->sqlstate, op->why, sizeof(op->why)))
+	if (work && pga_named_check(self->named, op->nstmts, op->stmts, op->sqlstate, op->why,
+				    sizeof(op->why)))
 		return s_fail(self); /* pga.c checked it already */
 	if (op->kind == PGA_OP_PREPARE && op->deadline_ms && dtx_now_ms() >= op->deadline_ms) {
 		snprintf(op->sqlstate, 6, "57014");
@@ -717,7 +851,47 @@ static pga_op_t *s_undo(pga_db_t *self, bool prepared)
 	if (!prepared)
 		snprintf(self->cmd, sizeof(self->cmd), "ROLLBACK");
 	self->step = ST_ROLLBACK;
+	self->after = DTX_VOTE_NO;
 	return s_send_end(self, self->cmd) ? NULL : s_lost(self);
+}
+
+/* Whether q[i], one of the client's statements (from i_stmt), went wrong:
+ * *error, it failed; else its result was over the bound or its row count
+ * not the one expected. op->sqlstate and op->why say how, in the words a
+ * branch's NO vote and a step's FAILED use alike. */
+static bool s_stmt_bad(pga_db_t *self, unsigned i, bool *error)
+{
+	pga_op_t *op = self->op;
+	unsigned stmt = i - self->i_stmt + 1; /* 1-based, as the client counts */
+	char tmp[400];
+	*error = false;
+	if (s_check(self->q[i].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
+		*error = true;
+		snprintf(op->why, sizeof(op->why), "statement %u failed: %s", stmt, tmp);
+		/* a named statement gone (a function's DEALLOCATE): prepare
+		 * them all again next time */
+		if (op->stmts[stmt - 1].statement && strcmp(op->sqlstate, "26000") == 0)
+			self->marked = false;
+		return true;
+	}
+	if (self->over == i + 1) {
+		snprintf(op->sqlstate, 6, "54000");
+		snprintf(op->why, sizeof(op->why),
+			 "statement %u returned more than %llu rows or %llu bytes", stmt,
+			 (unsigned long long)self->max_rows, (unsigned long long)self->max_bytes);
+		return true;
+	}
+	if (op->stmts[stmt - 1].expect >= 0) {
+		const char *t = PQcmdTuples(self->q[i].res);
+		long long rows = t && *t ? atoll(t) : (long long)PQntuples(self->q[i].res);
+		if (rows != op->stmts[stmt - 1].expect) {
+			snprintf(op->why, sizeof(op->why),
+				 "statement %u touched %lld rows, expected %lld", stmt, rows,
+				 (long long)op->stmts[stmt - 1].expect);
+			return true;
+		}
+	}
+	return false;
 }
 
 /* ST_WORK is back: check every result. Two phases: the branch is prepared
@@ -736,23 +910,23 @@ static pga_op_t *s_on_work(pga_db_t *self)
 	/* Crash point: the branch may be prepared, its row counts unchecked. */
 	dtx_crash_point("pga.work_back");
 	for (unsigned i = 0; i <= self->i_mark; i++) {
-		unsigned stmt = i - self->i_stmt + 1; /* 1-based, as the client counts */
-		bool is_stmt = i >= self->i_stmt && i < self->i_guard;
+		if (i >= self->i_stmt && i < self->i_guard) {
+			bool error;
+			if (!s_stmt_bad(self, i, &error))
+				continue;
+			if (error)
+				return s_undo(self, false); /* the PREPARE did not run */
+			/* a failed PREPARE cancelled the transaction */
+			return prep && !prepared ? s_finish(self, DTX_VOTE_NO)
+						 : s_undo(self, prepared);
+		}
 		if (s_check(self->q[i].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
 			if (i == 0)
 				snprintf(op->why, sizeof(op->why), "BEGIN failed: %s", tmp);
 			else if (i < self->i_stmt)
 				snprintf(op->why, sizeof(op->why),
 					 "cannot set statement_timeout: %s", tmp);
-			else if (is_stmt) {
-				snprintf(op->why, sizeof(op->why), "statement %u failed: %s", stmt,
-					 tmp);
-				/* a named statement gone (a function's DEALLOCATE):
-				 * prepare them all again next time */
-				if (op->stmts[stmt - 1].statement &&
-				    strcmp(op->sqlstate, "26000") == 0)
-					self->marked = false;
-			} else if (i < self->i_mark)
+			else if (i < self->i_mark)
 				snprintf(op->why, sizeof(op->why),
 					 "the branch is no longer in the transaction the agent "
 					 "began: "
@@ -766,27 +940,6 @@ static pga_op_t *s_on_work(pga_db_t *self)
 					self->marked = false;
 			}
 			return s_undo(self, false); /* the PREPARE did not run */
-		}
-		if (is_stmt && self->over == i + 1) {
-			snprintf(op->sqlstate, 6, "54000");
-			snprintf(op->why, sizeof(op->why),
-				 "statement %u returned more than %llu rows or %llu bytes", stmt,
-				 (unsigned long long)self->max_rows,
-				 (unsigned long long)self->max_bytes);
-			return prep && !prepared ? s_finish(self, DTX_VOTE_NO)
-						 : s_undo(self, prepared);
-		}
-		if (is_stmt && op->stmts[stmt - 1].expect >= 0) {
-			const char *t = PQcmdTuples(self->q[i].res);
-			long long rows = t && *t ? atoll(t) : (long long)PQntuples(self->q[i].res);
-			if (rows != op->stmts[stmt - 1].expect) {
-				snprintf(op->why, sizeof(op->why),
-					 "statement %u touched %lld rows, expected %lld", stmt,
-					 rows, (long long)op->stmts[stmt - 1].expect);
-				/* a failed PREPARE cancelled the transaction */
-				return prep && !prepared ? s_finish(self, DTX_VOTE_NO)
-							 : s_undo(self, prepared);
-			}
 		}
 	}
 	/* The marker row's count: 0 when nothing was written, no row locked. */
@@ -920,6 +1073,241 @@ static pga_op_t *s_on_list(pga_db_t *self)
 	return s_send_prune(self) ? NULL : s_lost(self);
 }
 
+/* --- saga steps (DESIGN.md, "Saga steps and the barrier") -------------- */
+
+/* End the step's transaction with ROLLBACK (and the session reset), then
+ * answer result; why is already set. */
+static pga_op_t *s_step_rollback(pga_db_t *self, int result)
+{
+	s_clear_results(self);
+	snprintf(self->cmd, sizeof(self->cmd), "ROLLBACK");
+	self->step = ST_ROLLBACK;
+	self->after = result;
+	return s_send_end(self, self->cmd) ? NULL : s_lost(self);
+}
+
+/* COMMIT the step's transaction (and reset the session), then answer
+ * result with why as its text. Only while libpq reports the session in
+ * the transaction BEGIN opened: the COMMIT must end that one. */
+static pga_op_t *s_step_commit(pga_db_t *self, int result, const char *text)
+{
+	pga_op_t *op = self->op;
+	if (PQtransactionStatus(self->conn) != PQTRANS_INTRANS) {
+		snprintf(op->sqlstate, 6, "25000");
+		snprintf(op->why, sizeof(op->why),
+			 "the step is no longer in the transaction the agent began");
+		return s_step_rollback(self, DTX_RESULT_FAILED);
+	}
+	snprintf(op->why, sizeof(op->why), "%s", text);
+	s_clear_results(self);
+	self->step = ST_STEP_COMMIT;
+	self->after = result;
+	return s_send_end(self, "COMMIT") ? NULL : s_lost(self);
+}
+
+/* Whether BEGIN or SET LOCAL statement_timeout (the queries before
+ * i_bar) failed; why says which. */
+static bool s_step_head_bad(pga_db_t *self)
+{
+	pga_op_t *op = self->op;
+	char tmp[400];
+	for (unsigned i = 0; i < self->i_bar; i++)
+		if (s_check(self->q[i].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
+			snprintf(op->why, sizeof(op->why), "%s: %s",
+				 i == 0 ? "BEGIN failed" : "cannot set statement_timeout", tmp);
+			return true;
+		}
+	return false;
+}
+
+/* Whether q[i] holds an error of SQLSTATE code. */
+static bool s_is_state(const pga_db_t *self, unsigned i, const char *code)
+{
+	const char *c = self->q[i].res ? PQresultErrorField(self->q[i].res, PG_DIAG_SQLSTATE)
+				       : NULL;
+	return c && strcmp(c, code) == 0;
+}
+
+/* The step's statements (q[i_stmt..i_guard)) and the guard after them:
+ * RUN's first pipeline, COMPENSATE's second. On a failure ROLLBACK and
+ * FAILED, else COMMIT and answer DONE with text. */
+static pga_op_t *s_step_work_end(pga_db_t *self, const char *text)
+{
+	pga_op_t *op = self->op;
+	char tmp[400];
+	for (unsigned i = self->i_stmt; i < self->i_guard; i++) {
+		bool error;
+		if (s_stmt_bad(self, i, &error))
+			return s_step_rollback(self, DTX_RESULT_FAILED);
+	}
+	for (unsigned i = self->i_guard; i < self->i_guard + 2; i++)
+		if (s_check(self->q[i].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
+			snprintf(op->why, sizeof(op->why),
+				 "the step is no longer in the transaction the agent began: %s",
+				 tmp);
+			return s_step_rollback(self, DTX_RESULT_FAILED);
+		}
+	return s_step_commit(self, DTX_RESULT_DONE, text);
+}
+
+/* RUN's first pipeline is back. The barrier row is the first write: if
+ * it is there already (23505, from a transaction that committed: a
+ * running one made this INSERT wait for it), the statements did not run
+ * and the row says what became of the step. */
+static pga_op_t *s_on_step_run(pga_db_t *self)
+{
+	pga_op_t *op = self->op;
+	char tmp[400];
+	if (s_step_head_bad(self))
+		return s_step_rollback(self, DTX_RESULT_FAILED);
+	if (s_is_state(self, self->i_bar, "23505")) {
+		unsigned n = 0;
+		s_clear_results(self);
+		self->q[n++] = (s_query_t){.sql = "ROLLBACK"};
+		self->q[n++] = s_bar_query(self, SQL_BAR_READ);
+		if (!self->clean)
+			s_add_reset(self, &n);
+		self->step = ST_STEP_SEEN;
+		return s_send(self, n) ? NULL : s_lost(self);
+	}
+	if (s_check(self->q[self->i_bar].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
+		snprintf(op->why, sizeof(op->why), "cannot write the barrier row: %s", tmp);
+		return s_step_rollback(self, DTX_RESULT_FAILED);
+	}
+	return s_step_work_end(self, "");
+}
+
+/* The step's barrier row, read after RUN found it there: 'd' it ran
+ * before, 'f' a compensation or a probe fenced it before it ran. A row
+ * that cannot be read (the connection broke, or it is gone) leaves the
+ * answer to a later ask. */
+static pga_op_t *s_on_step_seen(pga_db_t *self, bool lost, const char *lost_why)
+{
+	pga_op_t *op = self->op;
+	char tmp[400];
+	const PGresult *res = lost ? NULL : self->q[1].res;
+	if (lost || s_check(res, self->conn, NULL, tmp, sizeof(tmp))) {
+		snprintf(op->why, sizeof(op->why), "cannot read the barrier row: %s",
+			 lost ? lost_why : tmp);
+		return s_finish(self, PGA_RESULT_UNKNOWN);
+	}
+	if (PQntuples(res) != 1) {
+		snprintf(op->why, sizeof(op->why), "the barrier row is gone (pruned?)");
+		return s_finish(self, PGA_RESULT_UNKNOWN);
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "d") == 0) {
+		snprintf(op->why, sizeof(op->why), "done before");
+		return s_finish(self, DTX_RESULT_DONE);
+	}
+	snprintf(op->why, sizeof(op->why), "compensated or probed before it ran: fenced");
+	return s_finish(self, DTX_RESULT_FENCED);
+}
+
+/* COMPENSATE's first pipeline is back: the fence, then the
+ * compensation's row. */
+static pga_op_t *s_on_comp_fence(pga_db_t *self)
+{
+	pga_op_t *op = self->op;
+	char tmp[400];
+	unsigned n = 0;
+	if (s_step_head_bad(self))
+		return s_step_rollback(self, DTX_RESULT_FAILED);
+	if (s_check(self->q[self->i_bar].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
+		snprintf(op->why, sizeof(op->why), "cannot write the barrier row: %s", tmp);
+		return s_step_rollback(self, DTX_RESULT_FAILED);
+	}
+	if (s_is_state(self, self->i_bar + 1, "23505")) {
+		/* a compensation committed before: nothing more to do */
+		snprintf(op->why, sizeof(op->why), "compensated before");
+		return s_step_rollback(self, DTX_RESULT_DONE);
+	}
+	if (s_check(self->q[self->i_bar + 1].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
+		snprintf(op->why, sizeof(op->why),
+			 "cannot write the compensation's barrier row: %s", tmp);
+		return s_step_rollback(self, DTX_RESULT_FAILED);
+	}
+	/* The fence wrote the step's row: the step never ran (a running one
+	 * made the fence wait for it), and now never will. Nothing to undo:
+	 * the compensation's statements do not run. */
+	if (strcmp(PQcmdTuples(self->q[self->i_bar].res), "1") == 0)
+		return s_step_commit(self, DTX_RESULT_DONE,
+				     "the step had not run: fenced, nothing to undo");
+	/* The step ran: its compensation, in the same transaction. */
+	s_clear_results(self);
+	self->i_stmt = 0;
+	if (!s_add_stmts(self, &n)) {
+		snprintf(op->sqlstate, 6, "26000");
+		snprintf(op->why, sizeof(op->why), "a named statement is not defined here");
+		return s_step_rollback(self, DTX_RESULT_FAILED);
+	}
+	self->i_guard = n;
+	self->q[n++] = (s_query_t){.sql = SQL_GUARD};
+	self->q[n++] = (s_query_t){.sql = SQL_UNGUARD};
+	self->clean = false;
+	self->step = ST_COMP_WORK;
+	return s_send(self, n) ? NULL : s_lost(self);
+}
+
+/* A step's COMMIT is back. Lost: it may have committed; the barrier row
+ * will tell when the coordinator asks again. */
+static pga_op_t *s_on_step_commit(pga_db_t *self, bool lost, const char *lost_why)
+{
+	pga_op_t *op = self->op;
+	char tmp[400];
+	if (lost) {
+		snprintf(op->sqlstate, 6, "08006");
+		snprintf(op->why, sizeof(op->why), "commit failed: %s", lost_why);
+		return s_finish(self, PGA_RESULT_UNKNOWN);
+	}
+	if (s_check(self->q[0].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
+		snprintf(op->why, sizeof(op->why), "commit failed: %s", tmp);
+		return s_step_rollback(self, DTX_RESULT_FAILED);
+	}
+	/* COMMIT of a transaction that failed answers ROLLBACK */
+	if (strcmp(PQcmdStatus(self->q[0].res), "COMMIT") != 0) {
+		snprintf(op->sqlstate, 6, "25000");
+		snprintf(op->why, sizeof(op->why), "commit failed: the transaction rolled back");
+		return s_finish(self, DTX_RESULT_FAILED);
+	}
+	/* Durability point: the step (or its compensation, or the fence) is
+	 * committed with its barrier row; the RESULT is not sent. The
+	 * coordinator asks again, and the barrier answers. */
+	dtx_crash_point("pga.step_done");
+	return s_finish(self, self->after);
+}
+
+/* PROBE's pipeline is back: the fence, the step's row, COMMIT. */
+static pga_op_t *s_on_probe(pga_db_t *self, bool lost, const char *lost_why)
+{
+	pga_op_t *op = self->op;
+	char tmp[400];
+	unsigned i = self->i_bar;
+	if (lost) {
+		/* the fence may have committed: a probe again will say */
+		snprintf(op->why, sizeof(op->why), "probe lost: %s", lost_why);
+		return s_finish(self, PGA_RESULT_UNKNOWN);
+	}
+	if (s_step_head_bad(self))
+		return s_step_rollback(self, DTX_RESULT_FAILED);
+	for (; i < self->i_bar + 3; i++)
+		if (s_check(self->q[i].res, self->conn, op->sqlstate, tmp, sizeof(tmp))) {
+			snprintf(op->why, sizeof(op->why), "cannot probe the barrier: %s", tmp);
+			return s_step_rollback(self, DTX_RESULT_FAILED);
+		}
+	const PGresult *row = self->q[self->i_bar + 1].res;
+	if (strcmp(PQcmdStatus(self->q[self->i_bar + 2].res), "COMMIT") != 0 ||
+	    PQntuples(row) != 1) {
+		snprintf(op->sqlstate, 6, "25000");
+		snprintf(op->why, sizeof(op->why), "cannot probe the barrier: not committed");
+		return s_step_rollback(self, DTX_RESULT_FAILED);
+	}
+	bool ran = strcmp(PQgetvalue(row, 0, 0), "d") == 0;
+	/* Durability point: the fence, if written, is committed. */
+	dtx_crash_point("pga.step_done");
+	snprintf(op->why, sizeof(op->why), "%s", ran ? "it ran" : "it had not run: fenced");
+	return s_finish(self, ran ? DTX_RESULT_DONE : DTX_RESULT_FENCED);
+}
+
 /* The pipeline of the current step is back (or lost: lost_why says why). */
 static pga_op_t *s_on_step(pga_db_t *self, bool lost, const char *lost_why)
 {
@@ -973,7 +1361,8 @@ static pga_op_t *s_on_step(pga_db_t *self, bool lost, const char *lost_why)
 			return s_unreachable(self, lost_why);
 		return s_on_work(self);
 	case ST_END: return s_on_end(self, lost, lost_why);
-	case ST_ROLLBACK: return s_finish(self, DTX_VOTE_NO); /* why says what failed */
+	/* why says what failed; lost or not, nothing of it was committed */
+	case ST_ROLLBACK: return s_finish(self, self->after);
 	case ST_APPLY: return s_on_apply(self, lost, lost_why);
 	case ST_MARKED: return s_on_marked(self, lost, lost_why);
 	case ST_LIST:
@@ -982,9 +1371,26 @@ static pga_op_t *s_on_step(pga_db_t *self, bool lost, const char *lost_why)
 			return s_fail(self);
 		}
 		return s_on_list(self);
+	case ST_STEP_RUN:
+		if (lost)
+			return s_unreachable(self, lost_why);
+		return s_on_step_run(self);
+	case ST_STEP_SEEN: return s_on_step_seen(self, lost, lost_why);
+	case ST_COMP_FENCE:
+		if (lost)
+			return s_unreachable(self, lost_why);
+		return s_on_comp_fence(self);
+	case ST_COMP_WORK:
+		if (lost)
+			return s_unreachable(self, lost_why);
+		return s_step_work_end(self, "compensated");
+	case ST_STEP_COMMIT: return s_on_step_commit(self, lost, lost_why);
+	case ST_PROBE: return s_on_probe(self, lost, lost_why);
 	case ST_PRUNE:
 		if (lost || s_check(self->q[0].res, self->conn, NULL, tmp, sizeof(tmp)))
 			dtx_warn("cannot prune marker rows: %s", lost ? lost_why : tmp);
+		else if (s_check(self->q[1].res, self->conn, NULL, tmp, sizeof(tmp)))
+			dtx_warn("cannot prune barrier rows: %s", tmp);
 		return s_finish(self, 0);
 	}
 	return NULL;

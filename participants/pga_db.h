@@ -12,16 +12,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dtx_util.h"
 #include "dtx_wire.h"
 #include "pga_named.h"
 
 typedef struct pga_db pga_db_t;
 
-typedef enum { PGA_OP_PREPARE, PGA_OP_DECIDE, PGA_OP_SCAN, PGA_OP_PRUNE } pga_op_kind_t;
+typedef enum {
+	PGA_OP_PREPARE,
+	PGA_OP_DECIDE,
+	PGA_OP_SCAN,
+	PGA_OP_PRUNE,
+	PGA_OP_STEP
+} pga_op_kind_t;
 
-/* The answer to a PREPARE when it cannot be told: a one-phase COMMIT whose
- * connection broke. No vote is sent; the coordinator will RESOLVE. */
-enum { PGA_VOTE_UNKNOWN = -1 };
+/* The answer to a PREPARE or a STEP when it cannot be told: a COMMIT whose
+ * connection broke. No vote (no RESULT) is sent; the coordinator will
+ * RESOLVE (send the step again, or probe it). */
+enum { PGA_VOTE_UNKNOWN = -1, PGA_RESULT_UNKNOWN = -1 };
 
 /*
  * One operation; the caller owns it and keeps it (and what it points to)
@@ -49,7 +57,20 @@ enum { PGA_VOTE_UNKNOWN = -1 };
  * (malloc'ed array of malloc'ed strings, the caller frees) and ngids set,
  * or DTX_EDB with why set.
  *
- * PRUNE: only the second half of SCAN. result 0; a failure is logged.
+ * PRUNE: only the second half of SCAN (marker rows and barrier rows).
+ * result 0; a failure is logged.
+ *
+ * STEP: saga step step of saga (gid is its step id), code DTX_STEP_*, in
+ * one local transaction committed at once, under the barrier in
+ * dtx.barrier (DESIGN.md, "Saga steps and the barrier"), each statement
+ * bounded by timeout_ms (0: none). RUN: the barrier row ('a', 'd') and the
+ * statements; COMPENSATE: the step fenced if it never ran ('a', 'f'), else
+ * the compensation's row ('c', 'd') and the statements; PROBE (no
+ * statements): fence the step if it never ran, say whether it ran. result:
+ * DTX_RESULT_DONE or DTX_RESULT_FENCED (why: what the barrier said),
+ * DTX_RESULT_FAILED (rolled back; sqlstate and why say why) or
+ * PGA_RESULT_UNKNOWN (the connection broke during COMMIT, or the barrier
+ * could not be read).
  */
 typedef struct {
 	pga_op_kind_t kind;
@@ -61,6 +82,10 @@ typedef struct {
 	int decision;
 	char coord[DTX_COORD_ID_MAX + 1];
 	uint64_t retention_s;
+	int step_code;          /* STEP: DTX_STEP_* */
+	char saga[DTX_GID_MAX]; /* STEP: the saga's GTID */
+	uint32_t step;          /* STEP: the step's index in the saga */
+	uint32_t timeout_ms;    /* STEP: statement_timeout, 0: none */
 	/* results */
 	int result;
 	char sqlstate[8];
@@ -88,8 +113,9 @@ pga_db_t *pga_db_new(const char *conninfo, uint32_t lock_timeout_ms, uint64_t ma
  * transaction rolls back, a prepared one stays prepared). */
 void pga_db_destroy(pga_db_t **self_p);
 
-/* Create schema dtx and its marker table dtx.branches if missing, on a
- * connection of its own, blocking. 0 or DTX_EDB with why set. */
+/* Create schema dtx, its marker table dtx.branches and its barrier table
+ * dtx.barrier if missing, on a connection of its own, blocking. 0 or
+ * DTX_EDB with why set. */
 int pga_db_ensure_schema(const char *conninfo, char *why, size_t why_len);
 
 /* Prepare every named statement once on a connection of its own,

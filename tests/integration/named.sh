@@ -8,7 +8,8 @@
 # parameters as declared) stops the agent at start with file:line; after
 # the agent's connections are lost (terminated, PostgreSQL restarted) the
 # statements are prepared again and still run. The agents run as a
-# least-privilege role (dtx-pgagent(8), DATABASE ROLE).
+# least-privilege role (dtx-pgagent(8), DATABASE ROLE), which makes the
+# marker and barrier tables itself.
 . "$(dirname "$0")/lib.sh"
 dtx_start_pg
 
@@ -63,6 +64,10 @@ is "$(q shop "SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'dtx'")
 	"the agents run as role dtx, which owns schema dtx"
 ok $([ "$(q postgres "SELECT rolsuper FROM pg_roles WHERE rolname = 'dtx'")" = f ]; echo $?) \
 	"... and is not a superuser"
+is "$(for db in shop bank; do q $db "SELECT string_agg(tablename || ':' || tableowner, ' ' ORDER BY tablename)
+	FROM pg_tables WHERE schemaname = 'dtx'"; done | tr '\n' ' ')" \
+	"barrier:dtx branches:dtx barrier:dtx branches:dtx " \
+	"... which made the marker and barrier tables of both databases at start"
 
 # tx FILE JSON: write the transaction and run it with dtxctl exec --file
 tx() {

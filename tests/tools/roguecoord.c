@@ -5,16 +5,27 @@
  * actions in order, and prints every frame it receives, one a line:
  *
  *   HELLO NAME | INDOUBT GID,GID... | VOTE GID CODE TEXT | ACK GID CODE TEXT
+ *   RESULT GID done|failed|fenced TEXT [sqlstate S]
  *   ERROR CODE TEXT | OTHER TYPE | UNDECODABLE WHY
  *
- * until --for milliseconds have passed; "no HELLO" at the end if none
- * came. PINGs are answered with PONG and not printed. Used by
- * tests/integration/agenttrust.sh to show what an agent does (and does
- * not do) for such a peer.
+ * until --for milliseconds have passed, or (--results N) once every
+ * action is sent, 100 ms (or the last sleep) have passed and N RESULTs
+ * came; "no HELLO" at the end if none came.
+ * PINGs are answered with PONG and not printed; a PING before any HELLO
+ * is answered ERROR DTX_ENOTREG, as a coordinator that restarted does, so
+ * that an agent registered with an earlier one says HELLO again. Used by
+ * tests/integration/agenttrust.sh and barrier.sh to show what an agent
+ * does (and does not do) for such a peer.
  *
  *   dtx-roguecoord keygen DIR NAME
  *   dtx-roguecoord serve ENDPOINT [--curve SECRET] [--id ID] [--for MS]
- *       [decide GID CODE | prepare GID SQL]...
+ *       [--results N] [decide GID CODE | prepare GID SQL |
+ *        step GID CODE[=EXPECT] [STMT] | sleep MS]...
+ *
+ * step sends STEP with code run, compensate or probe (or a number), the
+ * statement STMT (run and compensate; none for probe) expecting EXPECT
+ * rows if given, timeout 5 s.
+ * STMT is SQL, or @NAME[,PARAM...] for a named statement.
  */
 #include "config.h"
 
@@ -44,6 +55,17 @@ static void s_print(const dtx_msg_t *m)
 		printf("%s %s %lld %s\n", dtx_msg_type_str(m->type), m->gtid, (long long)m->code,
 		       (m->has & DTX_F_TEXT) ? m->text : "");
 		break;
+	case DTX_T_RESULT:
+		printf("RESULT %s %s %s", m->gtid,
+		       m->code == DTX_RESULT_DONE     ? "done"
+		       : m->code == DTX_RESULT_FAILED ? "failed"
+		       : m->code == DTX_RESULT_FENCED ? "fenced"
+						      : "?",
+		       (m->has & DTX_F_TEXT) ? m->text : "");
+		if (m->has & DTX_F_SQLSTATE)
+			printf(" [sqlstate %s]", m->sqlstate);
+		printf("\n");
+		break;
 	case DTX_T_ERROR: printf("ERROR %lld %s\n", (long long)m->code, m->text); break;
 	default: printf("OTHER %s\n", dtx_msg_type_str(m->type)); break;
 	}
@@ -52,8 +74,10 @@ static void s_print(const dtx_msg_t *m)
 static int s_serve(int argc, char **argv)
 {
 	const char *endpoint = argv[0], *curve = NULL, *id = "c1";
-	long for_ms = 3000;
+	long for_ms = 3000, want_results = -1, nresults = 0;
 	int i = 1, one = 1, zero = 0;
+	const char *params[16];
+	char named[256];
 	char why[256];
 
 	for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
@@ -63,6 +87,8 @@ static int s_serve(int argc, char **argv)
 			id = argv[i + 1];
 		else if (strcmp(argv[i], "--for") == 0)
 			for_ms = atol(argv[i + 1]);
+		else if (strcmp(argv[i], "--results") == 0)
+			want_results = atol(argv[i + 1]);
 		else
 			return 2;
 	}
@@ -97,10 +123,18 @@ static int s_serve(int argc, char **argv)
 			if (dtx_msg_decode(zmq_msg_data(&body), zmq_msg_size(&body), &m, why,
 					   sizeof(why))) {
 				printf("UNDECODABLE %s\n", why);
+			} else if (m.type == DTX_T_PING && !hello) {
+				dtx_msg_t e = {.type = DTX_T_ERROR,
+					       .has = DTX_F_CODE | DTX_F_TEXT,
+					       .code = DTX_ENOTREG,
+					       .text = "not registered"};
+				dtx_send_to(sock, &from, &e);
 			} else if (m.type == DTX_T_PING) {
 				dtx_msg_t p = {.type = DTX_T_PONG};
 				dtx_send_to(sock, &from, &p);
 			} else {
+				if (m.type == DTX_T_RESULT)
+					nresults++;
 				s_print(&m);
 				if (m.type == DTX_T_HELLO) {
 					dtx_msg_t w = {.type = DTX_T_WELCOME,
@@ -117,11 +151,55 @@ static int s_serve(int argc, char **argv)
 			dtx_msg_clear(&m);
 			zmq_msg_close(&body);
 		}
+		if (want_results >= 0 && next == nactions && dtx_now_ms() >= act_at &&
+		    nresults >= want_results)
+			break;
 		/* one action every 100 ms once welcomed */
 		if (hello && next < nactions && dtx_now_ms() >= act_at) {
 			dtx_msg_t m = {0};
 			dtx_stmt_t st = {.expect = -1};
-			if (strcmp(actions[next], "decide") == 0 && next + 2 < nactions) {
+			if (strcmp(actions[next], "sleep") == 0 && next + 1 < nactions) {
+				act_at = dtx_now_ms() + atol(actions[next + 1]);
+				next += 2;
+				continue;
+			}
+			if (strcmp(actions[next], "step") == 0 && next + 2 < nactions) {
+				const char *c = actions[next + 2], *eq = strchr(c, '=');
+				size_t clen = eq ? (size_t)(eq - c) : strlen(c);
+				int64_t code = strncmp(c, "run", clen) == 0 ? DTX_STEP_RUN
+					       : strncmp(c, "compensate", clen) == 0
+						       ? DTX_STEP_COMPENSATE
+					       : strncmp(c, "probe", clen) == 0 ? DTX_STEP_PROBE
+										: atoll(c);
+				bool stmt = code != DTX_STEP_PROBE && next + 3 < nactions;
+				m = (dtx_msg_t){.type = DTX_T_STEP,
+						.has = DTX_F_GTID | DTX_F_CODE | DTX_F_TIMEOUT,
+						.gtid = actions[next + 1],
+						.code = code,
+						.timeout_ms = 5000};
+				if (eq)
+					st.expect = atoll(eq + 1);
+				if (stmt) {
+					const char *a = actions[next + 3];
+					if (a[0] == '@') {
+						/* @NAME,PARAM,...: a named statement */
+						snprintf(named, sizeof(named), "%s", a + 1);
+						char *save = NULL,
+						     *tok = strtok_r(named, ",", &save);
+						st.statement = tok;
+						while ((tok = strtok_r(NULL, ",", &save)) &&
+						       st.nparams < 16)
+							params[st.nparams++] = tok;
+						st.params = params;
+					} else {
+						st.sql = a;
+					}
+					m.has |= DTX_F_STMTS;
+					m.nstmts = 1;
+					m.stmts = &st;
+				}
+				next += stmt ? 4 : 3;
+			} else if (strcmp(actions[next], "decide") == 0 && next + 2 < nactions) {
 				m = (dtx_msg_t){.type = DTX_T_DECIDE,
 						.has = DTX_F_GTID | DTX_F_CODE,
 						.gtid = actions[next + 1],
@@ -169,7 +247,8 @@ int main(int argc, char **argv)
 		if (rc == 2)
 			fprintf(stderr,
 				"usage: dtx-roguecoord serve ENDPOINT [--curve SECRET] [--id "
-				"ID] [--for MS] [decide GID CODE | prepare GID SQL]...\n");
+				"ID] [--for MS] [--results N] [decide GID CODE | prepare GID SQL "
+				"| step GID CODE[=EXPECT] [STMT] | sleep MS]...\n");
 		return rc;
 	}
 	fprintf(stderr, "usage: dtx-roguecoord keygen DIR NAME | serve ENDPOINT ...\n");
