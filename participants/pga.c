@@ -404,12 +404,15 @@ static void s_on_decide(pga_t *self, const dtx_msg_t *m)
 	s_enqueue(self, job, false);
 }
 
-/* Send RESULT code for step id gid; text and sqlstate NULL or "": none. */
-static void s_result(pga_t *self, const char *gid, int code, const char *sqlstate, const char *text)
+/* Send RESULT code for step id gid, answering STEP asked; text and
+ * sqlstate NULL or "": none. */
+static void s_result(pga_t *self, const char *gid, int asked, int code, const char *sqlstate,
+		     const char *text)
 {
 	dtx_msg_t r = {.type = DTX_T_RESULT,
-		       .has = DTX_F_GTID | DTX_F_CODE,
+		       .has = DTX_F_GTID | DTX_F_CODE | DTX_F_ASKED,
 		       .gtid = gid,
+		       .asked = asked,
 		       .code = code};
 	if (text && text[0]) {
 		r.has |= DTX_F_TEXT;
@@ -470,7 +473,7 @@ static void s_on_step(pga_t *self, dtx_msg_t *m)
 	    pga_stmt_check(m->nstmts, m->stmts, sqlstate, refused, sizeof(refused))) {
 		dtx_info_tx(m->gtid, "step %s failed, nothing run: %s", s_step_code_str(code),
 			    refused);
-		s_result(self, m->gtid, DTX_RESULT_FAILED, sqlstate, refused);
+		s_result(self, m->gtid, code, DTX_RESULT_FAILED, sqlstate, refused);
 		return;
 	}
 	s_job_t *job = s_job_new(PGA_OP_STEP, m->gtid);
@@ -717,7 +720,7 @@ static void s_on_done(pga_t *self, s_job_t *job)
 			dtx_info_tx(op->gid, "step %s %s%s%s", s_step_code_str(op->step_code),
 				    op->result == DTX_RESULT_FENCED ? "fenced" : "done",
 				    op->why[0] ? ": " : "", op->why);
-		s_result(self, op->gid, op->result,
+		s_result(self, op->gid, op->step_code, op->result,
 			 op->result == DTX_RESULT_FAILED ? op->sqlstate : NULL, op->why);
 		break;
 	}
