@@ -35,29 +35,38 @@ struct dtx_client {
 	int refused_how; /* ... and its value (the ZAP status code, 400 for a refused key) */
 };
 
-dtx_tx_t *dtx_tx_new(void)
+/* A fresh submission key into key (DTX_KEY_MAX + 1 bytes): the wall
+ * clock's milliseconds (48 bits), then 80 random bits, in hex. No two
+ * submissions share a key by chance, and keys made about the same time
+ * sort together, so the coordinator's key index (a B-tree) grows at its
+ * end instead of touching a page per key. -1 without random bytes. */
+static int s_key_make(char *key)
 {
 	static const char hex[] = "0123456789abcdef";
 	uint8_t r[16];
 	struct timespec ts;
-	dtx_tx_t *self = calloc(1, sizeof(dtx_tx_t));
-	if (!self)
-		return NULL;
-	/* The wall clock's milliseconds (48 bits), then 80 random bits: no two
-	 * submissions share a key by chance, and keys made about the same
-	 * time sort together, so the coordinator's key index (a B-tree)
-	 * grows at its end instead of touching a page per key. */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	for (int i = 5; i >= 0; i--, ms >>= 8)
 		r[i] = (uint8_t)ms;
-	if (getrandom(r + 6, sizeof(r) - 6, 0) != (ssize_t)(sizeof(r) - 6)) {
+	if (getrandom(r + 6, sizeof(r) - 6, 0) != (ssize_t)(sizeof(r) - 6))
+		return -1;
+	for (size_t i = 0; i < sizeof(r); i++) {
+		key[2 * i] = hex[r[i] >> 4];
+		key[2 * i + 1] = hex[r[i] & 15];
+	}
+	key[2 * sizeof(r)] = '\0';
+	return 0;
+}
+
+dtx_tx_t *dtx_tx_new(void)
+{
+	dtx_tx_t *self = calloc(1, sizeof(dtx_tx_t));
+	if (!self)
+		return NULL;
+	if (s_key_make(self->key)) {
 		free(self); /* no key that could not collide: no transaction */
 		return NULL;
-	}
-	for (size_t i = 0; i < sizeof(r); i++) {
-		self->key[2 * i] = hex[r[i] >> 4];
-		self->key[2 * i + 1] = hex[r[i] & 15];
 	}
 	return self;
 }
@@ -105,19 +114,56 @@ void dtx_tx_set_timeout(dtx_tx_t *self, uint32_t timeout_ms)
 	self->timeout_ms = timeout_ms;
 }
 
-/* Append a statement: SQL text (sql) or a named one (statement), the
- * other NULL. */
+/* Whether a statement's arguments are ones s_stmt_append() takes. */
+static bool s_stmt_ok(const char *sql, const char *statement, int nparams,
+		      const char *const *params)
+{
+	if (nparams < 0 || nparams > DTX_WIRE_MAX_ITEMS || (nparams > 0 && !params))
+		return false;
+	return statement ? dtx_name_valid(statement)
+			 : sql && *sql && strlen(sql) <= DTX_WIRE_MAX_STR;
+}
+
+/* Append a statement to the list (*n, *stmts): SQL text (sql) or a named
+ * one (statement), the other NULL; its strings copied. The list is left
+ * as it was on failure. */
+static int s_stmt_append(uint32_t *n, dtx_stmt_t **stmts, const char *sql, const char *statement,
+			 int nparams, const char *const *params, int64_t expect)
+{
+	dtx_stmt_t st = {.expect = expect < 0 ? -1 : expect};
+
+	if (!s_stmt_ok(sql, statement, nparams, params) || *n >= DTX_WIRE_MAX_ITEMS)
+		return DTX_EINVAL;
+	if (statement)
+		st.statement = strdup(statement);
+	else
+		st.sql = strdup(sql);
+	st.nparams = (uint32_t)nparams;
+	st.params = calloc((size_t)nparams + 1, sizeof(char *));
+	if ((!st.sql && !st.statement) || !st.params)
+		goto nomem;
+	for (int p = 0; p < nparams; p++)
+		if (params[p] && !(st.params[p] = strdup(params[p])))
+			goto nomem;
+	dtx_stmt_t *ns = realloc(*stmts, (*n + 1) * sizeof(*ns));
+	if (!ns)
+		goto nomem;
+	*stmts = ns;
+	ns[(*n)++] = st;
+	return 0;
+nomem:
+	s_stmt_free(&st);
+	return DTX_ENOMEM;
+}
+
+/* Append a statement to participant's branch, made on first use. */
 static int s_add(dtx_tx_t *self, const char *participant, const char *sql, const char *statement,
 		 int nparams, const char *const *params, int64_t expect)
 {
 	dtx_branch_t *br = NULL;
-	dtx_stmt_t st = {.expect = expect < 0 ? -1 : expect};
 
-	if (!self || !dtx_name_valid(participant) || nparams < 0 || nparams > DTX_WIRE_MAX_ITEMS ||
-	    (nparams > 0 && !params))
-		return DTX_EINVAL;
-	if (statement ? !dtx_name_valid(statement)
-		      : !sql || !*sql || strlen(sql) > DTX_WIRE_MAX_STR)
+	/* a statement refused makes no branch */
+	if (!self || !dtx_name_valid(participant) || !s_stmt_ok(sql, statement, nparams, params))
 		return DTX_EINVAL;
 	for (uint32_t b = 0; b < self->nbranches; b++)
 		if (strcmp(self->branches[b].participant, participant) == 0)
@@ -135,28 +181,7 @@ static int s_add(dtx_tx_t *self, const char *participant, const char *sql, const
 			return DTX_ENOMEM;
 		self->nbranches++;
 	}
-	if (br->nstmts >= DTX_WIRE_MAX_ITEMS)
-		return DTX_EINVAL;
-	if (statement)
-		st.statement = strdup(statement);
-	else
-		st.sql = strdup(sql);
-	st.nparams = (uint32_t)nparams;
-	st.params = calloc((size_t)nparams + 1, sizeof(char *));
-	if ((!st.sql && !st.statement) || !st.params)
-		goto nomem;
-	for (int p = 0; p < nparams; p++)
-		if (params[p] && !(st.params[p] = strdup(params[p])))
-			goto nomem;
-	dtx_stmt_t *ns = realloc(br->stmts, (br->nstmts + 1) * sizeof(*ns));
-	if (!ns)
-		goto nomem;
-	br->stmts = ns;
-	ns[br->nstmts++] = st;
-	return 0;
-nomem:
-	s_stmt_free(&st);
-	return DTX_ENOMEM;
+	return s_stmt_append(&br->nstmts, &br->stmts, sql, statement, nparams, params, expect);
 }
 
 int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql, int nparams,
@@ -171,6 +196,152 @@ int dtx_tx_add_named(dtx_tx_t *self, const char *participant, const char *statem
 	if (!statement)
 		return DTX_EINVAL;
 	return s_add(self, participant, NULL, statement, nparams, params, expect);
+}
+
+/* --- sagas ----------------------------------------------------------------- */
+
+_Static_assert((int)DTX_SAGA_COMPENSABLE == (int)DTX_STEP_COMPENSABLE &&
+		       (int)DTX_SAGA_PIVOT == (int)DTX_STEP_PIVOT &&
+		       (int)DTX_SAGA_RETRIABLE == (int)DTX_STEP_RETRIABLE,
+	       "dtx.h's step kinds are the wire's");
+
+struct dtx_saga {
+	uint32_t nsteps;
+	dtx_step_t *steps; /* strings owned (strdup), arrays owned */
+	uint32_t timeout_ms;
+	char key[DTX_KEY_MAX + 1]; /* the submission key: random unless set */
+};
+
+dtx_saga_t *dtx_saga_new(void)
+{
+	dtx_saga_t *self = calloc(1, sizeof(*self));
+	if (!self)
+		return NULL;
+	if (s_key_make(self->key)) {
+		free(self);
+		return NULL;
+	}
+	return self;
+}
+
+void dtx_saga_destroy(dtx_saga_t **self_p)
+{
+	dtx_saga_t *self = self_p ? *self_p : NULL;
+	if (!self)
+		return;
+	for (uint32_t i = 0; i < self->nsteps; i++) {
+		dtx_step_t *st = &self->steps[i];
+		for (uint32_t k = 0; k < st->nstmts; k++)
+			s_stmt_free(&st->stmts[k]);
+		for (uint32_t k = 0; k < st->ncomp; k++)
+			s_stmt_free(&st->comp[k]);
+		free(st->stmts);
+		free(st->comp);
+		free((char *)st->name);
+		free((char *)st->participant);
+	}
+	free(self->steps);
+	free(self);
+	*self_p = NULL;
+}
+
+int dtx_saga_step(dtx_saga_t *self, const char *name, const char *participant, int kind)
+{
+	if (!self || !dtx_name_valid(name) || !dtx_name_valid(participant) ||
+	    (kind != DTX_SAGA_COMPENSABLE && kind != DTX_SAGA_PIVOT &&
+	     kind != DTX_SAGA_RETRIABLE) ||
+	    self->nsteps >= DTX_SAGA_MAX_STEPS)
+		return DTX_EINVAL;
+	dtx_step_t *ns = realloc(self->steps, (self->nsteps + 1) * sizeof(*ns));
+	if (!ns)
+		return DTX_ENOMEM;
+	self->steps = ns;
+	dtx_step_t st = {.name = strdup(name), .participant = strdup(participant), .kind = kind};
+	if (!st.name || !st.participant) {
+		free((char *)st.name);
+		free((char *)st.participant);
+		return DTX_ENOMEM;
+	}
+	ns[self->nsteps++] = st;
+	return 0;
+}
+
+/* The step the last dtx_saga_step() began, or NULL. */
+static dtx_step_t *s_last(dtx_saga_t *self)
+{
+	return self && self->nsteps ? &self->steps[self->nsteps - 1] : NULL;
+}
+
+int dtx_saga_add(dtx_saga_t *self, const char *sql, int nparams, const char *const *params,
+		 int64_t expect)
+{
+	dtx_step_t *st = s_last(self);
+	if (!st)
+		return DTX_EINVAL;
+	return s_stmt_append(&st->nstmts, &st->stmts, sql, NULL, nparams, params, expect);
+}
+
+int dtx_saga_add_named(dtx_saga_t *self, const char *statement, int nparams,
+		       const char *const *params, int64_t expect)
+{
+	dtx_step_t *st = s_last(self);
+	if (!st || !statement)
+		return DTX_EINVAL;
+	return s_stmt_append(&st->nstmts, &st->stmts, NULL, statement, nparams, params, expect);
+}
+
+int dtx_saga_compensate(dtx_saga_t *self, const char *sql, int nparams, const char *const *params,
+			int64_t expect)
+{
+	dtx_step_t *st = s_last(self);
+	if (!st)
+		return DTX_EINVAL;
+	return s_stmt_append(&st->ncomp, &st->comp, sql, NULL, nparams, params, expect);
+}
+
+int dtx_saga_compensate_named(dtx_saga_t *self, const char *statement, int nparams,
+			      const char *const *params, int64_t expect)
+{
+	dtx_step_t *st = s_last(self);
+	if (!st || !statement)
+		return DTX_EINVAL;
+	return s_stmt_append(&st->ncomp, &st->comp, NULL, statement, nparams, params, expect);
+}
+
+int dtx_saga_set_group(dtx_saga_t *self, uint32_t group)
+{
+	dtx_step_t *st = s_last(self);
+	if (!st)
+		return DTX_EINVAL;
+	st->group = group;
+	return 0;
+}
+
+void dtx_saga_set_timeout(dtx_saga_t *self, uint32_t timeout_ms)
+{
+	self->timeout_ms = timeout_ms;
+}
+
+int dtx_saga_set_key(dtx_saga_t *self, const char *key)
+{
+	if (!dtx_key_valid(key))
+		return DTX_EINVAL;
+	snprintf(self->key, sizeof(self->key), "%s", key);
+	return 0;
+}
+
+const char *dtx_saga_key(const dtx_saga_t *self)
+{
+	return self->key;
+}
+
+int dtx_saga_validate(const dtx_saga_t *self, char *why, size_t why_len)
+{
+	if (why && why_len)
+		why[0] = '\0';
+	if (!self)
+		return DTX_EINVAL;
+	return dtx_saga_check(self->steps, self->nsteps, why, why_len);
 }
 
 /* One ZeroMQ context (one I/O thread) for every client of the process,
@@ -283,9 +454,6 @@ void dtx_client_destroy(dtx_client_t **self_p)
 	*self_p = NULL;
 }
 
-/* Send req (its id set here) and wait for the reply with the same id. To
- * a TX the coordinator first says OUTCOME ACTIVE with the GTID it gave:
- * kept in out->gtid, and the wait goes on for the outcome. */
 /* Read the handshake events so far: the last one says whether the
  * coordinator refused this connection. */
 static void s_handshakes(dtx_client_t *self)
@@ -342,6 +510,9 @@ static int s_timed_out(dtx_client_t *self, dtx_outcome_t *out)
 	return DTX_ETIMEOUT;
 }
 
+/* Send req (its id set here) and wait for the reply with the same id. To
+ * a TX or a SAGA the coordinator first says OUTCOME ACTIVE with the GTID
+ * it gave: kept in out->gtid, and the wait goes on for the outcome. */
 static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wait_ms)
 {
 	char why[sizeof(out->reason)];
@@ -381,8 +552,8 @@ static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wa
 			dtx_msg_clear(&rep); /* a late answer to an earlier call */
 			continue;
 		}
-		if (req->type == DTX_T_TX && rep.type == DTX_T_OUTCOME &&
-		    rep.code == DTX_OUTCOME_ACTIVE) {
+		if ((req->type == DTX_T_TX || req->type == DTX_T_SAGA) &&
+		    rep.type == DTX_T_OUTCOME && rep.code == DTX_OUTCOME_ACTIVE) {
 			if (rep.has & DTX_F_GTID)
 				snprintf(out->gtid, sizeof(out->gtid), "%s", rep.gtid);
 			dtx_msg_clear(&rep);
@@ -400,6 +571,8 @@ static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wa
 					 rep.name);
 			if (rep.has & DTX_F_SQLSTATE)
 				snprintf(out->sqlstate, sizeof(out->sqlstate), "%s", rep.sqlstate);
+			if (rep.has & DTX_F_STEP)
+				snprintf(out->step, sizeof(out->step), "%s", rep.step);
 			if (rep.has & DTX_F_TEXT)
 				snprintf(out->reason, sizeof(out->reason), "%s", rep.text);
 			rc = 0;
@@ -418,10 +591,31 @@ int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out, i
 			 .nbranches = tx->nbranches,
 			 .branches = tx->branches,
 			 .key = tx->key};
+	memset(out, 0, sizeof(*out)); /* a refusal here says so with no reason */
 	if (tx->nbranches == 0)
 		return DTX_EINVAL;
 	if (tx->timeout_ms) {
 		req.timeout_ms = tx->timeout_ms;
+		req.has |= DTX_F_TIMEOUT;
+	}
+	return s_call(self, &req, out, wait_ms);
+}
+
+int dtx_client_run_saga(dtx_client_t *self, const dtx_saga_t *saga, dtx_outcome_t *out, int wait_ms)
+{
+	dtx_msg_t req = {.type = DTX_T_SAGA,
+			 .has = DTX_F_STEPS | DTX_F_KEY,
+			 .nsteps = saga->nsteps,
+			 .steps = saga->steps,
+			 .key = saga->key};
+	int rc;
+	/* the rules before anything leaves: the encoder would refuse the
+	 * saga too, without saying why */
+	memset(out, 0, sizeof(*out));
+	if ((rc = dtx_saga_validate(saga, out->reason, sizeof(out->reason))))
+		return rc;
+	if (saga->timeout_ms) {
+		req.timeout_ms = saga->timeout_ms;
 		req.has |= DTX_F_TIMEOUT;
 	}
 	return s_call(self, &req, out, wait_ms);
