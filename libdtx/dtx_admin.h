@@ -227,8 +227,9 @@ int dtx_admin_print_text(FILE *f, const char *cmd, const dtx_msg_t *reply);
  * "rows": [{"kind": .., ...}]} (text only when present), for an ERROR
  * {"code": .., "text": ..}, for an EVENT {"gtid": .., "event": .., "who":
  * .., "step": .., "participants": [..], "detail": .., "at_us": ..} (who,
- * step and detail when present; step: a saga's step). Attributes keep their wire names and types. DTX_EINVAL
- * for another message type, DTX_ENOMEM.
+ * step and detail when present; step: a saga's step). Attributes keep
+ * their wire names and types. DTX_EINVAL for another message type,
+ * DTX_ENOMEM.
  */
 int dtx_admin_print_json(FILE *f, const dtx_msg_t *m);
 
