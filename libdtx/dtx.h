@@ -72,10 +72,11 @@ const char *dtx_outcome_str(int status);
 typedef struct {
 	int status;                 /* dtx_outcome_status_t */
 	char gtid[DTX_GTID_MAX];    /* "<coordinator>.<epoch>.<sequence>" */
-	char participant[64];       /* who caused an abort, or "" */
+	char participant[64];       /* who caused an abort, or "" (a saga: the
+			       * participant of the failing step) */
 	char sqlstate[8];           /* its SQLSTATE, or "" */
 	char reason[512];           /* why it aborted, or "" */
-	char step[64];              /* a saga: the step that turned it around, or "" */
+	char step[64];              /* a saga: the step that failed, or "" */
 } dtx_outcome_t;
 
 /*
@@ -167,62 +168,120 @@ void dtx_client_destroy(dtx_client_t **self_p);
 int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out, int wait_ms);
 
 /*
- * A saga under construction (DESIGN.md "Sagas"): steps, each one local
- * transaction on one participant, committed at once. Same ownership as
- * dtx_tx_t: the caller owns what dtx_saga_new() returns (NULL: out of
- * memory, or no random bytes for its key) and frees it with
- * dtx_saga_destroy(), which clears *self_p and accepts NULL; strings are
- * copied.
+ * Ask for the outcome of gtid, a transaction's or a saga's. 0 with
+ * out->status set (a saga's: ACTIVE, COMPLETED, COMPENSATED with the
+ * failing step, HEURISTIC or IN_DOUBT), or an error.
+ */
+int dtx_client_query(dtx_client_t *self, const char *gtid, dtx_outcome_t *out, int wait_ms);
+
+/*
+ * Sagas (DESIGN.md "Sagas"): an ordered list of steps, each one local
+ * transaction on one participant, committed at once. The kinds, in this
+ * order: compensable steps, each with a compensation that undoes it; at
+ * most one pivot, the go/no-go step; retriable steps, retried until they
+ * succeed. Neither of the last two has a compensation. A compensable step
+ * or the pivot that fails turns the saga around: every compensable step
+ * that may have run is compensated, last first, and the saga ends
+ * COMPENSATED, naming the step that failed.
+ */
+enum {
+	DTX_SAGA_COMPENSABLE = 0, /* undone by its compensation if the saga turns */
+	DTX_SAGA_PIVOT = 1,       /* once it commits, the saga only goes forward */
+	DTX_SAGA_RETRIABLE = 2,   /* after the pivot: retried until done */
+};
+
+/* as dtx_wire.h defines it, for the wire */
+#define DTX_SAGA_MAX_STEPS 32
+
+/*
+ * A saga under construction, with the ownership rules of dtx_tx_t: caller
+ * owns the return value of dtx_saga_new() (NULL: out of memory, or no
+ * random bytes for its key) and frees it with dtx_saga_destroy(), which
+ * clears *self_p and accepts NULL. Strings passed in are copied.
  *
- * dtx_saga_step() appends a step (name: 1..63 bytes of [A-Za-z0-9_-],
- * unique in the saga) of kind DTX_SAGA_COMPENSABLE (before the pivot,
- * with a compensation), DTX_SAGA_PIVOT (at most one) or
- * DTX_SAGA_RETRIABLE (after the pivot, retried until it succeeds).
- * dtx_saga_add*() append a statement to the last step, as dtx_tx_add*()
- * do to a branch; dtx_saga_compensate*() one to its compensation.
- * dtx_saga_set_group(): consecutive steps of one group (> 0) run at once.
- * The kind order is checked when the saga is run (DTX_EINVAL with the
- * reason). 0, DTX_EINVAL (a bad name, kind or statement, no step yet,
- * more than 32 steps) or DTX_ENOMEM.
+ * The builder checks each argument; whether the steps make a saga (the
+ * kind order, a compensation for every step before the pivot and none
+ * after, unique names, groups) is checked as a whole by
+ * dtx_saga_validate(), which dtx_client_run_saga() calls before sending.
  */
 typedef struct dtx_saga dtx_saga_t;
-enum { DTX_SAGA_COMPENSABLE = 0, DTX_SAGA_PIVOT = 1, DTX_SAGA_RETRIABLE = 2 };
 
 dtx_saga_t *dtx_saga_new(void);
 void dtx_saga_destroy(dtx_saga_t **self_p);
+
+/*
+ * Begin the next step: name (unique in the saga) and participant are 1..63
+ * bytes of [A-Za-z0-9_-], kind a DTX_SAGA_* value. The statements added
+ * next are its own. Returns 0, DTX_EINVAL (a bad name or kind, more than
+ * DTX_SAGA_MAX_STEPS steps) or DTX_ENOMEM.
+ */
 int dtx_saga_step(dtx_saga_t *self, const char *name, const char *participant, int kind);
+
+/*
+ * Append a statement to the last step's local transaction, with the
+ * arguments of dtx_tx_add() (expect >= 0: the step fails unless the
+ * statement reports exactly that many rows) or, named, of
+ * dtx_tx_add_named(). Returns 0, DTX_EINVAL (no step yet, empty sql, a
+ * bad statement name, too many params) or DTX_ENOMEM.
+ */
 int dtx_saga_add(dtx_saga_t *self, const char *sql, int nparams, const char *const *params,
 		 int64_t expect);
 int dtx_saga_add_named(dtx_saga_t *self, const char *statement, int nparams,
 		       const char *const *params, int64_t expect);
+
+/*
+ * Append a statement to the last step's compensation: statements on the
+ * same participant that undo the step's business effect, run in one local
+ * transaction if the saga turns around. Arguments and returns as for
+ * dtx_saga_add(). A compensable step needs at least one.
+ */
 int dtx_saga_compensate(dtx_saga_t *self, const char *sql, int nparams, const char *const *params,
 			int64_t expect);
 int dtx_saga_compensate_named(dtx_saga_t *self, const char *statement, int nparams,
 			      const char *const *params, int64_t expect);
+
+/*
+ * Put the last step in group (> 0; 0, the default: no group): consecutive
+ * steps of one group and one kind run together, not one after the other.
+ * The pivot runs alone. Returns 0, or DTX_EINVAL before any step.
+ */
 int dtx_saga_set_group(dtx_saga_t *self, uint32_t group);
-/* What bounds the steps before the point of no return; 0 = the
- * coordinator's default. */
+
+/* Time the coordinator allows the steps before the pivot; 0 = its default. */
 void dtx_saga_set_timeout(dtx_saga_t *self, uint32_t timeout_ms);
-/* The submission key, as for dtx_tx_set_key(): a saga run again with its
- * key is answered with the first one, never run twice. */
+
+/*
+ * The submission key, as for a transaction (dtx_tx_set_key()): a saga run
+ * again with a key the coordinator knows is answered with that saga,
+ * never run twice. dtx_saga_new() makes one; dtx_saga_key()'s string
+ * lives as long as self.
+ */
 int dtx_saga_set_key(dtx_saga_t *self, const char *key);
 const char *dtx_saga_key(const dtx_saga_t *self);
 
 /*
- * Run saga and wait up to wait_ms for its outcome, as dtx_client_run():
- * on 0, out->status is DTX_OUTCOME_COMPLETED, or DTX_OUTCOME_COMPENSATED
- * with out->step, out->participant, out->sqlstate and out->reason saying
- * which step failed and why (or HEURISTIC: an operator ended it).
- * DTX_ETIMEOUT: no outcome in time (out->gtid set once assigned): the saga
- * goes on; ask with dtx_client_query() or run it again with its key.
- * DTX_EINVAL with out->reason: the steps break the kind order; nothing
- * was sent. Other errors: refused by the coordinator, nothing ran.
+ * Whether self's steps make a saga. 0, or DTX_EINVAL with the reason in
+ * why (why_len bytes; may be NULL), e.g. "step 'pay' is a second pivot".
+ */
+int dtx_saga_validate(const dtx_saga_t *self, char *why, size_t why_len);
+
+/*
+ * Run saga and wait up to wait_ms for its outcome (wait_ms < 0: forever),
+ * as dtx_client_run() runs a transaction. On 0, *out holds the outcome:
+ * DTX_OUTCOME_COMPLETED (every step done), DTX_OUTCOME_COMPENSATED (out->step
+ * the step that failed, out->participant its participant, out->sqlstate
+ * and out->reason why), DTX_OUTCOME_HEURISTIC (an operator decided) or
+ * DTX_OUTCOME_IN_DOUBT. DTX_EINVAL with out->reason: the steps make no
+ * saga (dtx_saga_validate()); nothing was sent. DTX_ETIMEOUT: no outcome
+ * in time; out->gtid holds the GTID whenever the coordinator had given
+ * one: the saga runs on and its outcome may be asked for with
+ * dtx_client_query(), or saga run again with the same key; a time-out is
+ * never a failure. A refused request returns the coordinator's error code
+ * (DTX_EPERM: outside this client's policy, DTX_EINVAL: a saga it does not
+ * take) with out->reason set; nothing ran.
  */
 int dtx_client_run_saga(dtx_client_t *self, const dtx_saga_t *saga, dtx_outcome_t *out,
 			int wait_ms);
-
-/* Ask for the outcome of gtid. 0 with out->status set, or an error. */
-int dtx_client_query(dtx_client_t *self, const char *gtid, dtx_outcome_t *out, int wait_ms);
 
 #ifdef __cplusplus
 }

@@ -1064,6 +1064,8 @@ int dtx_event_print_text(FILE *f, const dtx_msg_t *ev)
 	localtime_r(&sec, &tm);
 	fprintf(f, "%02d:%02d:%02d.%03d %s %-9s ", tm.tm_hour, tm.tm_min, tm.tm_sec,
 		(int)(((ev->at_us % 1000000) + 1000000) % 1000000 / 1000), ev->gtid, ev->event);
+	if (ev->has & DTX_F_STEP) /* a saga's step, where it runs */
+		fprintf(f, "%s@", ev->step);
 	if (ev->has & DTX_F_WHO)
 		fputs(ev->who, f);
 	else if (!ev->nparts)
@@ -1071,8 +1073,6 @@ int dtx_event_print_text(FILE *f, const dtx_msg_t *ev)
 	else
 		for (uint32_t i = 0; i < ev->nparts; i++)
 			fprintf(f, "%s%s", i ? "," : "", ev->parts[i]);
-	if (ev->has & DTX_F_STEP)
-		fprintf(f, " step %s", ev->step);
 	fprintf(f, " %s\n", (ev->has & DTX_F_DETAIL) ? ev->detail : "");
 	return 0;
 }
@@ -1143,11 +1143,11 @@ int dtx_admin_print_json(FILE *f, const dtx_msg_t *m)
 		json_object_object_add(o, "event", json_object_new_string(m->event));
 		if (m->has & DTX_F_WHO)
 			json_object_object_add(o, "who", json_object_new_string(m->who));
+		if (m->has & DTX_F_STEP)
+			json_object_object_add(o, "step", json_object_new_string(m->step));
 		json_object_object_add(o, "participants", s_json_strs(m->nparts, m->parts));
 		if (m->has & DTX_F_DETAIL)
 			json_object_object_add(o, "detail", json_object_new_string(m->detail));
-		if (m->has & DTX_F_STEP)
-			json_object_object_add(o, "step", json_object_new_string(m->step));
 		json_object_object_add(o, "at_us", json_object_new_int64(m->at_us));
 	} else {
 		json_object_object_add(o, "code", json_object_new_int64(m->code));

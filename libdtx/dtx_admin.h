@@ -226,16 +226,18 @@ int dtx_admin_print_text(FILE *f, const char *cmd, const dtx_msg_t *reply);
  * One JSON object and a newline: for a REPLY {"code": .., "text": ..,
  * "rows": [{"kind": .., ...}]} (text only when present), for an ERROR
  * {"code": .., "text": ..}, for an EVENT {"gtid": .., "event": .., "who":
- * .., "participants": [..], "detail": .., "at_us": ..} (who and detail
- * when present). Attributes keep their wire names and types. DTX_EINVAL
- * for another message type, DTX_ENOMEM.
+ * .., "step": .., "participants": [..], "detail": .., "at_us": ..} (who,
+ * step and detail when present; step: a saga's step). Attributes keep
+ * their wire names and types. DTX_EINVAL for another message type,
+ * DTX_ENOMEM.
  */
 int dtx_admin_print_json(FILE *f, const dtx_msg_t *m);
 
 /*
  * An EVENT as dtxctl watch prints it: "HH:MM:SS.mmm GTID EVENT WHO DETAIL"
  * with the event's time (at_us) in local time, EVENT padded to 9, WHO the
- * participant it is about or else all of the transaction's, comma-separated.
+ * participant it is about or else all of the transaction's, comma-separated;
+ * for an event about a saga's step, "STEP@WHO".
  */
 int dtx_event_print_text(FILE *f, const dtx_msg_t *ev);
 /* Whether participant takes part in the event's transaction (or is who). */

@@ -25,13 +25,6 @@ struct dtx_tx {
 	char key[DTX_KEY_MAX + 1]; /* the submission key: random unless set */
 };
 
-struct dtx_saga {
-	uint32_t nsteps;
-	dtx_step_t *steps;      /* strings owned (strdup), arrays owned */
-	uint32_t timeout_ms;
-	char key[DTX_KEY_MAX + 1];
-};
-
 struct dtx_client {
 	void *ctx;
 	void *sock;
@@ -42,12 +35,12 @@ struct dtx_client {
 	int refused_how; /* ... and its value (the ZAP status code, 400 for a refused key) */
 };
 
-/* A submission key: the wall clock's milliseconds (48 bits), then 80
- * random bits, in hex. No two submissions share a key by chance, and keys
- * made about the same time sort together, so the coordinator's key index
- * (a B-tree) grows at its end instead of touching a page per key. -1: no
- * random bytes (then no key that could not collide: no submission). */
-static int s_make_key(char key[DTX_KEY_MAX + 1])
+/* A fresh submission key into key (DTX_KEY_MAX + 1 bytes): the wall
+ * clock's milliseconds (48 bits), then 80 random bits, in hex. No two
+ * submissions share a key by chance, and keys made about the same time
+ * sort together, so the coordinator's key index (a B-tree) grows at its
+ * end instead of touching a page per key. -1 without random bytes. */
+static int s_key_make(char *key)
 {
 	static const char hex[] = "0123456789abcdef";
 	uint8_t r[16];
@@ -69,8 +62,10 @@ static int s_make_key(char key[DTX_KEY_MAX + 1])
 dtx_tx_t *dtx_tx_new(void)
 {
 	dtx_tx_t *self = calloc(1, sizeof(dtx_tx_t));
-	if (self && s_make_key(self->key)) {
-		free(self);
+	if (!self)
+		return NULL;
+	if (s_key_make(self->key)) {
+		free(self); /* no key that could not collide: no transaction */
 		return NULL;
 	}
 	return self;
@@ -119,19 +114,25 @@ void dtx_tx_set_timeout(dtx_tx_t *self, uint32_t timeout_ms)
 	self->timeout_ms = timeout_ms;
 }
 
-/* Append a statement to the list *stmts of *n: SQL text (sql) or a named
- * one (statement), the other NULL. */
-static int s_push_stmt(dtx_stmt_t **stmts, uint32_t *n, const char *sql, const char *statement,
-		       int nparams, const char *const *params, int64_t expect)
+/* Whether a statement's arguments are ones s_stmt_append() takes. */
+static bool s_stmt_ok(const char *sql, const char *statement, int nparams,
+		      const char *const *params)
+{
+	if (nparams < 0 || nparams > DTX_WIRE_MAX_ITEMS || (nparams > 0 && !params))
+		return false;
+	return statement ? dtx_name_valid(statement)
+			 : sql && *sql && strlen(sql) <= DTX_WIRE_MAX_STR;
+}
+
+/* Append a statement to the list (*n, *stmts): SQL text (sql) or a named
+ * one (statement), the other NULL; its strings copied. The list is left
+ * as it was on failure. */
+static int s_stmt_append(uint32_t *n, dtx_stmt_t **stmts, const char *sql, const char *statement,
+			 int nparams, const char *const *params, int64_t expect)
 {
 	dtx_stmt_t st = {.expect = expect < 0 ? -1 : expect};
 
-	if (nparams < 0 || nparams > DTX_WIRE_MAX_ITEMS || (nparams > 0 && !params))
-		return DTX_EINVAL;
-	if (statement ? !dtx_name_valid(statement)
-		      : !sql || !*sql || strlen(sql) > DTX_WIRE_MAX_STR)
-		return DTX_EINVAL;
-	if (*n >= DTX_WIRE_MAX_ITEMS)
+	if (!s_stmt_ok(sql, statement, nparams, params) || *n >= DTX_WIRE_MAX_ITEMS)
 		return DTX_EINVAL;
 	if (statement)
 		st.statement = strdup(statement);
@@ -155,12 +156,14 @@ nomem:
 	return DTX_ENOMEM;
 }
 
+/* Append a statement to participant's branch, made on first use. */
 static int s_add(dtx_tx_t *self, const char *participant, const char *sql, const char *statement,
 		 int nparams, const char *const *params, int64_t expect)
 {
 	dtx_branch_t *br = NULL;
 
-	if (!self || !dtx_name_valid(participant))
+	/* a statement refused makes no branch */
+	if (!self || !dtx_name_valid(participant) || !s_stmt_ok(sql, statement, nparams, params))
 		return DTX_EINVAL;
 	for (uint32_t b = 0; b < self->nbranches; b++)
 		if (strcmp(self->branches[b].participant, participant) == 0)
@@ -178,7 +181,7 @@ static int s_add(dtx_tx_t *self, const char *participant, const char *sql, const
 			return DTX_ENOMEM;
 		self->nbranches++;
 	}
-	return s_push_stmt(&br->stmts, &br->nstmts, sql, statement, nparams, params, expect);
+	return s_stmt_append(&br->nstmts, &br->stmts, sql, statement, nparams, params, expect);
 }
 
 int dtx_tx_add(dtx_tx_t *self, const char *participant, const char *sql, int nparams,
@@ -195,12 +198,26 @@ int dtx_tx_add_named(dtx_tx_t *self, const char *participant, const char *statem
 	return s_add(self, participant, NULL, statement, nparams, params, expect);
 }
 
-/* --- sagas ------------------------------------------------------------- */
+/* --- sagas ----------------------------------------------------------------- */
+
+_Static_assert((int)DTX_SAGA_COMPENSABLE == (int)DTX_STEP_COMPENSABLE &&
+		       (int)DTX_SAGA_PIVOT == (int)DTX_STEP_PIVOT &&
+		       (int)DTX_SAGA_RETRIABLE == (int)DTX_STEP_RETRIABLE,
+	       "dtx.h's step kinds are the wire's");
+
+struct dtx_saga {
+	uint32_t nsteps;
+	dtx_step_t *steps; /* strings owned (strdup), arrays owned */
+	uint32_t timeout_ms;
+	char key[DTX_KEY_MAX + 1]; /* the submission key: random unless set */
+};
 
 dtx_saga_t *dtx_saga_new(void)
 {
 	dtx_saga_t *self = calloc(1, sizeof(*self));
-	if (self && s_make_key(self->key)) {
+	if (!self)
+		return NULL;
+	if (s_key_make(self->key)) {
 		free(self);
 		return NULL;
 	}
@@ -239,19 +256,17 @@ int dtx_saga_step(dtx_saga_t *self, const char *name, const char *participant, i
 	if (!ns)
 		return DTX_ENOMEM;
 	self->steps = ns;
-	ns[self->nsteps] = (dtx_step_t){.name = strdup(name),
-					.participant = strdup(participant),
-					.kind = kind};
-	if (!ns[self->nsteps].name || !ns[self->nsteps].participant) {
-		free((char *)ns[self->nsteps].name);
-		free((char *)ns[self->nsteps].participant);
+	dtx_step_t st = {.name = strdup(name), .participant = strdup(participant), .kind = kind};
+	if (!st.name || !st.participant) {
+		free((char *)st.name);
+		free((char *)st.participant);
 		return DTX_ENOMEM;
 	}
-	self->nsteps++;
+	ns[self->nsteps++] = st;
 	return 0;
 }
 
-/* The step being built: the last one. */
+/* The step the last dtx_saga_step() began, or NULL. */
 static dtx_step_t *s_last(dtx_saga_t *self)
 {
 	return self && self->nsteps ? &self->steps[self->nsteps - 1] : NULL;
@@ -261,34 +276,36 @@ int dtx_saga_add(dtx_saga_t *self, const char *sql, int nparams, const char *con
 		 int64_t expect)
 {
 	dtx_step_t *st = s_last(self);
-	return st ? s_push_stmt(&st->stmts, &st->nstmts, sql, NULL, nparams, params, expect)
-		  : DTX_EINVAL;
+	if (!st)
+		return DTX_EINVAL;
+	return s_stmt_append(&st->nstmts, &st->stmts, sql, NULL, nparams, params, expect);
 }
 
 int dtx_saga_add_named(dtx_saga_t *self, const char *statement, int nparams,
 		       const char *const *params, int64_t expect)
 {
 	dtx_step_t *st = s_last(self);
-	return st && statement ? s_push_stmt(&st->stmts, &st->nstmts, NULL, statement, nparams,
-					     params, expect)
-			       : DTX_EINVAL;
+	if (!st || !statement)
+		return DTX_EINVAL;
+	return s_stmt_append(&st->nstmts, &st->stmts, NULL, statement, nparams, params, expect);
 }
 
 int dtx_saga_compensate(dtx_saga_t *self, const char *sql, int nparams, const char *const *params,
 			int64_t expect)
 {
 	dtx_step_t *st = s_last(self);
-	return st ? s_push_stmt(&st->comp, &st->ncomp, sql, NULL, nparams, params, expect)
-		  : DTX_EINVAL;
+	if (!st)
+		return DTX_EINVAL;
+	return s_stmt_append(&st->ncomp, &st->comp, sql, NULL, nparams, params, expect);
 }
 
 int dtx_saga_compensate_named(dtx_saga_t *self, const char *statement, int nparams,
 			      const char *const *params, int64_t expect)
 {
 	dtx_step_t *st = s_last(self);
-	return st && statement ? s_push_stmt(&st->comp, &st->ncomp, NULL, statement, nparams,
-					     params, expect)
-			       : DTX_EINVAL;
+	if (!st || !statement)
+		return DTX_EINVAL;
+	return s_stmt_append(&st->ncomp, &st->comp, NULL, statement, nparams, params, expect);
 }
 
 int dtx_saga_set_group(dtx_saga_t *self, uint32_t group)
@@ -316,6 +333,15 @@ int dtx_saga_set_key(dtx_saga_t *self, const char *key)
 const char *dtx_saga_key(const dtx_saga_t *self)
 {
 	return self->key;
+}
+
+int dtx_saga_validate(const dtx_saga_t *self, char *why, size_t why_len)
+{
+	if (why && why_len)
+		why[0] = '\0';
+	if (!self)
+		return DTX_EINVAL;
+	return dtx_saga_check(self->steps, self->nsteps, why, why_len);
 }
 
 /* One ZeroMQ context (one I/O thread) for every client of the process,
@@ -428,9 +454,6 @@ void dtx_client_destroy(dtx_client_t **self_p)
 	*self_p = NULL;
 }
 
-/* Send req (its id set here) and wait for the reply with the same id. To
- * a TX the coordinator first says OUTCOME ACTIVE with the GTID it gave:
- * kept in out->gtid, and the wait goes on for the outcome. */
 /* Read the handshake events so far: the last one says whether the
  * coordinator refused this connection. */
 static void s_handshakes(dtx_client_t *self)
@@ -487,6 +510,9 @@ static int s_timed_out(dtx_client_t *self, dtx_outcome_t *out)
 	return DTX_ETIMEOUT;
 }
 
+/* Send req (its id set here) and wait for the reply with the same id. To
+ * a TX or a SAGA the coordinator first says OUTCOME ACTIVE with the GTID
+ * it gave: kept in out->gtid, and the wait goes on for the outcome. */
 static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wait_ms)
 {
 	char why[sizeof(out->reason)];
@@ -527,8 +553,7 @@ static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wa
 			continue;
 		}
 		if ((req->type == DTX_T_TX || req->type == DTX_T_SAGA) &&
-		    rep.type == DTX_T_OUTCOME &&
-		    rep.code == DTX_OUTCOME_ACTIVE) {
+		    rep.type == DTX_T_OUTCOME && rep.code == DTX_OUTCOME_ACTIVE) {
 			if (rep.has & DTX_F_GTID)
 				snprintf(out->gtid, sizeof(out->gtid), "%s", rep.gtid);
 			dtx_msg_clear(&rep);
@@ -546,10 +571,10 @@ static int s_call(dtx_client_t *self, dtx_msg_t *req, dtx_outcome_t *out, int wa
 					 rep.name);
 			if (rep.has & DTX_F_SQLSTATE)
 				snprintf(out->sqlstate, sizeof(out->sqlstate), "%s", rep.sqlstate);
-			if (rep.has & DTX_F_TEXT)
-				snprintf(out->reason, sizeof(out->reason), "%s", rep.text);
 			if (rep.has & DTX_F_STEP)
 				snprintf(out->step, sizeof(out->step), "%s", rep.step);
+			if (rep.has & DTX_F_TEXT)
+				snprintf(out->reason, sizeof(out->reason), "%s", rep.text);
 			rc = 0;
 		} else {
 			rc = DTX_EPROTO;
@@ -566,6 +591,7 @@ int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out, i
 			 .nbranches = tx->nbranches,
 			 .branches = tx->branches,
 			 .key = tx->key};
+	memset(out, 0, sizeof(*out)); /* a refusal here says so with no reason */
 	if (tx->nbranches == 0)
 		return DTX_EINVAL;
 	if (tx->timeout_ms) {
@@ -575,20 +601,19 @@ int dtx_client_run(dtx_client_t *self, const dtx_tx_t *tx, dtx_outcome_t *out, i
 	return s_call(self, &req, out, wait_ms);
 }
 
-int dtx_client_run_saga(dtx_client_t *self, const dtx_saga_t *saga, dtx_outcome_t *out,
-			int wait_ms)
+int dtx_client_run_saga(dtx_client_t *self, const dtx_saga_t *saga, dtx_outcome_t *out, int wait_ms)
 {
 	dtx_msg_t req = {.type = DTX_T_SAGA,
 			 .has = DTX_F_STEPS | DTX_F_KEY,
 			 .nsteps = saga->nsteps,
 			 .steps = saga->steps,
 			 .key = saga->key};
-	char why[sizeof(out->reason)];
-	if (dtx_saga_check(saga->steps, saga->nsteps, why, sizeof(why))) {
-		memset(out, 0, sizeof(*out));
-		snprintf(out->reason, sizeof(out->reason), "%s", why);
-		return DTX_EINVAL;
-	}
+	int rc;
+	/* the rules before anything leaves: the encoder would refuse the
+	 * saga too, without saying why */
+	memset(out, 0, sizeof(*out));
+	if ((rc = dtx_saga_validate(saga, out->reason, sizeof(out->reason))))
+		return rc;
 	if (saga->timeout_ms) {
 		req.timeout_ms = saga->timeout_ms;
 		req.has |= DTX_F_TIMEOUT;

@@ -1,7 +1,8 @@
 /*
  * dtx-nullagent — a participant without a database, for measuring the
  * coordinator alone (dtxbench's null mode). It registers under a name,
- * votes YES to every PREPARE at once, acknowledges every decision at once
+ * votes YES to every PREPARE at once, acknowledges every decision at once,
+ * answers every saga STEP done at once (run, compensation or probe)
  * and pings like a real agent. It keeps no state: it is not a participant
  * for anything but a benchmark.
  *
@@ -67,6 +68,15 @@ static void s_on_msg(void *sock, const char *name, const dtx_msg_t *m, bool *wel
 				.has = DTX_F_GTID | DTX_F_CODE,
 				.gtid = m->gtid,
 				.code = DTX_ACK_DONE};
+		s_send(sock, &r);
+		break;
+	case DTX_T_STEP:
+		/* a saga's step, its compensation or a probe: done (a probe: it
+		 * ran; with no database, nothing is fenced) */
+		r = (dtx_msg_t){.type = DTX_T_RESULT,
+				.has = DTX_F_GTID | DTX_F_CODE,
+				.gtid = m->gtid,
+				.code = DTX_RESULT_DONE};
 		s_send(sock, &r);
 		break;
 	case DTX_T_ERROR:

@@ -27,7 +27,18 @@
  *             COMMIT PREPARED has run.)
  *   shop      the shop demo's order over shop, bank and stock: client c
  *             buys from wallet "<customer>-c" the item "<item>-c";
- *   select    SELECT 1 in each database (branches that write nothing).
+ *   select    SELECT 1 in each database (branches that write nothing);
+ *   saga      a saga of three steps over the three databases of --dbs
+ *             A,B,C, on the transfer workload's account(s) of the client
+ *             (--accounts as there), each one UPDATE with expect 1:
+ *             reserve on A (compensable: -2, its compensation +2), pay on
+ *             B (the pivot: +1), notify on C (retriable: +1). In dtx and
+ *             null modes through the coordinator (SAGA); in direct mode
+ *             the same three local transactions one after the other from
+ *             the bench itself (BEGIN, UPDATE, COMMIT each: no
+ *             coordinator, no barrier rows, no prepare), a failing
+ *             reserve or pay compensated as the coordinator would. The
+ *             summary's ratios read saga/direct.
  *
  * --fire N instead sends N transactions at once on one connection without
  * waiting for their outcomes (keeping the connection for --seconds): a way
@@ -80,7 +91,9 @@ typedef struct {
 	bool progress;
 } s_opts_t;
 
-/* One statement of one branch, as every mode runs it. */
+/* One statement of one branch, as every mode runs it; of the saga
+ * workload, one step: its name, kind and compensation (the same
+ * parameters). */
 typedef struct {
 	const char *db;
 	const char *sql;
@@ -88,6 +101,9 @@ typedef struct {
 	char params[5][96];
 	const char *pv[5];
 	int64_t expect;
+	const char *step;     /* saga: the step's name */
+	int kind;             /* saga: DTX_SAGA_* */
+	const char *comp_sql; /* saga, a compensable step: its compensation */
 } s_stmt_t;
 
 typedef struct {
@@ -163,9 +179,7 @@ static void s_stmt(s_work_t *w, const char *db, const char *sql, int64_t expect,
 {
 	s_stmt_t *s = &w->st[w->n++];
 	va_list ap;
-	s->db = db;
-	s->sql = sql;
-	s->expect = expect;
+	*s = (s_stmt_t){.db = db, .sql = sql, .expect = expect};
 	s->nparams = n;
 	va_start(ap, n);
 	for (int i = 0; i < n; i++) {
@@ -206,6 +220,7 @@ static void s_build(const s_opts_t *o, unsigned client, unsigned nclients, uint6
 		s_stmt(w, "stock", "UPDATE items SET qty = qty - $2 WHERE item = $1 AND qty >= $2",
 		       1, 2, c, "1");
 	} else {
+		bool saga = strcmp(o->workload, "saga") == 0;
 		/* the client's own account, or one drawn from the client's share
 		 * of 1..accounts (client + 1 + k * nclients): clients never
 		 * wait for each other, so never deadlock across databases */
@@ -218,13 +233,64 @@ static void s_build(const s_opts_t *o, unsigned client, unsigned nclients, uint6
 			s_stmt(w, o->dbs[i],
 			       "UPDATE bench_accounts SET balance = balance + $2 WHERE id = $1", 1,
 			       2, a, i ? "1" : b);
+		if (saga) { /* three databases (main() checks): reserve, pay, notify */
+			static const char *const names[] = {"reserve", "pay", "notify"};
+			static const int kinds[] = {DTX_SAGA_COMPENSABLE, DTX_SAGA_PIVOT,
+						    DTX_SAGA_RETRIABLE};
+			for (unsigned i = 0; i < w->n; i++) {
+				w->st[i].step = names[i];
+				w->st[i].kind = kinds[i];
+			}
+			w->st[0].comp_sql =
+				"UPDATE bench_accounts SET balance = balance - $2 WHERE id = $1";
+		}
 	}
 }
 
 /* --- dtx and null modes ------------------------------------------------ */
 
+/* The saga of w's steps (null mode: the i-th step to the i-th null
+ * participant), or NULL (out of memory). */
+static dtx_saga_t *s_saga_of(const s_opts_t *o, unsigned mode, const s_work_t *w)
+{
+	dtx_saga_t *saga = dtx_saga_new();
+	for (unsigned i = 0; saga && i < w->n; i++) {
+		const s_stmt_t *s = &w->st[i];
+		const char *part = mode == MODE_NULL ? o->nulls[i % o->nnulls] : s->db;
+		if (dtx_saga_step(saga, s->step, part, s->kind) ||
+		    dtx_saga_add(saga, s->sql, s->nparams, s->pv, s->expect) ||
+		    (s->comp_sql &&
+		     dtx_saga_compensate(saga, s->comp_sql, s->nparams, s->pv, s->expect)))
+			dtx_saga_destroy(&saga);
+	}
+	if (saga && o->timeout_ms)
+		dtx_saga_set_timeout(saga, o->timeout_ms);
+	return saga;
+}
+
+/* The saga workload through the coordinator: one SAGA, its steps from w. */
+static int s_run_dtx_saga(s_client_t *c, dtx_client_t *cl, const s_work_t *w, bool *completed)
+{
+	dtx_saga_t *saga = s_saga_of(c->o, c->mode, w);
+	dtx_outcome_t out;
+	int rc;
+	if (!saga)
+		return DTX_ENOMEM;
+	rc = dtx_client_run_saga(cl, saga, &out, 30000);
+	if (rc)
+		snprintf(c->last_error, sizeof(c->last_error), "%s: %s", dtx_strerror(rc),
+			 out.reason);
+	else if (!(*completed = out.status == DTX_OUTCOME_COMPLETED))
+		snprintf(c->last_error, sizeof(c->last_error), "%s at step %s: %s",
+			 dtx_outcome_str(out.status), out.step[0] ? out.step : "-", out.reason);
+	dtx_saga_destroy(&saga);
+	return rc;
+}
+
 static int s_run_dtx(s_client_t *c, dtx_client_t *cl, const s_work_t *w, bool *committed)
 {
+	if (w->n && w->st[0].step)
+		return s_run_dtx_saga(c, cl, w, committed);
 	dtx_tx_t *tx = dtx_tx_new();
 	dtx_outcome_t out;
 	int rc = DTX_ENOMEM;
@@ -359,6 +425,67 @@ static int s_run_direct(s_client_t *c, s_direct_t *d, const s_work_t *w, uint64_
 	return 0;
 }
 
+/* One local transaction on conn: BEGIN, sql with s's parameters, COMMIT,
+ * each a round trip, as an agent runs a saga's step. true: committed;
+ * false (the message in c->last_error): rolled back, *broken when the
+ * connection is unusable. */
+static bool s_local_tx(s_client_t *c, PGconn *conn, const char *sql, const s_stmt_t *s,
+		       bool *broken)
+{
+	PGresult *r = PQexec(conn, "BEGIN");
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (ok && PQsendQueryParams(conn, sql, s->nparams, NULL, s->pv, NULL, NULL, 0) != 1)
+		ok = false;
+	else if (ok)
+		ok = s_direct_result(c, conn, s->expect);
+	r = PQexec(conn, ok ? "COMMIT" : "ROLLBACK");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		if (ok)
+			snprintf(c->last_error, sizeof(c->last_error), "%s",
+				 PQresultErrorMessage(r));
+		ok = false;
+	}
+	PQclear(r);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		snprintf(c->last_error, sizeof(c->last_error), "%s", PQerrorMessage(conn));
+		*broken = true;
+	}
+	return ok;
+}
+
+/* The saga workload without the coordinator: each step a local
+ * transaction on its database, one after the other. A reserve or pay that
+ * fails turns it around: the compensable steps done are compensated, last
+ * first (*completed false); a retriable step is tried again, a few times. */
+static int s_run_direct_saga(s_client_t *c, s_direct_t *d, const s_work_t *w, bool *completed)
+{
+	bool broken = false;
+	unsigned i;
+	for (i = 0; i < w->n && !broken; i++) {
+		const s_stmt_t *s = &w->st[i];
+		bool ok = s_local_tx(c, d->conn[i], s->sql, s, &broken);
+		for (int tries = 1; !ok && !broken && s->kind == DTX_SAGA_RETRIABLE && tries < 5;
+		     tries++)
+			ok = s_local_tx(c, d->conn[i], s->sql, s, &broken);
+		if (ok)
+			continue;
+		if (broken || s->kind == DTX_SAGA_RETRIABLE)
+			return DTX_EDB; /* after the pivot there is no turning round */
+		while (i-- > 0) {
+			const s_stmt_t *p = &w->st[i];
+			if (p->comp_sql && !s_local_tx(c, d->conn[i], p->comp_sql, p, &broken))
+				return DTX_EDB; /* a compensation that fails: not a benchmark */
+		}
+		*completed = false;
+		return 0;
+	}
+	if (broken)
+		return DTX_EDB;
+	*completed = true;
+	return 0;
+}
+
 /* --- the client loop ------------------------------------------------------ */
 
 static void s_record(s_client_t *c, int64_t us)
@@ -410,8 +537,9 @@ static void *s_client(void *arg)
 		bool committed = false;
 		s_build(c->o, c->id, c->nclients, n++, &w);
 		int64_t t0 = s_now_us();
-		int rc = c->mode == MODE_DIRECT ? s_run_direct(c, &d, &w, n, &committed)
-						: s_run_dtx(c, cl, &w, &committed);
+		int rc = c->mode != MODE_DIRECT ? s_run_dtx(c, cl, &w, &committed)
+			 : w.n && w.st[0].step  ? s_run_direct_saga(c, &d, &w, &committed)
+						: s_run_direct(c, &d, &w, n, &committed);
 		int64_t t1 = s_now_us();
 		if (rc) {
 			c->errors++;
@@ -579,10 +707,18 @@ static int s_fire(const s_opts_t *o)
 		return 1;
 	}
 	for (unsigned i = 0; i < o->fire; i++) {
+		/* transfer and saga: each its own account (1..N must exist), so
+		 * that none waits for another's row lock */
+		bool own = strcmp(o->workload, "transfer") == 0 || strcmp(o->workload, "saga") == 0;
+		s_build(o, own ? i : 0, o->fire, i, &w);
+		if (w.st[0].step) {
+			dtx_saga_t *saga = s_saga_of(o, MODE_DTX, &w);
+			if (saga && dtx_client_run_saga(cl, saga, &out, 0) == DTX_ETIMEOUT)
+				sent++;
+			dtx_saga_destroy(&saga);
+			continue;
+		}
 		dtx_tx_t *tx = dtx_tx_new();
-		/* transfer: each its own account (1..N must exist), so that none
-		 * waits for another's row lock */
-		s_build(o, strcmp(o->workload, "transfer") == 0 ? i : 0, o->fire, i, &w);
 		for (unsigned k = 0; tx && k < w.n; k++)
 			dtx_tx_add(tx, w.st[k].db, w.st[k].sql, w.st[k].nparams, w.st[k].pv,
 				   w.st[k].expect);
@@ -593,7 +729,7 @@ static int s_fire(const s_opts_t *o)
 			sent++;
 		dtx_tx_destroy(&tx);
 	}
-	printf("fired %u transactions\n", sent);
+	printf("fired %u %s\n", sent, strcmp(o->workload, "saga") ? "transactions" : "sagas");
 	fflush(stdout);
 	usleep((useconds_t)(o->seconds * 1e6));
 	dtx_client_destroy(&cl);
@@ -666,8 +802,10 @@ static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 	s_print_by(r, n, true);
 	/* dtx against direct at the same number of clients; and, by CPU per
 	 * transaction, what limits dtx where the machine is busy: direct's
-	 * over dtx's, and over dtx's without coordinatord and the agents */
-	bool head = false;
+	 * over dtx's, and over dtx's without coordinatord and the agents.
+	 * The saga workload: a saga through the coordinator against its steps
+	 * run one after the other by hand. */
+	bool head = false, saga = strcmp(o->workload, "saga") == 0;
 	for (unsigned i = 0; i < n; i++) {
 		if (r[i].mode != MODE_DTX)
 			continue;
@@ -677,14 +815,17 @@ static void s_print(const s_opts_t *o, const s_result_t *r, unsigned n)
 				double d = s_cpu_us(&r[j], false), x = s_cpu_us(&r[i], false),
 				       xf = s_cpu_us(&r[i], true);
 				if (!head)
-					printf("dtx/direct: clients  throughput  p50 overhead (ms)"
-					       "  cpu/tx  cpu/tx, crd+agents free\n");
+					printf("%-11s clients  throughput  p50 overhead (ms)"
+					       "  cpu/tx  cpu/tx, crd+agents free\n",
+					       saga ? "saga/direct:" : "dtx/direct:");
 				head = true;
 				printf("            %7u  %9.2fx  %+8.2f          %6.2fx  %6.2fx\n",
 				       r[i].clients, r[i].tps / r[j].tps, r[i].p50 - r[j].p50,
 				       x ? d / x : 0, xf ? d / xf : 0);
 			}
 	}
+	if (head && saga)
+		printf("(per saga: the same figures, a saga counted as one transaction)\n");
 	if (head)
 		printf("(cpu/tx: direct's CPU per transaction over dtx's, the throughput ratio\n"
 		       " when both keep the machine busy; crd+agents free: the same were\n"
@@ -862,7 +1003,8 @@ static void s_usage(void)
 	fprintf(stderr,
 		"usage: dtxbench [-m dtx,direct,null] [-c CLIENTS[,CLIENTS...]] [-s SECONDS | -n "
 		"COUNT]\n"
-		"                [-w transfer|shop|select] [--dbs DB,DB...] [--null NAME,NAME...]\n"
+		"                [-w transfer|shop|select|saga] [--dbs DB,DB...] [--null "
+		"NAME,NAME...]\n"
 		"                [-e ENDPOINT [--server-key FILE --key FILE]] [--conninfo "
 		"CONNINFO]\n"
 		"                [--warmup SECONDS]\n"
@@ -938,7 +1080,7 @@ int main(int argc, char **argv)
 		case 'w':
 			o.workload = optarg;
 			if (strcmp(o.workload, "shop") && strcmp(o.workload, "transfer") &&
-			    strcmp(o.workload, "select")) {
+			    strcmp(o.workload, "select") && strcmp(o.workload, "saga")) {
 				fprintf(stderr, "dtxbench: unknown workload '%s'\n", optarg);
 				return 2;
 			}
@@ -993,6 +1135,11 @@ int main(int argc, char **argv)
 	if (o.ndbs < 1 || o.ndbs > MAX_DBS || o.nnulls < 1 || o.nnulls > MAX_DBS) {
 		fprintf(stderr, "dtxbench: between 1 and %d databases and null participants\n",
 			MAX_DBS);
+		return 2;
+	}
+	if (strcmp(o.workload, "saga") == 0 && o.ndbs != 3) {
+		fprintf(stderr, "dtxbench: the saga workload runs over three databases: --dbs "
+				"A,B,C (reserve on A, pay on B, notify on C)\n");
 		return 2;
 	}
 	unsigned nm = s_split(modes, list, MAX_DBS);

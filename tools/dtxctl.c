@@ -65,8 +65,9 @@ static const struct {
 	 "as a heuristic decision naming the branches left unacknowledged"},
 	{"show", "show GTID", "every logged transition of GTID with its time, and its branches"},
 	{"query", "query GTID",
-	 "the outcome of GTID as a client sees it; exit 0 committed, 1 aborted or unknown,\n"
-	 "4 heuristic (see dtxctl show), 5 in doubt, 6 not decided yet (ask again)"},
+	 "the outcome of GTID, a transaction's or a saga's, as a client sees it; exit 0\n"
+	 "committed or completed, 1 aborted, unknown or compensated (with the failing\n"
+	 "step), 4 heuristic (see dtxctl show), 5 in doubt, 6 not decided yet (ask again)"},
 	{"exec", "exec [--timeout MS] [--wait MS] [--key KEY] (--file TX.json | BRANCH...)",
 	 "run one global transaction; BRANCH is\n"
 	 "  --on PARTICIPANT ((--sql SQL | --statement NAME) [--param VALUE | --null]...\n"
@@ -80,22 +81,29 @@ static const struct {
 	 "it (random when not given). Prints the GTID and the outcome; exit 0 committed,\n"
 	 "1 aborted, 3 refused, failed or no answer (the GTID printed if one was given)"},
 	{"saga", "saga --file SAGA.json [--key KEY] [--timeout MS] [--wait MS]",
-	 "run one saga: steps, each one local transaction committed at once;\n"
+	 "run one saga: steps in order, each one local transaction on one participant\n"
 	 "SAGA.json: {\"timeout_ms\": 10000, \"steps\": [{\"name\": \"reserve\",\n"
-	 "  \"participant\": \"stock\", \"stmts\": [...], \"compensate\": [...]},\n"
-	 "  {\"name\": \"pay\", \"participant\": \"bank\", \"pivot\": true, \"stmts\": [...]},\n"
-	 "  {\"name\": \"notify\", \"participant\": \"shop\", \"retry\": true, \"stmts\": [...]}]}\n"
-	 "statements as in exec's file; \"group\": N runs consecutive steps together.\n"
-	 "Compensable steps (each with \"compensate\"), at most one pivot, then retriable\n"
-	 "steps: anything else is refused before it runs. --timeout bounds the steps\n"
-	 "before the pivot; --key as for exec. Prints the GTID and the outcome; exit 0\n"
-	 "completed, 1 compensated (the failing step, its participant and why are\n"
-	 "printed), 4 heuristic, 3 refused or no answer (the saga goes on: the GTID printed)"},
+	 "  \"participant\": \"stock\", \"stmts\": [S...], \"compensate\": [S...]},\n"
+	 "  {\"name\": \"pay\", \"participant\": \"bank\", \"pivot\": true, \"stmts\": [S...]},\n"
+	 "  {\"name\": \"notify\", \"participant\": \"shop\", \"retry\": true, \"stmts\": "
+	 "[S...]}]}\n"
+	 "  S as in exec's TX.json; compensable steps (each with \"compensate\"), then\n"
+	 "  at most one pivot, then retriable steps; \"group\": N runs consecutive steps\n"
+	 "  of one kind together. A file that breaks this is refused before anything\n"
+	 "  is sent (exit 2)\n"
+	 "--timeout (or \"timeout_ms\"): time the coordinator allows the steps before the\n"
+	 "pivot; --key (or \"key\"): the submission key, as for exec; --wait: how long\n"
+	 "to wait for the answer. Prints the GTID and 'completed' (exit 0), or\n"
+	 "'compensated' with the reason, the failing step and its participant (exit 1);\n"
+	 "4 heuristic, 5 in doubt, 3 refused, failed or no answer (the GTID printed if\n"
+	 "one was given)"},
 	{"watch", "watch [--gtid GTID] [--participant NAME] [--count N]",
-	 "a live stream of transaction events, one line each: time, GTID, event\n"
-	 "(begun, voted, decided, completed, heuristic), the participant it is about\n"
-	 "(or all of the transaction's), detail; only GTID's, or only transactions\n"
-	 "NAME takes part in; stops after N events or at Ctrl-C"},
+	 "a live stream of transaction and saga events, one line each: time, GTID,\n"
+	 "event (begun, voted, decided, completed, heuristic; a saga's step sent, step\n"
+	 "done, step failed, compensating, compensated, completed), the participant it\n"
+	 "is about (or all of the transaction's), for a saga's step STEP@PARTICIPANT,\n"
+	 "detail; only GTID's, or only transactions and sagas NAME takes part in;\n"
+	 "stops after N events or at Ctrl-C"},
 	{"keygen", "keygen NAME [--dir DIR]",
 	 "make a CURVE key pair: DIR/NAME.key (the secret key, mode 0600) and\n"
 	 "DIR/NAME.pub (the public key), DIR the current folder by default; prints\n"
@@ -333,9 +341,12 @@ static void s_print_outcome(const dtx_outcome_t *out)
 	printf("%s %s", out->gtid[0] ? out->gtid : "-", dtx_outcome_str(out->status));
 	if (out->reason[0])
 		printf(": %s", out->reason);
-	if (out->participant[0] || out->sqlstate[0])
-		printf(" (%s%s%sparticipant %s%s%s)", out->step[0] ? "step " : "", out->step,
-		       out->step[0] ? ", " : "", out->participant[0] ? out->participant : "-",
+	if (out->step[0]) /* a saga's failing step */
+		printf(" (step %s, participant %s%s%s)", out->step,
+		       out->participant[0] ? out->participant : "-",
+		       out->sqlstate[0] ? ", sqlstate " : "", out->sqlstate);
+	else if (out->participant[0] || out->sqlstate[0])
+		printf(" (participant %s%s%s)", out->participant[0] ? out->participant : "-",
 		       out->sqlstate[0] ? ", sqlstate " : "", out->sqlstate);
 	putchar('\n');
 }
@@ -348,80 +359,167 @@ static int s_exit_for(const dtx_outcome_t *out)
 	case DTX_OUTCOME_HEURISTIC: return XC_HEURISTIC;
 	case DTX_OUTCOME_IN_DOUBT: return XC_IN_DOUBT;
 	case DTX_OUTCOME_ACTIVE: return XC_ACTIVE;
-	default: return XC_ABORTED;
+	default: return XC_ABORTED; /* aborted, unknown, compensated */
 	}
 }
 
-/* Where a JSON statement goes: a TX's branch, or a saga step's statements
- * or compensation. */
-typedef int (*s_add_fn)(void *ctx, const char *sql, const char *named, int np,
-			const char *const *pv, int64_t expect);
+/* Where statements parsed from JSON go: sql or statement (a named one),
+ * the other NULL. 0 or a DTX_E... code. */
+typedef int (*s_add_fn)(void *arg, const char *sql, const char *statement, int nparams,
+			const char *const *params, int64_t expect);
 
-/* Each statement of the JSON array stmts through add. what names the list
- * in messages ("branch 2", "step 'pay'"). 0 or XC_USAGE, said. */
-static int s_json_stmts(const char *path, const char *what, json_object *stmts, s_add_fn add,
-			void *ctx)
+/*
+ * The statements of a JSON array, each {"sql": SQL | "statement": NAME,
+ * "params": [...], "expect": ROWS}, handed to add(arg, ...); where names
+ * them in messages ("branch 2", "step 'pay'"). 0 or XC_USAGE with a
+ * message printed. Shared by exec's TX.json and saga's SAGA.json.
+ */
+static int s_stmts_from_json(const char *path, const char *where, json_object *stmts, s_add_fn add,
+			     void *arg)
 {
 	if (!json_object_is_type(stmts, json_type_array) || !json_object_array_length(stmts)) {
-		fprintf(stderr, "dtxctl: %s: %s: statements must be a non-empty array\n", path,
-			what);
+		fprintf(stderr, "dtxctl: %s: %s: 'stmts' must be a non-empty array\n", path, where);
 		return XC_USAGE;
 	}
 	for (size_t s = 0; s < json_object_array_length(stmts); s++) {
 		json_object *st = json_object_array_get_idx(stmts, s), *sql, *named, *params, *ex;
 		const char *pv[DTX_WIRE_MAX_ITEMS];
-		int np = 0;
+		int np = 0, rc;
 		int64_t expect = -1;
+		if (!json_object_is_type(st, json_type_object)) {
+			fprintf(stderr, "dtxctl: %s: statement %zu of %s must be an object\n", path,
+				s + 1, where);
+			return XC_USAGE;
+		}
 		/* SQL text, or the name of a statement the agent defines */
 		bool has_sql = json_object_object_get_ex(st, "sql", &sql);
 		bool has_named = json_object_object_get_ex(st, "statement", &named);
-		if (has_sql == has_named) {
+		if (has_sql == has_named ||
+		    !json_object_is_type(has_sql ? sql : named, json_type_string)) {
 			fprintf(stderr,
 				"dtxctl: %s: statement %zu of %s needs one of 'sql' and "
-				"'statement'\n",
-				path, s + 1, what);
+				"'statement', a string\n",
+				path, s + 1, where);
 			return XC_USAGE;
 		}
 		if (json_object_object_get_ex(st, "params", &params)) {
+			if (!json_object_is_type(params, json_type_array) ||
+			    json_object_array_length(params) > DTX_WIRE_MAX_ITEMS) {
+				fprintf(stderr,
+					"dtxctl: %s: statement %zu of %s: 'params' must be an "
+					"array of at most %d values\n",
+					path, s + 1, where, DTX_WIRE_MAX_ITEMS);
+				return XC_USAGE;
+			}
 			np = (int)json_object_array_length(params);
-			if (np > DTX_WIRE_MAX_ITEMS)
-				np = DTX_WIRE_MAX_ITEMS;
 			for (int i = 0; i < np; i++) {
 				json_object *e = json_object_array_get_idx(params, (size_t)i);
-				pv[i] = e ? json_object_get_string(e) : NULL;
+				pv[i] = e ? json_object_get_string(e) : NULL; /* null: SQL NULL */
 			}
 		}
-		if (json_object_object_get_ex(st, "expect", &ex))
-			expect = json_object_get_int64(ex);
-		if (add(ctx, has_sql ? json_object_get_string(sql) : NULL,
-			has_named ? json_object_get_string(named) : NULL, np, pv, expect)) {
-			fprintf(stderr, "dtxctl: %s: invalid statement %zu of %s\n", path, s + 1,
-				what);
+		if (json_object_object_get_ex(st, "expect", &ex)) {
+			if (!json_object_is_type(ex, json_type_int) ||
+			    (expect = json_object_get_int64(ex)) < 0) {
+				fprintf(stderr,
+					"dtxctl: %s: statement %zu of %s: 'expect' must be a row "
+					"count\n",
+					path, s + 1, where);
+				return XC_USAGE;
+			}
+		}
+		if ((rc = has_named
+				  ? add(arg, NULL, json_object_get_string(named), np, pv, expect)
+				  : add(arg, json_object_get_string(sql), NULL, np, pv, expect))) {
+			fprintf(stderr, "dtxctl: %s: statement %zu of %s: %s\n", path, s + 1, where,
+				rc == DTX_EINVAL ? "invalid (empty SQL, or a statement name "
+						   "outside [A-Za-z0-9_-])"
+						 : dtx_strerror(rc));
 			return XC_USAGE;
 		}
 	}
 	return 0;
 }
 
+/* exec: statements to one participant's branch */
+typedef struct {
+	dtx_tx_t *tx;
+	const char *participant;
+} s_branch_arg_t;
+
+static int s_branch_add(void *arg, const char *sql, const char *statement, int nparams,
+			const char *const *params, int64_t expect)
+{
+	s_branch_arg_t *b = arg;
+	return statement
+		       ? dtx_tx_add_named(b->tx, b->participant, statement, nparams, params, expect)
+		       : dtx_tx_add(b->tx, b->participant, sql, nparams, params, expect);
+}
+
+/* A JSON file's root object, or NULL with a message printed. */
+static json_object *s_json_file(const char *path)
+{
+	json_object *root = json_object_from_file(path);
+	if (!root) {
+		fprintf(stderr, "dtxctl: %s: %s\n", path, json_util_get_last_err());
+		return NULL;
+	}
+	if (!json_object_is_type(root, json_type_object)) {
+		fprintf(stderr, "dtxctl: %s: not a JSON object\n", path);
+		json_object_put(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* "timeout_ms" of a JSON file: 0 and *ms (unchanged when absent), or
+ * XC_USAGE with a message printed. */
+static int s_json_timeout(const char *path, json_object *root, uint32_t *ms)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(root, "timeout_ms", &v))
+		return 0;
+	int64_t t = json_object_get_int64(v);
+	if (!json_object_is_type(v, json_type_int) || t < 0 || t > UINT32_MAX) {
+		fprintf(stderr, "dtxctl: %s: 'timeout_ms' must be milliseconds\n", path);
+		return XC_USAGE;
+	}
+	*ms = (uint32_t)t;
+	return 0;
+}
+
+/* "key" of a JSON file, or NULL when absent; *bad when it is not a key. */
+static const char *s_json_key(const char *path, json_object *root, bool *bad)
+{
+	json_object *v;
+	*bad = false;
+	if (!json_object_object_get_ex(root, "key", &v))
+		return NULL;
+	if (json_object_is_type(v, json_type_string) && dtx_key_valid(json_object_get_string(v)))
+		return json_object_get_string(v);
+	fprintf(stderr, "dtxctl: %s: 'key' must be 1 to 64 characters of [A-Za-z0-9_.:-]\n", path);
+	*bad = true;
+	return NULL;
+}
+
 /* Build tx from a JSON file. 0 or an exit code with a message printed. */
 static int s_tx_from_json(dtx_tx_t *tx, const char *path)
 {
-	json_object *root = json_object_from_file(path), *branches, *v;
+	json_object *root = s_json_file(path), *branches;
+	const char *key;
+	uint32_t timeout_ms = 0;
+	bool bad;
 	int rc = XC_USAGE;
 
-	if (!root) {
-		fprintf(stderr, "dtxctl: %s: %s\n", path, json_util_get_last_err());
+	if (!root)
 		return XC_USAGE;
-	}
-	if (json_object_object_get_ex(root, "timeout_ms", &v))
-		dtx_tx_set_timeout(tx, (uint32_t)json_object_get_int64(v));
-	if (json_object_object_get_ex(root, "key", &v) &&
-	    (!json_object_is_type(v, json_type_string) ||
-	     dtx_tx_set_key(tx, json_object_get_string(v)))) {
-		fprintf(stderr, "dtxctl: %s: 'key' must be 1 to 64 characters of [A-Za-z0-9_.:-]\n",
-			path);
+	if (s_json_timeout(path, root, &timeout_ms))
 		goto out;
-	}
+	if (timeout_ms)
+		dtx_tx_set_timeout(tx, timeout_ms);
+	if ((key = s_json_key(path, root, &bad)))
+		dtx_tx_set_key(tx, key);
+	if (bad)
+		goto out;
 	if (!json_object_object_get_ex(root, "branches", &branches) ||
 	    !json_object_is_type(branches, json_type_array)) {
 		fprintf(stderr, "dtxctl: %s: 'branches' must be an array\n", path);
@@ -429,61 +527,184 @@ static int s_tx_from_json(dtx_tx_t *tx, const char *path)
 	}
 	for (size_t b = 0; b < json_object_array_length(branches); b++) {
 		json_object *br = json_object_array_get_idx(branches, b), *p, *stmts;
+		char where[32];
 		if (!json_object_object_get_ex(br, "participant", &p) ||
-		    !json_object_object_get_ex(br, "stmts", &stmts) ||
-		    !json_object_is_type(stmts, json_type_array)) {
+		    !json_object_is_type(p, json_type_string) ||
+		    !json_object_object_get_ex(br, "stmts", &stmts)) {
 			fprintf(stderr, "dtxctl: %s: branch %zu needs 'participant' and 'stmts'\n",
 				path, b + 1);
 			goto out;
 		}
-		for (size_t s = 0; s < json_object_array_length(stmts); s++) {
-			json_object *st = json_object_array_get_idx(stmts, s), *sql, *named,
-				    *params, *ex;
-			const char *pv[DTX_WIRE_MAX_ITEMS];
-			int np = 0;
-			int64_t expect = -1;
-			/* SQL text, or the name of a statement the agent defines */
-			bool has_sql = json_object_object_get_ex(st, "sql", &sql);
-			bool has_named = json_object_object_get_ex(st, "statement", &named);
-			if (has_sql == has_named) {
-				fprintf(stderr,
-					"dtxctl: %s: statement %zu of branch %zu needs one of "
-					"'sql' "
-					"and 'statement'\n",
-					path, s + 1, b + 1);
-				goto out;
-			}
-			if (has_named && (!json_object_is_type(named, json_type_string) ||
-					  json_object_object_get_ex(st, "expect", &ex))) {
-				fprintf(stderr,
-					"dtxctl: %s: statement %zu of branch %zu: 'statement' "
-					"takes "
-					"a name, 'params', and no 'expect'\n",
-					path, s + 1, b + 1);
-				goto out;
-			}
-			if (json_object_object_get_ex(st, "params", &params)) {
-				np = (int)json_object_array_length(params);
-				if (np > DTX_WIRE_MAX_ITEMS)
-					np = DTX_WIRE_MAX_ITEMS;
-				for (int i = 0; i < np; i++) {
-					json_object *e = json_object_array_get_idx(params,
-										   (size_t)i);
-					pv[i] = e ? json_object_get_string(e) : NULL;
-				}
-			}
-			if (json_object_object_get_ex(st, "expect", &ex))
-				expect = json_object_get_int64(ex);
-			if (has_named ? dtx_tx_add_named(tx, json_object_get_string(p),
-							 json_object_get_string(named), np, pv,
-							 expect)
-				      : dtx_tx_add(tx, json_object_get_string(p),
-						   json_object_get_string(sql), np, pv, expect)) {
-				fprintf(stderr, "dtxctl: %s: invalid statement in branch %zu\n",
-					path, b + 1);
-				goto out;
-			}
+		if (!dtx_name_valid(json_object_get_string(p))) {
+			fprintf(stderr,
+				"dtxctl: %s: branch %zu: a participant is 1 to 63 characters of "
+				"[A-Za-z0-9_-]\n",
+				path, b + 1);
+			goto out;
 		}
+		snprintf(where, sizeof(where), "branch %zu", b + 1);
+		s_branch_arg_t arg = {.tx = tx, .participant = json_object_get_string(p)};
+		if (s_stmts_from_json(path, where, stmts, s_branch_add, &arg))
+			goto out;
+	}
+	rc = 0;
+out:
+	json_object_put(root);
+	return rc;
+}
+
+/* saga: statements to the last step, or to its compensation */
+static int s_step_add(void *arg, const char *sql, const char *statement, int nparams,
+		      const char *const *params, int64_t expect)
+{
+	return statement ? dtx_saga_add_named(arg, statement, nparams, params, expect)
+			 : dtx_saga_add(arg, sql, nparams, params, expect);
+}
+
+static int s_comp_add(void *arg, const char *sql, const char *statement, int nparams,
+		      const char *const *params, int64_t expect)
+{
+	return statement ? dtx_saga_compensate_named(arg, statement, nparams, params, expect)
+			 : dtx_saga_compensate(arg, sql, nparams, params, expect);
+}
+
+/* Whether each key of object o is one of names (NULL-terminated); if not,
+ * a message naming it, in where. */
+static bool s_json_keys(const char *path, const char *where, json_object *o,
+			const char *const *names)
+{
+	json_object_object_foreach(o, k, v)
+	{
+		(void)v;
+		size_t i = 0;
+		while (names[i] && strcmp(names[i], k))
+			i++;
+		if (!names[i]) {
+			fprintf(stderr, "dtxctl: %s: %s: unknown field '%s'\n", path, where, k);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A boolean field of step st, false when absent; -1 when not a boolean. */
+static int s_json_flag(const char *path, const char *where, json_object *st, const char *name)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(st, name, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean)) {
+		fprintf(stderr, "dtxctl: %s: %s: '%s' must be true or false\n", path, where, name);
+		return -1;
+	}
+	return json_object_get_boolean(v) ? 1 : 0;
+}
+
+/*
+ * Build saga from a JSON file in DESIGN.md's shape: {"timeout_ms": MS,
+ * "key": KEY, "steps": [{"name", "participant", "stmts", "compensate",
+ * "pivot", "retry", "group"}, ...]}, the statements as exec's. Then the
+ * saga's rules (dtx_saga_validate()). 0 or XC_USAGE with a message printed;
+ * nothing is sent either way.
+ */
+static int s_saga_from_json(dtx_saga_t *saga, const char *path)
+{
+	static const char *const root_keys[] = {"timeout_ms", "key", "steps", NULL};
+	static const char *const step_keys[] = {"name",  "participant", "stmts", "compensate",
+						"pivot", "retry",       "group", NULL};
+	json_object *root = s_json_file(path), *steps;
+	const char *key;
+	uint32_t timeout_ms = 0;
+	char why[512];
+	bool bad;
+	int rc = XC_USAGE;
+
+	if (!root)
+		return XC_USAGE;
+	if (!s_json_keys(path, "the saga", root, root_keys) ||
+	    s_json_timeout(path, root, &timeout_ms))
+		goto out;
+	if (timeout_ms)
+		dtx_saga_set_timeout(saga, timeout_ms);
+	if ((key = s_json_key(path, root, &bad)))
+		dtx_saga_set_key(saga, key);
+	if (bad)
+		goto out;
+	if (!json_object_object_get_ex(root, "steps", &steps) ||
+	    !json_object_is_type(steps, json_type_array) || !json_object_array_length(steps)) {
+		fprintf(stderr, "dtxctl: %s: 'steps' must be a non-empty array\n", path);
+		goto out;
+	}
+	if (json_object_array_length(steps) > DTX_SAGA_MAX_STEPS) {
+		fprintf(stderr, "dtxctl: %s: a saga has at most %d steps\n", path,
+			DTX_SAGA_MAX_STEPS);
+		goto out;
+	}
+	for (size_t i = 0; i < json_object_array_length(steps); i++) {
+		json_object *st = json_object_array_get_idx(steps, i), *name, *part, *stmts, *comp,
+			    *group;
+		char where[96];
+		snprintf(where, sizeof(where), "step %zu", i + 1);
+		if (!json_object_is_type(st, json_type_object)) {
+			fprintf(stderr, "dtxctl: %s: %s must be an object\n", path, where);
+			goto out;
+		}
+		if (!s_json_keys(path, where, st, step_keys))
+			goto out;
+		if (!json_object_object_get_ex(st, "name", &name) ||
+		    !json_object_is_type(name, json_type_string) ||
+		    !dtx_name_valid(json_object_get_string(name)) ||
+		    !json_object_object_get_ex(st, "participant", &part) ||
+		    !json_object_is_type(part, json_type_string) ||
+		    !dtx_name_valid(json_object_get_string(part))) {
+			fprintf(stderr,
+				"dtxctl: %s: %s needs a 'name' and a 'participant', each 1 to "
+				"63 characters of [A-Za-z0-9_-]\n",
+				path, where);
+			goto out;
+		}
+		snprintf(where, sizeof(where), "step '%s'", json_object_get_string(name));
+		int pivot = s_json_flag(path, where, st, "pivot");
+		int retry = s_json_flag(path, where, st, "retry");
+		if (pivot < 0 || retry < 0)
+			goto out;
+		if (pivot && retry) {
+			fprintf(stderr, "dtxctl: %s: %s is both the pivot and retriable\n", path,
+				where);
+			goto out;
+		}
+		if (dtx_saga_step(saga, json_object_get_string(name), json_object_get_string(part),
+				  pivot   ? DTX_SAGA_PIVOT
+				  : retry ? DTX_SAGA_RETRIABLE
+					  : DTX_SAGA_COMPENSABLE)) {
+			fprintf(stderr, "dtxctl: %s: %s: out of memory\n", path, where);
+			goto out;
+		}
+		if (json_object_object_get_ex(st, "group", &group)) {
+			int64_t g = json_object_get_int64(group);
+			if (!json_object_is_type(group, json_type_int) || g < 1 || g > UINT32_MAX) {
+				fprintf(stderr, "dtxctl: %s: %s: 'group' must be a number from 1\n",
+					path, where);
+				goto out;
+			}
+			dtx_saga_set_group(saga, (uint32_t)g);
+		}
+		if (!json_object_object_get_ex(st, "stmts", &stmts)) {
+			fprintf(stderr, "dtxctl: %s: %s has no 'stmts'\n", path, where);
+			goto out;
+		}
+		if (s_stmts_from_json(path, where, stmts, s_step_add, saga))
+			goto out;
+		if (json_object_object_get_ex(st, "compensate", &comp)) {
+			char cwhere[128];
+			snprintf(cwhere, sizeof(cwhere), "the compensation of %s", where);
+			if (s_stmts_from_json(path, cwhere, comp, s_comp_add, saga))
+				goto out;
+		}
+	}
+	if (dtx_saga_validate(saga, why, sizeof(why))) {
+		fprintf(stderr, "dtxctl: %s: not a saga: %s\n", path, why);
+		goto out;
 	}
 	rc = 0;
 out:
@@ -665,151 +886,74 @@ out:
 	return rc;
 }
 
-/* saga --file: a step's statements, or its compensation */
-static int s_saga_add(void *ctx, const char *sql, const char *named, int np,
-		      const char *const *pv, int64_t expect)
-{
-	return named ? dtx_saga_add_named(ctx, named, np, pv, expect)
-		     : dtx_saga_add(ctx, sql, np, pv, expect);
-}
-
-static int s_saga_comp(void *ctx, const char *sql, const char *named, int np,
-		       const char *const *pv, int64_t expect)
-{
-	return named ? dtx_saga_compensate_named(ctx, named, np, pv, expect)
-		     : dtx_saga_compensate(ctx, sql, np, pv, expect);
-}
-
-/* Build saga from DESIGN.md's JSON shape. 0 or XC_USAGE, said. */
-static int s_saga_from_json(dtx_saga_t *saga, const char *path)
-{
-	json_object *root = json_object_from_file(path), *steps, *v;
-	int rc = XC_USAGE;
-
-	if (!root) {
-		fprintf(stderr, "dtxctl: %s: %s\n", path, json_util_get_last_err());
-		return XC_USAGE;
-	}
-	if (json_object_object_get_ex(root, "timeout_ms", &v))
-		dtx_saga_set_timeout(saga, (uint32_t)json_object_get_int64(v));
-	if (json_object_object_get_ex(root, "key", &v) &&
-	    (!json_object_is_type(v, json_type_string) ||
-	     dtx_saga_set_key(saga, json_object_get_string(v)))) {
-		fprintf(stderr, "dtxctl: %s: 'key' must be 1 to 64 characters of [A-Za-z0-9_.:-]\n",
-			path);
-		goto out;
-	}
-	if (!json_object_object_get_ex(root, "steps", &steps) ||
-	    !json_object_is_type(steps, json_type_array)) {
-		fprintf(stderr, "dtxctl: %s: 'steps' must be an array\n", path);
-		goto out;
-	}
-	for (size_t i = 0; i < json_object_array_length(steps); i++) {
-		json_object *st = json_object_array_get_idx(steps, i), *name, *p, *stmts, *comp, *g;
-		char what[100];
-		if (!json_object_object_get_ex(st, "name", &name) ||
-		    !json_object_object_get_ex(st, "participant", &p) ||
-		    !json_object_object_get_ex(st, "stmts", &stmts)) {
-			fprintf(stderr, "dtxctl: %s: step %zu needs 'name', 'participant' and "
-					"'stmts'\n",
-				path, i + 1);
-			goto out;
-		}
-		bool pivot = json_object_object_get_ex(st, "pivot", &v) && json_object_get_boolean(v);
-		bool retry = json_object_object_get_ex(st, "retry", &v) && json_object_get_boolean(v);
-		if (pivot && retry) {
-			fprintf(stderr, "dtxctl: %s: step %zu is both the pivot and retriable\n",
-				path, i + 1);
-			goto out;
-		}
-		if (dtx_saga_step(saga, json_object_get_string(name), json_object_get_string(p),
-				  pivot   ? DTX_SAGA_PIVOT
-				  : retry ? DTX_SAGA_RETRIABLE
-					  : DTX_SAGA_COMPENSABLE)) {
-			fprintf(stderr,
-				"dtxctl: %s: step %zu: a name and a participant of 1 to 63 "
-				"characters of [A-Za-z0-9_-], at most %d steps\n",
-				path, i + 1, DTX_SAGA_MAX_STEPS);
-			goto out;
-		}
-		snprintf(what, sizeof(what), "step '%.60s'", json_object_get_string(name));
-		if (s_json_stmts(path, what, stmts, s_saga_add, saga))
-			goto out;
-		if (json_object_object_get_ex(st, "compensate", &comp)) {
-			snprintf(what, sizeof(what), "the compensation of step '%.40s'",
-				 json_object_get_string(name));
-			if (s_json_stmts(path, what, comp, s_saga_comp, saga))
-				goto out;
-		}
-		if (json_object_object_get_ex(st, "group", &g))
-			dtx_saga_set_group(saga, (uint32_t)json_object_get_int64(g));
-	}
-	rc = 0;
-out:
-	json_object_put(root);
-	return rc;
-}
-
-/* saga --file SAGA.json [--key KEY] [--timeout MS] [--wait MS] */
+/* saga --file SAGA.json [--key KEY] [--timeout MS] [--wait MS]: the
+ * command line's key and time-out over the file's */
 static int s_saga(const s_opts_t *opts, int argc, char **argv)
 {
 	s_opts_t own = *opts, *o = &own;
+	const char *file = NULL, *key = NULL;
 	dtx_saga_t *saga = dtx_saga_new();
 	dtx_client_t *cl = NULL;
 	dtx_outcome_t out;
-	const char *file = NULL, *key = NULL;
+	uint32_t timeout_ms = 0;
 	int rc = XC_USAGE;
-	long long v, timeout = 0;
+	long long v;
 
 	if (!saga)
 		return XC_ERROR;
 	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
 		bool has_val = i + 1 < argc;
-		if (strcmp(argv[i], "--file") == 0 && has_val)
+		if (strcmp(a, "--file") == 0 && has_val && !file) {
 			file = argv[++i];
-		else if (strcmp(argv[i], "--key") == 0 && has_val)
-			key = argv[++i];
-		else if (strcmp(argv[i], "--timeout") == 0 && has_val &&
-			 dtx_parse_int(argv[i + 1], 1, UINT32_MAX, &v))
-			timeout = v, i++;
-		else if (strcmp(argv[i], "--wait") == 0 && has_val &&
-			 dtx_parse_int(argv[i + 1], 1, 86400000, &v))
-			o->wait_ms = (int)v, i++;
-		else {
-			fprintf(stderr, "usage: dtxctl saga --file SAGA.json [--key KEY] [--timeout "
-					"MS] [--wait MS]\n");
+		} else if (strcmp(a, "--key") == 0 && has_val) {
+			if (!dtx_key_valid(key = argv[++i])) {
+				fprintf(stderr, "dtxctl: --key takes 1 to 64 characters of "
+						"[A-Za-z0-9_.:-]\n");
+				goto out;
+			}
+		} else if (strcmp(a, "--timeout") == 0 && has_val) {
+			if (!dtx_parse_int(argv[++i], 1, UINT32_MAX, &v)) {
+				fprintf(stderr, "dtxctl: --timeout takes milliseconds\n");
+				goto out;
+			}
+			timeout_ms = (uint32_t)v;
+		} else if (strcmp(a, "--wait") == 0 && has_val) {
+			if (!dtx_parse_int(argv[++i], 1, 86400000, &v)) {
+				fprintf(stderr, "dtxctl: --wait takes milliseconds\n");
+				goto out;
+			}
+			o->wait_ms = (int)v;
+		} else {
+			fprintf(stderr, "dtxctl: saga: unexpected '%s' (see dtxctl help saga)\n",
+				a);
 			goto out;
 		}
 	}
 	if (!file) {
-		fprintf(stderr, "dtxctl: saga needs --file SAGA.json\n");
+		fprintf(stderr, "usage: dtxctl saga --file SAGA.json [--key KEY] [--timeout MS] "
+				"[--wait MS]\n");
 		goto out;
 	}
-	if ((rc = s_saga_from_json(saga, file)))
+	/* the file and the saga's rules, before any connection */
+	if (s_saga_from_json(saga, file))
 		goto out;
-	rc = XC_USAGE;
-	if (key && dtx_saga_set_key(saga, key)) {
-		fprintf(stderr, "dtxctl: --key takes 1 to 64 characters of [A-Za-z0-9_.:-]\n");
-		goto out;
-	}
-	if (timeout)
-		dtx_saga_set_timeout(saga, (uint32_t)timeout);
+	if (key)
+		dtx_saga_set_key(saga, key);
+	if (timeout_ms)
+		dtx_saga_set_timeout(saga, timeout_ms);
 	if (!(cl = s_client(o))) {
 		rc = XC_ERROR;
 		goto out;
 	}
 	int r = dtx_client_run_saga(cl, saga, &out, o->wait_ms);
-	if (r == DTX_EINVAL && !out.gtid[0]) {
-		fprintf(stderr, "dtxctl: %s: %s\n", file, out.reason[0] ? out.reason : "not a saga");
-		goto out;
-	}
 	if (r) {
 		fprintf(stderr, "dtxctl: %s%s%s\n", dtx_strerror(r), out.reason[0] ? ": " : "",
 			out.reason);
 		if (out.gtid[0])
 			fprintf(stderr,
-				"dtxctl: %s: it goes on; its outcome: dtxctl query %s, or the same "
-				"saga with --key %s\n",
+				"dtxctl: %s: its outcome: dtxctl query %s, or the same saga "
+				"with --key %s\n",
 				out.gtid, out.gtid, dtx_saga_key(saga));
 		rc = XC_ERROR;
 		goto out;

@@ -372,20 +372,23 @@ dtx_start_all() {
 # DTX_TEST_PARTICIPANTS to "bank, stock, null1, null2"): PostgreSQL with
 # bench_accounts 1..ACCOUNTS holding BALANCE in bank and stock,
 # coordinatord, agents bank and stock, null agents null1 and null2, all
-# registered.
+# registered. DTX_BENCH_DBS (default "bank stock"): the databases, of
+# shop, bank and stock, that get bench_accounts and an agent (the caller's
+# DTX_TEST_PARTICIPANTS lists them; bench/saga.sh uses all three).
 dtx_start_bench() {
+	local dbs=${DTX_BENCH_DBS:-bank stock}
 	dtx_start_pg
-	for db in bank stock; do
+	for db in $dbs; do
 		q $db "CREATE TABLE bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL);
 			INSERT INTO bench_accounts SELECT i, $2 FROM generate_series(1, $1) i"
 	done
 	dtx_start_coord || exit 1
-	for a in bank stock; do dtx_start_agent $a; done
+	for a in $dbs; do dtx_start_agent $a; done
 	for a in null1 null2; do
 		"${AS_DAEMON[@]}" "$top_builddir/tools/dtx-nullagent" $a "ipc://$T/agent.sock" 200 >>"$T/agent-$a.log" 2>&1 &
 		ALL_PIDS+=("$!")
 	done
-	for a in bank stock null1 null2; do
+	for a in $dbs null1 null2; do
 		wait_or_bail 10 participant_up $a
 	done
 }

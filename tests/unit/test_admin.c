@@ -995,6 +995,28 @@ static void test_events(void)
 	free(t);
 	dtx_msg_clear(&d);
 
+	/* A saga's step: its name, and where it runs. */
+	ev.has |= DTX_F_WHO | DTX_F_STEP;
+	ev.event = "step done";
+	ev.who = "stock";
+	ev.step = "reserve";
+	ev.detail = "";
+	is_int(dtx_msg_encode(&ev, &buf, &len), 0, "an event about a saga's step encodes");
+	is_int(dtx_msg_decode(buf, len, &d, why, sizeof(why)), 0, "... and decodes");
+	free(buf);
+	dtx_event_print_text(out_open(&o), &d);
+	is_str(t = out_close(&o), "22:13:20.123 c1.3.30 step done reserve@stock \n",
+	       "... its line names the step where it ran");
+	free(t);
+	is_str(t = json_of(&d),
+	       "{\"gtid\":\"c1.3.30\",\"event\":\"step done\",\"who\":\"stock\","
+	       "\"step\":\"reserve\",\"participants\":[\"shop\",\"bank\",\"stock\"],"
+	       "\"detail\":\"\",\"at_us\":1700000000123456}\n",
+	       "... and its JSON carries the step");
+	free(t);
+	dtx_msg_clear(&d);
+	ev.has &= ~(DTX_F_WHO | DTX_F_STEP);
+
 	ev.has &= ~DTX_F_PARTS;
 	is_int(dtx_msg_encode(&ev, &buf, &len), DTX_EINVAL,
 	       "an event without participants is not encoded");
