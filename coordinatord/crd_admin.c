@@ -41,7 +41,7 @@ static int s_list_fn(const wal_rec_t *recs, unsigned n, void *arg)
 	char gtid[DTX_GTID_MAX];
 	crd_tx_t *tx = crd_tx_find(l->self, recs[0].seq);
 	crd_saga_t *sg = recs[0].kind == WAL_SAGA ? crd_saga_find(l->self, recs[0].seq) : NULL;
-	const char *state = tx	 ? crd_txstate_shown(tx->state)
+	const char *state = tx   ? crd_txstate_shown(tx->state)
 			    : sg ? crd_sagastate_shown(sg->state)
 			    : recs[0].kind == WAL_SAGA && !wal_kind_is_end(last->kind)
 				    ? "running"
@@ -162,7 +162,7 @@ static void s_cmd_resolve(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 	snprintf(note, sizeof(note), "operator %s: resolve %s%s", who, verb,
 		 force ? " (forced)" : "");
 	crd_saga_t *sg = !tx && strcmp(g.coord, self->cfg.id) == 0 ? crd_saga_find(self, g.seq)
-								     : NULL;
+								   : NULL;
 	if (sg && sg->epoch == g.epoch) {
 		char text[300];
 		if ((rc = crd_saga_resolve(self, sg, commit, who, text, sizeof(text)))) {
@@ -497,14 +497,15 @@ static void s_cmd_show(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 	int st = crd_status_of(self, gtid_s, &g, &tx);
 
 	crd_saga_t *sg = !tx && strcmp(g.coord, self->cfg.id) == 0 ? crd_saga_find(self, g.seq)
-								     : NULL;
+								   : NULL;
 	if (sg && sg->epoch != g.epoch)
 		sg = NULL;
 	dtx_reply_row(r, "transaction");
 	dtx_reply_str(r, DTX_A_GTID, gtid_s);
-	dtx_reply_str(r, DTX_A_STATE, tx   ? crd_txstate_shown(tx->state)
-				      : sg ? crd_sagastate_shown(sg->state)
-					   : dtx_outcome_str(st));
+	dtx_reply_str(r, DTX_A_STATE,
+		      tx   ? crd_txstate_shown(tx->state)
+		      : sg ? crd_sagastate_shown(sg->state)
+			   : dtx_outcome_str(st));
 	if (tx && tx->reason[0])
 		dtx_reply_str(r, DTX_A_REASON, tx->reason);
 	if (sg && sg->reason[0])
@@ -517,9 +518,10 @@ static void s_cmd_show(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 			dtx_reply_u64(r, DTX_A_INDEX, i);
 			dtx_reply_str(r, DTX_A_STEP, d->name);
 			dtx_reply_str(r, DTX_A_PARTICIPANT, d->participant);
-			dtx_reply_str(r, DTX_A_VERB, d->kind == DTX_STEP_PIVOT	   ? "pivot"
-						     : d->kind == DTX_STEP_RETRIABLE ? "retriable"
-										     : "compensable");
+			dtx_reply_str(r, DTX_A_VERB,
+				      d->kind == DTX_STEP_PIVOT       ? "pivot"
+				      : d->kind == DTX_STEP_RETRIABLE ? "retriable"
+								      : "compensable");
 			dtx_reply_str(r, DTX_A_STATE, crd_stepstate_str(sg->st[i].state));
 			if (sg->st[i].why[0])
 				dtx_reply_str(r, DTX_A_REASON, sg->st[i].why);

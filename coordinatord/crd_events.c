@@ -60,8 +60,8 @@ void crd_event(crd_t *self, const crd_tx_t *tx, const char *gtid, const char *ev
 		dtx_warn("event %s of %s not sent: %s", event, gtid, dtx_strerror(rc));
 }
 
-void crd_event_saga(crd_t *self, const crd_saga_t *sg, int step, const char *event,
-		    const char *fmt, ...)
+void crd_event_saga(crd_t *self, const crd_saga_t *sg, int step, const char *event, const char *fmt,
+		    ...)
 {
 	char detail[1024], g[DTX_GTID_MAX];
 	const char *parts[DTX_SAGA_MAX_STEPS];

@@ -100,7 +100,7 @@ typedef struct crd_tx {
 typedef struct {
 	uint8_t state;          /* crd_stepstate_t */
 	bool maybe_sent;        /* it may have reached its agent: sent by this process,
-				 * or before a crash (recovery cannot know) */
+			  * or before a crash (recovery cannot know) */
 	bool probing;           /* the pivot: PROBE out, to learn whether it ran */
 	int part;               /* index into crd.parts; -1: no longer configured */
 	int backoff_ms;
@@ -121,12 +121,12 @@ typedef struct crd_saga {
 	bool answered;
 	bool client_waiting;
 	bool turn_pending;             /* to be turned around once the pivot is
-					* found not to have run (it is probed) */
-	int pivot;                     /* the pivot's index, -1: none */
-	int ncomp;                     /* compensable steps: 0..ncomp-1 */
+			    * found not to have run (it is probed) */
+	int pivot;		     /* the pivot's index, -1: none */
+	int ncomp;		     /* compensable steps: 0..ncomp-1 */
 	uint32_t cursor;               /* RUNNING, FORWARD: the first step of the group
-					* under way; COMPENSATING: the highest step
-					* that may still need its compensation */
+			  * under way; COMPENSATING: the highest step
+			  * that may still need its compensation */
 	int culprit;                   /* the step that turned it around, -1 */
 	int64_t begun_us;              /* monotonic; 0: recovered */
 	int64_t deadline_ms;           /* bounds the steps before the point of no return */
@@ -274,8 +274,8 @@ void crd_send_decision(crd_t *self, crd_tx_t *tx, uint32_t i, int64_t now);
 void crd_event(crd_t *self, const crd_tx_t *tx, const char *gtid, const char *event,
 	       const char *who, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* One event of a saga; step: the step it is about, or < 0. */
-void crd_event_saga(crd_t *self, const crd_saga_t *sg, int step, const char *event,
-		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void crd_event_saga(crd_t *self, const crd_saga_t *sg, int step, const char *event, const char *fmt,
+		    ...) __attribute__((format(printf, 5, 6)));
 void crd_on_subscription(crd_t *self);
 
 /* --- crd_log.c ---------------------------------------------------------- */

@@ -373,7 +373,7 @@ int crd_saga_move(crd_t *self, crd_saga_t *sg, crd_sagastate_t to, int step, con
 static void s_backoff(crd_step_t *st, int64_t now)
 {
 	st->backoff_ms = st->backoff_ms ? (st->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
-									   : st->backoff_ms * 2)
+									     : st->backoff_ms * 2)
 					: RETRY_FIRST_MS;
 	st->next_send_ms = now + st->backoff_ms;
 }
@@ -420,8 +420,9 @@ static bool s_send_step(crd_t *self, crd_saga_t *sg, uint32_t i, int code, int64
 
 static const char *s_code_str(int code)
 {
-	return code == DTX_STEP_RUN ? "step sent" : code == DTX_STEP_PROBE ? "probe sent"
-									    : "compensation sent";
+	return code == DTX_STEP_RUN     ? "step sent"
+	       : code == DTX_STEP_PROBE ? "probe sent"
+					: "compensation sent";
 }
 
 static void s_send_and_tell(crd_t *self, crd_saga_t *sg, uint32_t i, int code, int64_t now)
@@ -458,7 +459,8 @@ static void s_forward(crd_t *self, crd_saga_t *sg)
 		if ((sg->state != CRD_SAGA_RUNNING && sg->state != CRD_SAGA_FORWARD) ||
 		    sg->turn_pending)
 			return;
-		if (sg->state == CRD_SAGA_RUNNING && sg->pivot < 0 && (int)sg->cursor >= sg->ncomp) {
+		if (sg->state == CRD_SAGA_RUNNING && sg->pivot < 0 &&
+		    (int)sg->cursor >= sg->ncomp) {
 			/* every compensable step done, and no pivot */
 			s_past_pivot(self, sg, -1);
 			return;
@@ -561,12 +563,13 @@ static void s_entered(crd_t *self, crd_saga_t *sg)
 			self->n_completed++;
 		else
 			self->n_compensated++;
-		crd_event_saga(self, sg, done ? -1 : sg->culprit, done ? "completed" : "compensated",
-			       "%s", done ? "" : sg->reason);
+		crd_event_saga(self, sg, done ? -1 : sg->culprit,
+			       done ? "completed" : "compensated", "%s", done ? "" : sg->reason);
 		dtx_debug_tx(gtid, "saga %s", done ? "completed" : "compensated");
-		s_reply(self, sg, sg->heuristic ? DTX_OUTCOME_HEURISTIC
-				  : done        ? DTX_OUTCOME_COMPLETED
-						: DTX_OUTCOME_COMPENSATED);
+		s_reply(self, sg,
+			sg->heuristic ? DTX_OUTCOME_HEURISTIC
+			: done        ? DTX_OUTCOME_COMPLETED
+				      : DTX_OUTCOME_COMPENSATED);
 		s_forget(self, sg);
 		break;
 	}
@@ -585,8 +588,9 @@ void crd_saga_after_flush(crd_t *self, crd_saga_t *list)
 		case CRD_SAGA_LOGGING:
 			/* Crash point: the definition is on disk, no step sent. */
 			dtx_crash_point("crd.saga_logged");
-			crd_saga_move(self, sg, sg->ncomp || sg->pivot >= 0 ? CRD_SAGA_RUNNING
-									    : CRD_SAGA_FORWARD,
+			crd_saga_move(self, sg,
+				      sg->ncomp || sg->pivot >= 0 ? CRD_SAGA_RUNNING
+								  : CRD_SAGA_FORWARD,
 				      -1, NULL, P);
 			break;
 		case CRD_SAGA_DECIDING:
@@ -717,8 +721,8 @@ void crd_saga_on_result(crd_t *self, crd_part_t *p, const dtx_msg_t *m)
 	crd_saga_gtid(self, sg, gtid, sizeof(gtid));
 	/* Only the step's own participant answers for it. */
 	if (st->part < 0 || &self->parts[st->part] != p) {
-		dtx_warn_tx(gtid, "participant %s answered for step %u, which is %s's", p->name,
-			    i, s_def(sg, (int)i)->participant);
+		dtx_warn_tx(gtid, "participant %s answered for step %u, which is %s's", p->name, i,
+			    s_def(sg, (int)i)->participant);
 		return;
 	}
 	if (crd_sagastate_awaits_flush(sg->state))
@@ -808,8 +812,8 @@ static void s_drive(crd_t *self, crd_saga_t *sg, int64_t now, bool hello)
 				if (sg->st[i].state == CRD_STEP_DONE)
 					continue;
 				char why[200];
-				snprintf(why, sizeof(why), "no answer within the saga's %" PRIu32
-							   " ms",
+				snprintf(why, sizeof(why),
+					 "no answer within the saga's %" PRIu32 " ms",
 					 sg->timeout_ms);
 				if ((int)i == sg->pivot && !sg->st[i].maybe_sent)
 					sg->st[i].state = CRD_STEP_FAILED; /* never left */
@@ -952,7 +956,7 @@ int crd_saga_resolve(crd_t *self, crd_saga_t *sg, bool commit, const char *who, 
 		return DTX_ESTATE;
 	}
 	snprintf(note, sizeof(note), "operator %.120s: %s", who,
-		 commit ? "completed by hand, its steps left as they are"
+		 commit                          ? "completed by hand, its steps left as they are"
 		 : sg->state == CRD_SAGA_RUNNING ? "turned around by hand"
 						 : "compensated by hand, its compensations left "
 						   "as they are");

@@ -43,7 +43,7 @@ typedef enum {
 	CRD_SAGA_LOGGING,     /* its definition forced, in a group commit: nothing sent */
 	CRD_SAGA_RUNNING,     /* forward, before the point of no return */
 	CRD_SAGA_DECIDING,    /* no pivot: the last compensable step done, that record
-			       * forced and in a group commit */
+			    * forced and in a group commit */
 	CRD_SAGA_FORWARD,     /* past the point of no return: forward only */
 	CRD_SAGA_TURNING,     /* the decision to compensate forced, in a group commit */
 	CRD_SAGA_COMPENSATING, /* compensations out, in reverse order */

@@ -86,8 +86,7 @@ void crd_metrics(void *arg, FILE *f)
 	crd_hist_write(&self->h_decision, f, "dtx_decision_seconds", "");
 	HELP("dtx_sagas_total", "counter", "Sagas finished, by outcome.");
 	fprintf(f, "dtx_sagas_total{outcome=\"completed\"} %" PRIu64 "\n", self->n_completed);
-	fprintf(f, "dtx_sagas_total{outcome=\"compensated\"} %" PRIu64 "\n",
-		self->n_compensated);
+	fprintf(f, "dtx_sagas_total{outcome=\"compensated\"} %" PRIu64 "\n", self->n_compensated);
 	HELP("dtx_sagas_in_flight", "gauge", "Sagas not finished.");
 	fprintf(f, "dtx_sagas_in_flight %zu\n", self->nsagas);
 	HELP("dtx_saga_steps_total", "counter", "Saga steps sent, first tries.");

@@ -19,8 +19,8 @@
 /* --- the command table ------------------------------------------------ */
 
 static const char *const s_list_states[] = {
-	"active",  "preparing", "deciding", "committing",   "committed", "aborting",
-	"aborted", "heuristic", "in-doubt", "stuck",        "running",   "forward",
+	"active",       "preparing", "deciding",    "committing", "committed", "aborting",
+	"aborted",      "heuristic", "in-doubt",    "stuck",      "running",   "forward",
 	"compensating", "completed", "compensated", NULL,
 };
 static const char *const s_verbs[] = {"commit", "abort", NULL};
@@ -850,7 +850,8 @@ static void s_text_stats(FILE *f, const dtx_msg_t *r)
 				U(row, DTX_A_IN_DOUBT), U(row, DTX_A_STUCK), U(row, DTX_A_ORPHANS));
 		} else if (s_is(row, "decision_latency") || s_is(row, "saga_latency")) {
 			fprintf(f, "%s latency: %" PRIu64 " answered",
-				s_is(row, "saga_latency") ? "saga" : "decision", U(row, DTX_A_COUNT));
+				s_is(row, "saga_latency") ? "saga" : "decision",
+				U(row, DTX_A_COUNT));
 			if (dtx_kvs_find(row, DTX_A_MEAN_US)) {
 				fprintf(f, ", mean %.3f ms,", (double)U(row, DTX_A_MEAN_US) / 1000);
 				s_print_quantile(f, "p50", U(row, DTX_A_P50_US));
@@ -965,10 +966,12 @@ static void s_text_show(FILE *f, const dtx_msg_t *r)
 				S(row, DTX_A_PARTICIPANT), S(row, DTX_A_VOTE),
 				dtx_kvs_bool(row, DTX_A_ACKED, false) ? " acknowledged" : "");
 		else if (s_is(row, "step"))
-			fprintf(f, "  step %" PRIu64 " %s on %s (%s): %s%s%s\n", U(row, DTX_A_INDEX),
-				S(row, DTX_A_STEP), S(row, DTX_A_PARTICIPANT), S(row, DTX_A_VERB),
-				S(row, DTX_A_STATE), dtx_kvs_str(row, DTX_A_REASON) ? ", " : "",
-				dtx_kvs_str(row, DTX_A_REASON) ? dtx_kvs_str(row, DTX_A_REASON) : "");
+			fprintf(f, "  step %" PRIu64 " %s on %s (%s): %s%s%s\n",
+				U(row, DTX_A_INDEX), S(row, DTX_A_STEP), S(row, DTX_A_PARTICIPANT),
+				S(row, DTX_A_VERB), S(row, DTX_A_STATE),
+				dtx_kvs_str(row, DTX_A_REASON) ? ", " : "",
+				dtx_kvs_str(row, DTX_A_REASON) ? dtx_kvs_str(row, DTX_A_REASON)
+							       : "");
 	}
 }
 

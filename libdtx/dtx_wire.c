@@ -631,14 +631,15 @@ int dtx_saga_check(const dtx_step_t *st, uint32_t n, char *why, size_t why_len)
 		const dtx_step_t *s = &st[i];
 		if (!s->name || !dtx_name_valid(s->name) || !s->participant ||
 		    !dtx_name_valid(s->participant) || !s->nstmts ||
-		    s_check_stmts(s->nstmts, s->stmts) || (s->ncomp && s_check_stmts(s->ncomp, s->comp)))
+		    s_check_stmts(s->nstmts, s->stmts) ||
+		    (s->ncomp && s_check_stmts(s->ncomp, s->comp)))
 			return s_fail(why, why_len, DTX_EINVAL,
 				      "step %u: a name, a participant and statements are needed",
 				      i + 1);
 		for (uint32_t j = 0; j < i; j++)
 			if (strcmp(st[j].name, s->name) == 0)
-				return s_fail(why, why_len, DTX_EINVAL,
-					      "two steps are named '%s'", s->name);
+				return s_fail(why, why_len, DTX_EINVAL, "two steps are named '%s'",
+					      s->name);
 		switch (s->kind) {
 		case DTX_STEP_COMPENSABLE:
 			if (i && st[i - 1].kind != DTX_STEP_COMPENSABLE)
@@ -675,7 +676,8 @@ int dtx_saga_check(const dtx_step_t *st, uint32_t n, char *why, size_t why_len)
 			continue;
 		if (s->kind == DTX_STEP_PIVOT)
 			return s_fail(why, why_len, DTX_EINVAL,
-				      "the pivot '%s' runs alone: it cannot be in a group", s->name);
+				      "the pivot '%s' runs alone: it cannot be in a group",
+				      s->name);
 		bool cont = i && st[i - 1].group == s->group;
 		if (cont && st[i - 1].kind != s->kind)
 			return s_fail(why, why_len, DTX_EINVAL,
@@ -1306,7 +1308,8 @@ int dtx_msg_encode(const dtx_msg_t *m, char **buf, size_t *len)
 		msgpack_pack_array(&pk, m->nsteps);
 		for (uint32_t i = 0; i < m->nsteps; i++) {
 			const dtx_step_t *st = &m->steps[i];
-			msgpack_pack_map(&pk, 3 + (st->ncomp > 0) + (st->kind != DTX_STEP_COMPENSABLE) +
+			msgpack_pack_map(&pk, 3 + (st->ncomp > 0) +
+						      (st->kind != DTX_STEP_COMPENSABLE) +
 						      (st->group > 0));
 			s_pack_str(&pk, "name");
 			s_pack_str(&pk, st->name);

@@ -74,10 +74,10 @@ typedef enum {
 	/* sagas (DESIGN.md "Sagas") */
 	DTX_T_SAGA,     /* client: id, steps, timeout?, key?; answered by OUTCOME */
 	DTX_T_STEP,     /* coordinator: gtid=step id (a branch GID, branch = the
-			 * step's index), code=DTX_STEP_*, stmts (RUN, COMPENSATE),
-			 * timeout=ms the local transaction may take */
+		     * step's index), code=DTX_STEP_*, stmts (RUN, COMPENSATE),
+		     * timeout=ms the local transaction may take */
 	DTX_T_RESULT,   /* agent: gtid=step id, asked=the STEP's code it answers,
-			 * code=DTX_RESULT_*, sqlstate?, text? */
+		       * code=DTX_RESULT_*, sqlstate?, text? */
 	DTX_T__COUNT
 } dtx_msg_type_t;
 

@@ -709,7 +709,8 @@ int wal_append(wal_t *self, const wal_rec_t *rec, bool forced)
 	v[0] = WAL_FORMAT;
 	v[1] = rec->kind;
 	v[2] = rec->nparts;
-	v[3] = (key_len ? REC_F_KEY : 0) | (has_step ? REC_F_STEP : 0) | (body_len ? REC_F_BODY : 0);
+	v[3] = (key_len ? REC_F_KEY : 0) | (has_step ? REC_F_STEP : 0) |
+	       (body_len ? REC_F_BODY : 0);
 	s_le(v + 4, rec->epoch, 4);
 	s_le(v + 8, (uint64_t)rec->at_us, 8);
 	s_le(v + 16, note_len, 2);

@@ -42,12 +42,12 @@ typedef enum {
 	WAL_STEP_DONE = 10,      /* step `step` committed (lazy) */
 	WAL_STEP_FAILED = 11,    /* step `step` failed or fenced; note says why (lazy) */
 	WAL_COMPENSATING = 12,   /* the decision to compensate; `step` the culprit,
-				  * note why (forced) */
+				* note why (forced) */
 	WAL_STEP_COMPENSATED = 13, /* step `step`'s compensation committed (lazy) */
 	WAL_COMPLETED = 14,      /* every step done: END (lazy) */
 	WAL_COMPENSATED = 15,    /* every compensation done: END (lazy) */
 	WAL_FORWARD = 16,        /* a saga without a pivot passed its point of no
-				  * return: every compensable step done (forced) */
+			   * return: every compensable step done (forced) */
 } wal_kind_t;
 
 const char *wal_kind_str(int kind);

@@ -56,9 +56,10 @@ static dtx_saga_t *s_saga(const char *ref, const char *acc, const char *amount)
 				1) ||
 	    dtx_saga_compensate(sg, "INSERT INTO sunres (ord) VALUES ($1)", 1, r, 1) ||
 	    dtx_saga_step(sg, "pay", "bank", DTX_SAGA_PIVOT) ||
-	    dtx_saga_add(sg,
-			 "UPDATE saccounts SET balance = balance - $2 WHERE id = $1 AND balance >= $2",
-			 2, pay, 1) ||
+	    dtx_saga_add(
+		    sg,
+		    "UPDATE saccounts SET balance = balance - $2 WHERE id = $1 AND balance >= $2",
+		    2, pay, 1) ||
 	    dtx_saga_add(sg, "INSERT INTO spaid (ord, account, amount) VALUES ($3, $1, $2)", 3, pay,
 			 1) ||
 	    dtx_saga_step(sg, "notify", "shop", DTX_SAGA_RETRIABLE) ||

@@ -57,13 +57,12 @@ static void test_table(void)
 	unsigned bad = 0;
 	for (int from = 0; from < N; from++)
 		for (int to = 0; to < N; to++) {
-			const crd_move_t *m =
-				crd_move_find(crd_saga_moves, crd_saga_nmoves, from, to);
+			const crd_move_t *m = crd_move_find(crd_saga_moves, crd_saga_nmoves, from,
+							    to);
 			unsigned have = m ? m->by : 0;
 			if (have != s_want(from, to)) {
-				printf("# %s -> %s: table %u, design %u\n",
-				       crd_sagastate_str(from), crd_sagastate_str(to), have,
-				       s_want(from, to));
+				printf("# %s -> %s: table %u, design %u\n", crd_sagastate_str(from),
+				       crd_sagastate_str(to), have, s_want(from, to));
 				bad++;
 			}
 		}
@@ -81,8 +80,7 @@ static void test_table(void)
 	m = crd_move_find(crd_saga_moves, crd_saga_nmoves, CRD_SAGA_RUNNING, CRD_SAGA_FORWARD);
 	ok(m && m->record == WAL_STEP_DONE && m->durability == CRD_REC_LAZY,
 	   "the pivot's result is lazy: its barrier row proves it");
-	ok(!crd_move_find(crd_saga_moves, crd_saga_nmoves, CRD_SAGA_FORWARD,
-			  CRD_SAGA_TURNING) &&
+	ok(!crd_move_find(crd_saga_moves, crd_saga_nmoves, CRD_SAGA_FORWARD, CRD_SAGA_TURNING) &&
 		   !crd_move_find(crd_saga_moves, crd_saga_nmoves, CRD_SAGA_FORWARD,
 				  CRD_SAGA_COMPENSATING),
 	   "nothing turns a saga around past its point of no return");
@@ -179,10 +177,14 @@ static int outcome(bool expect, char *step, size_t len)
 }
 
 static const char *pr[] = {"o1"};
-static dtx_stmt_t fwd = {.sql = "UPDATE t SET n = n - 1 WHERE k = $1", .nparams = 1,
-			 .params = pr, .expect = 1};
-static dtx_stmt_t back = {.sql = "UPDATE t SET n = n + 1 WHERE k = $1", .nparams = 1,
-			  .params = pr, .expect = 1};
+static dtx_stmt_t fwd = {.sql = "UPDATE t SET n = n - 1 WHERE k = $1",
+			 .nparams = 1,
+			 .params = pr,
+			 .expect = 1};
+static dtx_stmt_t back = {.sql = "UPDATE t SET n = n + 1 WHERE k = $1",
+			  .nparams = 1,
+			  .params = pr,
+			  .expect = 1};
 
 /* A saga begun through the client endpoint's entry point; its
  * definition's group commit done: RUNNING (or FORWARD). */
@@ -243,7 +245,8 @@ static int hist_fn(const wal_rec_t *recs, unsigned n, void *arg)
 	hist_t *h = arg;
 	/* S saga, d step-done, f step-failed, T compensating, c step-compensated,
 	 * C completed, X compensated, F forward, H heuristic */
-	static const char letters[] = "????????" "SdfTcCXF";
+	static const char letters[] = "????????"
+				      "SdfTcCXF";
 	unsigned k = 0;
 	for (unsigned i = 0; i < n && k + 3 < sizeof(h->kinds); i++) {
 		int kind = recs[i].kind;
@@ -265,10 +268,17 @@ static const char *records(uint64_t seq)
 }
 
 static const dtx_step_t order[3] = {
-	{.name = "reserve", .participant = "stock", .nstmts = 1, .stmts = &fwd, .ncomp = 1,
+	{.name = "reserve",
+	 .participant = "stock",
+	 .nstmts = 1,
+	 .stmts = &fwd,
+	 .ncomp = 1,
 	 .comp = &back},
 	{.name = "pay", .participant = "bank", .nstmts = 1, .stmts = &fwd, .kind = DTX_STEP_PIVOT},
-	{.name = "notify", .participant = "shop", .nstmts = 1, .stmts = &fwd,
+	{.name = "notify",
+	 .participant = "shop",
+	 .nstmts = 1,
+	 .stmts = &fwd,
 	 .kind = DTX_STEP_RETRIABLE},
 };
 
@@ -384,10 +394,20 @@ static void test_silent_step(void)
 static void test_no_pivot(void)
 {
 	static const dtx_step_t two[2] = {
-		{.name = "a", .participant = "stock", .nstmts = 1, .stmts = &fwd, .ncomp = 1,
-		 .comp = &back, .group = 1},
-		{.name = "b", .participant = "bank", .nstmts = 1, .stmts = &fwd, .ncomp = 1,
-		 .comp = &back, .group = 1},
+		{.name = "a",
+		 .participant = "stock",
+		 .nstmts = 1,
+		 .stmts = &fwd,
+		 .ncomp = 1,
+		 .comp = &back,
+		 .group = 1},
+		{.name = "b",
+		 .participant = "bank",
+		 .nstmts = 1,
+		 .stmts = &fwd,
+		 .ncomp = 1,
+		 .comp = &back,
+		 .group = 1},
 	};
 	crd_saga_t *sg = new_saga(two, 2);
 	if (!ok(sg != NULL, "a saga of one group and no pivot runs"))
@@ -400,7 +420,8 @@ static void test_no_pivot(void)
 	result(sg, 0, DTX_STEP_RUN, DTX_RESULT_DONE, "");
 	ok(sg->state == CRD_SAGA_DECIDING && wal_forced_pending(crd->wal),
 	   "every compensable step done, no pivot: the point of no return is forced");
-	is_int(outcome(false, NULL, 0), -2, "... and the client hears nothing before it is on disk");
+	is_int(outcome(false, NULL, 0), -2,
+	       "... and the client hears nothing before it is on disk");
 	crd_flush(crd);
 	is_int(outcome(true, NULL, 0), DTX_OUTCOME_COMPLETED, "on disk: completed");
 	ok(strcmp(records(seq), "Sd1d0FC") == 0, "... records (%s)", records(seq));

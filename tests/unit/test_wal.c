@@ -446,24 +446,39 @@ static void test_saga_records(void)
 
 	snprintf(dir, sizeof(dir), "%s/saga", base);
 	is_int(open_log(&w, 0), 0, "a log for sagas opens");
-	wal_rec_t r = {.seq = 9, .kind = WAL_SAGA, .epoch = 1, .at_us = 5, .key = "order-9",
-		       .step = -1, .body = def, .body_len = sizeof(def)};
+	wal_rec_t r = {.seq = 9,
+		       .kind = WAL_SAGA,
+		       .epoch = 1,
+		       .at_us = 5,
+		       .key = "order-9",
+		       .step = -1,
+		       .body = def,
+		       .body_len = sizeof(def)};
 	is_int(wal_append(w, &r, true), 0, "a saga's definition is queued with its key");
 	wal_rec_t st = {.seq = 9, .idx = 1, .kind = WAL_STEP_DONE, .epoch = 1, .step = 0};
 	is_int(wal_append(w, &st, false), 0, "a step result with step 0");
-	st = (wal_rec_t){.seq = 9, .idx = 2, .kind = WAL_COMPENSATING, .epoch = 1, .step = 2,
+	st = (wal_rec_t){.seq = 9,
+			 .idx = 2,
+			 .kind = WAL_COMPENSATING,
+			 .epoch = 1,
+			 .step = 2,
 			 .note = "stock: 23514 out of stock"};
 	is_int(wal_append(w, &st, false), 0, "the decision to compensate");
-	wal_rec_t bad = {.seq = 9, .idx = 3, .kind = WAL_STEP_DONE, .epoch = 1, .step = 1,
-			 .body = def, .body_len = 4};
+	wal_rec_t bad = {.seq = 9,
+			 .idx = 3,
+			 .kind = WAL_STEP_DONE,
+			 .epoch = 1,
+			 .step = 1,
+			 .body = def,
+			 .body_len = 4};
 	is_int(wal_append(w, &bad, false), DTX_EINVAL, "only the definition has a body");
 	is_int(wal_flush(w, NULL), 0, "they commit");
 	wal_close(&w);
 	is_int(open_log(&w, 0), 0, "and the log opens again over them");
 	ok(wal_key_find(w, "order-9", &seq) == 0 && seq == 9, "the saga's key is found");
 	wal_scan(w, true, saga_fn, &seen);
-	ok(seen.n == 3 && seen.kinds[0] == WAL_SAGA && seen.steps[0] == -1 &&
-		   seen.steps[1] == 0 && seen.steps[2] == 2 && seen.kinds[2] == WAL_COMPENSATING,
+	ok(seen.n == 3 && seen.kinds[0] == WAL_SAGA && seen.steps[0] == -1 && seen.steps[1] == 0 &&
+		   seen.steps[2] == 2 && seen.kinds[2] == WAL_COMPENSATING,
 	   "an unfinished saga scans with its step numbers");
 	ok(seen.body_len == sizeof(def) && memcmp(seen.body, def, sizeof(def)) == 0 &&
 		   strcmp(seen.key, "order-9") == 0,

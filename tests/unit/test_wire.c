@@ -380,22 +380,46 @@ static void test_ids(void)
 static void test_saga(void)
 {
 	const char *pr[] = {"widget", "2"};
-	dtx_stmt_t fwd = {.sql = "UPDATE items SET qty = qty - $2 WHERE item = $1", .nparams = 2,
-			  .params = pr, .expect = 1};
-	dtx_stmt_t back = {.sql = "UPDATE items SET qty = qty + $2 WHERE item = $1", .nparams = 2,
-			   .params = pr, .expect = 1};
+	dtx_stmt_t fwd = {.sql = "UPDATE items SET qty = qty - $2 WHERE item = $1",
+			  .nparams = 2,
+			  .params = pr,
+			  .expect = 1};
+	dtx_stmt_t back = {.sql = "UPDATE items SET qty = qty + $2 WHERE item = $1",
+			   .nparams = 2,
+			   .params = pr,
+			   .expect = 1};
 	dtx_step_t st[4] = {
-		{.name = "reserve", .participant = "stock", .nstmts = 1, .stmts = &fwd, .ncomp = 1,
-		 .comp = &back, .group = 3},
-		{.name = "hold", .participant = "shop", .nstmts = 1, .stmts = &fwd, .ncomp = 1,
-		 .comp = &back, .group = 3},
-		{.name = "pay", .participant = "bank", .nstmts = 1, .stmts = &fwd,
+		{.name = "reserve",
+		 .participant = "stock",
+		 .nstmts = 1,
+		 .stmts = &fwd,
+		 .ncomp = 1,
+		 .comp = &back,
+		 .group = 3},
+		{.name = "hold",
+		 .participant = "shop",
+		 .nstmts = 1,
+		 .stmts = &fwd,
+		 .ncomp = 1,
+		 .comp = &back,
+		 .group = 3},
+		{.name = "pay",
+		 .participant = "bank",
+		 .nstmts = 1,
+		 .stmts = &fwd,
 		 .kind = DTX_STEP_PIVOT},
-		{.name = "notify", .participant = "shop", .nstmts = 1, .stmts = &fwd,
+		{.name = "notify",
+		 .participant = "shop",
+		 .nstmts = 1,
+		 .stmts = &fwd,
 		 .kind = DTX_STEP_RETRIABLE},
 	};
-	dtx_msg_t m = {.type = DTX_T_SAGA, .has = DTX_F_ID | DTX_F_STEPS | DTX_F_KEY, .id = 9,
-		       .key = "order-1", .nsteps = 4, .steps = st};
+	dtx_msg_t m = {.type = DTX_T_SAGA,
+		       .has = DTX_F_ID | DTX_F_STEPS | DTX_F_KEY,
+		       .id = 9,
+		       .key = "order-1",
+		       .nsteps = 4,
+		       .steps = st};
 	char *buf = NULL, why[256];
 	size_t len = 0;
 	dtx_msg_t d;
@@ -431,15 +455,15 @@ static void test_saga(void)
 	   "the pivot in a group is refused (%s)", why);
 	memcpy(bad, st, sizeof(bad));
 	bad[3].group = 3;
-	ok(dtx_saga_check(bad, 4, why, sizeof(why)) == DTX_EINVAL &&
-		   strstr(why, "not consecutive"),
+	ok(dtx_saga_check(bad, 4, why, sizeof(why)) == DTX_EINVAL && strstr(why, "not consecutive"),
 	   "a group split by the pivot is refused (%s)", why);
 	memcpy(bad, st, sizeof(bad));
 	bad[3].name = "pay";
 	ok(dtx_saga_check(bad, 4, why, sizeof(why)) == DTX_EINVAL && strstr(why, "two steps"),
 	   "two steps of one name are refused (%s)", why);
 	m.steps = bad;
-	ok(dtx_msg_encode(&m, &buf, &len) == DTX_EINVAL, "a saga that breaks the rules is not encoded");
+	ok(dtx_msg_encode(&m, &buf, &len) == DTX_EINVAL,
+	   "a saga that breaks the rules is not encoded");
 }
 
 int main(void)
