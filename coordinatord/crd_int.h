@@ -122,8 +122,8 @@ typedef struct crd_saga {
 	bool client_waiting;
 	bool turn_pending;             /* to be turned around once the pivot is
 			    * found not to have run (it is probed) */
-	int pivot;		     /* the pivot's index, -1: none */
-	int ncomp;		     /* compensable steps: 0..ncomp-1 */
+	int pivot;       /* the pivot's index, -1: none */
+	int ncomp;       /* compensable steps: 0..ncomp-1 */
 	uint32_t cursor;               /* RUNNING, FORWARD: the first step of the group
 			  * under way; COMPENSATING: the highest step
 			  * that may still need its compensation */
