@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # demo.sh — set everything up (scripts/setup.sh), then start a throwaway
 # PostgreSQL with the databases shop, bank and stock, coordinatord and one
-# dtx-pgagent per database, and place orders as global transactions.
+# dtx-pgagent per database, and place orders as global transactions; then,
+# as a second act, as sagas (a good one, one compensated, one waiting for a
+# notification service that is down).
 # The set-up is the secure one: CURVE keys made with dtxctl keygen, tcp://
 # endpoints under CURVE, each agent's key speaking for its participant
 # alone, and the shop application's client policy allowing named
@@ -120,6 +122,61 @@ dtx_start_coord
 wait_for 10 no_prepared_left
 echo "  prepared branches left in PostgreSQL: $(prepared_count)"
 show_state
+
+say "act two, sagas: steps that commit at once, no locks held across services"
+q shop "CREATE TABLE notices (ref text NOT NULL, text text NOT NULL)" >/dev/null
+# saga FILE REF CUSTOMER ITEM QTY: reserve (stock, compensable), pay (bank,
+# the pivot), notify (shop, retriable), as DESIGN.md's JSON
+saga() {
+	local price total
+	price=$(q stock "SELECT price FROM items WHERE item = '$4'")
+	total=$((price * $5))
+	cat >"$1" <<EOF
+{"timeout_ms": 5000,
+ "steps": [
+  {"name": "reserve", "participant": "stock",
+   "stmts": [{"sql": "UPDATE items SET qty = qty - \$2 WHERE item = \$1 AND qty >= \$2", "params": ["$4", $5], "expect": 1}],
+   "compensate": [{"sql": "UPDATE items SET qty = qty + \$2 WHERE item = \$1", "params": ["$4", $5], "expect": 1}]},
+  {"name": "pay", "participant": "bank", "pivot": true,
+   "stmts": [{"sql": "UPDATE wallets SET balance = balance - \$2 WHERE customer = \$1 AND balance >= \$2", "params": ["$3", $total], "expect": 1}]},
+  {"name": "notify", "participant": "shop", "retry": true,
+   "stmts": [{"sql": "INSERT INTO notices (ref, text) VALUES (\$1, \$2)", "params": ["$2", "paid"], "expect": 1}]}]}
+EOF
+}
+show_notices() { echo "  notices: $(q shop "SELECT coalesce(string_agg(ref, ' ' ORDER BY ref), '(none)') FROM notices")"; }
+saga "$T/s1.json" s1 alice widget 1
+echo "\$ dtxctl saga --file s1.json    # alice: reserve a widget, pay 10, notify"
+"$DTXCTL" saga --file "$T/s1.json" 2>&1 | sed 's/^/  /'
+show_state; show_notices
+saga "$T/s2.json" s2 bob gadget 1
+echo "\$ dtxctl saga --file s2.json    # bob cannot pay 50: the reservation is compensated"
+"$DTXCTL" watch >"$T/watch.out" 2>&1 &
+watch_pid=$!
+sleep 0.3
+"$DTXCTL" saga --file "$T/s2.json" 2>&1 | sed 's/^/  /'
+sleep 0.3
+kill_wait "$watch_pid"
+echo "  what dtxctl watch saw:"
+cut -d' ' -f2- "$T/watch.out" | sed 's/^/    /'
+show_state; show_notices
+
+say "the notification service is down: the saga waits past its pivot, never compensates"
+kill_wait "${AGENT_PID[shop]}"
+for i in $(seq 50); do participant_up shop || break; sleep 0.1; done
+saga "$T/s3.json" s3 alice widget 1
+"$DTXCTL" saga --file "$T/s3.json" --key order-s3 >"$T/s3.out" 2>&1 &
+s3=$!
+sleep 2
+echo "\$ dtxctl list --state stuck"
+"$DTXCTL" list --state stuck | sed 's/^/  /'
+echo "\$ start the shop agent again"
+dtx_start_agent shop
+wait "$s3"
+sed 's/^/  /' "$T/s3.out"
+show_state; show_notices
+g3=$(awk '{print $1; exit}' "$T/s3.out")
+echo "\$ dtxctl show $g3"
+"$DTXCTL" show "$g3" | sed 's/^/  /'
 
 say "throughput: 4 clients placing orders for 5 seconds (dtxbench as ops, workload shop, over CURVE)"
 q bank "INSERT INTO wallets SELECT 'bench-' || i, 1000000000 FROM generate_series(0, 63) i" >/dev/null
