@@ -282,6 +282,12 @@ void crd_log_late_heuristic(crd_t *self, const char *part, const dtx_gtid_t *g, 
 	int rc;
 
 	dtx_gtid_format(g, gtid, sizeof(gtid));
+	if (crd_saga_find(self, g->seq)) {
+		/* a saga's step GID: its records are the saga's own */
+		dtx_warn_tx(gtid, "%s sent a heuristic answer for a saga step: ignored (%s)", part,
+			    note);
+		return;
+	}
 	/* Records of it may still be queued: write them first so the index
 	 * of the new ones follows theirs. */
 	if (crd_flush(self)) {

@@ -650,6 +650,8 @@ static void s_turn(crd_t *self, crd_saga_t *sg, int culprit, const char *sqlstat
 		s_set_reason(sg, culprit, sqlstate, why);
 	if (sg->pivot >= 0 && sg->st[sg->pivot].maybe_sent &&
 	    sg->st[sg->pivot].state != CRD_STEP_FAILED) {
+		if (!sg->turn_pending)
+			sg->since_ms = dtx_now_ms();
 		sg->turn_pending = true;
 		s_probe(self, sg);
 		return;
@@ -665,6 +667,8 @@ static void s_turn(crd_t *self, crd_saga_t *sg, int culprit, const char *sqlstat
 		/* nothing changed: the tick tries again */
 		dtx_err_tx(gtid, "cannot log the decision to compensate: %s; trying again",
 			   dtx_strerror(rc));
+		if (!sg->turn_pending)
+			sg->since_ms = dtx_now_ms();
 		sg->turn_pending = true;
 		return;
 	}
@@ -675,12 +679,16 @@ static void s_turn(crd_t *self, crd_saga_t *sg, int culprit, const char *sqlstat
  * last compensable step did. */
 static void s_past_pivot(crd_t *self, crd_saga_t *sg, int step)
 {
+	/* a pivot that said NO, then was found to have run: no failure */
 	sg->turn_pending = false;
+	sg->culprit = -1;
+	sg->sqlstate[0] = sg->reason[0] = '\0';
 	if (sg->pivot >= 0)
 		crd_saga_move(self, sg, CRD_SAGA_FORWARD, step, NULL, P);
-	else
-		/* DURABILITY: no barrier row proves this point: force it. */
-		crd_saga_move(self, sg, CRD_SAGA_DECIDING, step, NULL, P);
+	else if (crd_saga_move(self, sg, CRD_SAGA_DECIDING, step, NULL, P))
+		/* DURABILITY: no barrier row proves this point: force it. Not
+		 * queued: nothing changed, the tick tries again. */
+		dtx_err("saga %" PRIu64 ": cannot queue its FORWARD record: trying again", sg->seq);
 }
 
 /* --- results ---------------------------------------------------------------- */
@@ -753,8 +761,14 @@ void crd_saga_on_result(crd_t *self, crd_part_t *p, const dtx_msg_t *m)
 		return;
 	if (m->asked == DTX_STEP_PROBE && !st->probing)
 		return;
-	if (st->state == CRD_STEP_DONE)
+	if (st->state == CRD_STEP_DONE || st->state == CRD_STEP_FAILED)
+		return; /* settled: a repeated answer */
+	if (m->code != DTX_RESULT_DONE && m->code != DTX_RESULT_FAILED &&
+	    m->code != DTX_RESULT_FENCED) {
+		dtx_warn_tx(gtid, "participant %s answered step %u with code %lld: ignored",
+			    p->name, i, (long long)m->code);
 		return;
+	}
 	const dtx_step_t *d = s_def(sg, (int)i);
 	if (m->code == DTX_RESULT_DONE) {
 		s_step_done(self, sg, i, text);
@@ -775,6 +789,8 @@ void crd_saga_on_result(crd_t *self, crd_part_t *p, const dtx_msg_t *m)
 		if (!sg->turn_pending)
 			s_set_reason(sg, (int)i, (m->has & DTX_F_SQLSTATE) ? m->sqlstate : NULL,
 				     text);
+		if (!sg->turn_pending)
+			sg->since_ms = dtx_now_ms();
 		sg->turn_pending = true;
 		s_probe(self, sg); /* or, probing already, the tick asks again */
 		return;
@@ -806,6 +822,13 @@ static void s_drive(crd_t *self, crd_saga_t *sg, int64_t now, bool hello)
 			s_turn(self, sg, sg->culprit, NULL, NULL);
 			return;
 		}
+		/* what is due: the next group, a step whose send failed, or the
+		 * forced record of a saga without a pivot that could not be
+		 * queued before */
+		(void)hello;
+		s_forward(self, sg);
+		if (sg->state != CRD_SAGA_RUNNING || sg->cursor >= sg->nsteps)
+			return;
 		uint32_t end = s_group_end(sg, sg->cursor);
 		if (now >= sg->deadline_ms) {
 			for (uint32_t i = sg->cursor; i < end; i++) {
@@ -821,8 +844,6 @@ static void s_drive(crd_t *self, crd_saga_t *sg, int64_t now, bool hello)
 				return;
 			}
 		}
-		if (hello)
-			s_forward(self, sg);
 		return;
 	}
 	case CRD_SAGA_FORWARD: {
@@ -867,8 +888,10 @@ void crd_saga_on_hello(crd_t *self, int idx)
 
 bool crd_saga_stuck(const crd_t *self, const crd_saga_t *sg, int64_t now)
 {
+	if (sg->state == CRD_SAGA_RUNNING && !sg->turn_pending)
+		return now - sg->deadline_ms > (int64_t)self->cfg.stuck_after_ms;
 	return (sg->state == CRD_SAGA_FORWARD || sg->state == CRD_SAGA_COMPENSATING ||
-		(sg->state == CRD_SAGA_RUNNING && sg->turn_pending)) &&
+		sg->state == CRD_SAGA_RUNNING) &&
 	       now - sg->since_ms > (int64_t)self->cfg.stuck_after_ms;
 }
 
@@ -950,6 +973,10 @@ int crd_saga_resolve(crd_t *self, crd_saga_t *sg, bool commit, const char *who, 
 			 gtid, crd_sagastate_shown(sg->state));
 		return DTX_ESTATE;
 	}
+	if (sg->turn_pending) {
+		snprintf(text, len, "%s is turning around already: its pivot is being asked", gtid);
+		return DTX_EBUSY;
+	}
 	if (!commit && sg->state == CRD_SAGA_FORWARD) {
 		snprintf(text, len, "%s is past its point of no return: it cannot be compensated",
 			 gtid);
@@ -997,7 +1024,7 @@ int crd_saga_recover(crd_t *self, const wal_rec_t *recs, unsigned n)
 {
 	char gtid[DTX_GTID_MAX], why[256];
 	dtx_gtid_t g = {.epoch = recs[0].epoch, .seq = recs[0].seq};
-	dtx_msg_t def;
+	dtx_msg_t def = {0};
 
 	snprintf(g.coord, sizeof(g.coord), "%s", self->cfg.id);
 	dtx_gtid_format(&g, gtid, sizeof(gtid));
@@ -1081,12 +1108,11 @@ int crd_saga_recover(crd_t *self, const wal_rec_t *recs, unsigned n)
 	 * without a pivot the forced FORWARD record, says so. */
 	bool past = sg->pivot >= 0 ? sg->st[sg->pivot].state == CRD_STEP_DONE
 				   : sg->ncomp == 0 || forward;
-	/* Which steps may have run: every one up to the point of no return,
-	 * or, if a step failed, to the end of its group (forward never passed
-	 * it). */
+	/* Which steps may have run: every one up to the point of no return.
+	 * (Not fewer because a step is logged failed: after an earlier crash
+	 * every step was sent again, and a repeated RUN of a step that had
+	 * run may fail on its own, its connection lost say.) */
 	uint32_t upto = sg->pivot >= 0 ? (uint32_t)sg->pivot + 1 : (uint32_t)sg->ncomp;
-	if (first_failed >= 0 && first_failed < (int)upto)
-		upto = s_group_end(sg, (uint32_t)first_failed);
 	for (uint32_t i = 0; i < sg->nsteps; i++)
 		sg->st[i].maybe_sent = i < upto;
 	sg->cursor = 0;
@@ -1102,17 +1128,10 @@ int crd_saga_recover(crd_t *self, const wal_rec_t *recs, unsigned n)
 			if (sg->st[i].state == CRD_STEP_SENT)
 				sg->st[i].state = CRD_STEP_PENDING;
 		crd_saga_move(self, sg, CRD_SAGA_RUNNING, -1, NULL, R);
-		if (first_failed >= 0) {
-			/* it failed before the crash: turn around now (the pivot
-			 * never left: forward never passed the failed step) */
-			if (sg->pivot >= 0)
-				sg->st[sg->pivot].maybe_sent = false;
-			sg->turn_pending = false;
-			s_set_reason(sg, first_failed, NULL, sg->st[first_failed].why);
-			int h = s_hi_sent(sg);
-			if (crd_saga_move(self, sg, CRD_SAGA_TURNING, h, sg->reason, P) == 0)
-				sg->cursor = h < 0 ? 0 : (uint32_t)h;
-		}
+		if (first_failed >= 0)
+			/* it failed before the crash: turn around now, the pivot's
+			 * rule first (probed if it may have left) */
+			s_turn(self, sg, first_failed, NULL, sg->st[first_failed].why);
 		dtx_notice_tx(gtid, "recovered saga before its point of no return: %s",
 			      first_failed >= 0 ? "compensating" : "asking its steps again");
 	}
