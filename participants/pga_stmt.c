@@ -111,6 +111,32 @@ static bool s_has_into(json_object *o, int depth)
 	return false;
 }
 
+/* Whether the tree o names schema dtx anywhere ("schemaname": "dtx" on a
+ * table or a function): the agent's own rows (markers, barrier rows) are
+ * no branch's or step's business, and writing them would fake outcomes. */
+static bool s_names_dtx(json_object *o, int depth)
+{
+	if (depth > S_MAX_DEPTH)
+		return true; /* cannot tell: refuse */
+	if (json_object_is_type(o, json_type_array)) {
+		size_t n = json_object_array_length(o);
+		for (size_t i = 0; i < n; i++)
+			if (s_names_dtx(json_object_array_get_idx(o, i), depth + 1))
+				return true;
+	} else if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val)
+		{
+			if (strcmp(key, "schemaname") == 0 &&
+			    json_object_is_type(val, json_type_string) &&
+			    strcmp(json_object_get_string(val), "dtx") == 0)
+				return true;
+			if (s_names_dtx(val, depth + 1))
+				return true;
+		}
+	}
+	return false;
+}
+
 /* What is wrong with the one statement tree root (the JSON of
  * pg_query_parse), into what; "" when it is accepted. */
 static void s_judge(json_object *root, char *what, size_t len)
@@ -145,6 +171,8 @@ static void s_judge(json_object *root, char *what, size_t len)
 		/* SELECT ... INTO t is CREATE TABLE t AS SELECT ... */
 		if (s_has_into(body, 0))
 			snprintf(what, len, "SELECT INTO creates a table");
+		else if (s_names_dtx(body, 0))
+			snprintf(what, len, "it names schema dtx, the agent's own");
 		return;
 	}
 	if (strcmp(node, "TransactionStmt") == 0) {

@@ -188,6 +188,20 @@ ok "$([ $rc -gt 1 ]; echo $?)" "a step before the pivot without compensation is 
 like "$out" 'no compensation' "... saying why"
 is "$(stock_of widget)" 2 "... and nothing ran"
 
+# --- a step may not touch the agents' own rows --------------------------------------
+cat >"$T/forge.json" <<'EOF'
+{"steps": [
+  {"name": "forge", "participant": "bank", "pivot": true,
+   "stmts": [{"sql": "DELETE FROM dtx.barrier"}]}]}
+EOF
+rows=$(q bank "SELECT count(*) FROM dtx.barrier")
+out=$("$DTXCTL" saga --file "$T/forge.json" 2>&1); rc=$?
+is "$rc" 1 "a step that writes schema dtx fails: the saga is compensated"
+like "$out" 'schema dtx' "... saying why"
+ok "$([ "$(q bank "SELECT count(*) FROM dtx.barrier")" -ge "$rows" ]; echo $?)" "... and no barrier row was deleted"
+out=$("$DTXCTL" exec --on bank --sql "DELETE FROM dtx.branches" 2>&1); rc=$?
+is "$rc" 1 "a branch that writes schema dtx votes no"
+
 # --- a step that keeps failing: stuck, resolved by hand ---------------------------
 cat >"$T/stuck.json" <<'EOF'
 {"steps": [
