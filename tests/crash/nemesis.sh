@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The nemesis: the bank workload (dtx-banktest: one-, two- and
-# three-database transfers) under random faults at once: SIGKILL of the
+# three-database transfers) and, beside it, the order saga workload
+# (dtx-sagatest: reserve, the pivot pay, notify) under random faults at once: SIGKILL of the
 # coordinator (every 0.3-1.5 s) and of agents, SIGSTOP/SIGCONT of agents
 # (frozen for 50-2500 ms), PostgreSQL stopped with -m immediate and
 # started again. Afterwards, with every fault healed and the system
@@ -21,6 +22,10 @@
 #      heuristic (nobody resolves by hand here, retention is an hour)
 #   R  Q1-Q3 hold again after one more kill -9 and restart of the
 #      coordinator: what QUERY said was durable
+#   S1-S6 the sagas' invariants (tests/crash/sagacheck.sh): exactly once,
+#      clients told the truth, nothing after a pivot compensated, every
+#      saga ended, money and stock conserved, QUERY agrees with the
+#      barrier rows
 # QUERY goes to every GTID the test learns: those the clients were told
 # and those of every committed transfer in the databases, most of them
 # never heard by a client. The databases name them: each branch writes a
@@ -56,6 +61,8 @@ ONE_PHASE=${NEMESIS_ONE_PHASE:-true}
 # dozens of coordinator kills). Raise it to widen that window.
 export DTX_TEST_LAZY_FLUSH_MS=${NEMESIS_LAZY_FLUSH_MS:-5}
 AGENTS=(shop bank stock)
+SACCOUNTS=20 SBALANCE=100 SSTOCK=100000
+. "$(dirname "$0")/sagacheck.sh"
 [ -x "$BANKTEST" ] || { echo "Bail out! no $BANKTEST (make check builds it)"; exit 1; }
 MAX_SHOWN=15 # violations printed per invariant and run
 
@@ -184,7 +191,7 @@ heal() {
 }
 
 all_up() { for a in "${AGENTS[@]}"; do participant_up $a || return 1; done; }
-quiescent() { no_prepared_left && none_in_flight --wait 1000; }
+quiescent() { no_prepared_left && none_in_flight --wait 1000 && no_saga_in_flight; }
 
 # --- checks ---------------------------------------------------------------------
 # The databases' view: $T/ledger.DB holds "REF GTID" per transfer (REF
@@ -296,8 +303,9 @@ declare -A NTX=()
 NQUERIES=0
 NOT_QUIET=0
 run() {
-	local r=$1 secs=$2 out=$T/outcomes.$r bank t0 now ev
+	local r=$1 secs=$2 out=$T/outcomes.$r bank t0 now ev sagas
 	bank_setup
+	saga_setup
 	# in this shell, not a pipeline's subshell: bash reseeds RANDOM there
 	schedule $((secs * 1000)) >"$T/schedule.raw"
 	sort -n "$T/schedule.raw" >"$T/schedule"
@@ -305,6 +313,9 @@ run() {
 	"$BANKTEST" -g -s $((SEED + r)) "$DTX_CLIENT" "$CLIENTS" "$secs" "$ACCOUNTS" "$out" >"$T/bank.out" 2>&1 &
 	bank=$!
 	ALL_PIDS+=("$bank")
+	"$SAGATEST" "$DTX_CLIENT" 2 "$secs" 15 "$SACCOUNTS" "$T/sagas.$r" >"$T/sagas.out" 2>&1 &
+	sagas=$!
+	ALL_PIDS+=("$sagas")
 	t0=$(now_ms)
 	exec 3<"$T/schedule"
 	read -r ev_at ev_what ev_target ev_arg <&3 || ev_at=
@@ -329,12 +340,22 @@ run() {
 	wait "$bank" 2>/dev/null
 	forget_pid "$bank"
 	echo "# run $r workload: $(tail -1 "$T/bank.out")"
+	# the saga clients resend with their keys until answered (15 s at most)
+	i=0
+	while kill -0 "$sagas" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+	if kill -0 "$sagas" 2>/dev/null; then
+		kill_wait "$sagas" KILL; viol W "the saga workload did not end 30 s after the run"
+	fi
+	wait "$sagas" 2>/dev/null
+	forget_pid "$sagas"
+	echo "# run $r sagas: $(tail -1 "$T/sagas.out")"
 	wait_for 30 all_up || viol W "agents not all registered 30 s after the run: $("$DTXCTL" status | grep participant | tr '\n' ' ')"
 	if ! wait_for 60 quiescent; then
 		NOT_QUIET=$((NOT_QUIET + 1))
 		viol W "not quiescent 60 s after the run: $("$DTXCTL" status | grep 'in flight' | tr '\n' ' '), $(prepared_count) prepared"
 	fi
 	check_db "$out"
+	saga_check "$T/sagas.$r" | grep -v '^violations ' >>"$T/viol"
 	check_queries Q
 	# What QUERY said must survive a crash: once more kill -9, then ask again.
 	kill_wait "$COORD_PID" KILL; forget_pid "$COORD_PID"
@@ -351,6 +372,7 @@ run() {
 
 # --- main -----------------------------------------------------------------------
 dtx_start_pg
+saga_init
 dtx_start_coord || exit 1
 for a in "${AGENTS[@]}"; do dtx_start_agent $a; done
 wait_for 10 all_up || { echo "Bail out! agents did not register"; exit 1; }
@@ -383,7 +405,7 @@ echo "# unheard outcomes found committed in the databases: ${NTX[unheard-committ
 echo "# faults: coordinator kills ${NF[coord-kill]}, agent kills ${NF[agent-kill]}, freezes ${NF[freeze]}," \
 	"pg stops ${NF[pg-stop]}; daemons that exited by themselves ${NF[self-exit]}"
 echo "# queries $NQUERIES; violations $(wc -l <"$T/viol.all"):" \
-	"$(for k in W I1 I2 I3 I4 I5 G Q1 Q2 Q3 R; do printf '%s %s ' $k "$(nv $k)"; done)"
+	"$(for k in W I1 I2 I3 I4 I5 G Q1 Q2 Q3 R S1 S2 S3 S4 S5 S6; do printf '%s %s ' $k "$(nv $k)"; done)"
 
 fired=$([ "${NF[coord-kill]}" -gt 0 ] && [ "${NF[agent-kill]}" -gt 0 ] && [ "${NF[freeze]}" -gt 0 ] &&
 	[ "${NF[pg-stop]}" -gt 0 ] &&
@@ -401,4 +423,10 @@ ok "$(nv Q1)" "Q1 QUERY says committed for every transaction committed in the da
 ok "$(nv Q2)" "Q2 QUERY says committed only for transactions committed in the databases"
 ok "$(nv Q3)" "Q3 every QUERY is answered and decided after quiescence"
 ok "$(nv R)" "R QUERY answers the same after one more kill -9 of the coordinator"
+ok "$(nv S1)" "S1 no saga step or compensation was applied twice"
+ok "$(nv S2)" "S2 every saga outcome a client was told is what the databases hold"
+ok "$(nv S3)" "S3 nothing after a saga's pivot was compensated"
+ok "$(nv S4)" "S4 every saga ended, completed or compensated"
+ok "$(nv S5)" "S5 the sagas' money and stock are conserved"
+ok "$(nv S6)" "S6 QUERY of every saga the barrier rows name agrees with them"
 done_testing
