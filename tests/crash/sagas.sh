@@ -20,7 +20,7 @@
 # ITER, POINTS and the table as in suite.sh.
 # make check runs the points of SAGA_CHECK_POINTS (a core set); make
 # check-crash runs them all (POINTS=all).
-: "${POINTS:=${SAGA_CHECK_POINTS:-crd.turn_logged kill-9 drop:RESULT:5 agent-away}}"
+: "${POINTS:=${SAGA_CHECK_POINTS:-crd.saga_logged crd.step_result crd.turn_logged crd.comp_sent crd.saga_answered kill-9 pga.step_done drop:RESULT:5 dup:STEP:3 delay:RESULT:4:700 agent-away pg-immediate}}"
 [ "$POINTS" = all ] && POINTS=
 if [ -n "${POINTS:-}" ]; then _runs=$(wc -w <<<"$POINTS"); else _runs=24; fi
 : "${DTX_TEST_TIMEOUT:=$((300 + 60 * ${ITER:-1} * _runs))}"
