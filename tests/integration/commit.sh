@@ -73,7 +73,7 @@ like "$out" '^ERROR -5 container of 2147483647 items exceeds' "an array claiming
 out=$("$RAWFRAME" "$DTX_CLIENT" "82a17602a174a450494e47")
 like "$out" '^ERROR -4 protocol version 2' "version 2 gets an ERROR naming the version"
 out=$("$RAWFRAME" "$DTX_CLIENT" "82a17601a174a450494e47")
-like "$out" '^ERROR -3 the client endpoint takes TX and QUERY only' "a PING on the client endpoint is refused"
+like "$out" '^ERROR -3 the client endpoint takes TX, SAGA and QUERY only' "a PING on the client endpoint is refused"
 out=$("$RAWFRAME" "ipc://$T/agent.sock" "82a17601a174a4564f5445")
 like "$out" '^ERROR -3 VOTE lacks a required field' "a VOTE without fields is refused on the agent endpoint"
 kill -0 "$COORD_PID"; ok $? "coordinatord is still running"
