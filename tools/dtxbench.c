@@ -139,7 +139,7 @@ typedef struct {
 	unsigned mode, clients;
 	double secs, tps, p50, p90, p99, p999, max;
 	double cpu;              /* the machine's busy cores, on average; < 0: unknown */
-	cpuby_entry_t by[6];     /* where that CPU went: the busiest programs */
+	cpuby_entry_t by[10];    /* where that CPU went: the busiest programs */
 	size_t nby;              /* entries in by[] */
 	uint64_t committed, aborted, errors;
 	char last_error[600];
