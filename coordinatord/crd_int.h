@@ -264,6 +264,9 @@ void crd_send_error(void *sock, const dtx_peer_t *peer, bool has_id, uint64_t id
 void crd_reply_client(crd_t *self, crd_tx_t *tx, int outcome);
 /* OUTCOME ACTIVE with the GTID: the client may ask for it from now on. */
 void crd_reply_accepted(crd_t *self, crd_tx_t *tx);
+/* The next wait of a back-off (0.5 s, doubling to 10 s): *backoff_ms
+ * updated (0: the first try) and returned. */
+int crd_backoff_next(int *backoff_ms);
 /* The decision (or RESOLVE) to branch i, with back-off for the next try. */
 void crd_send_decision(crd_t *self, crd_tx_t *tx, uint32_t i, int64_t now);
 

@@ -36,9 +36,6 @@
 #define O CRD_BY_OPERATOR
 #define R CRD_BY_RECOVERY
 
-#define RETRY_FIRST_MS 500
-#define RETRY_MAX_MS 10000
-
 const crd_move_t crd_saga_moves[] = {
 	/* a client's SAGA: its definition is forced before any step leaves */
 	{CRD_SAGA_NONE, CRD_SAGA_LOGGING, P, WAL_SAGA, CRD_REC_FORCED},
@@ -372,10 +369,7 @@ int crd_saga_move(crd_t *self, crd_saga_t *sg, crd_sagastate_t to, int step, con
 
 static void s_backoff(crd_step_t *st, int64_t now)
 {
-	st->backoff_ms = st->backoff_ms ? (st->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
-									     : st->backoff_ms * 2)
-					: RETRY_FIRST_MS;
-	st->next_send_ms = now + st->backoff_ms;
+	st->next_send_ms = now + crd_backoff_next(&st->backoff_ms);
 }
 
 /* Send STEP code for step i; false if it could not leave (its agent is

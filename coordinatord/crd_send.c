@@ -86,6 +86,14 @@ void crd_reply_accepted(crd_t *self, crd_tx_t *tx)
 	crd_send(self->client, &tx->client, &m);
 }
 
+int crd_backoff_next(int *backoff_ms)
+{
+	*backoff_ms = *backoff_ms
+			      ? (*backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : *backoff_ms * 2)
+			      : RETRY_FIRST_MS;
+	return *backoff_ms;
+}
+
 void crd_send_decision(crd_t *self, crd_tx_t *tx, uint32_t i, int64_t now)
 {
 	crd_branch_t *b = &tx->br[i];
@@ -99,10 +107,7 @@ void crd_send_decision(crd_t *self, crd_tx_t *tx, uint32_t i, int64_t now)
 
 	if (b->backoff_ms)
 		self->n_retries++;
-	b->backoff_ms = b->backoff_ms ? (b->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
-									  : b->backoff_ms * 2)
-				      : RETRY_FIRST_MS;
-	b->next_send_ms = now + b->backoff_ms;
+	b->next_send_ms = now + crd_backoff_next(&b->backoff_ms);
 	if (b->part < 0 || !self->parts[b->part].connected)
 		return;
 	crd_tx_gid(self, tx, i, gid, sizeof(gid));
