@@ -508,7 +508,7 @@ static void s_cmd_show(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 			   : dtx_outcome_str(st));
 	if (tx && tx->reason[0])
 		dtx_reply_str(r, DTX_A_REASON, tx->reason);
-	if (sg && sg->reason[0])
+	if (sg && sg->reason)
 		dtx_reply_str(r, DTX_A_REASON, sg->reason);
 	if (sg) {
 		wal_history(self->wal, g.seq, s_show_fn, r);
@@ -523,7 +523,7 @@ static void s_cmd_show(crd_t *self, const dtx_msg_t *m, dtx_reply_t *r)
 				      : d->kind == DTX_STEP_RETRIABLE ? "retriable"
 								      : "compensable");
 			dtx_reply_str(r, DTX_A_STATE, crd_stepstate_str(sg->st[i].state));
-			if (sg->st[i].why[0])
+			if (sg->st[i].why)
 				dtx_reply_str(r, DTX_A_REASON, sg->st[i].why);
 		}
 		return;

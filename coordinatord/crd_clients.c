@@ -402,7 +402,7 @@ static void s_on_query(crd_t *self, const dtx_peer_t *peer, const dtx_msg_t *m)
 	crd_saga_t *sg = crd_saga_find(self, g.seq);
 	if (sg && sg->epoch == g.epoch) {
 		snprintf(text, sizeof(text), "saga %s%s%.100s", crd_sagastate_shown(sg->state),
-			 sg->reason[0] ? ": " : "", sg->reason);
+			 sg->reason ? ": " : "", crd_text(sg->reason));
 		r.text = text;
 		r.has |= DTX_F_TEXT;
 		crd_send(self->client, peer, &r);

@@ -105,7 +105,8 @@ typedef struct {
 	int part;               /* index into crd.parts; -1: no longer configured */
 	int backoff_ms;
 	int64_t next_send_ms;   /* when to (re)send, for those that are resent */
-	char why[208];          /* its last failure, for stuck listings */
+	char *why;              /* its last failure, for stuck listings: malloc'ed, or
+		    * NULL (crd_text()) */
 } crd_step_t;
 
 /* A saga in flight. */
@@ -136,11 +137,19 @@ typedef struct crd_saga {
 	uint64_t req_id;
 	int client_slot;
 	char key[DTX_KEY_MAX + 1];
-	char sqlstate[8], reason[512];
+	char sqlstate[8];
+	char *reason;                  /* why it turned around: malloc'ed, or NULL
+		       * (crd_text()); few sagas have one */
 	dtx_msg_t def;                 /* the SAGA as decoded: owns the statements */
 	uint32_t nsteps;
 	crd_step_t st[];
 } crd_saga_t;
+
+/* A text kept only when there is one: "" for NULL. */
+static inline const char *crd_text(const char *p)
+{
+	return p ? p : "";
+}
 
 /* A prepared branch the log cannot decide, reported by its participant.
  * Only GIDs in dtx's canonical form get here (dtx_gid_parse), so both

@@ -151,6 +151,39 @@ static int s_insert(crd_t *self, crd_saga_t *sg)
 	return 0;
 }
 
+/* Bounds of the texts, with their NUL. */
+#define S_REASON_MAX 512
+#define S_WHY_MAX 208
+
+/*
+ * Set a text kept only when there is one (few sagas fail): *p becomes a
+ * malloc'ed copy of at most max bytes, or NULL when it is "". Out of
+ * memory leaves it NULL: the texts are for people, no decision reads them.
+ */
+static void s_text(char **p, size_t max, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void s_text(char **p, size_t max, const char *fmt, ...)
+{
+	char buf[S_REASON_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, max < sizeof(buf) ? max : sizeof(buf), fmt, ap);
+	va_end(ap);
+	free(*p);
+	*p = buf[0] ? strdup(buf) : NULL;
+}
+
+static void s_free_texts(crd_saga_t *sg)
+{
+	free(sg->reason);
+	sg->reason = NULL;
+	for (uint32_t i = 0; i < sg->nsteps; i++) {
+		free(sg->st[i].why);
+		sg->st[i].why = NULL;
+	}
+}
+
 static void s_forget(crd_t *self, crd_saga_t *sg)
 {
 	crd_saga_t **pp = &self->sbuckets[sg->seq & (self->nsbuckets - 1)];
@@ -167,6 +200,7 @@ static void s_forget(crd_t *self, crd_saga_t *sg)
 	if (sg->client_slot >= 0)
 		self->client_load[sg->client_slot].inflight--;
 	dtx_msg_clear(&sg->def);
+	s_free_texts(sg);
 	free(sg);
 }
 
@@ -299,7 +333,7 @@ static void s_reply(crd_t *self, crd_saga_t *sg, int outcome)
 		m.sqlstate = sg->sqlstate;
 		m.has |= DTX_F_SQLSTATE;
 	}
-	if (sg->reason[0] && outcome != DTX_OUTCOME_ACTIVE) {
+	if (sg->reason && outcome != DTX_OUTCOME_ACTIVE) {
 		m.text = sg->reason;
 		m.has |= DTX_F_TEXT;
 	}
@@ -544,7 +578,7 @@ static void s_entered(crd_t *self, crd_saga_t *sg)
 		break;
 	case CRD_SAGA_COMPENSATING:
 		sg->since_ms = dtx_now_ms();
-		crd_event_saga(self, sg, sg->culprit, "compensating", "%s", sg->reason);
+		crd_event_saga(self, sg, sg->culprit, "compensating", "%s", crd_text(sg->reason));
 		/* Crash point: the decision to compensate is on disk, no
 		 * compensation sent. */
 		dtx_crash_point("crd.turn_logged");
@@ -558,7 +592,8 @@ static void s_entered(crd_t *self, crd_saga_t *sg)
 		else
 			self->n_compensated++;
 		crd_event_saga(self, sg, done ? -1 : sg->culprit,
-			       done ? "completed" : "compensated", "%s", done ? "" : sg->reason);
+			       done ? "completed" : "compensated", "%s",
+			       done ? "" : crd_text(sg->reason));
 		dtx_debug_tx(gtid, "saga %s", done ? "completed" : "compensated");
 		s_reply(self, sg,
 			sg->heuristic ? DTX_OUTCOME_HEURISTIC
@@ -615,8 +650,7 @@ static void s_set_reason(crd_saga_t *sg, int culprit, const char *sqlstate, cons
 	sg->culprit = culprit;
 	snprintf(sg->sqlstate, sizeof(sg->sqlstate), "%s", sqlstate ? sqlstate : "");
 	const dtx_step_t *d = s_def(sg, culprit);
-	snprintf(sg->reason, sizeof(sg->reason), "step %s on %s: %.400s", d->name, d->participant,
-		 why);
+	s_text(&sg->reason, S_REASON_MAX, "step %s on %s: %.400s", d->name, d->participant, why);
 }
 
 static void s_probe(crd_t *self, crd_saga_t *sg)
@@ -653,7 +687,7 @@ static void s_turn(crd_t *self, crd_saga_t *sg, int culprit, const char *sqlstat
 	sg->turn_pending = false;
 	int hi = s_hi_sent(sg);
 	crd_saga_gtid(self, sg, gtid, sizeof(gtid));
-	dtx_info_tx(gtid, "saga turns around: %s", sg->reason);
+	dtx_info_tx(gtid, "saga turns around: %s", crd_text(sg->reason));
 	/* DURABILITY: the decision to compensate, forced; step = the highest
 	 * step that may have run, so that recovery compensates as far. */
 	int rc = crd_saga_move(self, sg, CRD_SAGA_TURNING, hi, sg->reason, P);
@@ -676,7 +710,8 @@ static void s_past_pivot(crd_t *self, crd_saga_t *sg, int step)
 	/* a pivot that said NO, then was found to have run: no failure */
 	sg->turn_pending = false;
 	sg->culprit = -1;
-	sg->sqlstate[0] = sg->reason[0] = '\0';
+	sg->sqlstate[0] = '\0';
+	s_text(&sg->reason, S_REASON_MAX, "%s", "");
 	if (sg->pivot >= 0)
 		crd_saga_move(self, sg, CRD_SAGA_FORWARD, step, NULL, P);
 	else if (crd_saga_move(self, sg, CRD_SAGA_DECIDING, step, NULL, P))
@@ -694,7 +729,7 @@ static void s_step_done(crd_t *self, crd_saga_t *sg, uint32_t i, const char *tex
 		return;
 	st->state = CRD_STEP_DONE;
 	st->probing = false;
-	st->why[0] = '\0';
+	s_text(&st->why, S_WHY_MAX, "%s", "");
 	crd_event_saga(self, sg, (int)i, "step done", "%s", text ? text : "");
 	if ((int)i == sg->pivot && sg->state == CRD_SAGA_RUNNING) {
 		/* the pivot's own record is the move's */
@@ -738,13 +773,13 @@ void crd_saga_on_result(crd_t *self, crd_part_t *p, const dtx_msg_t *m)
 			return;
 		if (m->code == DTX_RESULT_DONE) {
 			st->state = CRD_STEP_COMPENSATED;
-			st->why[0] = '\0';
+			s_text(&st->why, S_WHY_MAX, "%s", "");
 			crd_event_saga(self, sg, (int)i, "step compensated", "%s", text);
 			s_log_lazy(self, sg, WAL_STEP_COMPENSATED, (int)i, NULL);
 			dtx_crash_point("crd.comp_result");
 			s_compensate_next(self, sg);
 		} else {
-			snprintf(st->why, sizeof(st->why), "compensation failed: %.180s", why);
+			s_text(&st->why, S_WHY_MAX, "compensation failed: %.180s", why);
 			crd_event_saga(self, sg, (int)i, "compensation failed", "%s; again", why);
 		}
 		return;
@@ -771,7 +806,7 @@ void crd_saga_on_result(crd_t *self, crd_part_t *p, const dtx_msg_t *m)
 	if (d->kind == DTX_STEP_RETRIABLE) {
 		/* forward only: again after the back-off */
 		st->state = CRD_STEP_PENDING;
-		snprintf(st->why, sizeof(st->why), "%s", why);
+		s_text(&st->why, S_WHY_MAX, "%s", why);
 		crd_event_saga(self, sg, (int)i, "step failed", "%s; again", why);
 		return;
 	}
@@ -792,7 +827,7 @@ void crd_saga_on_result(crd_t *self, crd_part_t *p, const dtx_msg_t *m)
 	/* A compensable step that failed, or a step fenced: it never ran. */
 	st->state = CRD_STEP_FAILED;
 	st->probing = false;
-	snprintf(st->why, sizeof(st->why), "%s", why);
+	s_text(&st->why, S_WHY_MAX, "%s", why);
 	crd_event_saga(self, sg, (int)i, "step failed", "%s", why);
 	s_log_lazy(self, sg, WAL_STEP_FAILED, (int)i, why);
 	if (sg->state == CRD_SAGA_RUNNING)
@@ -891,6 +926,26 @@ bool crd_saga_stuck(const crd_t *self, const crd_saga_t *sg, int64_t now)
 
 /* --- beginning ----------------------------------------------------------------- */
 
+/* The definition, kept while the saga is in flight: decoded again into
+ * one block of the size it needs (a SAGA decoded off the wire sits in 4
+ * KiB chunks, most of them unused; 10,000 sagas in flight). Should that
+ * fail, the decoded one is taken as it is. Leaves *m empty. */
+static void s_keep_def(crd_saga_t *sg, dtx_msg_t *m)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	if (dtx_msg_encode(m, &buf, &len) == 0 &&
+	    dtx_msg_decode_fit(buf, len, &sg->def, NULL, 0) == 0 && sg->def.nsteps == m->nsteps) {
+		free(buf);
+		dtx_msg_clear(m);
+		return;
+	}
+	free(buf);
+	dtx_msg_clear(&sg->def);
+	sg->def = *m; /* takes the steps */
+	memset(m, 0, sizeof(*m));
+}
+
 void crd_saga_begin(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m, int slot)
 {
 	char gtid[DTX_GTID_MAX], text[200];
@@ -923,8 +978,7 @@ void crd_saga_begin(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m, int slot)
 		snprintf(sg->key, sizeof(sg->key), "%s", m->key);
 	for (uint32_t i = 0; i < sg->nsteps; i++)
 		sg->st[i].part = crd_part_index(self, m->steps[i].participant);
-	sg->def = *m; /* takes the steps */
-	memset(m, 0, sizeof(*m));
+	s_keep_def(sg, m);
 	if (s_insert(self, sg)) {
 		crd_send_error(self->client, peer, true, sg->req_id, DTX_ENOMEM, "out of memory");
 		dtx_msg_clear(&sg->def);
@@ -1023,7 +1077,7 @@ int crd_saga_recover(crd_t *self, const wal_rec_t *recs, unsigned n)
 	snprintf(g.coord, sizeof(g.coord), "%s", self->cfg.id);
 	dtx_gtid_format(&g, gtid, sizeof(gtid));
 	if (!recs[0].body_len ||
-	    dtx_msg_decode(recs[0].body, recs[0].body_len, &def, why, sizeof(why)) ||
+	    dtx_msg_decode_fit(recs[0].body, recs[0].body_len, &def, why, sizeof(why)) ||
 	    def.type != DTX_T_SAGA || dtx_saga_check(def.steps, def.nsteps, why, sizeof(why))) {
 		dtx_err_tx(gtid, "the saga's definition in the log cannot be read: not recovered");
 		dtx_msg_clear(&def);
@@ -1061,8 +1115,7 @@ int crd_saga_recover(crd_t *self, const wal_rec_t *recs, unsigned n)
 		case WAL_STEP_FAILED:
 			if (valid) {
 				sg->st[s].state = CRD_STEP_FAILED;
-				snprintf(sg->st[s].why, sizeof(sg->st[s].why), "%s",
-					 recs[r].note ? recs[r].note : "");
+				s_text(&sg->st[s].why, S_WHY_MAX, "%s", crd_text(recs[r].note));
 				if (first_failed < 0 || s < first_failed)
 					first_failed = s;
 				sg->culprit = s;
@@ -1071,8 +1124,7 @@ int crd_saga_recover(crd_t *self, const wal_rec_t *recs, unsigned n)
 		case WAL_COMPENSATING:
 			turned = true;
 			hi = s;
-			snprintf(sg->reason, sizeof(sg->reason), "%s",
-				 recs[r].note ? recs[r].note : "");
+			s_text(&sg->reason, S_REASON_MAX, "%s", crd_text(recs[r].note));
 			break;
 		case WAL_STEP_COMPENSATED:
 			if (valid)
@@ -1085,6 +1137,7 @@ int crd_saga_recover(crd_t *self, const wal_rec_t *recs, unsigned n)
 	}
 	if (s_insert(self, sg)) {
 		dtx_msg_clear(&sg->def);
+		s_free_texts(sg);
 		free(sg);
 		return DTX_ENOMEM;
 	}
@@ -1125,7 +1178,7 @@ int crd_saga_recover(crd_t *self, const wal_rec_t *recs, unsigned n)
 		if (first_failed >= 0)
 			/* it failed before the crash: turn around now, the pivot's
 			 * rule first (probed if it may have left) */
-			s_turn(self, sg, first_failed, NULL, sg->st[first_failed].why);
+			s_turn(self, sg, first_failed, NULL, crd_text(sg->st[first_failed].why));
 		dtx_notice_tx(gtid, "recovered saga before its point of no return: %s",
 			      first_failed >= 0 ? "compensating" : "asking its steps again");
 	}

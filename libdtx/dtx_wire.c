@@ -208,6 +208,18 @@ static void *s_alloc(dtx_msg_t *msg, size_t n)
 	return p;
 }
 
+/* An empty first chunk of size bytes (a multiple of the alignment). */
+static bool s_arena_begin(dtx_msg_t *msg, size_t size)
+{
+	size = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+	s_chunk_t *c = malloc(sizeof(*c) + size);
+	if (!c)
+		return false;
+	*c = (s_chunk_t){.size = size};
+	msg->arena_ = c;
+	return true;
+}
+
 void dtx_msg_clear(dtx_msg_t *msg)
 {
 	s_chunk_t *c = msg->arena_;
@@ -924,7 +936,44 @@ static int s_field(s_dec_t *d, const msgpack_object *key, const msgpack_object *
 	return FAIL(d, DTX_EPROTO, "map keys must be strings");
 }
 
+/* Decode as dtx_msg_decode() does, into an arena whose first chunk is
+ * first bytes (0: the usual 4 KiB as it fills). */
+static int s_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len,
+		    size_t first);
+
 int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len)
+{
+	return s_decode(data, len, msg, why, why_len, 0);
+}
+
+size_t dtx_msg_footprint(const dtx_msg_t *msg)
+{
+	size_t n = 0;
+	for (const s_chunk_t *c = msg->arena_; c; c = c->next)
+		n += sizeof(*c) + c->size;
+	return n;
+}
+
+/* Decoding is deterministic: a second decode into one chunk of the bytes
+ * the first one used makes exactly the same allocations, all in it. */
+int dtx_msg_decode_fit(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len)
+{
+	int rc = s_decode(data, len, msg, why, why_len, 0);
+	if (rc)
+		return rc;
+	size_t used = 0, slack = 0, chunks = 0;
+	for (const s_chunk_t *c = msg->arena_; c; c = c->next, chunks++) {
+		used += c->used;
+		slack += c->size - c->used;
+	}
+	if (chunks <= 1 && slack < 256)
+		return 0;
+	dtx_msg_clear(msg);
+	return s_decode(data, len, msg, why, why_len, used);
+}
+
+static int s_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len,
+		    size_t first)
 {
 	s_scan_t scan = {.p = data,
 			 .end = (const uint8_t *)data + len,
@@ -945,6 +994,8 @@ int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size
 		return rc;
 	if (scan.p != scan.end)
 		return FAIL(&d, DTX_EPROTO, "trailing bytes after the message");
+	if (first && !s_arena_begin(msg, first))
+		return FAIL(&d, DTX_ENOMEM, "out of memory");
 
 	msgpack_unpacked_init(&up);
 	if (msgpack_unpack_next(&up, data, len, NULL) != MSGPACK_UNPACK_SUCCESS) {

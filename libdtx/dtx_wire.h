@@ -341,6 +341,13 @@ int dtx_msg_encode(const dtx_msg_t *msg, char **buf, size_t *len);
  */
 int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len);
 
+/* dtx_msg_decode() for a message kept long (a saga's definition): its
+ * arena is one block of the size it needs, not 4 KiB chunks. It decodes
+ * twice when the first decode left more than a little unused. */
+int dtx_msg_decode_fit(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len);
+/* The bytes msg's arena holds (for tests and memory accounting). */
+size_t dtx_msg_footprint(const dtx_msg_t *msg);
+
 /*
  * Whether steps[0..n) make a saga: 1..DTX_SAGA_MAX_STEPS steps with
  * unique names; compensable steps (each with a compensation), then at

@@ -35,6 +35,9 @@ sleep 1
 rss1=$(rss_kb)
 echo "# coordinatord resident: $((rss0 / 1024)) MB idle, $((rss1 / 1024)) MB with $N sagas in flight ($(((rss1 - rss0) * 1024 / N)) bytes a saga)"
 ok "$([ $((rss1 / 1024)) -lt 64 ]; echo $?)" "under 64 MB with $N sagas in flight"
+# where it is: the heap (RssAnon), and the log's pages mapped from its
+# file (RssFile: page cache)
+awk '/^Rss(Anon|File)/ {printf "# %s %d MB\n", $1, $2 / 1024}' "/proc/$COORD_PID/status"
 kill_wait "$COORD_PID" KILL
 kill_wait "${AGENT_PID[bank]}" KILL
 kill_wait "$bench" KILL

@@ -431,6 +431,17 @@ static void test_saga(void)
 		   strcmp(d.steps[0].comp[0].sql, back.sql) == 0 && d.steps[0].comp[0].expect == 1,
 	   "steps, kinds, groups and compensations survive");
 	ok(dtx_saga_check(d.steps, d.nsteps, why, sizeof(why)) == 0, "... and make a saga");
+	/* A definition kept in flight takes what it needs, not 4 KiB. */
+	dtx_msg_t f;
+	ok(dtx_msg_decode_fit(buf, len, &f, why, sizeof(why)) == 0 && f.nsteps == 4 &&
+		   strcmp(f.steps[3].name, "notify") == 0 &&
+		   strcmp(f.steps[1].comp[0].params[0], "widget") == 0 &&
+		   strcmp(f.key, "order-1") == 0,
+	   "a saga decoded to fit has the same steps");
+	ok(dtx_msg_footprint(&f) < dtx_msg_footprint(&d) && dtx_msg_footprint(&f) < 4 * len,
+	   "... in a block of about its size (%zu bytes; %zu decoded as usual, frame %zu)",
+	   dtx_msg_footprint(&f), dtx_msg_footprint(&d), len);
+	dtx_msg_clear(&f);
 	dtx_msg_clear(&d);
 	free(buf);
 
