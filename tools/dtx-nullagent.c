@@ -74,8 +74,9 @@ static void s_on_msg(void *sock, const char *name, const dtx_msg_t *m, bool *wel
 		/* a saga's step, its compensation or a probe: done (a probe: it
 		 * ran; with no database, nothing is fenced) */
 		r = (dtx_msg_t){.type = DTX_T_RESULT,
-				.has = DTX_F_GTID | DTX_F_CODE,
+				.has = DTX_F_GTID | DTX_F_CODE | DTX_F_ASKED,
 				.gtid = m->gtid,
+				.asked = m->code,
 				.code = DTX_RESULT_DONE};
 		s_send(sock, &r);
 		break;

@@ -72,6 +72,11 @@ like "$(grep -A1 '^wake-ups per transaction by program (its threads blocked and 
 like "$("$DTXBENCH" --wakeup-cost)" '^wake-up cost: within one CPU [0-9.]+ us of CPU \(round trip [0-9.]+ us\)' \
 	"--wakeup-cost measures what a wake-up costs here"
 like "$(cat "$T/b.out")" "dtx/direct: clients  throughput" "the table has the dtx/direct ratios"
+# The saga workload's null mode: its three steps go to null1 and null2
+# (--dbs only names them), whose answers complete every saga.
+"$DTXBENCH" -w saga -m null --dbs a,b,c --null null1,null2 -c 2 -n 10 --timeout 5000 --json "$T/s.json" >"$T/s.out" 2>&1
+is "$? $(jq -r '.runs[0] | "\(.committed) \(.errors)"' "$T/s.json")" "0 10 0" \
+	"saga null mode: 10 sagas over 2 clients, all completed"
 # the CPU ratios: direct's CPU per transaction over dtx's, and over dtx's
 # less the coordinator's and the agents' (which are not nothing: larger)
 row=$(grep -A1 '^dtx/direct: clients' "$T/b.out" | tail -1)
