@@ -81,15 +81,7 @@ void crd_event_saga(crd_t *self, const crd_saga_t *sg, int step, const char *eve
 			.parts = parts,
 			.detail = detail,
 			.at_us = dtx_wall_us()};
-	/* a saga's participants, each once, in the order of its steps */
-	for (uint32_t i = 0; i < sg->nsteps; i++) {
-		const char *p = sg->def.steps[i].participant;
-		bool seen = false;
-		for (uint32_t j = 0; j < ev.nparts && !seen; j++)
-			seen = strcmp(parts[j], p) == 0;
-		if (!seen)
-			parts[ev.nparts++] = p;
-	}
+	ev.nparts = crd_saga_parts(sg, parts, DTX_SAGA_MAX_STEPS);
 	if (step >= 0 && (uint32_t)step < sg->nsteps) {
 		ev.who = sg->def.steps[step].participant;
 		ev.step = sg->def.steps[step].name;

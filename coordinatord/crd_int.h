@@ -346,6 +346,9 @@ void crd_tick(crd_t *self, int64_t now);
 
 crd_saga_t *crd_saga_find(crd_t *self, uint64_t seq);
 void crd_saga_gtid(const crd_t *self, const crd_saga_t *sg, char *buf, size_t len);
+/* A saga's participants, each once, in the order of its steps: at most
+ * max of them into parts (pointers into its definition); their number. */
+uint32_t crd_saga_parts(const crd_saga_t *sg, const char **parts, uint32_t max);
 /* Begin a saga the client endpoint admitted (policy, key, room): it takes
  * m's contents. slot: its client's in-flight count, or -1. */
 void crd_saga_begin(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m, int slot);

@@ -223,6 +223,20 @@ void crd_saga_gtid(const crd_t *self, const crd_saga_t *sg, char *buf, size_t le
 	dtx_gtid_format(&g, buf, len);
 }
 
+uint32_t crd_saga_parts(const crd_saga_t *sg, const char **parts, uint32_t max)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < sg->nsteps && n < max; i++) {
+		const char *p = sg->def.steps[i].participant;
+		bool seen = false;
+		for (uint32_t j = 0; j < n && !seen; j++)
+			seen = strcmp(parts[j], p) == 0;
+		if (!seen)
+			parts[n++] = p;
+	}
+	return n;
+}
+
 static const dtx_step_t *s_def(const crd_saga_t *sg, int i)
 {
 	return &sg->def.steps[i];
@@ -265,15 +279,8 @@ static int s_log(crd_t *self, crd_saga_t *sg, int kind, int step, const char *no
 		return DTX_EFULL;
 	if (kind == WAL_SAGA) {
 		r.key = sg->key[0] ? sg->key : NULL;
-		/* its participants, each once, for dtxctl list */
-		for (uint32_t i = 0; i < sg->nsteps && r.nparts < WAL_MAX_PARTS; i++) {
-			const char *p = sg->def.steps[i].participant;
-			bool seen = false;
-			for (unsigned j = 0; j < r.nparts && !seen; j++)
-				seen = strcmp(r.parts[j], p) == 0;
-			if (!seen)
-				r.parts[r.nparts++] = p;
-		}
+		/* its participants, for dtxctl list */
+		r.nparts = crd_saga_parts(sg, r.parts, WAL_MAX_PARTS);
 	}
 	if ((rc = wal_append(self->wal, &r, forced)))
 		return rc;
