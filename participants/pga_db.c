@@ -140,6 +140,19 @@ static const char SQL_PRUNE_INDEX[] =
 static const char SQL_MARK[] =
 	"INSERT INTO dtx.branches (gid)"
 	" SELECT $1 WHERE pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL";
+/*
+ * The other fixed statements (BEGIN, the guard, the barrier, COMMIT,
+ * ROLLBACK, the session reset) go as text, parsed at each use, not
+ * prepared once per session like MARK_STMT. A function that a branch
+ * calls can DEALLOCATE any of the session's prepared statements and
+ * PREPARE another under its name (dynamic SQL; that outlives the branch's
+ * rollback, and no part of the reset undoes it), so a prepared barrier
+ * query, BEGIN or reset statement could be made to do nothing, or
+ * something else, in the next job on the connection. Only a query sent
+ * as text can tell (pg_prepared_statement(), from_sql), and one in every
+ * reset costs PostgreSQL as much as preparing the statements saves.
+ * MARK_STMT and the named statements are open to the same replacement.
+ */
 /* The guard, just before the marker and PREPARE TRANSACTION: SAVEPOINT
  * fails (25P01) unless the session is still inside a transaction block,
  * and no statement a branch may send can open one, so the block is the

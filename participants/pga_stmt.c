@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 #include <pg_query.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dtx.h"
@@ -256,9 +257,10 @@ static void s_judge_params(json_object *root, uint32_t n, char *what, size_t len
 	what[0] = '\0';
 }
 
-/* One statement: 0, or DTX_EINVAL / DTX_ENOMEM with what and sqlstate.
- * nparams >= 0: it must use exactly $1..$nparams, too. */
-static int s_check_one(const char *sql, long nparams, char *sqlstate, char *what, size_t len)
+/* One statement, through the parser: 0, or DTX_EINVAL / DTX_ENOMEM with
+ * what and sqlstate. nparams >= 0: it must use exactly $1..$nparams,
+ * too. */
+static int s_parse_check(const char *sql, long nparams, char *sqlstate, char *what, size_t len)
 {
 	/* The parser reads string literals with standard_conforming_strings
 	 * on; the server reads them with the session's setting, which an
@@ -308,6 +310,88 @@ static int s_check_one(const char *sql, long nparams, char *sqlstate, char *what
 out:
 	pg_query_free_parse_result(r);
 	return rc;
+}
+
+/*
+ * Accepted verdicts. The parse above (libpg_query to JSON, then json-c)
+ * costs more than anything else the agent does for a statement, and
+ * clients send the same few texts over and over. So what s_parse_check()
+ * accepted is remembered, keyed by all its verdict depends on: the text,
+ * compared in full (the hash only finds the set), and the nparams it
+ * judged (-1 for a branch's SQL, whose placeholders it does not check; N
+ * for a named statement's). Nothing else enters the verdict: the parser,
+ * the depth bound and the lists above are fixed when the agent is built.
+ * A refusal is not remembered (the text is checked again, so its message
+ * stays exact), nor a text longer than S_CACHE_MAX_TEXT. Bounded: S_CACHE_SETS
+ * sets of S_CACHE_WAYS entries, the one used longest ago replaced, so at
+ * most S_CACHE_SETS * S_CACHE_WAYS * (S_CACHE_MAX_TEXT + 1) bytes of text.
+ * The agent is one thread (pga.c): no lock.
+ */
+#define S_CACHE_SETS 256 /* a power of two */
+#define S_CACHE_WAYS 2
+#define S_CACHE_MAX_TEXT 1024
+
+typedef struct {
+	char *sql; /* malloc'ed, NUL-terminated; NULL: unused */
+	size_t len;
+	long nparams;
+	uint64_t hash;
+	uint64_t used; /* s_cache_clock when last stored or found */
+} s_cache_entry_t;
+
+static s_cache_entry_t s_cache[S_CACHE_SETS][S_CACHE_WAYS];
+static uint64_t s_cache_clock;
+
+/* FNV-1a over the text, then nparams. */
+static uint64_t s_cache_hash(const char *sql, size_t len, long nparams)
+{
+	uint64_t h = 14695981039346656037u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)sql[i]) * 1099511628211u;
+	h = (h ^ (uint64_t)nparams) * 1099511628211u;
+	return h ^ (h >> 32);
+}
+
+/* A unit test may put every text in one set. */
+#ifndef S_CACHE_HASH
+#define S_CACHE_HASH s_cache_hash
+#endif
+
+/* One statement: 0, or DTX_EINVAL / DTX_ENOMEM with what and sqlstate,
+ * as s_parse_check() says; an accepted text seen before is not parsed
+ * again. */
+static int s_check_one(const char *sql, long nparams, char *sqlstate, char *what, size_t len)
+{
+	size_t n = strlen(sql);
+	if (n > S_CACHE_MAX_TEXT)
+		return s_parse_check(sql, nparams, sqlstate, what, len);
+	uint64_t h = S_CACHE_HASH(sql, n, nparams);
+	s_cache_entry_t *set = s_cache[h & (S_CACHE_SETS - 1)], *victim = &set[0];
+	for (unsigned w = 0; w < S_CACHE_WAYS; w++) {
+		s_cache_entry_t *e = &set[w];
+		if (e->sql && e->hash == h && e->nparams == nparams && e->len == n &&
+		    memcmp(e->sql, sql, n) == 0) {
+			e->used = ++s_cache_clock;
+			return 0;
+		}
+		if (e->used < victim->used)
+			victim = e;
+	}
+	int rc = s_parse_check(sql, nparams, sqlstate, what, len);
+	if (rc)
+		return rc;
+	/* Not remembered when out of memory: the verdict stands all the same. */
+	char *copy = malloc(n + 1);
+	if (copy) {
+		memcpy(copy, sql, n + 1);
+		free(victim->sql);
+		*victim = (s_cache_entry_t){.sql = copy,
+					    .len = n,
+					    .nparams = nparams,
+					    .hash = h,
+					    .used = ++s_cache_clock};
+	}
+	return 0;
 }
 
 int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len)
