@@ -469,8 +469,10 @@ static void s_on_step(pga_t *self, dtx_msg_t *m)
 		return; /* repeated: the job queued or running answers */
 	/* A client's statements are read before anything of the step
 	 * reaches PostgreSQL, as a branch's are. */
-	if (pga_named_check(self->named, m->nstmts, m->stmts, sqlstate, refused, sizeof(refused)) ||
-	    pga_stmt_check(m->nstmts, m->stmts, sqlstate, refused, sizeof(refused))) {
+	bool qn, qs;
+	if (pga_named_check(self->named, m->nstmts, m->stmts, sqlstate, refused, sizeof(refused),
+			    &qn) ||
+	    pga_stmt_check(m->nstmts, m->stmts, sqlstate, refused, sizeof(refused), &qs)) {
 		dtx_info_tx(m->gtid, "step %s failed, nothing run: %s", s_step_code_str(code),
 			    refused);
 		s_result(self, m->gtid, code, DTX_RESULT_FAILED, sqlstate, refused);
@@ -483,6 +485,7 @@ static void s_on_step(pga_t *self, dtx_msg_t *m)
 	dtx_gtid_format(&g, job->op.saga, sizeof(job->op.saga));
 	job->op.step = step;
 	job->op.step_code = code;
+	job->op.quiet = qn && qs;
 	job->op.timeout_ms = (m->has & DTX_F_TIMEOUT) ? m->timeout_ms : 0;
 	job->msg = *m;
 	memset(m, 0, sizeof(*m));
@@ -569,9 +572,10 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		 * reaches PostgreSQL: one that could step outside the
 		 * branch's transaction (or is not one statement) is a NO, and
 		 * so is a named one this agent does not define as sent. */
+		bool qn, qs;
 		if (pga_named_check(self->named, m.nstmts, m.stmts, sqlstate, refused,
-				    sizeof(refused)) ||
-		    pga_stmt_check(m.nstmts, m.stmts, sqlstate, refused, sizeof(refused))) {
+				    sizeof(refused), &qn) ||
+		    pga_stmt_check(m.nstmts, m.stmts, sqlstate, refused, sizeof(refused), &qs)) {
 			dtx_msg_t v = {.type = DTX_T_VOTE,
 				       .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT,
 				       .gtid = m.gtid,
@@ -592,6 +596,7 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		memset(&m, 0, sizeof(m));
 		job->op.one_phase = (job->msg.has & DTX_F_CODE) &&
 				    job->msg.code == DTX_PREPARE_ONE_PHASE;
+		job->op.quiet = qn && qs;
 		/* The coordinator says how much of the global timeout is left;
 		 * time queued here counts against it. */
 		if ((job->msg.has & DTX_F_TIMEOUT) && job->msg.timeout_ms)

@@ -69,7 +69,8 @@ struct pga_db {
 	bool marked;            /* MARK_STMT and the named statements are
 		      * prepared in this session */
 	bool clean;             /* the session is as the reset leaves it: no
-		     * branch ran in it since */
+		     * branch ran in it since but quiet ones */
+	bool used;              /* a branch (quiet or not) ran in it since the reset */
 	/* the operation running */
 	pga_op_t *op;
 	s_step_t step;
@@ -246,7 +247,7 @@ static void s_close(pga_db_t *self)
 	if (self->conn)
 		PQfinish(self->conn);
 	self->conn = NULL;
-	self->connecting = self->want_write = self->marked = self->clean = false;
+	self->connecting = self->want_write = self->marked = self->clean = self->used = false;
 	self->nreset = 0;
 }
 
@@ -551,7 +552,7 @@ static void s_connect(pga_db_t *self)
 	}
 	self->connecting = true;
 	self->want_write = true; /* PQconnectPoll's first wait is for writing */
-	self->marked = self->clean = false;
+	self->marked = self->clean = self->used = false;
 	self->reused = false;
 }
 
@@ -583,6 +584,16 @@ static bool s_send_prune(pga_db_t *self)
 
 /* Append the session reset, and the agent's own settings after it, to
  * the pipeline being built (*n queries so far). */
+/* The operation's statements (a branch's, a step's or a compensation's)
+ * go on the session: from here on it holds whatever they leave, which is
+ * nothing when they are all quiet (pga_stmt_check()). */
+static void s_runs_statements(pga_db_t *self)
+{
+	if (!self->op->quiet)
+		self->clean = false;
+	self->used = true;
+}
+
 static void s_add_reset(pga_db_t *self, unsigned *n)
 {
 	self->i_reset = *n;
@@ -661,7 +672,7 @@ static bool s_send_step(pga_db_t *self)
 		self->i_guard = n;
 		self->q[n++] = (s_query_t){.sql = SQL_GUARD};
 		self->q[n++] = (s_query_t){.sql = SQL_UNGUARD};
-		self->clean = false;
+		s_runs_statements(self);
 		break;
 	case DTX_STEP_COMPENSATE:
 		self->step = ST_COMP_FENCE;
@@ -714,18 +725,18 @@ static bool s_send_first(pga_db_t *self)
 					   .nparams = 1,
 					   .params = self->mark,
 					   .name = MARK_STMT};
-		/* From here on the session holds whatever the branch left. */
-		self->clean = false;
+		s_runs_statements(self);
 		/* Two phases: prepared in this same round trip, and the
-		 * session reset after it; a row count found wrong afterwards
-		 * rolls the prepared branch back. */
+		 * session reset after it unless the branch was quiet; a row
+		 * count found wrong afterwards rolls the prepared branch back. */
 		self->i_prep = 0;
 		if (!op->one_phase) {
 			if (!s_gid_cmd(self, "PREPARE TRANSACTION"))
 				return false;
 			self->i_prep = n;
 			self->q[n++] = (s_query_t){.sql = self->cmd};
-			s_add_reset(self, &n);
+			if (!self->clean)
+				s_add_reset(self, &n);
 		}
 		if (!s_send(self, n))
 			return false;
@@ -754,10 +765,17 @@ static bool s_send_first(pga_db_t *self)
 static bool s_send_begin(pga_db_t *self)
 {
 	unsigned n = 0;
-	if (self->marked && self->clean)
+	const pga_op_t *op = self->op;
+	/* Statements that are not quiet may read the session too (lastval(),
+	 * current_setting()): they run only on one reset since any branch
+	 * ran there, quiet ones included (a column default's nextval() is
+	 * session state). */
+	bool reset = !self->clean || (self->used && !op->quiet &&
+				      (op->kind == PGA_OP_PREPARE || op->kind == PGA_OP_STEP));
+	if (self->marked && !reset)
 		return s_send_first(self);
 	self->step = ST_SETUP;
-	if (!self->clean)
+	if (reset)
 		s_add_reset(self, &n);
 	if (!self->marked) {
 		self->q[n++] = (s_query_t){.sql = SQL_MARK,
@@ -829,7 +847,7 @@ pga_op_t *pga_db_start(pga_db_t *self, pga_op_t *op)
 		return s_fail(self);
 	}
 	if (work && pga_named_check(self->named, op->nstmts, op->stmts, op->sqlstate, op->why,
-				    sizeof(op->why)))
+				    sizeof(op->why), NULL))
 		return s_fail(self); /* pga.c checked it already */
 	if (op->kind == PGA_OP_PREPARE && op->deadline_ms && dtx_now_ms() >= op->deadline_ms) {
 		snprintf(op->sqlstate, 6, "57014");
@@ -1256,7 +1274,7 @@ static pga_op_t *s_on_comp_fence(pga_db_t *self)
 	self->i_guard = n;
 	self->q[n++] = (s_query_t){.sql = SQL_GUARD};
 	self->q[n++] = (s_query_t){.sql = SQL_UNGUARD};
-	self->clean = false;
+	s_runs_statements(self);
 	self->step = ST_COMP_WORK;
 	return s_send(self, n) ? NULL : s_lost(self);
 }
@@ -1343,6 +1361,8 @@ static pga_op_t *s_on_step(pga_db_t *self, bool lost, const char *lost_why)
 			ok = PQresultStatus(self->q[i].res) == PGRES_COMMAND_OK ||
 			     PQresultStatus(self->q[i].res) == PGRES_TUPLES_OK;
 		self->clean = ok;
+		if (ok)
+			self->used = false;
 		self->nreset = 0;
 	}
 	if (first && self->reused && (lost || s_session_gone(self->q[0].res))) {

@@ -79,6 +79,8 @@ typedef struct {
 	int64_t deadline_ms;    /* PREPARE: the global timeout (dtx_now_ms()), 0: none */
 	uint32_t nstmts;
 	const dtx_stmt_t *stmts;
+	bool quiet;             /* PREPARE, STEP: every statement is quiet
+		     * (pga_stmt_check()): no session reset after it */
 	int decision;
 	char coord[DTX_COORD_ID_MAX + 1];
 	uint64_t retention_s;

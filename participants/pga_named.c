@@ -63,8 +63,11 @@ const pga_named_stmt_t *pga_named_find(const pga_named_t *self, const char *name
 }
 
 int pga_named_check(const pga_named_t *self, uint32_t n, const dtx_stmt_t *stmts, char *sqlstate,
-		    char *why, size_t why_len)
+		    char *why, size_t why_len, bool *quiet)
 {
+	bool q = true;
+	if (quiet)
+		*quiet = false;
 	for (uint32_t i = 0; i < n; i++) {
 		if (!stmts[i].statement)
 			continue;
@@ -83,7 +86,10 @@ int pga_named_check(const pga_named_t *self, uint32_t n, const dtx_stmt_t *stmts
 				 (unsigned)stmts[i].nparams);
 			return DTX_EINVAL;
 		}
+		q = q && st->quiet;
 	}
+	if (quiet)
+		*quiet = q;
 	return 0;
 }
 
@@ -196,7 +202,8 @@ static int s_close_stmt(pga_named_t *self, s_cur_t *c, char *why, size_t why_len
 			 c->name);
 		return DTX_ECONFIG;
 	}
-	if ((rc = pga_stmt_check_named(c->sql, c->nparams, tmp, sizeof(tmp)))) {
+	bool quiet = false;
+	if ((rc = pga_stmt_check_named(c->sql, c->nparams, tmp, sizeof(tmp), &quiet))) {
 		snprintf(why, why_len, "%s:%u: statement '%s' %s", self->path, c->line, c->name,
 			 tmp);
 		return rc == DTX_ENOMEM ? DTX_ENOMEM : DTX_ECONFIG;
@@ -213,6 +220,7 @@ static int s_close_stmt(pga_named_t *self, s_cur_t *c, char *why, size_t why_len
 	}
 	snprintf((char *)st->pgname, pglen, "%s%s", PGA_NAMED_PREFIX, c->name);
 	st->sql = c->sql;
+	st->quiet = quiet;
 	st->nparams = c->nparams;
 	st->line = c->line;
 	c->sql = NULL;

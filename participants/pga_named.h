@@ -19,6 +19,7 @@
 #ifndef PGA_NAMED_H
 #define PGA_NAMED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,7 @@ typedef struct {
 	const char *pgname;  /* the prepared statement's name: "dtx_s_" + name */
 	const char *sql;
 	uint32_t nparams;
+	bool quiet;          /* it cannot change its session (pga_stmt_check()) */
 	unsigned line;       /* its first line in the file */
 } pga_named_stmt_t;
 
@@ -65,9 +67,10 @@ const pga_named_stmt_t *pga_named_find(const pga_named_t *self, const char *name
  * number of parameters. 0, or DTX_ENOTFOUND with sqlstate 26000
  * (invalid_sql_statement_name) or DTX_EINVAL with sqlstate 08P01
  * (protocol_violation), and why ("statement 2: no statement 'x' is
- * defined in this agent"); sqlstate at least 6 bytes.
+ * defined in this agent"); sqlstate at least 6 bytes. On 0, *quiet (NULL:
+ * not asked): whether every named one is quiet.
  */
 int pga_named_check(const pga_named_t *self, uint32_t n, const dtx_stmt_t *stmts, char *sqlstate,
-		    char *why, size_t why_len);
+		    char *why, size_t why_len, bool *quiet);
 
 #endif

@@ -138,6 +138,69 @@ static bool s_names_dtx(json_object *o, int depth)
 	return false;
 }
 
+/*
+ * Whether the tree o may call a function its text chooses: by name
+ * (FuncCall: f(...), aggregates, table functions, EXTRACT and the like), in
+ * attribute notation ((expr).f is f(expr): an A_Indirection selecting a
+ * field; t.f may be f(t):
+ * a ColumnRef of more than one field), through a qualified operator
+ * (OPERATOR(s.op), ORDER BY ... USING) or a TABLESAMPLE method. A statement
+ * without any of these is quiet: it calls only what the database's owner
+ * put behind its tables, types and operators (triggers, defaults, casts),
+ * and cannot change its session (pga_db.c then skips the session reset
+ * after it). Too deep to read: not quiet.
+ */
+/* Whether an indirection list selects a field ({"String": ...}): what a
+ * function in attribute notation looks like before the parse analysis. */
+static bool s_selects_field(json_object *list)
+{
+	if (!json_object_is_type(list, json_type_array))
+		return true;
+	size_t n = json_object_array_length(list);
+	for (size_t i = 0; i < n; i++) {
+		json_object *el = json_object_array_get_idx(list, i), *body;
+		if (!json_object_is_type(el, json_type_object) ||
+		    json_object_object_get_ex(el, "String", &body))
+			return true;
+	}
+	return false;
+}
+
+static bool s_calls(json_object *o, int depth)
+{
+	if (depth > S_MAX_DEPTH)
+		return true;
+	if (json_object_is_type(o, json_type_array)) {
+		size_t n = json_object_array_length(o);
+		for (size_t i = 0; i < n; i++)
+			if (s_calls(json_object_array_get_idx(o, i), depth + 1))
+				return true;
+	} else if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val)
+		{
+			json_object *list;
+			if (strcmp(key, "FuncCall") == 0 || strcmp(key, "RangeTableSample") == 0 ||
+			    strcmp(key, "useOp") == 0)
+				return true;
+			/* (x).f, not x[i] */
+			if (strcmp(key, "A_Indirection") == 0 &&
+			    (!json_object_object_get_ex(val, "indirection", &list) ||
+			     s_selects_field(list)))
+				return true;
+			if ((strcmp(key, "ColumnRef") == 0 &&
+			     json_object_object_get_ex(val, "fields", &list)) ||
+			    (strcmp(key, "A_Expr") == 0 &&
+			     json_object_object_get_ex(val, "name", &list)))
+				if (!json_object_is_type(list, json_type_array) ||
+				    json_object_array_length(list) > 1)
+					return true;
+			if (s_calls(val, depth + 1))
+				return true;
+		}
+	}
+	return false;
+}
+
 /* What is wrong with the one statement tree root (the JSON of
  * pg_query_parse), into what; "" when it is accepted. */
 static void s_judge(json_object *root, char *what, size_t len)
@@ -260,8 +323,10 @@ static void s_judge_params(json_object *root, uint32_t n, char *what, size_t len
 /* One statement, through the parser: 0, or DTX_EINVAL / DTX_ENOMEM with
  * what and sqlstate. nparams >= 0: it must use exactly $1..$nparams,
  * too. */
-static int s_parse_check(const char *sql, long nparams, char *sqlstate, char *what, size_t len)
+static int s_parse_check(const char *sql, long nparams, char *sqlstate, char *what, size_t len,
+			 bool *quiet)
 {
+	*quiet = false;
 	/* The parser reads string literals with standard_conforming_strings
 	 * on; the server reads them with the session's setting, which an
 	 * earlier statement of the branch can turn off (set_config): a
@@ -303,6 +368,8 @@ static int s_parse_check(const char *sql, long nparams, char *sqlstate, char *wh
 		if (what[0]) {
 			snprintf(sqlstate, 6, "0A000");
 			rc = DTX_EINVAL;
+		} else {
+			*quiet = !s_calls(root, 0);
 		}
 		json_object_put(root);
 	}
@@ -335,6 +402,7 @@ typedef struct {
 	char *sql; /* malloc'ed, NUL-terminated; NULL: unused */
 	size_t len;
 	long nparams;
+	bool quiet; /* s_calls() found nothing */
 	uint64_t hash;
 	uint64_t used; /* s_cache_clock when last stored or found */
 } s_cache_entry_t;
@@ -357,14 +425,15 @@ static uint64_t s_cache_hash(const char *sql, size_t len, long nparams)
 #define S_CACHE_HASH s_cache_hash
 #endif
 
-/* One statement: 0, or DTX_EINVAL / DTX_ENOMEM with what and sqlstate,
- * as s_parse_check() says; an accepted text seen before is not parsed
- * again. */
-static int s_check_one(const char *sql, long nparams, char *sqlstate, char *what, size_t len)
+/* One statement: 0 and *quiet, or DTX_EINVAL / DTX_ENOMEM with what and
+ * sqlstate, as s_parse_check() says; an accepted text seen before is not
+ * parsed again. */
+static int s_check_one(const char *sql, long nparams, char *sqlstate, char *what, size_t len,
+		       bool *quiet)
 {
 	size_t n = strlen(sql);
 	if (n > S_CACHE_MAX_TEXT)
-		return s_parse_check(sql, nparams, sqlstate, what, len);
+		return s_parse_check(sql, nparams, sqlstate, what, len, quiet);
 	uint64_t h = S_CACHE_HASH(sql, n, nparams);
 	s_cache_entry_t *set = s_cache[h & (S_CACHE_SETS - 1)], *victim = &set[0];
 	for (unsigned w = 0; w < S_CACHE_WAYS; w++) {
@@ -372,12 +441,13 @@ static int s_check_one(const char *sql, long nparams, char *sqlstate, char *what
 		if (e->sql && e->hash == h && e->nparams == nparams && e->len == n &&
 		    memcmp(e->sql, sql, n) == 0) {
 			e->used = ++s_cache_clock;
+			*quiet = e->quiet;
 			return 0;
 		}
 		if (e->used < victim->used)
 			victim = e;
 	}
-	int rc = s_parse_check(sql, nparams, sqlstate, what, len);
+	int rc = s_parse_check(sql, nparams, sqlstate, what, len, quiet);
 	if (rc)
 		return rc;
 	/* Not remembered when out of memory: the verdict stands all the same. */
@@ -388,21 +458,27 @@ static int s_check_one(const char *sql, long nparams, char *sqlstate, char *what
 		*victim = (s_cache_entry_t){.sql = copy,
 					    .len = n,
 					    .nparams = nparams,
+					    .quiet = *quiet,
 					    .hash = h,
 					    .used = ++s_cache_clock};
 	}
 	return 0;
 }
 
-int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len)
+int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len,
+		   bool *quiet)
 {
 	char what[400];
+	bool q = true;
+	if (quiet)
+		*quiet = false;
 	for (uint32_t i = 0; i < n; i++) {
 		/* A named statement was checked when the agent read it
 		 * (pga_stmt_check_named); pga_named_check() finds it. */
 		if (stmts[i].statement)
 			continue;
-		int rc = s_check_one(stmts[i].sql, -1, sqlstate, what, sizeof(what));
+		bool one;
+		int rc = s_check_one(stmts[i].sql, -1, sqlstate, what, sizeof(what), &one);
 		if (rc == DTX_ENOMEM) {
 			snprintf(why, why_len, "statement %u cannot be checked: %s",
 				 (unsigned)(i + 1), what);
@@ -413,18 +489,26 @@ int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *wh
 				 what, S_TAKES);
 			return rc;
 		}
+		q = q && one;
 	}
+	if (quiet)
+		*quiet = q;
 	return 0;
 }
 
-int pga_stmt_check_named(const char *sql, uint32_t nparams, char *why, size_t why_len)
+int pga_stmt_check_named(const char *sql, uint32_t nparams, char *why, size_t why_len, bool *quiet)
 {
 	char what[400], sqlstate[8];
+	bool q = false;
+	if (quiet)
+		*quiet = false;
 	if (nparams > PGA_STMT_MAX_PARAMS) {
 		snprintf(why, why_len, "more than %d parameters", PGA_STMT_MAX_PARAMS);
 		return DTX_EINVAL;
 	}
-	int rc = s_check_one(sql, nparams, sqlstate, what, sizeof(what));
+	int rc = s_check_one(sql, nparams, sqlstate, what, sizeof(what), &q);
+	if (!rc && quiet)
+		*quiet = q;
 	if (rc == DTX_ENOMEM)
 		snprintf(why, why_len, "cannot be checked: %s", what);
 	else if (rc)

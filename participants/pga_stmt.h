@@ -16,6 +16,7 @@
 #ifndef PGA_STMT_H
 #define PGA_STMT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,16 +33,21 @@
  * control; ...", statements counted from 1) and sqlstate (42601: the
  * parser refused it, 0A000: a kind of statement a branch may not run;
  * at least 6 bytes) set. DTX_ENOMEM when out of memory (why set).
+ * quiet (NULL: not asked): on 0, whether every SQL statement is quiet: it
+ * calls no function its text chooses (no f(...), (x).f, t.f, OPERATOR(s.op),
+ * ORDER BY USING or TABLESAMPLE), so it cannot change its session.
  */
-int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len);
+int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len,
+		   bool *quiet);
 
 /*
  * Check the SQL of a named statement, as the agent reads its statements
  * file: the same containment as a branch's SQL, and its placeholders must
  * be exactly $1..$nparams (each used: PostgreSQL must be able to tell
  * every parameter's type). 0, or DTX_EINVAL / DTX_ENOMEM with why
- * ("refused: COPY is a utility statement; ...").
+ * ("refused: COPY is a utility statement; ..."); on 0, *quiet (NULL: not
+ * asked) as pga_stmt_check() says.
  */
-int pga_stmt_check_named(const char *sql, uint32_t nparams, char *why, size_t why_len);
+int pga_stmt_check_named(const char *sql, uint32_t nparams, char *why, size_t why_len, bool *quiet);
 
 #endif

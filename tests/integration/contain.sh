@@ -102,6 +102,20 @@ is "$rc" 0 "... and the next branch sees the default search_path"
 out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "SELECT pg_advisory_lock(42)" "${bank_ok[@]}"); rc=$?
 is "$rc" 0 "a branch that takes a session advisory lock commits"
 is "$(q shop "SELECT pg_try_advisory_lock(42)")" t "... and the lock is not held after it"
+# (x).f is f(x): attribute notation calls a function as well
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "SELECT (43::bigint).pg_advisory_lock" "${bank_ok[@]}"); rc=$?
+is "$rc" 0 "a branch that takes the lock in attribute notation commits"
+is "$(q shop "SELECT pg_try_advisory_lock(43)")" t "... and the lock is not held after it either"
+
+# A quiet branch (its statements name no function) is not followed by the
+# session reset. What it can leave, a sequence value its column default
+# took, is reset before a branch that calls functions runs there.
+q shop "CREATE TABLE serials (id serial PRIMARY KEY, v int)" >/dev/null
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "INSERT INTO serials (v) VALUES (1)" --expect 1); rc=$?
+is "$rc" 0 "a quiet branch whose column default takes a sequence value commits"
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "SELECT lastval()" --expect 1); rc=$?
+is "$rc" 1 "the next branch on that session, calling lastval(), does not see it"
+like "$out" "lastval is not yet defined in this session" "... PostgreSQL says none was taken in its session"
 
 # --- a branch does not outlive its transaction -----------------------------
 sleeping() { q shop "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)' AND state = 'active'"; }

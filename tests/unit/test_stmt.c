@@ -67,7 +67,7 @@ static int t_check(const char *sql, char *why, size_t len)
 	dtx_stmt_t st = {.sql = sql, .expect = -1};
 	char sqlstate[8] = "";
 	why[0] = '\0';
-	return pga_stmt_check(1, &st, sqlstate, why, len);
+	return pga_stmt_check(1, &st, sqlstate, why, len, NULL);
 }
 
 /* sql is refused, twice, with the same message holding want. */
@@ -112,12 +112,12 @@ static void t_verdicts(void)
 	 * the client counts */
 	dtx_stmt_t two[] = {{.sql = "SELECT 1", .expect = -1}, {.sql = "BEGIN", .expect = -1}};
 	char sqlstate[8] = "";
-	is_int(pga_stmt_check(2, two, sqlstate, why, sizeof(why)), DTX_EINVAL,
+	is_int(pga_stmt_check(2, two, sqlstate, why, sizeof(why), NULL), DTX_EINVAL,
 	       "a branch with a refused second statement");
 	ok(strstr(why, "statement 2 refused: BEGIN is transaction control") &&
 		   strcmp(sqlstate, "0A000") == 0,
 	   "... names statement 2, 0A000 (%s, %s)", why, sqlstate);
-	is_int(pga_stmt_check(2, two, sqlstate, why, sizeof(why)), DTX_EINVAL,
+	is_int(pga_stmt_check(2, two, sqlstate, why, sizeof(why), NULL), DTX_EINVAL,
 	       "... and again, the first one cached");
 }
 
@@ -141,19 +141,20 @@ static void t_collisions(void)
 
 	/* nparams: the named statements' check judges the placeholders */
 	t_flush();
-	is_int(pga_stmt_check_named("SELECT $1", 1, why, sizeof(why)), 0, "named SELECT $1, 1");
+	is_int(pga_stmt_check_named("SELECT $1", 1, why, sizeof(why), NULL), 0,
+	       "named SELECT $1, 1");
 	ok(t_cached("SELECT $1", 1), "... cached with nparams 1");
-	is_int(pga_stmt_check_named("SELECT $1", 2, why, sizeof(why)), DTX_EINVAL,
+	is_int(pga_stmt_check_named("SELECT $1", 2, why, sizeof(why), NULL), DTX_EINVAL,
 	       "named SELECT $1, 2 parameters: still refused");
 	ok(strstr(why, "declares 2 parameters but does not use $2") != NULL, "... %s", why);
-	is_int(pga_stmt_check_named("SELECT $1", 0, why, sizeof(why)), DTX_EINVAL,
+	is_int(pga_stmt_check_named("SELECT $1", 0, why, sizeof(why), NULL), DTX_EINVAL,
 	       "named SELECT $1, 0 parameters: still refused");
 	ok(strstr(why, "uses $1 but declares 0 parameters") != NULL, "... %s", why);
 	ok(!t_cached("SELECT $1", 2) && !t_cached("SELECT $1", 0), "... neither cached");
 	t_accepted("SELECT $1", "SELECT $1 as a branch's SQL (nparams -1)");
 	ok(t_cached("SELECT $1", -1) && t_cached("SELECT $1", 1),
 	   "... cached beside the named one");
-	is_int(pga_stmt_check_named("SELECT $1", 2, why, sizeof(why)), DTX_EINVAL,
+	is_int(pga_stmt_check_named("SELECT $1", 2, why, sizeof(why), NULL), DTX_EINVAL,
 	       "named SELECT $1, 2 parameters, both cached: still refused");
 
 	/* two ways: the one used longest ago goes */
@@ -204,9 +205,62 @@ static void t_bounds(void)
 	t_flush();
 }
 
+/* Whether sql is accepted as quiet, asked twice (the second answer comes
+ * from the cache). */
+static void t_quiet(const char *sql, bool want, const char *name)
+{
+	dtx_stmt_t st = {.sql = sql, .expect = -1};
+	char sqlstate[8], why[600];
+	bool q1 = !want, q2 = !want;
+	int rc1 = pga_stmt_check(1, &st, sqlstate, why, sizeof(why), &q1);
+	int rc2 = pga_stmt_check(1, &st, sqlstate, why, sizeof(why), &q2);
+	ok(rc1 == 0 && rc2 == 0 && q1 == want && q2 == want, "%s: %s (%d %d)", name,
+	   want ? "quiet" : "may call a function", q1, q2);
+}
+
+/* Quiet statements call no function their text chooses: the agent skips
+ * the session reset after them. Every way of naming a function is not
+ * quiet, and so is a branch with one such statement among quiet ones. */
+static void t_quiet_statements(void)
+{
+	t_flush();
+	t_quiet("UPDATE accounts SET balance = balance - $1 WHERE id = $2", true, "plain UPDATE");
+	t_quiet("INSERT INTO orders (ref, qty) VALUES ($1, $2)", true, "plain INSERT");
+	t_quiet("SELECT qty FROM items WHERE item = $1 AND qty >= 2 ORDER BY qty", true,
+		"plain SELECT");
+	t_quiet("DELETE FROM orders WHERE ref = $1 RETURNING *", true, "DELETE RETURNING *");
+	t_quiet("SELECT $1::int + 1, CASE WHEN $2 > 0 THEN 'a' END, COALESCE($3, 'x'), "
+		"(ARRAY[1, 2])[1], current_user",
+		true, "operators, casts, CASE, COALESCE, a subscript, current_user");
+	t_quiet("SELECT set_config('role', 'x', false)", false, "a function by name");
+	t_quiet("SELECT pg_catalog.pg_advisory_lock(1)", false, "a qualified function");
+	t_quiet("SELECT count(*) FROM orders", false, "an aggregate");
+	t_quiet("SELECT * FROM generate_series(1, 3)", false, "a table function");
+	t_quiet("SELECT extract(year FROM now())", false, "EXTRACT");
+	t_quiet("SELECT (1::bigint).pg_advisory_lock", false, "attribute notation on a value");
+	t_quiet("SELECT o.f FROM orders o", false, "attribute notation on a row (t.f)");
+	t_quiet("SELECT 1 OPERATOR(public.+) 2", false, "a qualified operator");
+	t_quiet("SELECT ref FROM orders ORDER BY ref USING <", false, "ORDER BY USING");
+	t_quiet("SELECT * FROM orders TABLESAMPLE system (10)", false, "TABLESAMPLE");
+	t_quiet("INSERT INTO orders VALUES ((SELECT max(qty) FROM items))", false,
+		"a function in a subquery");
+	dtx_stmt_t two[2] = {{.sql = "UPDATE a SET b = 1", .expect = -1},
+			     {.sql = "SELECT nextval('s')", .expect = -1}};
+	char sqlstate[8], why[300];
+	bool q = true;
+	ok(pga_stmt_check(2, two, sqlstate, why, sizeof(why), &q) == 0 && !q,
+	   "a branch is quiet only if every statement is");
+	bool qn = false;
+	ok(pga_stmt_check_named("UPDATE a SET b = $1", 1, why, sizeof(why), &qn) == 0 && qn,
+	   "a named statement is judged the same: quiet");
+	ok(pga_stmt_check_named("SELECT lastval() + $1", 1, why, sizeof(why), &qn) == 0 && !qn,
+	   "... or not");
+}
+
 int main(void)
 {
 	t_verdicts();
+	t_quiet_statements();
 	t_collisions();
 	t_bounds();
 	return tap_done();
