@@ -582,8 +582,6 @@ static bool s_send_prune(pga_db_t *self)
 	return s_send(self, 2);
 }
 
-/* Append the session reset, and the agent's own settings after it, to
- * the pipeline being built (*n queries so far). */
 /* The operation's statements (a branch's, a step's or a compensation's)
  * go on the session: from here on it holds whatever they leave, which is
  * nothing when they are all quiet (pga_stmt_check()). */
@@ -594,6 +592,8 @@ static void s_runs_statements(pga_db_t *self)
 	self->used = true;
 }
 
+/* Append the session reset, and the agent's own settings after it, to
+ * the pipeline being built (*n queries so far). */
 static void s_add_reset(pga_db_t *self, unsigned *n)
 {
 	self->i_reset = *n;
