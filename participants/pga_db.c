@@ -760,8 +760,10 @@ static bool s_send_first(pga_db_t *self)
 
 /* Send the set-up step if the session needs it, else the first step. A
  * new session gets the reset too (it is one round trip either way); one
- * that a branch left unreset (its last pipeline failed before the reset)
- * gets it before any other job runs there. */
+ * that a branch left unreset (its last pipeline failed before the reset,
+ * or the branch was not quiet) gets it before any other job runs there,
+ * and one that only quiet branches used since, before a branch that is
+ * not quiet. */
 static bool s_send_begin(pga_db_t *self)
 {
 	unsigned n = 0;
