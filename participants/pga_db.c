@@ -25,11 +25,12 @@ typedef enum {
 		   * PREPARE the marker statement and the named statements */
 	ST_WORK,     /* prepare: BEGIN, SET LOCAL statement_timeout, the
 		  * statements, the guard, the marker row, and PREPARE
-		  * TRANSACTION and the session reset unless one phase */
+		  * TRANSACTION and s_add_tail() unless one phase */
 	ST_END,      /* prepare: COMMIT (one phase), COMMIT PREPARED (read-only),
-		 * then the session reset */
-	ST_ROLLBACK, /* prepare: ROLLBACK (PREPARED) after a failure, then the
-		      * session reset; vote no */
+		 * then s_add_tail() (the session reset after a branch
+		 * that is not quiet) */
+	ST_ROLLBACK, /* prepare: ROLLBACK (PREPARED) after a failure, then
+		      * s_add_tail(); vote no */
 	ST_APPLY,    /* decide: COMMIT / ROLLBACK PREPARED */
 	ST_MARKED,   /* decide: is there a marker row? */
 	ST_LIST,     /* scan: the prepared GIDs */
@@ -37,11 +38,11 @@ typedef enum {
 	ST_STEP_RUN, /* step RUN: BEGIN, SET LOCAL statement_timeout, the
 		      * barrier row ('a', 'd'), the statements, the guard */
 	ST_STEP_SEEN, /* step RUN, its barrier row was there: ROLLBACK, read
-		       * the row, the session reset */
+		       * the row, s_add_tail() */
 	ST_COMP_FENCE, /* step COMPENSATE: BEGIN, SET LOCAL, the fence ('a',
 			* 'f', ON CONFLICT DO NOTHING), the row ('c', 'd') */
 	ST_COMP_WORK, /* step COMPENSATE: the statements, the guard */
-	ST_STEP_COMMIT, /* step: COMMIT, then the session reset */
+	ST_STEP_COMMIT, /* step: COMMIT, then s_add_tail() */
 	ST_PROBE,    /* step PROBE: BEGIN, SET LOCAL, the fence, read the row,
 		   * COMMIT */
 } s_step_t;
@@ -162,15 +163,13 @@ static const char SQL_MARK[] =
 static const char SQL_GUARD[] = "SAVEPOINT dtx_guard";
 static const char SQL_UNGUARD[] = "RELEASE SAVEPOINT dtx_guard";
 /*
- * The session reset, after every branch and before any other job on a
- * session a branch ran in: what a branch can leave behind through the
- * functions a SELECT may call (set_config(..., false), session advisory
- * locks, SET ROLE through set_config('role'), temporary tables and LISTEN
- * made by a function's dynamic SQL, sequence state). DISCARD ALL would do
- * it in one, but it cannot run in a pipeline's implicit transaction and it
- * drops MARK_STMT; these can, and ride at the end of the branch's last
- * pipeline (no round trip of their own). The agent's own settings
- * (lock_timeout) follow them.
+ * The session reset, after every branch that is not quiet (pga_stmt.h)
+ * and before any other job on a session such a branch ran in: what a branch can leave behind
+ * through the functions a SELECT may call (set_config(..., false), session advisory locks, SET ROLE
+ * through set_config('role'), temporary tables and LISTEN made by a function's dynamic SQL,
+ * sequence state). DISCARD ALL would do it in one, but it cannot run in a pipeline's implicit
+ * transaction and it drops MARK_STMT; these can, and ride at the end of the branch's last pipeline
+ * (no round trip of their own). The agent's own settings (lock_timeout) follow them.
  */
 static const char *const SQL_RESET[] = {
 	"SET SESSION AUTHORIZATION DEFAULT", /* also the role */
@@ -604,14 +603,28 @@ static void s_add_reset(pga_db_t *self, unsigned *n)
 	self->nreset = *n - self->i_reset;
 }
 
-/* The pipeline that ends a branch: cmd, then the session reset unless the
- * session is clean already. */
+/* What ends a branch's last pipeline: the session reset after one that
+ * is not quiet; after a quiet one DISCARD SEQUENCES alone (what it can
+ * leave is a sequence value a column default or trigger took, which a
+ * later branch's default or trigger could read: currval()); nothing on a
+ * session no branch used since the reset. */
+static void s_add_tail(pga_db_t *self, unsigned *n)
+{
+	if (!self->clean) {
+		s_add_reset(self, n);
+	} else if (self->used) {
+		self->i_reset = *n;
+		self->q[(*n)++] = (s_query_t){.sql = "DISCARD SEQUENCES"};
+		self->nreset = 1;
+	}
+}
+
+/* The pipeline that ends a branch: cmd, then s_add_tail(). */
 static bool s_send_end(pga_db_t *self, const char *cmd)
 {
 	unsigned n = 0;
 	self->q[n++] = (s_query_t){.sql = cmd};
-	if (!self->clean)
-		s_add_reset(self, &n);
+	s_add_tail(self, &n);
 	return s_send(self, n);
 }
 
@@ -727,16 +740,15 @@ static bool s_send_first(pga_db_t *self)
 					   .name = MARK_STMT};
 		s_runs_statements(self);
 		/* Two phases: prepared in this same round trip, and the
-		 * session reset after it unless the branch was quiet; a row
-		 * count found wrong afterwards rolls the prepared branch back. */
+		 * session reset after it (s_add_tail()); a row count found
+		 * wrong afterwards rolls the prepared branch back. */
 		self->i_prep = 0;
 		if (!op->one_phase) {
 			if (!s_gid_cmd(self, "PREPARE TRANSACTION"))
 				return false;
 			self->i_prep = n;
 			self->q[n++] = (s_query_t){.sql = self->cmd};
-			if (!self->clean)
-				s_add_reset(self, &n);
+			s_add_tail(self, &n);
 		}
 		if (!s_send(self, n))
 			return false;
@@ -770,8 +782,8 @@ static bool s_send_begin(pga_db_t *self)
 	const pga_op_t *op = self->op;
 	/* Statements that are not quiet may read the session too (lastval(),
 	 * current_setting()): they run only on one reset since any branch
-	 * ran there, quiet ones included (a column default's nextval() is
-	 * session state). */
+	 * ran there, quiet ones included. After a quiet branch s_add_tail()
+	 * did that; not if its pipeline stopped before. */
 	bool reset = !self->clean || (self->used && !op->quiet &&
 				      (op->kind == PGA_OP_PREPARE || op->kind == PGA_OP_STEP));
 	if (self->marked && !reset)
@@ -1108,7 +1120,7 @@ static pga_op_t *s_on_list(pga_db_t *self)
 
 /* --- saga steps (DESIGN.md, "Saga steps and the barrier") -------------- */
 
-/* End the step's transaction with ROLLBACK (and the session reset), then
+/* End the step's transaction with ROLLBACK (and s_add_tail()), then
  * answer result; why is already set. */
 static pga_op_t *s_step_rollback(pga_db_t *self, int result)
 {
@@ -1119,7 +1131,7 @@ static pga_op_t *s_step_rollback(pga_db_t *self, int result)
 	return s_send_end(self, self->cmd) ? NULL : s_lost(self);
 }
 
-/* COMMIT the step's transaction (and reset the session), then answer
+/* COMMIT the step's transaction (and s_add_tail()), then answer
  * result with why as its text. Only while libpq reports the session in
  * the transaction BEGIN opened: the COMMIT must end that one. */
 static pga_op_t *s_step_commit(pga_db_t *self, int result, const char *text)
@@ -1198,8 +1210,7 @@ static pga_op_t *s_on_step_run(pga_db_t *self)
 		s_clear_results(self);
 		self->q[n++] = (s_query_t){.sql = "ROLLBACK"};
 		self->q[n++] = s_bar_query(self, SQL_BAR_READ);
-		if (!self->clean)
-			s_add_reset(self, &n);
+		s_add_tail(self, &n);
 		self->step = ST_STEP_SEEN;
 		return s_send(self, n) ? NULL : s_lost(self);
 	}

@@ -80,7 +80,8 @@ typedef struct {
 	uint32_t nstmts;
 	const dtx_stmt_t *stmts;
 	bool quiet;             /* PREPARE, STEP: every statement is quiet
-		     * (pga_stmt_check()): no session reset after it */
+		     * (pga_stmt_check()): DISCARD SEQUENCES after it,
+		     * not the whole session reset */
 	int decision;
 	char coord[DTX_COORD_ID_MAX + 1];
 	uint64_t retention_s;

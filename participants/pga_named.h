@@ -34,7 +34,7 @@ typedef struct {
 	const char *pgname;  /* the prepared statement's name: "dtx_s_" + name */
 	const char *sql;
 	uint32_t nparams;
-	bool quiet;          /* it cannot change its session (pga_stmt_check()) */
+	bool quiet;          /* it calls no function it chooses (pga_stmt_check()) */
 	unsigned line;       /* its first line in the file */
 } pga_named_stmt_t;
 

@@ -4,10 +4,11 @@
  *
  * libpg_query gives the raw parse tree as JSON:
  *   {"version":150001,"stmts":[{"stmt":{"SelectStmt":{...}},...}, ...]}
- * Only the top level is looked at: how many statements there are, the node
- * type of each, and for a SelectStmt whether it has an INTO clause. What
- * the parser refuses, or JSON nested deeper than we read, is refused: the
- * check fails closed.
+ * The verdict reads how many statements there are and the node type of
+ * each; the whole tree is walked for an INTO clause, for schema dtx, for
+ * the parameters of a named statement and for what makes a statement not
+ * quiet (s_calls()). What the parser refuses, or JSON nested deeper than
+ * we read, is refused: the check fails closed.
  */
 #include "config.h"
 
@@ -138,18 +139,17 @@ static bool s_names_dtx(json_object *o, int depth)
 	return false;
 }
 
-/*
- * Whether the tree o may call a function its text chooses: by name
- * (FuncCall: f(...), aggregates, table functions, EXTRACT and the like), in
- * attribute notation ((expr).f is f(expr): an A_Indirection selecting a
- * field; t.f may be f(t):
- * a ColumnRef of more than one field), through a qualified operator
- * (OPERATOR(s.op), ORDER BY ... USING) or a TABLESAMPLE method. A statement
- * without any of these is quiet: it calls only what the database's owner
- * put behind its tables, types and operators (triggers, defaults, casts),
- * and cannot change its session (pga_db.c then skips the session reset
- * after it). Too deep to read: not quiet.
- */
+/* Whether a relation's or schema's name (a JSON string) is the system's:
+ * pg_*, information_schema. PostgreSQL's own views may change the session
+ * (an UPDATE of pg_settings is set_config(name, setting, false), by a
+ * rule), and the name a view is known by says nothing of that. */
+static bool s_system_name(json_object *name)
+{
+	const char *n = json_object_is_type(name, json_type_string) ? json_object_get_string(name)
+								    : "";
+	return strncmp(n, "pg_", 3) == 0 || strcmp(n, "information_schema") == 0;
+}
+
 /* Whether an indirection list selects a field ({"String": ...}): what a
  * function in attribute notation looks like before the parse analysis. */
 static bool s_selects_field(json_object *list)
@@ -166,6 +166,20 @@ static bool s_selects_field(json_object *list)
 	return false;
 }
 
+/*
+ * Whether the tree o may call a function its text chooses: by name
+ * (FuncCall: f(...), aggregates, table functions, EXTRACT and the like), in
+ * attribute notation ((expr).f is f(expr): an A_Indirection selecting a
+ * field; t.f may be f(t): a ColumnRef of more than one field), through a
+ * qualified operator (OPERATOR(s.op), also before ANY (SELECT ...), ORDER
+ * BY ... USING), a TABLESAMPLE method, or a relation of the system's (the
+ * rule on pg_settings calls set_config()). A statement without any of
+ * these is quiet: it calls only what the database's owner put behind its
+ * tables, types and operators (triggers, defaults, rules, casts), and so
+ * does not change its session; pga_db.c then ends the branch with DISCARD
+ * SEQUENCES instead of the whole session reset. Too deep to read: not
+ * quiet.
+ */
 static bool s_calls(json_object *o, int depth)
 {
 	if (depth > S_MAX_DEPTH)
@@ -176,11 +190,22 @@ static bool s_calls(json_object *o, int depth)
 			if (s_calls(json_object_array_get_idx(o, i), depth + 1))
 				return true;
 	} else if (json_object_is_type(o, json_type_object)) {
+		/* a relation (a RangeVar's body: UPDATE's target is one
+		 * unwrapped) of the system's */
+		json_object *rel, *sch;
+		if ((json_object_object_get_ex(o, "relname", &rel) && s_system_name(rel)) ||
+		    (json_object_object_get_ex(o, "schemaname", &sch) && s_system_name(sch)))
+			return true;
 		json_object_object_foreach(o, key, val)
 		{
 			json_object *list;
 			if (strcmp(key, "FuncCall") == 0 || strcmp(key, "RangeTableSample") == 0 ||
 			    strcmp(key, "useOp") == 0)
+				return true;
+			/* x OPERATOR(s.op) ANY (SELECT ...) */
+			if (strcmp(key, "operName") == 0 &&
+			    (!json_object_is_type(val, json_type_array) ||
+			     json_object_array_length(val) > 1))
 				return true;
 			/* (x).f, not x[i] */
 			if (strcmp(key, "A_Indirection") == 0 &&

@@ -34,8 +34,11 @@
  * parser refused it, 0A000: a kind of statement a branch may not run;
  * at least 6 bytes) set. DTX_ENOMEM when out of memory (why set).
  * quiet (NULL: not asked): on 0, whether every SQL statement is quiet: it
- * calls no function its text chooses (no f(...), (x).f, t.f, OPERATOR(s.op),
- * ORDER BY USING or TABLESAMPLE), so it cannot change its session.
+ * calls no function its text chooses (no f(...), (x).f, t.f,
+ * OPERATOR(s.op), ORDER BY USING, TABLESAMPLE, nor a pg_* or
+ * information_schema relation such as pg_settings, whose rule calls
+ * set_config()): only the database owner's triggers, defaults and rules
+ * run, and the agent ends its branch with DISCARD SEQUENCES alone.
  */
 int pga_stmt_check(uint32_t n, const dtx_stmt_t *stmts, char *sqlstate, char *why, size_t why_len,
 		   bool *quiet);

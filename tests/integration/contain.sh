@@ -116,6 +116,20 @@ is "$rc" 0 "a quiet branch whose column default takes a sequence value commits"
 out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "SELECT lastval()" --expect 1); rc=$?
 is "$rc" 1 "the next branch on that session, calling lastval(), does not see it"
 like "$out" "lastval is not yet defined in this session" "... PostgreSQL says none was taken in its session"
+# Nor can a quiet branch's default read one: a quiet branch ends with
+# DISCARD SEQUENCES.
+q shop "CREATE TABLE parents (id serial PRIMARY KEY); CREATE TABLE kids (parent int DEFAULT currval('parents_id_seq'), v int)" >/dev/null
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "INSERT INTO parents DEFAULT VALUES" --expect 1); rc=$?
+is "$rc" 0 "a quiet branch takes a parent id from a sequence"
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "INSERT INTO kids (v) VALUES (1)" --expect 1); rc=$?
+is "$rc $(q shop "SELECT count(*) FROM kids")" "1 0" "the next quiet branch's currval() default does not get it"
+like "$out" "currval of sequence \"parents_id_seq\" is not yet defined in this session" "... PostgreSQL says why"
+# PostgreSQL's own pg_settings: its rule makes an UPDATE a set_config()
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "UPDATE pg_settings SET setting = '0' WHERE name = 'lock_timeout'" "${bank_ok[@]}"); rc=$?
+is "$rc" 0 "a branch that updates pg_settings commits"
+out=$("$DTXCTL" exec --timeout 3000 --on shop --sql "SELECT 1 WHERE current_setting('lock_timeout') = '1s'" --expect 1 \
+	--sql "$(ins n-pg-settings)" --expect 1 "${bank_ok[@]}"); rc=$?
+is "$rc" 0 "... the next branch sees lock_timeout = 1s: $out"
 
 # --- a branch does not outlive its transaction -----------------------------
 sleeping() { q shop "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)' AND state = 'active'"; }

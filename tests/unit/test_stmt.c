@@ -244,6 +244,14 @@ static void t_quiet_statements(void)
 	t_quiet("SELECT * FROM orders TABLESAMPLE system (10)", false, "TABLESAMPLE");
 	t_quiet("INSERT INTO orders VALUES ((SELECT max(qty) FROM items))", false,
 		"a function in a subquery");
+	t_quiet("UPDATE pg_settings SET setting = 'on' WHERE name = "
+		"'default_transaction_read_only'",
+		false, "an UPDATE of pg_settings (its rule calls set_config)");
+	t_quiet("SELECT setting FROM pg_catalog.pg_settings", false, "a system view");
+	t_quiet("SELECT 1 FROM information_schema.tables", false, "information_schema");
+	t_quiet("SELECT 1 WHERE 1 OPERATOR(myschema.===) ANY (SELECT 1)", false,
+		"a qualified operator before ANY (SELECT ...)");
+	t_quiet("SELECT 1 WHERE 1 = ANY (SELECT 1)", true, "= ANY (SELECT ...)");
 	dtx_stmt_t two[2] = {{.sql = "UPDATE a SET b = 1", .expect = -1},
 			     {.sql = "SELECT nextval('s')", .expect = -1}};
 	char sqlstate[8], why[300];
