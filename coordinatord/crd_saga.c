@@ -989,6 +989,7 @@ void crd_saga_begin(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m, int slot)
 	if (s_insert(self, sg)) {
 		crd_send_error(self->client, peer, true, sg->req_id, DTX_ENOMEM, "out of memory");
 		dtx_msg_clear(&sg->def);
+		s_free_texts(sg);
 		free(sg);
 		return;
 	}
@@ -1080,12 +1081,15 @@ int crd_saga_recover(crd_t *self, const wal_rec_t *recs, unsigned n)
 	char gtid[DTX_GTID_MAX], why[256];
 	dtx_gtid_t g = {.epoch = recs[0].epoch, .seq = recs[0].seq};
 	dtx_msg_t def = {0};
+	int rc = 0;
 
 	snprintf(g.coord, sizeof(g.coord), "%s", self->cfg.id);
 	dtx_gtid_format(&g, gtid, sizeof(gtid));
-	if (!recs[0].body_len ||
-	    dtx_msg_decode_fit(recs[0].body, recs[0].body_len, &def, why, sizeof(why)) ||
-	    def.type != DTX_T_SAGA || dtx_saga_check(def.steps, def.nsteps, why, sizeof(why))) {
+	if (recs[0].body_len && (rc = dtx_msg_decode_fit(recs[0].body, recs[0].body_len, &def, why,
+							 sizeof(why))) == DTX_ENOMEM)
+		return rc; /* recovery fails: nothing is forgotten */
+	if (!recs[0].body_len || rc || def.type != DTX_T_SAGA ||
+	    dtx_saga_check(def.steps, def.nsteps, why, sizeof(why))) {
 		dtx_err_tx(gtid, "the saga's definition in the log cannot be read: not recovered");
 		dtx_msg_clear(&def);
 		return 0;

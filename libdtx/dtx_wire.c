@@ -968,8 +968,13 @@ int dtx_msg_decode_fit(const void *data, size_t len, dtx_msg_t *msg, char *why, 
 	}
 	if (chunks <= 1 && slack < 256)
 		return 0;
-	dtx_msg_clear(msg);
-	return s_decode(data, len, msg, why, why_len, used);
+	/* Out of memory the second time: the first decode stands. */
+	dtx_msg_t fit;
+	if (s_decode(data, len, &fit, NULL, 0, used) == 0) {
+		dtx_msg_clear(msg);
+		*msg = fit;
+	}
+	return 0;
 }
 
 static int s_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len,
