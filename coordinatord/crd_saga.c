@@ -174,14 +174,17 @@ static void s_text(char **p, size_t max, const char *fmt, ...)
 	*p = buf[0] ? strdup(buf) : NULL;
 }
 
+static void s_text_clear(char **p)
+{
+	free(*p);
+	*p = NULL;
+}
+
 static void s_free_texts(crd_saga_t *sg)
 {
-	free(sg->reason);
-	sg->reason = NULL;
-	for (uint32_t i = 0; i < sg->nsteps; i++) {
-		free(sg->st[i].why);
-		sg->st[i].why = NULL;
-	}
+	s_text_clear(&sg->reason);
+	for (uint32_t i = 0; i < sg->nsteps; i++)
+		s_text_clear(&sg->st[i].why);
 }
 
 static void s_forget(crd_t *self, crd_saga_t *sg)
@@ -718,7 +721,7 @@ static void s_past_pivot(crd_t *self, crd_saga_t *sg, int step)
 	sg->turn_pending = false;
 	sg->culprit = -1;
 	sg->sqlstate[0] = '\0';
-	s_text(&sg->reason, S_REASON_MAX, "%s", "");
+	s_text_clear(&sg->reason);
 	if (sg->pivot >= 0)
 		crd_saga_move(self, sg, CRD_SAGA_FORWARD, step, NULL, P);
 	else if (crd_saga_move(self, sg, CRD_SAGA_DECIDING, step, NULL, P))
@@ -736,7 +739,7 @@ static void s_step_done(crd_t *self, crd_saga_t *sg, uint32_t i, const char *tex
 		return;
 	st->state = CRD_STEP_DONE;
 	st->probing = false;
-	s_text(&st->why, S_WHY_MAX, "%s", "");
+	s_text_clear(&st->why);
 	crd_event_saga(self, sg, (int)i, "step done", "%s", text ? text : "");
 	if ((int)i == sg->pivot && sg->state == CRD_SAGA_RUNNING) {
 		/* the pivot's own record is the move's */
@@ -780,7 +783,7 @@ void crd_saga_on_result(crd_t *self, crd_part_t *p, const dtx_msg_t *m)
 			return;
 		if (m->code == DTX_RESULT_DONE) {
 			st->state = CRD_STEP_COMPENSATED;
-			s_text(&st->why, S_WHY_MAX, "%s", "");
+			s_text_clear(&st->why);
 			crd_event_saga(self, sg, (int)i, "step compensated", "%s", text);
 			s_log_lazy(self, sg, WAL_STEP_COMPENSATED, (int)i, NULL);
 			dtx_crash_point("crd.comp_result");
@@ -933,26 +936,6 @@ bool crd_saga_stuck(const crd_t *self, const crd_saga_t *sg, int64_t now)
 
 /* --- beginning ----------------------------------------------------------------- */
 
-/* The definition, kept while the saga is in flight: decoded again into
- * one block of the size it needs (a SAGA decoded off the wire sits in 4
- * KiB chunks, most of them unused; 10,000 sagas in flight). Should that
- * fail, the decoded one is taken as it is. Leaves *m empty. */
-static void s_keep_def(crd_saga_t *sg, dtx_msg_t *m)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	if (dtx_msg_encode(m, &buf, &len) == 0 &&
-	    dtx_msg_decode_fit(buf, len, &sg->def, NULL, 0) == 0 && sg->def.nsteps == m->nsteps) {
-		free(buf);
-		dtx_msg_clear(m);
-		return;
-	}
-	free(buf);
-	dtx_msg_clear(&sg->def);
-	sg->def = *m; /* takes the steps */
-	memset(m, 0, sizeof(*m));
-}
-
 void crd_saga_begin(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m, int slot)
 {
 	char gtid[DTX_GTID_MAX], text[200];
@@ -985,7 +968,11 @@ void crd_saga_begin(crd_t *self, const dtx_peer_t *peer, dtx_msg_t *m, int slot)
 		snprintf(sg->key, sizeof(sg->key), "%s", m->key);
 	for (uint32_t i = 0; i < sg->nsteps; i++)
 		sg->st[i].part = crd_part_index(self, m->steps[i].participant);
-	s_keep_def(sg, m);
+	sg->def = *m; /* takes the steps */
+	memset(m, 0, sizeof(*m));
+	/* in one block of the size it needs, not the 4 KiB chunks of its
+	 * decode off the wire: 10,000 sagas may be in flight */
+	dtx_msg_refit(&sg->def);
 	if (s_insert(self, sg)) {
 		crd_send_error(self->client, peer, true, sg->req_id, DTX_ENOMEM, "out of memory");
 		dtx_msg_clear(&sg->def);
@@ -1085,8 +1072,9 @@ int crd_saga_recover(crd_t *self, const wal_rec_t *recs, unsigned n)
 
 	snprintf(g.coord, sizeof(g.coord), "%s", self->cfg.id);
 	dtx_gtid_format(&g, gtid, sizeof(gtid));
-	if (recs[0].body_len && (rc = dtx_msg_decode_fit(recs[0].body, recs[0].body_len, &def, why,
-							 sizeof(why))) == DTX_ENOMEM)
+	if (recs[0].body_len)
+		rc = dtx_msg_decode_fit(recs[0].body, recs[0].body_len, &def, why, sizeof(why));
+	if (rc == DTX_ENOMEM)
 		return rc; /* recovery fails: nothing is forgotten */
 	if (!recs[0].body_len || rc || def.type != DTX_T_SAGA ||
 	    dtx_saga_check(def.steps, def.nsteps, why, sizeof(why))) {

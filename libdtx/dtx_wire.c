@@ -954,27 +954,48 @@ size_t dtx_msg_footprint(const dtx_msg_t *msg)
 	return n;
 }
 
-/* Decoding is deterministic: a second decode into one chunk of the bytes
- * the first one used makes exactly the same allocations, all in it. */
-int dtx_msg_decode_fit(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len)
+/* The bytes msg's arena holds in use (*used), and whether one block of
+ * that size would spare much: more than one chunk, or over 256 bytes free. */
+static bool s_loose(const dtx_msg_t *msg, size_t *used)
 {
-	int rc = s_decode(data, len, msg, why, why_len, 0);
-	if (rc)
-		return rc;
-	size_t used = 0, slack = 0, chunks = 0;
+	size_t slack = 0, chunks = 0;
+	*used = 0;
 	for (const s_chunk_t *c = msg->arena_; c; c = c->next, chunks++) {
-		used += c->used;
+		*used += c->used;
 		slack += c->size - c->used;
 	}
-	if (chunks <= 1 && slack < 256)
-		return 0;
-	/* Out of memory the second time: the first decode stands. */
+	return chunks > 1 || slack >= 256;
+}
+
+/* Decoding is deterministic: a second decode of data into one chunk of
+ * the bytes the first one used (into msg) makes the same allocations, all
+ * in it. Out of memory the second time: msg stands as it is. */
+static void s_refit(dtx_msg_t *msg, const void *data, size_t len, size_t used)
+{
 	dtx_msg_t fit;
 	if (s_decode(data, len, &fit, NULL, 0, used) == 0) {
 		dtx_msg_clear(msg);
 		*msg = fit;
 	}
-	return 0;
+}
+
+int dtx_msg_decode_fit(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len)
+{
+	size_t used;
+	int rc = s_decode(data, len, msg, why, why_len, 0);
+	if (!rc && s_loose(msg, &used))
+		s_refit(msg, data, len, used);
+	return rc;
+}
+
+/* Its frame decodes to the same content: one encode, one decode. */
+void dtx_msg_refit(dtx_msg_t *msg)
+{
+	char *buf = NULL;
+	size_t len = 0, used;
+	if (s_loose(msg, &used) && dtx_msg_encode(msg, &buf, &len) == 0)
+		s_refit(msg, buf, len, used);
+	free(buf);
 }
 
 static int s_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len,

@@ -345,6 +345,9 @@ int dtx_msg_decode(const void *data, size_t len, dtx_msg_t *msg, char *why, size
  * arena is one block of the size it needs, not 4 KiB chunks. It decodes
  * twice when the first decode left more than a little unused. */
 int dtx_msg_decode_fit(const void *data, size_t len, dtx_msg_t *msg, char *why, size_t why_len);
+/* The same for a message decoded already (it is encoded and decoded
+ * again); unchanged if that cannot be done. */
+void dtx_msg_refit(dtx_msg_t *msg);
 /* The bytes msg's arena holds (for tests and memory accounting). */
 size_t dtx_msg_footprint(const dtx_msg_t *msg);
 

@@ -435,6 +435,21 @@ static const char *s_step_code_str(int code)
 
 /* A STEP: checked as a PREPARE is, then queued. Takes the statements of
  * *m (clears it) when the job is queued. */
+/* The checks of m's statements before any reaches PostgreSQL: named ones
+ * this agent defines with their parameters (pga_named_check()), SQL ones
+ * one statement each (pga_stmt_check()). 0 and *quiet (all of them quiet),
+ * or an error with sqlstate and why. */
+static int s_check_stmts(const pga_t *self, const dtx_msg_t *m, char *sqlstate, char *why,
+			 size_t why_len, bool *quiet)
+{
+	bool qn = false, qs = false;
+	int rc = pga_named_check(self->named, m->nstmts, m->stmts, sqlstate, why, why_len, &qn);
+	if (!rc)
+		rc = pga_stmt_check(m->nstmts, m->stmts, sqlstate, why, why_len, &qs);
+	*quiet = !rc && qn && qs;
+	return rc;
+}
+
 static void s_on_step(pga_t *self, dtx_msg_t *m)
 {
 	char refused[512], sqlstate[8] = "";
@@ -469,10 +484,8 @@ static void s_on_step(pga_t *self, dtx_msg_t *m)
 		return; /* repeated: the job queued or running answers */
 	/* A client's statements are read before anything of the step
 	 * reaches PostgreSQL, as a branch's are. */
-	bool qn, qs;
-	if (pga_named_check(self->named, m->nstmts, m->stmts, sqlstate, refused, sizeof(refused),
-			    &qn) ||
-	    pga_stmt_check(m->nstmts, m->stmts, sqlstate, refused, sizeof(refused), &qs)) {
+	bool quiet;
+	if (s_check_stmts(self, m, sqlstate, refused, sizeof(refused), &quiet)) {
 		dtx_info_tx(m->gtid, "step %s failed, nothing run: %s", s_step_code_str(code),
 			    refused);
 		s_result(self, m->gtid, code, DTX_RESULT_FAILED, sqlstate, refused);
@@ -485,7 +498,7 @@ static void s_on_step(pga_t *self, dtx_msg_t *m)
 	dtx_gtid_format(&g, job->op.saga, sizeof(job->op.saga));
 	job->op.step = step;
 	job->op.step_code = code;
-	job->op.quiet = qn && qs;
+	job->op.quiet = quiet;
 	job->op.timeout_ms = (m->has & DTX_F_TIMEOUT) ? m->timeout_ms : 0;
 	job->msg = *m;
 	memset(m, 0, sizeof(*m));
@@ -572,10 +585,8 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		 * reaches PostgreSQL: one that could step outside the
 		 * branch's transaction (or is not one statement) is a NO, and
 		 * so is a named one this agent does not define as sent. */
-		bool qn, qs;
-		if (pga_named_check(self->named, m.nstmts, m.stmts, sqlstate, refused,
-				    sizeof(refused), &qn) ||
-		    pga_stmt_check(m.nstmts, m.stmts, sqlstate, refused, sizeof(refused), &qs)) {
+		bool quiet;
+		if (s_check_stmts(self, &m, sqlstate, refused, sizeof(refused), &quiet)) {
 			dtx_msg_t v = {.type = DTX_T_VOTE,
 				       .has = DTX_F_GTID | DTX_F_CODE | DTX_F_TEXT,
 				       .gtid = m.gtid,
@@ -596,7 +607,7 @@ static void s_on_coord(pga_t *self, const void *data, size_t len, bool faults)
 		memset(&m, 0, sizeof(m));
 		job->op.one_phase = (job->msg.has & DTX_F_CODE) &&
 				    job->msg.code == DTX_PREPARE_ONE_PHASE;
-		job->op.quiet = qn && qs;
+		job->op.quiet = quiet;
 		/* The coordinator says how much of the global timeout is left;
 		 * time queued here counts against it. */
 		if ((job->msg.has & DTX_F_TIMEOUT) && job->msg.timeout_ms)

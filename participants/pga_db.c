@@ -782,8 +782,9 @@ static bool s_send_begin(pga_db_t *self)
 	const pga_op_t *op = self->op;
 	/* Statements that are not quiet may read the session too (lastval(),
 	 * current_setting()): they run only on one reset since any branch
-	 * ran there, quiet ones included. After a quiet branch s_add_tail()
-	 * did that; not if its pipeline stopped before. */
+	 * ran there, quiet ones included. A quiet branch's last pipeline
+	 * ends with s_add_tail(), and one stopped before it leaves the
+	 * session not clean; this holds for a branch that ended otherwise. */
 	bool reset = !self->clean || (self->used && !op->quiet &&
 				      (op->kind == PGA_OP_PREPARE || op->kind == PGA_OP_STEP));
 	if (self->marked && !reset)

@@ -441,6 +441,12 @@ static void test_saga(void)
 	ok(dtx_msg_footprint(&f) < dtx_msg_footprint(&d) && dtx_msg_footprint(&f) < 4 * len,
 	   "... in a block of about its size (%zu bytes; %zu decoded as usual, frame %zu)",
 	   dtx_msg_footprint(&f), dtx_msg_footprint(&d), len);
+	size_t plain = dtx_msg_footprint(&d);
+	dtx_msg_refit(&d);
+	ok(dtx_msg_footprint(&d) == dtx_msg_footprint(&f) && d.nsteps == 4 &&
+		   strcmp(d.steps[3].name, "notify") == 0 && strcmp(d.key, "order-1") == 0,
+	   "a saga decoded as usual, refitted, takes the same block (%zu bytes, from %zu)",
+	   dtx_msg_footprint(&d), plain);
 	dtx_msg_clear(&f);
 	dtx_msg_clear(&d);
 	free(buf);
